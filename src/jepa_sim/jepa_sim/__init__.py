@@ -1,0 +1,1 @@
+"""Built-in simulated worlds, the sim node, and data collection to MCAP bags."""

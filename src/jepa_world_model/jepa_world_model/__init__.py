@@ -1,0 +1,1 @@
+"""JEPA world model: encoders, action-conditioned predictors at several time scales, training, export to model bundles, the world-model node."""
