@@ -25,3 +25,71 @@ def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     return dict(os.environ)
+
+
+class RosProcesses:
+    """Starts ROS node processes for a test and stops them (SIGINT, then SIGKILL) at teardown."""
+
+    def __init__(self, env: dict[str, str], tmp_path) -> None:
+        self.env = env
+        self.tmp_path = tmp_path
+        self.procs: list = []
+
+    def start(self, module: str, *args: str, name: str | None = None):
+        """Run ``python -m module args...`` with output to a log file in tmp_path."""
+        import subprocess
+        import sys
+
+        log = open(self.tmp_path / f"{name or module.rsplit('.', 1)[-1]}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        self.procs.append((proc, log))
+        return proc
+
+    def stop(self, proc, timeout: float = 5.0) -> int:
+        import signal
+        import subprocess
+
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def close(self) -> None:
+        for proc, log in self.procs:
+            self.stop(proc)
+            log.close()
+
+
+@pytest.fixture
+def ros_procs(ros_env: dict[str, str], tmp_path):
+    """Factory for node processes on the test's private ROS domain."""
+    procs = RosProcesses(ros_env, tmp_path)
+    yield procs
+    procs.close()
+
+
+@pytest.fixture
+def rclpy_node(ros_env: dict[str, str]):
+    """An rclpy node in the test process (own context) with a background executor thread."""
+    import threading
+
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.executors import MultiThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("test_client", context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    thread.join(timeout=2)

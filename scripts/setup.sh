@@ -147,7 +147,10 @@ if ! stamp_ok packages "$pkg_hash"; then
   log "installing ${pkgs[*]} (editable)"
   args=()
   for p in "${pkgs[@]}"; do args+=(-e "$ROOT/src/$p"); done
-  vpy -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "${args[@]}" 2>&1 | grep -v 'is ignored: it is neither' || true
+  if ! out=$(vpy -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "${args[@]}" 2>&1); then
+    echo "$out" | grep -v 'is ignored: it is neither' >&2
+    die "installing the Python packages failed"
+  fi
   stamp_set packages "$pkg_hash"
 fi
 
