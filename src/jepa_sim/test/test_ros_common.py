@@ -1,0 +1,82 @@
+"""Image conversion and declared-parameter validation shared by all nodes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from jepa_sim.ros_common import ImageError, Param, check_param, image_to_array
+
+
+def fake_image(arr: np.ndarray, encoding: str, pad: int = 0) -> SimpleNamespace:
+    h, w = arr.shape[:2]
+    rows = arr.reshape(h, -1)
+    if pad:
+        rows = np.concatenate([rows, np.zeros((h, pad), np.uint8)], axis=1)
+    return SimpleNamespace(encoding=encoding, height=h, width=w, step=rows.shape[1], data=rows.tobytes())
+
+
+def test_encodings_convert_to_rgb() -> None:
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    assert np.array_equal(image_to_array(fake_image(rgb, "rgb8")), rgb)
+    assert np.array_equal(image_to_array(fake_image(rgb[..., ::-1].copy(), "bgr8")), rgb)
+    rgba = np.concatenate([rgb, np.full((4, 5, 1), 7, np.uint8)], axis=2)
+    assert np.array_equal(image_to_array(fake_image(rgba, "rgba8")), rgb)
+    mono = rgb[..., 0].copy()
+    assert np.array_equal(image_to_array(fake_image(mono[..., None], "mono8")), np.repeat(mono[..., None], 3, 2))
+    # row padding (step > width * channels) is dropped
+    assert np.array_equal(image_to_array(fake_image(rgb, "rgb8", pad=3)), rgb)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: setattr(m, "encoding", "32FC1"), "unsupported image encoding"),
+        (lambda m: setattr(m, "data", m.data[:-1]), "bytes, expected"),
+        (lambda m: setattr(m, "height", 0), "empty image"),
+    ],
+)
+def test_bad_images_are_named(mutate, message: str) -> None:
+    msg = fake_image(np.zeros((4, 5, 3), np.uint8), "rgb8")
+    mutate(msg)
+    with pytest.raises(ImageError, match=message):
+        image_to_array(msg)
+
+
+def test_wrong_size_is_an_error_not_a_resize() -> None:
+    with pytest.raises(ImageError, match="model expects 64x64"):
+        image_to_array(fake_image(np.zeros((32, 32, 3), np.uint8), "rgb8"), expected_hw=(64, 64))
+
+
+def test_check_param() -> None:
+    spec = Param(1.0, "a rate", min=0.1, max=100.0)
+    assert check_param("rate", 5.0, spec) is None
+    assert "below its minimum" in check_param("rate", 0.0, spec)
+    assert "must be finite" in check_param("rate", float("nan"), spec)
+    assert "not one of" in check_param("backend", "tf", Param("torch", "b", choices=("torch", "onnx")))
+
+
+@pytest.mark.ros
+def test_declared_ranges_are_enforced_by_rclpy(ros_env) -> None:
+    import rclpy
+
+    from jepa_sim.ros_common import declare_params
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node("param_test", context=ctx)
+        values = declare_params(node, {"rate": Param(10.0, "Hz", min=0.1, max=100.0),
+                                       "backend": Param("torch", "b", choices=("torch", "onnx"))})
+        assert values == {"rate": 10.0, "backend": "torch"}
+        bad = node.set_parameters([rclpy.parameter.Parameter("rate", value=1000.0)])[0]
+        assert not bad.successful
+        bad = node.set_parameters([rclpy.parameter.Parameter("backend", value="tf")])[0]
+        assert not bad.successful and "not one of" in bad.reason
+        ok = node.set_parameters([rclpy.parameter.Parameter("rate", value=20.0)])[0]
+        assert ok.successful and node.get_parameter("rate").value == 20.0
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
