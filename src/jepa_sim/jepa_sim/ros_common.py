@@ -1,8 +1,9 @@
 """Small ROS helpers shared by every node of the suite: image conversion, QoS presets, declared parameters.
 
-Image conversion uses the real ``cv_bridge`` when it is installed (a ROS 2 robot) and a small
-NumPy fallback otherwise (the PyPI ``cv-bridge`` is a ROS 1 port that breaks with NumPy 2). Both
-paths go through :func:`image_to_array`, so nodes see one behaviour and one set of errors.
+Image conversion is NumPy for the common 8-bit encodings; other encodings (16-bit, YUV, Bayer...)
+go through the real ``cv_bridge`` when it is installed (a ROS 2 robot has ``ros-<distro>-cv-bridge``;
+the PyPI ``cv-bridge`` is a ROS 1 port that breaks with NumPy 2). Both paths go through
+:func:`image_to_array`, so nodes see one behaviour and one set of errors.
 
 This module imports message types and rclpy parameter types only inside functions, so the core
 libraries can import the pure helpers without a ROS install.
@@ -36,6 +37,12 @@ def image_to_array(msg: Any, expected_hw: tuple[int, int] | None = None) -> np.n
     """
     enc = msg.encoding.lower()
     if enc not in _CHANNELS:
+        converted = _convert_with_cv_bridge(msg)
+        if converted is not None:
+            if expected_hw is not None and converted.shape[:2] != tuple(expected_hw):
+                raise ImageError(f"image is {converted.shape[1]}x{converted.shape[0]}, the model expects "
+                                 f"{expected_hw[1]}x{expected_hw[0]} (width x height)")
+            return converted
         raise ImageError(f"unsupported image encoding '{msg.encoding}'; expected one of {', '.join(SUPPORTED_ENCODINGS)}")
     h, w, ch = int(msg.height), int(msg.width), _CHANNELS[enc]
     if h == 0 or w == 0:
@@ -56,6 +63,19 @@ def image_to_array(msg: Any, expected_hw: tuple[int, int] | None = None) -> np.n
     if enc.startswith("bgr"):
         arr = arr[..., 2::-1]
     return np.ascontiguousarray(arr[..., :3])
+
+
+def _convert_with_cv_bridge(msg: Any) -> np.ndarray | None:
+    """Convert an exotic encoding to rgb8 with the ROS 2 cv_bridge, or None when it is absent/fails."""
+    try:
+        from cv_bridge import CvBridge  # only on a ROS 2 install
+    except ImportError:
+        return None
+    try:
+        arr = CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    except Exception:
+        return None
+    return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
 def array_to_image(arr: np.ndarray, stamp: Any = None, frame_id: str = "") -> Any:
