@@ -191,3 +191,49 @@ def check_param(name: str, value: Any, spec: Param) -> str | None:
         if spec.max is not None and value > spec.max:
             return f"parameter '{name}' = {value!r} is above its maximum {spec.max}"
     return None
+
+
+def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int = 2) -> int:
+    """``main()`` of every node: init, build, autostart lifecycle nodes, spin, clean shutdown.
+
+    A lifecycle node with parameter ``autostart`` true configures and activates itself (the
+    robot launch files may instead leave that to a lifecycle manager). A failed configure is
+    logged by the node and ends the process with exit code 1, so a launch file shows it at once
+    instead of a node that looks alive but does nothing. Ctrl-C (SIGINT) exits with 0.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = node_factory()
+        if isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("configure failed; exiting (see the error above)")
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("activate failed; exiting")
+                return 1
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:  # invalid parameters at start: one clear line, no trace
+        import sys
+
+        print(f"[{getattr(node, 'get_name', lambda: 'node')()}] error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

@@ -21,6 +21,7 @@ __all__ = [
     "StepInfo",
     "World",
     "WorldSpec",
+    "batch_world_names",
     "make_batch_world",
     "make_world",
     "world_names",
@@ -39,16 +40,28 @@ def _multi_room(**kwargs: Any) -> World:
     return MultiRoom(**kwargs)
 
 
-def _point_maze(**kwargs: Any) -> World:
-    from jepa_sim.worlds.point_maze import PointMaze
+def _optional_world(name: str, module: str, cls: str, package: str, **kwargs: Any) -> World:
+    """Import an optional world's module only when it is built; absent -> ImportError saying what to install."""
+    import importlib
 
-    return PointMaze(**kwargs)
+    try:
+        world_cls = getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as err:
+        if err.name == module:
+            raise ImportError(f"world {name!r} (on {package!r}) has no adapter module {module} in this build yet") from err
+        raise ImportError(
+            f"world {name!r} needs the optional simulator {package!r} and its jepa_sim module ({err.name} is missing); "
+            f"install it with `pip install {package}` (see requirements/extras-*.txt)"
+        ) from err
+    return world_cls(**kwargs)
+
+
+def _point_maze(**kwargs: Any) -> World:
+    return _optional_world("point_maze", "jepa_sim.worlds.point_maze", "PointMaze", "gymnasium-robotics", **kwargs)
 
 
 def _push_t(**kwargs: Any) -> World:
-    from jepa_sim.worlds.push_t import PushT
-
-    return PushT(**kwargs)
+    return _optional_world("push_t", "jepa_sim.worlds.push_t", "PushT", "gym-pusht", **kwargs)
 
 
 _WORLDS: dict[str, Callable[..., World]] = {
@@ -62,6 +75,11 @@ _WORLDS: dict[str, Callable[..., World]] = {
 def world_names() -> list[str]:
     """Registry names accepted by ``make_world``."""
     return list(_WORLDS)
+
+
+def batch_world_names() -> list[str]:
+    """Names for which ``make_batch_world`` returns a numpy batch."""
+    return ["two_rooms", "multi_room"]
 
 
 def _check_name(name: str) -> None:

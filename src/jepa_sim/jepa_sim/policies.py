@@ -1,0 +1,178 @@
+"""Behaviour policies that generate training data, batched over environments.
+
+* ``random``: actions uniform in the action box (then limited to the world's norm bound).
+* ``random_momentum``: a smoothly turning direction and a slowly varying speed, with a new
+  direction after bumping into a wall. Long straight runs cross doors far more often than a
+  white-noise walk (PLDM reports success falling to 34% when the data never crossed the door).
+* ``noisy_goal``: heads for the episode goal along the shortest path (a geodesic distance field
+  of the layout, so in two-rooms it goes through the door) plus Gaussian noise. Needs a world
+  with a layout (two_rooms, multi_room).
+
+A policy sees privileged state: it is a data generator, not the agent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jepa_sim.worlds.base import WorldSpec
+
+
+@dataclass
+class PolicyInput:
+    """What a behaviour policy may look at for a batch of n environments."""
+
+    proprio: np.ndarray  # (n, P)
+    true_state: np.ndarray  # (n, S)
+    goal_state: np.ndarray  # (n, S)
+    blocked: np.ndarray  # (n,) bool: the last move was stopped by an obstacle
+
+
+class Policy(ABC):
+    """A batched behaviour policy; ``reset`` starts new episodes, ``act`` returns (n, A) actions."""
+
+    name: str = ""
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        """Start episodes in ``env`` (a batched world with ``spec`` and ``n``)."""
+        self.spec: WorldSpec = env.spec
+        self.n: int = env.n
+        self.rng = rng
+
+    @abstractmethod
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        """Actions (n, action_dim) float64 within the world's bounds."""
+
+    def _bounded(self, actions: np.ndarray) -> np.ndarray:
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        out = np.clip(actions, low, high)
+        if self.spec.action_norm_max is not None:
+            norm = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out * np.minimum(1.0, self.spec.action_norm_max / np.maximum(norm, 1e-12))
+        return out
+
+
+class RandomPolicy(Policy):
+    """Independent uniform actions in the action box."""
+
+    name = "random"
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        return self._bounded(self.rng.uniform(low, high, size=(self.n, len(low))))
+
+
+class RandomMomentumPolicy(Policy):
+    """A random walk of the direction with persistence ``momentum`` in [0, 1).
+
+    Args:
+        momentum: 0 turns freely each step, 0.95 keeps heading for tens of steps.
+        speed_range: (min, max) speed as a fraction of the largest allowed step.
+        bounce: pick a fresh direction when the last move was blocked.
+    """
+
+    name = "random_momentum"
+
+    def __init__(self, momentum: float = 0.9, speed_range: tuple[float, float] = (0.4, 1.0), bounce: bool = True) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        lo, hi = speed_range
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"speed_range must satisfy 0 <= min <= max <= 1, got {speed_range}")
+        self.momentum = float(momentum)
+        self.speed_range = (float(lo), float(hi))
+        self.bounce = bounce
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        super().reset(env, rng)
+        dim = len(self.spec.action_low)
+        self._dir = self._unit(rng.normal(size=(self.n, dim)))
+        self._speed = rng.uniform(*self.speed_range, size=(self.n, 1))
+        low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
+        self._centre = (low + high) / 2
+        radius = float(np.min((high - low) / 2))
+        if self.spec.action_norm_max is not None:
+            radius = min(radius, self.spec.action_norm_max)
+        self._radius = radius
+
+    @staticmethod
+    def _unit(v: np.ndarray) -> np.ndarray:
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        rng, m = self.rng, self.momentum
+        turn = (1.0 - m) * np.pi / np.sqrt(self._dir.shape[1])
+        self._dir = self._unit(self._dir + turn * rng.normal(size=self._dir.shape))
+        if self.bounce and inp.blocked.any():
+            fresh = self._unit(rng.normal(size=self._dir.shape))
+            self._dir = np.where(inp.blocked[:, None], fresh, self._dir)
+        self._speed = m * self._speed + (1.0 - m) * rng.uniform(*self.speed_range, size=self._speed.shape)
+        return self._bounded(self._centre + self._dir * self._speed * self._radius)
+
+
+class NoisyGoalPolicy(Policy):
+    """Goal reaching along the layout's shortest path, plus noise.
+
+    Args:
+        noise: std of the Gaussian added to each action, as a fraction of the largest step.
+        speed: step length as a fraction of the largest step.
+        lookahead: radius (px) of the neighbourhood searched for the next cell on the path.
+    """
+
+    name = "noisy_goal"
+
+    def __init__(self, noise: float = 0.3, speed: float = 1.0, lookahead: int = 2) -> None:
+        if noise < 0 or not 0 < speed <= 1 or lookahead < 1:
+            raise ValueError(f"need noise >= 0, 0 < speed <= 1, lookahead >= 1; got {noise}, {speed}, {lookahead}")
+        self.noise, self.speed, self.lookahead = float(noise), float(speed), int(lookahead)
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        super().reset(env, rng)
+        layout = getattr(env, "layout", None)
+        if layout is None:
+            raise ValueError(
+                f"policy 'noisy_goal' needs a world with a wall layout (two_rooms, multi_room), not {self.spec.name!r}"
+            )
+        self._size = layout.size
+        self._fields = layout.distance_fields(env.goal_state())
+        k = np.arange(-self.lookahead, self.lookahead + 1)
+        self._offsets = np.stack(np.meshgrid(k, k, indexing="xy"), axis=-1).reshape(-1, 2)  # (K, 2) [dx, dy]
+        self._step = self.speed * (self.spec.action_norm_max or float(np.min(self.spec.action_high)))
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        pos = inp.true_state[:, :2].astype(np.float64)
+        goal = inp.goal_state[:, :2].astype(np.float64)
+        cells = np.clip(pos.astype(int)[:, None, :] + self._offsets[None], 0, self._size - 1)  # (n, K, 2)
+        values = self._fields[np.arange(self.n)[:, None], cells[..., 1], cells[..., 0]]  # (n, K)
+        best = cells[np.arange(self.n), np.argmin(values, axis=1)] + 0.5
+        to_goal = goal - pos
+        dist_goal = np.linalg.norm(to_goal, axis=1, keepdims=True)
+        near = dist_goal[:, 0] < 2 * self.lookahead + 1
+        target = np.where(near[:, None], goal, best)
+        stuck = ~np.isfinite(values).any(axis=1)
+        direction = target - pos
+        length = np.linalg.norm(direction, axis=1, keepdims=True)
+        step = np.where(near[:, None], np.minimum(self._step, dist_goal), self._step)
+        action = direction / np.maximum(length, 1e-12) * step
+        action += self.noise * self._step * self.rng.normal(size=action.shape)
+        action = np.where(stuck[:, None], self.rng.normal(size=action.shape) * self._step, action)
+        return self._bounded(action)
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, RandomMomentumPolicy, NoisyGoalPolicy)}
+
+
+def make_policy(name: str | Policy, **kwargs: Any) -> Policy:
+    """A policy by name ("random", "random_momentum", "noisy_goal") or the given instance."""
+    if isinstance(name, Policy):
+        return name
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; valid names: {', '.join(POLICIES)}")
+    try:
+        return POLICIES[name](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad arguments for policy {name!r}: {err}") from err

@@ -1,0 +1,198 @@
+"""ROS 2 node serving a built-in world: camera, proprio, /clock and goal image out, commands in.
+
+Publishes (stamps = sim time, ``spec.dt`` per step, never reset):
+    ``camera/image_raw`` sensor_msgs/Image rgb8 (frame_id = parameter ``frame_id``),
+    ``odom`` nav_msgs/Odometry for point-mass worlds (pose = px position, twist = px/s) or
+    ``proprio`` sensor_msgs/JointState (position = proprio vector) for others,
+    ``/clock`` rosgraph_msgs/Clock, ``true_state`` sensor_msgs/JointState (if ``publish_state``),
+    ``goal_image`` sensor_msgs/Image, transient-local (latched), after every reset.
+Subscribes: ``cmd_vel`` geometry_msgs/Twist (``command_type`` twist: displacement = linear * dt)
+or ``action`` std_msgs/Float32MultiArray (``command_type`` array: the raw action).
+Services: ``~/reset`` std_srvs/Trigger (next seed). There is no standard service returning an
+image, so the goal image is the latched ``goal_image`` topic.
+
+Modes: ``realtime`` steps at ``rate`` Hz with the latest command (zero once it is older than
+``command_timeout`` s); ``lockstep`` makes exactly one step per received command and then
+publishes the new observation (deterministic evaluation).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import yaml
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32MultiArray
+from std_srvs.srv import Trigger
+
+from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
+from jepa_sim.worlds import World, make_world, world_names
+from jepa_sim.worlds.point_mass import PointMassWorld
+
+PARAMS = {
+    "world": Param("two_rooms", "world registry name", choices=tuple(world_names()), read_only=True),
+    "world_args": Param("", "world constructor options as a YAML mapping, e.g. '{goal_in_other_room: true}'", read_only=True),
+    "seed": Param(0, "seed of the first episode; each ~/reset uses the next", min=0),
+    "image_size": Param(0, "camera image side in px (0 = the world's default)", min=0, max=2048, read_only=True),
+    "rate": Param(10.0, "realtime mode: steps per second (wall clock)", min=0.1, max=1000.0, read_only=True),
+    "mode": Param(
+        "realtime", "realtime: step at rate Hz; lockstep: one step per command", choices=("realtime", "lockstep"), read_only=True
+    ),
+    "command_type": Param(
+        "twist",
+        "twist: geometry_msgs/Twist on cmd_vel; array: std_msgs/Float32MultiArray on action",
+        choices=("twist", "array"),
+        read_only=True,
+    ),
+    "command_timeout": Param(0.5, "realtime mode: a command older than this (s) counts as zero", min=0.0, max=60.0),
+    "frame_id": Param("camera", "frame_id of the camera images"),
+    "publish_state": Param(True, "publish the privileged true state on true_state (probes and evaluation only)"),
+}
+
+
+def parse_world_args(text: str) -> dict[str, Any]:
+    """The ``world_args`` parameter (YAML mapping text) as a dict; ValueError naming it when malformed."""
+    if not text.strip():
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"parameter 'world_args' is not valid YAML: {err}") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"parameter 'world_args' must be a YAML mapping like '{{door_y: 20}}', got {text!r}")
+    return value
+
+
+class SimNode(Node):
+    """Thin ROS wrapper over one ``World``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("jepa_sim", **kwargs)
+        self.params = declare_params(self, PARAMS)
+        world_kwargs = parse_world_args(self.params["world_args"])
+        if self.params["image_size"]:
+            world_kwargs["image_size"] = self.params["image_size"]
+        self.world: World = make_world(self.params["world"], **world_kwargs)
+        self.spec = self.world.spec
+        self.point_mass = isinstance(self.world, PointMassWorld)
+        self.lock = threading.Lock()
+        self.steps = 0
+        self.seed = int(self.params["seed"])
+        self.last_command = np.zeros(self.spec.action_dim)
+        self.last_command_time = -np.inf
+
+        out_qos = reliable_qos(10)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", out_qos)
+        if self.point_mass:
+            self.proprio_pub = self.create_publisher(Odometry, "odom", out_qos)
+        else:
+            self.proprio_pub = self.create_publisher(JointState, "proprio", out_qos)
+        self.state_pub = self.create_publisher(JointState, "true_state", out_qos) if self.params["publish_state"] else None
+        self.clock_pub = self.create_publisher(Clock, "/clock", out_qos)
+        self.goal_pub = self.create_publisher(Image, "goal_image", latched_qos())
+        if self.params["command_type"] == "twist":
+            self.create_subscription(Twist, "cmd_vel", self.on_twist, reliable_qos(10))
+        else:
+            self.create_subscription(Float32MultiArray, "action", self.on_array, reliable_qos(10))
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        if self.params["mode"] == "realtime":
+            self.create_timer(1.0 / self.params["rate"], self.on_timer)
+        with self.lock:
+            self.reset_world(self.seed)
+        self.get_logger().info(
+            f"world {self.spec.name} ({self.spec.image_size} px), mode {self.params['mode']}, seed {self.seed}"
+        )
+
+    # ------------------------------------------------------------------ commands
+    def on_twist(self, msg: Twist) -> None:
+        values = [msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z]
+        self.on_action(np.asarray(values[: self.spec.action_dim], dtype=np.float64) * self.spec.dt)
+
+    def on_array(self, msg: Float32MultiArray) -> None:
+        data = np.asarray(msg.data, dtype=np.float64)
+        if data.shape != (self.spec.action_dim,):
+            self.get_logger().error(
+                f"action has {data.size} values, world {self.spec.name} needs {self.spec.action_dim}; ignored"
+            )
+            return
+        self.on_action(data)
+
+    def on_action(self, action: np.ndarray) -> None:
+        if not np.isfinite(action).all():
+            self.get_logger().error(f"non-finite command {action.tolist()} ignored")
+            return
+        if self.params["mode"] == "lockstep":
+            with self.lock:
+                self.step_world(action)
+        else:
+            self.last_command, self.last_command_time = action, time.monotonic()
+
+    def on_timer(self) -> None:
+        fresh = time.monotonic() - self.last_command_time <= self.get_parameter("command_timeout").value
+        with self.lock:
+            self.step_world(self.last_command if fresh else np.zeros(self.spec.action_dim))
+
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self.lock:
+            self.seed += 1
+            self.reset_world(self.seed)
+        response.success, response.message = True, f"reset with seed {self.seed}"
+        return response
+
+    # ------------------------------------------------------------------ world
+    def reset_world(self, seed: int) -> None:
+        obs = self.world.reset(seed=seed)
+        stamp = self.sim_stamp()
+        self.goal_pub.publish(array_to_image(self.world.goal_observation().image, stamp, self.params["frame_id"]))
+        self.publish(obs.image, obs.proprio, stamp)
+
+    def step_world(self, action: np.ndarray) -> None:
+        obs, _ = self.world.step(action)
+        self.steps += 1
+        self.publish(obs.image, obs.proprio, self.sim_stamp())
+
+    def sim_stamp(self) -> Any:
+        ns = round(self.steps * self.spec.dt * 1e9)
+        from builtin_interfaces.msg import Time
+
+        return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+    def publish(self, image: np.ndarray, proprio: np.ndarray, stamp: Any) -> None:
+        self.clock_pub.publish(Clock(clock=stamp))
+        self.image_pub.publish(array_to_image(image, stamp, self.get_parameter("frame_id").value))
+        if self.point_mass:
+            odom = Odometry()
+            odom.header.stamp, odom.header.frame_id, odom.child_frame_id = stamp, "map", "base_link"
+            odom.pose.pose.position.x, odom.pose.pose.position.y = float(proprio[0]), float(proprio[1])
+            odom.pose.pose.orientation.w = 1.0
+            odom.twist.twist.linear.x = float(proprio[2]) / self.spec.dt
+            odom.twist.twist.linear.y = float(proprio[3]) / self.spec.dt
+            self.proprio_pub.publish(odom)
+        else:
+            self.proprio_pub.publish(self._joint_state(stamp, "p", proprio))
+        if self.state_pub is not None:
+            self.state_pub.publish(self._joint_state(stamp, "s", self.world.true_state()))
+
+    @staticmethod
+    def _joint_state(stamp: Any, prefix: str, values: np.ndarray) -> JointState:
+        msg = JointState()
+        msg.header.stamp = stamp
+        msg.name = [f"{prefix}{i}" for i in range(len(values))]
+        msg.position = [float(v) for v in values]
+        return msg
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``jepa-sim-node``."""
+    return run_node(SimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

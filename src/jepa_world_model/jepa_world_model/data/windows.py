@@ -1,0 +1,115 @@
+"""Training windows cut from episodes, and train/validation splits by episode.
+
+A window is ``context + horizon`` frames taken every ``frameskip`` raw steps inside one episode.
+The action between two sampled frames is the concatenation (time order) of the ``frameskip`` raw
+actions applied between them, so one model step covers ``frameskip`` control steps (the
+convention of ``jepa_world_model.protocol``). Items are produced by index arithmetic only, so
+episodes backed by ``np.memmap`` are read lazily.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from jepa_world_model.data.episodes import EpisodeSet
+
+
+def split_episodes(eps: EpisodeSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[EpisodeSet, EpisodeSet]:
+    """Split whole episodes into (train, val); no episode is shared between them.
+
+    Args:
+        eps: the episodes.
+        val_fraction: fraction of episodes for validation; at least one episode goes to each side
+            when there are two or more and the fraction is > 0.
+        seed: shuffles which episodes go where.
+
+    Returns:
+        (train, val) EpisodeSets; metadata copies ``eps.metadata`` plus "split" and "episode_indices".
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = len(eps)
+    if n == 0:
+        raise ValueError("cannot split an empty EpisodeSet")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = round(val_fraction * n)
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    val_idx, train_idx = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
+
+    def subset(indices: list[int], split: str) -> EpisodeSet:
+        meta = dict(eps.metadata)
+        meta.update(split=split, episode_indices=indices)
+        return EpisodeSet(episodes=[eps.episodes[i] for i in indices], metadata=meta)
+
+    return subset(train_idx, "train"), subset(val_idx, "val")
+
+
+class WindowDataset(Dataset):
+    """Fixed-length windows over an EpisodeSet.
+
+    Args:
+        episodes: the source episodes (arrays or memmaps).
+        context: frames of context.
+        horizon: frames to predict after the context.
+        frameskip: raw steps between two sampled frames.
+        stride: raw steps between the starts of consecutive windows in an episode.
+
+    Item ``i`` is a dict of tensors: "frames" uint8 (T, H, W, 3) with T = context + horizon,
+    "actions" float32 (T-1, A*frameskip), "proprio" float32 (T, P), and "state" float32 (T, S)
+    when the episodes have state.
+    """
+
+    def __init__(self, episodes: EpisodeSet, context: int, horizon: int, frameskip: int = 1, stride: int = 1) -> None:
+        if context < 1 or horizon < 0 or frameskip < 1 or stride < 1:
+            raise ValueError(
+                f"need context >= 1, horizon >= 0, frameskip >= 1, stride >= 1; got {context}, {horizon}, {frameskip}, {stride}"
+            )
+        if len(episodes) == 0:
+            raise ValueError("WindowDataset needs at least one episode")
+        self.episodes = episodes.episodes
+        self.context, self.horizon, self.frameskip, self.stride = context, horizon, frameskip, stride
+        self.num_frames = context + horizon
+        self.span = (self.num_frames - 1) * frameskip + 1  # raw frames one window covers
+        self.has_state = all(e.state is not None for e in self.episodes)
+        counts = []
+        for e in self.episodes:
+            e.validate()
+            counts.append(0 if len(e) < self.span else (len(e) - self.span) // stride + 1)
+        self._episode_ids = np.flatnonzero(np.asarray(counts) > 0)
+        self._cum = np.cumsum(np.asarray(counts)[self._episode_ids])
+        if len(self._episode_ids) == 0:
+            longest = max(len(e) for e in self.episodes)
+            raise ValueError(
+                f"no episode is long enough for a window of {self.num_frames} frames with frameskip {frameskip} "
+                f"({self.span} raw frames); the longest has {longest}. Lower context/horizon/frameskip or record longer episodes."
+            )
+
+    def __len__(self) -> int:
+        return int(self._cum[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(episode index, first raw frame) of window ``index``."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"window index {index} out of range for {len(self)} windows")
+        index %= len(self)
+        k = int(np.searchsorted(self._cum, index, side="right"))
+        before = int(self._cum[k - 1]) if k > 0 else 0
+        return int(self._episode_ids[k]), (index - before) * self.stride
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ep_index, start = self.locate(index)
+        ep = self.episodes[ep_index]
+        stop = start + self.span
+        skip = self.frameskip
+        raw_actions = np.array(ep.actions[start : stop - 1], dtype=np.float32)
+        item = {
+            "frames": torch.from_numpy(np.array(ep.frames[start:stop:skip], dtype=np.uint8)),
+            "actions": torch.from_numpy(raw_actions.reshape(self.num_frames - 1, skip * raw_actions.shape[1])),
+            "proprio": torch.from_numpy(np.asarray(ep.proprio[start:stop:skip], dtype=np.float32).copy()),
+        }
+        if self.has_state:
+            item["state"] = torch.from_numpy(np.asarray(ep.state[start:stop:skip], dtype=np.float32).copy())
+        return item
