@@ -25,6 +25,7 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "perception_node = jepa_perception.perception_node:main",
         ],
     },
 )

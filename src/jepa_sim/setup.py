@@ -25,6 +25,8 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "sim_node = jepa_sim.sim_node:main",
+            "jepa-replay = jepa_sim.replay:main",
             "jepa-collect = jepa_sim.collect:main",
             "jepa-sim-node = jepa_sim.sim_node:main",
         ],

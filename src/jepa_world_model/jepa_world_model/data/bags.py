@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from jepa_sim.ros_common import ImageError, image_to_array
 from jepa_world_model.data.episodes import Episode, EpisodeSet
 
 CACHE_VERSION = 1
@@ -473,25 +474,12 @@ def _image_to_rgb(msg: Any, msgtype: str, path: Path, topic: str) -> np.ndarray:
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         return np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-    enc = str(msg.encoding).lower()
-    if enc not in channels:
-        raise BagError(
-            f"bag {path}: topic {topic}: unsupported image encoding {msg.encoding!r}; expected one of {', '.join(channels)}"
-        )
-    h, w, ch = int(msg.height), int(msg.width), channels[enc]
-    step = int(msg.step) or w * ch
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if h == 0 or w == 0 or step < w * ch or data.size != h * step:
-        raise BagError(
-            f"bag {path}: topic {topic}: image {w}x{h} {enc} with step {step} does not match its {data.size} data bytes"
-        )
-    arr = data.reshape(h, step)[:, : w * ch].reshape(h, w, ch)
-    if enc == "mono8":
-        return np.repeat(arr, 3, axis=2)
-    if enc.startswith("bgr"):
-        arr = arr[..., 2::-1]
-    return np.ascontiguousarray(arr[..., :3])
+    if not msgtype.endswith("/Image"):
+        raise BagError(f"bag {path}: topic {topic}: type {msgtype} is not sensor_msgs/msg/Image or CompressedImage")
+    try:
+        return image_to_array(msg)
+    except ImageError as err:
+        raise BagError(f"bag {path}: topic {topic}: {err}") from err
 
 
 def _parse_json(text: str) -> Any:
