@@ -8,8 +8,8 @@ Publishes (stamps = sim time, ``spec.dt`` per step, never reset):
     ``goal_image`` sensor_msgs/Image, transient-local (latched), after every reset.
 Subscribes: ``cmd_vel`` geometry_msgs/Twist (``command_type`` twist: displacement = linear * dt)
 or ``action`` std_msgs/Float32MultiArray (``command_type`` array: the raw action).
-Services: ``~/reset`` std_srvs/Trigger (next seed). There is no standard service returning an
-image, so the goal image is the latched ``goal_image`` topic.
+Services: ``~/reset`` std_srvs/Trigger (next seed), ``~/get_goal_image`` jepa_interfaces/GetGoalImage
+(the current episode's goal image; the same image is also on the latched ``goal_image`` topic).
 
 Modes: ``realtime`` steps at ``rate`` Hz with the latest command (zero once it is older than
 ``command_timeout`` s); ``lockstep`` makes exactly one step per received command and then
@@ -32,6 +32,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 from std_srvs.srv import Trigger
 
+from jepa_interfaces.srv import GetGoalImage
 from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
 from jepa_sim.worlds import World, make_world, world_names
 from jepa_sim.worlds.point_mass import PointMassWorld
@@ -74,7 +75,7 @@ class SimNode(Node):
     """Thin ROS wrapper over one ``World``."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("jepa_sim", **kwargs)
+        super().__init__("sim", **kwargs)
         self.params = declare_params(self, PARAMS)
         world_kwargs = parse_world_args(self.params["world_args"])
         if self.params["image_size"]:
@@ -102,6 +103,8 @@ class SimNode(Node):
         else:
             self.create_subscription(Float32MultiArray, "action", self.on_array, reliable_qos(10))
         self.create_service(Trigger, "~/reset", self.on_reset)
+        self.goal_msg: Image | None = None
+        self.create_service(GetGoalImage, "~/get_goal_image", self.on_get_goal_image)
         if self.params["mode"] == "realtime":
             self.create_timer(1.0 / self.params["rate"], self.on_timer)
         with self.lock:
@@ -146,11 +149,21 @@ class SimNode(Node):
         response.success, response.message = True, f"reset with seed {self.seed}"
         return response
 
+    def on_get_goal_image(self, request: GetGoalImage.Request, response: GetGoalImage.Response) -> GetGoalImage.Response:
+        with self.lock:
+            goal = self.goal_msg
+        if goal is None:
+            response.success, response.message = False, "no episode has started yet"
+        else:
+            response.success, response.image = True, goal
+        return response
+
     # ------------------------------------------------------------------ world
     def reset_world(self, seed: int) -> None:
         obs = self.world.reset(seed=seed)
         stamp = self.sim_stamp()
-        self.goal_pub.publish(array_to_image(self.world.goal_observation().image, stamp, self.params["frame_id"]))
+        self.goal_msg = array_to_image(self.world.goal_observation().image, stamp, self.params["frame_id"])
+        self.goal_pub.publish(self.goal_msg)
         self.publish(obs.image, obs.proprio, stamp)
 
     def step_world(self, action: np.ndarray) -> None:

@@ -95,6 +95,16 @@ def test_lockstep_n_commands_make_n_steps_matching_the_world(ros_procs, rclpy_no
     np.testing.assert_array_equal(got, np.array(expected))
     assert [stamp_ns(m) for m in odoms] == [round((k + 1) * 0.1 * 1e9) for k in range(len(commands))]
 
+    # the goal image service returns the episode's goal image (same as the world's)
+    from jepa_interfaces.srv import GetGoalImage
+
+    client = rclpy_node.create_client(GetGoalImage, "sim/get_goal_image")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(GetGoalImage.Request())
+    wait_for(future.done, 10, "the goal image service", proc)
+    assert future.result().success
+    assert bytes(future.result().image.data) == world.goal_observation().image.tobytes()
+
 
 def test_bad_parameter_is_a_clear_error_at_start(ros_env):
     result = subprocess.run(
