@@ -1,0 +1,126 @@
+"""Closed-loop MPC controller: latents in, raw control actions out (Mode 2), independent of ROS.
+
+One model step spans ``frameskip`` raw control steps and its action is those raw actions stacked.
+The controller keeps the latent history at the raw rate, builds the model context at model-step
+spacing, replans every ``replan_every`` raw steps (warm-started by the planner, shifted by the model
+steps executed), and in between executes the plan's stacked raw actions one by one.
+
+The actor node and the evaluation command both drive this class, so what is measured offline is
+what runs on the robot.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from jepa_planner.planners.base import PlanResult, check_latent
+from jepa_world_model.protocol import WorldModel
+
+
+@dataclass
+class ControlStep:
+    """One control decision.
+
+    Attributes:
+        action: raw action (A_raw,) to send now, within the bounds.
+        plan: the plan it comes from.
+        replanned: whether this step ran the planner.
+        index: which raw action of the plan this is (0 = the first raw action of its first model step).
+    """
+
+    action: np.ndarray
+    plan: PlanResult
+    replanned: bool
+    index: int
+
+
+class MPCController:
+    """Receding-horizon control over a (possibly hierarchical) latent planner.
+
+    Args:
+        model: the world model the planner uses (for context length and frameskip).
+        planner: any object with ``plan(z_ctx, goal, shift=..., prev_action=...) -> PlanResult`` and ``reset()``.
+        replan_every: raw steps between replans (default frameskip: one model step; at most the plan's length).
+        raw_action_dim: size of one raw action (default: level-0 action_dim / frameskip).
+    """
+
+    def __init__(self, model: WorldModel, planner, *, replan_every: int | None = None, raw_action_dim: int | None = None) -> None:
+        self.model, self.planner = model, planner
+        self.frameskip = int(model.frameskip)
+        level0 = next(s for s in model.levels if s.level == 0)
+        self.raw_dim = raw_action_dim or level0.action_dim // self.frameskip
+        if self.raw_dim * self.frameskip != level0.action_dim:
+            raise ValueError(f"level-0 action_dim {level0.action_dim} is not frameskip {self.frameskip} x raw {self.raw_dim}")
+        self.replan_every = int(replan_every or self.frameskip)
+        horizon = int(getattr(planner, "horizon", 1))
+        if not 1 <= self.replan_every <= horizon * self.frameskip:
+            raise ValueError(f"replan_every must be in 1..horizon x frameskip = {horizon * self.frameskip} raw steps, "
+                             f"got {self.replan_every}")
+        low = np.asarray(level0.action_low, np.float32).reshape(self.frameskip, self.raw_dim)
+        high = np.asarray(level0.action_high, np.float32).reshape(self.frameskip, self.raw_dim)
+        self.raw_low, self.raw_high = low.min(0), high.max(0)
+        self.history: deque[torch.Tensor] = deque(maxlen=(model.context - 1) * self.frameskip + 1)
+        self.goal: torch.Tensor | None = None
+        self.plan: PlanResult | None = None
+        self.since_plan = 0
+        self.last_model_action: torch.Tensor | None = None
+
+    def reset(self, goal: torch.Tensor | None = None) -> None:
+        """Forget history and plan (new episode); optionally set a new goal."""
+        self.history.clear()
+        self.plan, self.since_plan, self.last_model_action = None, 0, None
+        self.planner.reset()
+        if goal is not None:
+            self.set_goal(goal)
+
+    def set_goal(self, goal: torch.Tensor) -> None:
+        """New goal latent: the next step replans from scratch."""
+        goal = torch.as_tensor(goal, dtype=torch.float32)
+        if tuple(goal.shape) != tuple(self.model.latent_shape):
+            raise ValueError(
+                f"goal latent has shape {tuple(goal.shape)}, the model's latents are {tuple(self.model.latent_shape)}"
+            )
+        check_latent("goal latent", goal)
+        self.goal = goal
+        self.plan = None
+        self.planner.reset()
+
+    def context(self) -> torch.Tensor:
+        """(C, *latent_shape): the newest latent and its predecessors at model-step spacing, oldest first."""
+        hist = list(self.history)
+        picks = hist[::-1][:: self.frameskip][: self.model.context][::-1]
+        return torch.stack(picks)
+
+    def step(self, z: torch.Tensor, max_time: float | None = None) -> ControlStep:
+        """Observe latent ``z`` and decide the raw action to apply now.
+
+        Raises:
+            ValueError: no goal set, NaN/inf latent, or a latent of the wrong shape. The caller must
+                then send no command (or a stop), never a stale one as if valid.
+        """
+        if self.goal is None:
+            raise ValueError("no goal set: call set_goal() first")
+        z = torch.as_tensor(z, dtype=torch.float32)
+        if tuple(z.shape) != tuple(self.model.latent_shape):
+            raise ValueError(f"latent has shape {tuple(z.shape)}, the model's latents are {tuple(self.model.latent_shape)}")
+        check_latent("observed latent", z)
+        self.history.append(z)
+        replanned = False
+        raw_left = 0 if self.plan is None else self.plan.actions.shape[0] * self.frameskip - self.since_plan
+        if self.plan is None or self.since_plan >= self.replan_every or raw_left <= 0:
+            shift = 0 if self.plan is None else self.since_plan // self.frameskip
+            if self.plan is not None and self.since_plan > 0:  # the model action executed last (smoothness term)
+                self.last_model_action = self.plan.actions[(self.since_plan - 1) // self.frameskip].detach()
+            self.plan = self.planner.plan(
+                self.context(), self.goal, shift=shift, prev_action=self.last_model_action, max_time=max_time
+            )
+            self.since_plan, replanned = 0, True
+        raw = self.plan.actions.detach().cpu().numpy().reshape(-1, self.raw_dim)
+        index = self.since_plan
+        action = np.clip(raw[index], self.raw_low, self.raw_high).astype(np.float32)
+        self.since_plan += 1
+        return ControlStep(action=action, plan=self.plan, replanned=replanned, index=index)
