@@ -14,7 +14,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -25,6 +25,12 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "actor_node = jepa_planner.actor_node:main",
+            "configurator_node = jepa_planner.configurator_node:main",
+            "cost_node = jepa_planner.cost_node:main",
+            "memory_node = jepa_planner.memory_node:main",
+            "jepa-demo = jepa_planner.demo:main",
+            "jepa-evaluate = jepa_planner.evaluate:main",
         ],
     },
 )

@@ -7,7 +7,7 @@ Publishes (stamps = sim time, ``spec.dt`` per step, never reset):
     ``/clock`` rosgraph_msgs/Clock, ``true_state`` sensor_msgs/JointState (if ``publish_state``),
     ``goal_image`` sensor_msgs/Image, transient-local (latched), after every reset.
 Subscribes: ``cmd_vel`` geometry_msgs/Twist (``command_type`` twist: displacement = linear * dt)
-or ``action`` std_msgs/Float32MultiArray (``command_type`` array: the raw action).
+or ``action`` std_msgs/Float32MultiArray (``command_type`` action: the raw action).
 Services: ``~/reset`` std_srvs/Trigger (next seed), ``~/get_goal_image`` jepa_interfaces/GetGoalImage
 (the current episode's goal image; the same image is also on the latched ``goal_image`` topic).
 
@@ -48,8 +48,8 @@ PARAMS = {
     ),
     "command_type": Param(
         "twist",
-        "twist: geometry_msgs/Twist on cmd_vel; array: std_msgs/Float32MultiArray on action",
-        choices=("twist", "array"),
+        "twist: geometry_msgs/Twist on cmd_vel; action: std_msgs/Float32MultiArray on action",
+        choices=("twist", "action"),
         read_only=True,
     ),
     "command_timeout": Param(0.5, "realtime mode: a command older than this (s) counts as zero", min=0.0, max=60.0),

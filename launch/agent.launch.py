@@ -1,0 +1,225 @@
+"""The agent's nodes (no simulator): perception, world model, actor, configurator, cost, memory.
+
+    ros2 launch jepa_planner agent.launch.py bundle:=/path/to/bundle
+    ros2 launch jepa_planner agent.launch.py namespace:=robot1 use_sim_time:=true log_level:=debug
+
+Every node reads ``params_file`` (one ``node_name: ros__parameters:`` section per node) and then
+the overrides given by the launch arguments; an empty ``bundle`` or ``profile`` keeps the params
+file's value. The lifecycle nodes configure and activate themselves when ``autostart`` is true
+(their own ``autostart`` parameter), so no lifecycle manager is needed; with ``autostart:=false``
+they wait in the unconfigured state for ``ros2 lifecycle set <node> configure``.
+
+Parameter overrides are computed in Python (an ``OpaqueFunction``) because a launch argument left
+empty must leave the params file's value alone, which a plain substitution cannot express.
+tests/test_launch_files.py checks this file statically (no ``launch`` package is needed there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+
+from launch import LaunchContext, LaunchDescription
+
+# Launch arguments that override node parameters: node name (= params-file section) ->
+# {parameter name: launch argument}. Only parameters the node declares (tests check it);
+# use_sim_time is added for every node by node_overrides().
+NODE_OVERRIDES = {
+    "perception": {"bundle": "bundle", "autostart": "autostart"},
+    "world_model": {"bundle": "bundle", "autostart": "autostart"},
+    "actor": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
+    "configurator": {
+        "bundle": "bundle",
+        "autostart": "autostart",
+        "default_profile": "profile",
+        "profiles_file": "profiles_file",
+    },
+    "cost": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
+    "memory": {},
+}
+
+# Parameters whose launch argument is text "true"/"false" but whose ROS type is bool: a str value in
+# a launch_ros parameter dict stays a string parameter, which the node would reject.
+BOOL_PARAMETERS = ("autostart", "use_sim_time")
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """A launch argument's "true"/"false" text as a bool; anything else is a ValueError naming it."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"launch argument '{name}' = '{text}' is not a boolean; use true or false")
+
+
+def node_overrides(node_name: str, arguments: dict[str, str]) -> dict[str, Any]:
+    """The parameter dict given to ``node_name`` after the params file.
+
+    Args:
+        node_name: a key of NODE_OVERRIDES.
+        arguments: launch argument name -> its text value.
+
+    Returns:
+        {parameter: value}: use_sim_time always; every other override only when its argument is
+        non-empty (empty = keep the params file's value). Booleans are real bools.
+    """
+    if node_name not in NODE_OVERRIDES:
+        raise ValueError(f"no launch overrides are defined for node '{node_name}'; known: {sorted(NODE_OVERRIDES)}")
+    params: dict[str, Any] = {"use_sim_time": parse_bool("use_sim_time", arguments["use_sim_time"])}
+    for param, argument in NODE_OVERRIDES[node_name].items():
+        text = arguments[argument]
+        if text == "":
+            continue
+        params[param] = parse_bool(argument, text) if param in BOOL_PARAMETERS else text
+    return params
+
+
+def namespace_problems(params_doc: Any, namespace: str, node_names: list[str]) -> list[str]:
+    """Params-file sections that a namespaced node would silently miss.
+
+    A section keyed by a bare node name (``perception:``) only matches the node ``/perception``
+    (checked with rclpy: it is not applied under ``__ns:=/robot1``); ``/**/perception:`` or
+    ``/<namespace>/perception:`` match in the namespace. Returns one message per such section.
+    """
+    if not namespace.strip("/") or not isinstance(params_doc, dict):
+        return []
+    ns = "/" + namespace.strip("/")
+    return [
+        f"params file section '{key}' does not apply to node '{ns}/{key}'; key it '/**/{key}' or '{ns}/{key}'"
+        for key in params_doc
+        if key in node_names
+    ]
+
+
+def launch_setup(context: LaunchContext) -> list:
+    """The node actions, built once the launch arguments are known."""
+    argument_names = {arg for table in NODE_OVERRIDES.values() for arg in table.values()} | {"use_sim_time"}
+    arguments = {name: LaunchConfiguration(name).perform(context) for name in sorted(argument_names)}
+    params_file = LaunchConfiguration("params_file").perform(context)
+    namespace = LaunchConfiguration("namespace").perform(context)
+    log_level = LaunchConfiguration("log_level").perform(context)
+    if not Path(params_file).is_file():
+        raise FileNotFoundError(f"launch argument params_file = '{params_file}' is not a file; give params_file:=<agent.yaml>")
+    problems = namespace_problems(yaml.safe_load(Path(params_file).read_text()), namespace, list(NODE_OVERRIDES))
+    if problems:
+        raise ValueError(f"{params_file}: " + "; ".join(problems))
+    log_args = ["--ros-args", "--log-level", log_level]
+    return [
+        LifecycleNode(
+            package="jepa_perception",
+            executable="perception_node",
+            name="perception",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("perception", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+        LifecycleNode(
+            package="jepa_world_model",
+            executable="world_model_node",
+            name="world_model",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("world_model", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+        LifecycleNode(
+            package="jepa_planner",
+            executable="actor_node",
+            name="actor",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("actor", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+        LifecycleNode(
+            package="jepa_planner",
+            executable="configurator_node",
+            name="configurator",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("configurator", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+        LifecycleNode(
+            package="jepa_planner",
+            executable="cost_node",
+            name="cost",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("cost", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+        Node(
+            package="jepa_planner",
+            executable="memory_node",
+            name="memory",
+            namespace=namespace,
+            parameters=[params_file, node_overrides("memory", arguments)],
+            arguments=log_args,
+            output="screen",
+        ),
+    ]
+
+
+def config_dir() -> Path:
+    """share/jepa_planner/config when the package is installed, else the repository's config/."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:  # not a ROS install: the repository layout (config/ beside launch/)
+        return Path(__file__).resolve().parent.parent / "config"
+    try:
+        return Path(get_package_share_directory("jepa_planner")) / "config"
+    except PackageNotFoundError:
+        return Path(__file__).resolve().parent.parent / "config"
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Launch arguments and the agent's nodes."""
+    config = config_dir()
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file", default_value=str(config / "agent.yaml"), description="parameters of every node (agent.yaml)"
+            ),
+            DeclareLaunchArgument(
+                "bundle", default_value="", description="model bundle directory (empty: the params file's 'bundle')"
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                choices=["true", "false"],
+                description="follow /clock (simulation, bag replay)",
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+            DeclareLaunchArgument(
+                "log_level",
+                default_value="info",
+                choices=["debug", "info", "warn", "error", "fatal"],
+                description="log level of every node",
+            ),
+            DeclareLaunchArgument(
+                "autostart",
+                default_value="true",
+                choices=["true", "false"],
+                description="lifecycle nodes configure and activate themselves (false: wait for a lifecycle manager)",
+            ),
+            DeclareLaunchArgument(
+                "profile",
+                default_value="",
+                description="planner profile of actor and cost, configurator's default (empty: the params file's)",
+            ),
+            DeclareLaunchArgument(
+                "profiles_file",
+                default_value=str(config / "planner_profiles.yaml"),
+                description="planner profiles YAML read by actor, configurator and cost",
+            ),
+            OpaqueFunction(function=launch_setup),
+        ]
+    )

@@ -1,0 +1,94 @@
+"""The agent against a built-in simulated world: the sim node plus everything in agent.launch.py.
+
+    ros2 launch jepa_planner agent_sim.launch.py bundle:=/path/to/bundle world:=two_rooms mode:=lockstep
+
+The agent's nodes run on sim time (``use_sim_time`` true): the sim publishes ``/clock`` and stamps
+its images with it, so stamps, timeouts and rates follow the world, not the wall clock. The sim
+itself stays on the wall clock: it is the clock source, and its realtime-mode timer would never
+fire if it waited for its own ``/clock``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchContext, LaunchDescription
+
+# Launch arguments that override sim parameters (parameter -> argument); empty keeps the params file's.
+SIM_OVERRIDES = {"world": "world", "mode": "mode"}
+
+# Arguments of agent.launch.py passed through unchanged (use_sim_time is forced to true).
+AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile")
+
+
+def sim_overrides(arguments: dict[str, str]) -> dict[str, Any]:
+    """The sim's parameter dict after the params file: wall clock, and world/mode when given."""
+    params: dict[str, Any] = {"use_sim_time": False}
+    for param, argument in SIM_OVERRIDES.items():
+        if arguments[argument] != "":
+            params[param] = arguments[argument]
+    return params
+
+
+def launch_setup(context: LaunchContext) -> list:
+    """The sim node, built once the launch arguments are known."""
+    arguments = {name: LaunchConfiguration(name).perform(context) for name in sorted(set(SIM_OVERRIDES.values()))}
+    return [
+        Node(
+            package="jepa_sim",
+            executable="jepa-sim-node",
+            name="sim",
+            namespace=LaunchConfiguration("namespace").perform(context),
+            parameters=[LaunchConfiguration("params_file").perform(context), sim_overrides(arguments)],
+            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level").perform(context)],
+            output="screen",
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Sim arguments, the sim node and the agent (agent.launch.py) on sim time."""
+    # agent.launch.py sits beside this file both in the repository and in share/jepa_planner/launch.
+    agent_launch = str(Path(__file__).resolve().parent / "agent.launch.py")
+    config = Path(__file__).resolve().parent.parent / "config"
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file", default_value=str(config / "agent.yaml"), description="parameters of every node, sim included"
+            ),
+            DeclareLaunchArgument("bundle", default_value="", description="model bundle directory (empty: the params file's)"),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+            DeclareLaunchArgument(
+                "log_level", default_value="info", choices=["debug", "info", "warn", "error", "fatal"], description="log level"
+            ),
+            DeclareLaunchArgument(
+                "autostart", default_value="true", choices=["true", "false"], description="lifecycle autostart"
+            ),
+            DeclareLaunchArgument("profile", default_value="", description="planner profile (empty: the params file's)"),
+            DeclareLaunchArgument(
+                "world",
+                default_value="",
+                description="world: two_rooms, multi_room, point_maze, push_t (empty: the params file's)",
+            ),
+            DeclareLaunchArgument(
+                "mode",
+                default_value="",
+                choices=["", "lockstep", "realtime"],
+                description="lockstep: one world step per command (deterministic); realtime: steps at the sim's rate",
+            ),
+            OpaqueFunction(function=launch_setup),
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(agent_launch),
+                launch_arguments={
+                    **{name: LaunchConfiguration(name) for name in AGENT_ARGUMENTS},
+                    "use_sim_time": "true",
+                }.items(),
+            ),
+        ]
+    )

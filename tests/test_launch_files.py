@@ -1,0 +1,309 @@
+"""Static checks of launch/*.launch.py and config/agent.rviz.
+
+``launch``/``launch_ros`` are not installable in the project venv, so the launch files are read
+with ``ast``: launch arguments used are declared, every node's package/executable is a console
+script of that package, node names match config/agent.yaml sections, lifecycle nodes are started
+as LifecycleNode, and the pure helpers (override computation) behave. On a ROS install the files
+are also imported and ``generate_launch_description()`` is called.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import re
+from glob import glob
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_DIR = REPO / "launch"
+LAUNCH_FILES = ("agent.launch.py", "agent_sim.launch.py", "rviz.launch.py")
+AGENT_YAML = REPO / "config" / "agent.yaml"
+RVIZ_CONFIG = REPO / "config" / "agent.rviz"
+NODE_CLASSES = ("Node", "LifecycleNode")
+
+
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def call_name(node: ast.Call) -> str | None:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and call_name(n) == name]
+
+
+def first_string_arg(call: ast.Call) -> str | None:
+    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value
+    for kw in call.keywords:
+        if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+            return kw.value.value
+    return None
+
+
+def module_literals(tree: ast.Module) -> dict[str, Any]:
+    """Module-level ``NAME = <literal>`` assignments (dicts/tuples of constants)."""
+    out = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            with contextlib.suppress(ValueError):
+                out[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+    return out
+
+
+def declared_arguments(tree: ast.Module) -> set[str]:
+    return {first_string_arg(c) for c in calls(tree, "DeclareLaunchArgument")} - {None}
+
+
+def used_arguments(tree: ast.Module) -> set[str]:
+    """LaunchConfiguration("x") names plus the argument names listed in module-level tables."""
+    names = {first_string_arg(c) for c in calls(tree, "LaunchConfiguration")} - {None}
+    for var, value in module_literals(tree).items():
+        if var == "NODE_OVERRIDES":
+            names |= {arg for table in value.values() for arg in table.values()}
+        elif var.endswith("_OVERRIDES"):
+            names |= set(value.values())
+        elif var.endswith("_ARGUMENTS"):
+            names |= set(value)
+    return names
+
+
+def node_calls(tree: ast.Module) -> list[dict[str, Any]]:
+    """Every Node/LifecycleNode call: class, literal package/executable/name, keyword names."""
+    out = []
+    for cls in NODE_CLASSES:
+        for c in calls(tree, cls):
+            literal = {kw.arg: kw.value.value for kw in c.keywords if isinstance(kw.value, ast.Constant)}
+            out.append({"class": cls, "keywords": {kw.arg for kw in c.keywords}, **literal})
+    return out
+
+
+def console_scripts(package: str) -> dict[str, str]:
+    """executable -> "module:function" from src/<package>/setup.py."""
+    setup_py = REPO / "src" / package / "setup.py"
+    if not setup_py.is_file():
+        raise FileNotFoundError(f"{setup_py} does not exist: is '{package}' a package of this repository?")
+    text = setup_py.read_text()
+    return dict(re.findall(r"""["']\s*([\w.-]+)\s*=\s*([\w.]+:\w+)\s*["']""", text))
+
+
+def yaml_node_name(key: str) -> str:
+    """A params-file section key as the node name it addresses: 'x', '/x' and '/**/x' -> 'x'."""
+    return key.removeprefix("/**/").lstrip("/")
+
+
+def launched_nodes() -> dict[str, dict[str, Any]]:
+    """Node name -> its launch call (package, executable, class) over all launch files, ours only."""
+    out = {}
+    for file in LAUNCH_FILES:
+        for node in node_calls(parse(LAUNCH_DIR / file)):
+            if str(node.get("package", "")).startswith("jepa_"):
+                out[node["name"]] = {**node, "file": file}
+    return out
+
+
+def node_module(node: dict[str, Any]) -> str:
+    """The Python module behind a launched node's executable."""
+    return console_scripts(node["package"])[node["executable"]].split(":")[0]
+
+
+def load_helpers(file: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """Execute only the named module-level functions/assignments of a launch file (no launch import)."""
+    tree = parse(LAUNCH_DIR / file)
+    keep = [
+        s
+        for s in tree.body
+        if (isinstance(s, ast.FunctionDef) and s.name in names)
+        or (isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in s.targets))
+    ]
+    namespace: dict[str, Any] = {"Any": Any}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), file, "exec"), namespace)
+    missing = [n for n in names if n not in namespace]
+    assert not missing, f"{file} does not define {missing}"
+    return namespace
+
+
+@pytest.mark.parametrize("file", LAUNCH_FILES)
+def test_defines_generate_launch_description(file: str) -> None:
+    tree = parse(LAUNCH_DIR / file)
+    functions = {s.name: s for s in tree.body if isinstance(s, ast.FunctionDef)}
+    assert "generate_launch_description" in functions, f"{file} has no generate_launch_description()"
+    assert not functions["generate_launch_description"].args.args, "generate_launch_description() takes no arguments"
+
+
+@pytest.mark.parametrize("file", LAUNCH_FILES)
+def test_used_launch_arguments_are_declared(file: str) -> None:
+    tree = parse(LAUNCH_DIR / file)
+    undeclared = used_arguments(tree) - declared_arguments(tree)
+    assert not undeclared, f"{file} uses launch arguments it never declares: {sorted(undeclared)}"
+
+
+@pytest.mark.parametrize("file", LAUNCH_FILES)
+def test_nodes_are_console_scripts_of_their_packages(file: str) -> None:
+    nodes = node_calls(parse(LAUNCH_DIR / file))
+    assert nodes, f"{file} starts no node"
+    for node in nodes:
+        for key in ("package", "executable", "name"):
+            assert isinstance(node.get(key), str), f"{file}: a {node['class']} has no literal {key}="
+        if node["package"].startswith("jepa_"):
+            scripts = console_scripts(node["package"])
+            assert node["executable"] in scripts, (
+                f"{file}: executable '{node['executable']}' is not a console script of {node['package']} "
+                f"(setup.py declares {sorted(scripts)})"
+            )
+        if node["class"] == "LifecycleNode":
+            # launch_ros >= Humble requires namespace= on LifecycleNode.
+            assert "namespace" in node["keywords"], f"{file}: LifecycleNode '{node['name']}' has no namespace="
+
+
+def test_agent_launch_starts_the_agent_nodes_with_the_right_classes() -> None:
+    """Every agent node once; LifecycleNode exactly for rclpy lifecycle nodes (managed state)."""
+    from rclpy.lifecycle import LifecycleNode as RclpyLifecycleNode
+    from rclpy.node import Node as RclpyNode
+
+    nodes = {n["name"]: n for n in node_calls(parse(LAUNCH_DIR / "agent.launch.py"))}
+    assert set(nodes) == {"perception", "world_model", "actor", "configurator", "cost", "memory"}
+    for name, node in nodes.items():
+        module = importlib.import_module(node_module(node))
+        classes = [
+            c
+            for c in vars(module).values()
+            if isinstance(c, type) and issubclass(c, RclpyNode) and c.__module__ == module.__name__
+        ]
+        assert len(classes) == 1, f"{module.__name__} defines {len(classes)} node classes, expected 1"
+        is_lifecycle = issubclass(classes[0], RclpyLifecycleNode)
+        assert (node["class"] == "LifecycleNode") == is_lifecycle, (
+            f"'{name}' is launched as {node['class']} but {classes[0].__name__} is {'' if is_lifecycle else 'not '}a lifecycle node"
+        )
+    overrides = module_literals(parse(LAUNCH_DIR / "agent.launch.py"))["NODE_OVERRIDES"]
+    assert set(overrides) == set(nodes), "NODE_OVERRIDES must list exactly the launched nodes"
+
+
+def test_node_names_match_params_file_sections() -> None:
+    sections = {yaml_node_name(k) for k in yaml.safe_load(AGENT_YAML.read_text()) if k != "/**"}
+    names = set(launched_nodes())
+    assert names - sections == set(), f"launched nodes without a section in {AGENT_YAML.name}: {sorted(names - sections)}"
+    assert sections - names == set(), f"{AGENT_YAML.name} sections for nodes no launch file starts: {sorted(sections - names)}"
+
+
+def test_agent_sim_passes_only_arguments_agent_launch_declares() -> None:
+    agent_args = declared_arguments(parse(LAUNCH_DIR / "agent.launch.py"))
+    passed = set(module_literals(parse(LAUNCH_DIR / "agent_sim.launch.py"))["AGENT_ARGUMENTS"]) | {"use_sim_time"}
+    assert passed <= agent_args, f"agent_sim passes arguments agent.launch.py does not declare: {sorted(passed - agent_args)}"
+    required = {"params_file", "bundle", "use_sim_time", "namespace", "log_level", "autostart", "profile"}
+    assert required <= agent_args, f"agent.launch.py lacks the conventional arguments {sorted(required - agent_args)}"
+
+
+def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
+    h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "parse_bool", "node_overrides"))
+    base = {"bundle": "", "autostart": "true", "use_sim_time": "false", "profile": "", "profiles_file": "/p.yaml"}
+    assert h["node_overrides"]("actor", base) == {"use_sim_time": False, "autostart": True, "profiles_file": "/p.yaml"}
+    given = {**base, "bundle": "/b", "profile": "flat_mppi", "autostart": "False", "use_sim_time": "true"}
+    assert h["node_overrides"]("configurator", given) == {
+        "use_sim_time": True,
+        "bundle": "/b",
+        "autostart": False,
+        "default_profile": "flat_mppi",
+        "profiles_file": "/p.yaml",
+    }
+    assert h["node_overrides"]("memory", given) == {"use_sim_time": True}
+    with pytest.raises(ValueError, match="autostart"):
+        h["node_overrides"]("actor", {**base, "autostart": "maybe"})
+    with pytest.raises(ValueError, match="planner"):
+        h["node_overrides"]("planner", base)
+
+
+def test_namespace_problems_flag_bare_node_sections() -> None:
+    h = load_helpers("agent.launch.py", ("namespace_problems",))
+    doc = {"/**": {}, "actor": {}, "/**/cost": {}, "/robot1/memory": {}}
+    assert h["namespace_problems"](doc, "", ["actor", "cost", "memory"]) == []
+    problems = h["namespace_problems"](doc, "robot1", ["actor", "cost", "memory"])
+    assert len(problems) == 1 and "'actor'" in problems[0] and "/**/actor" in problems[0]
+
+
+def test_sim_overrides() -> None:
+    h = load_helpers("agent_sim.launch.py", ("SIM_OVERRIDES", "sim_overrides"))
+    assert h["sim_overrides"]({"world": "", "mode": ""}) == {"use_sim_time": False}
+    assert h["sim_overrides"]({"world": "push_t", "mode": "realtime"}) == {
+        "use_sim_time": False,
+        "world": "push_t",
+        "mode": "realtime",
+    }
+
+
+def test_jepa_planner_installs_what_the_launch_files_read() -> None:
+    """setup.py data_files globs (run in src/jepa_planner, through its launch/ and config/ links) cover the files."""
+    pkg = REPO / "src" / "jepa_planner"
+    patterns = re.findall(r"""glob\(\s*["']([^"']+)["']\s*\)""", (pkg / "setup.py").read_text())
+    installed = {Path(p).as_posix() for pattern in patterns for p in glob(str(pkg / pattern))}
+    needed = [f"launch/{f}" for f in LAUNCH_FILES] + ["config/agent.yaml", "config/planner_profiles.yaml", "config/agent.rviz"]
+    missing = [f for f in needed if (pkg / f).as_posix() not in installed]
+    assert not missing, f"src/jepa_planner/setup.py data_files do not install {missing}"
+
+
+@pytest.mark.parametrize("file", LAUNCH_FILES)
+def test_generate_launch_description_runs_on_a_ros_install(file: str) -> None:
+    # The repository's launch/ directory is itself importable as a namespace package named "launch"
+    # (from the repo root): only a real package (with an origin) is the ROS one.
+    launch_spec = importlib.util.find_spec("launch")
+    if launch_spec is None or launch_spec.origin is None or importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("launch/launch_ros are not installed here (they come with a ROS 2 install); static checks only")
+    spec = importlib.util.spec_from_file_location(file.replace(".", "_"), LAUNCH_DIR / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from launch import LaunchDescription
+
+    assert isinstance(module.generate_launch_description(), LaunchDescription)
+
+
+# ---------------------------------------------------------------------------------------------- rviz
+
+
+def published_topics() -> set[str]:
+    """Topics the suite's nodes publish: literal names in create_(lifecycle_)publisher calls."""
+    topics = set()
+    for node in launched_nodes().values():
+        source = Path(importlib.util.find_spec(node_module(node)).origin)
+        for c in ast.walk(parse(source)):
+            if (
+                isinstance(c, ast.Call)
+                and call_name(c) in ("create_publisher", "create_lifecycle_publisher")
+                and len(c.args) >= 2
+            ) and isinstance(c.args[1], ast.Constant):
+                topics.add(c.args[1].value)
+    return topics
+
+
+def rviz_displays() -> list[dict[str, Any]]:
+    config = yaml.safe_load(RVIZ_CONFIG.read_text())
+    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == "map"
+    return config["Visualization Manager"]["Displays"]
+
+
+def test_rviz_topics_are_published_by_the_nodes() -> None:
+    topics = published_topics()
+    assert {"camera/image_raw", "plan_path", "candidates", "imagined", "odom"} <= topics, "node sources changed: update the test"
+    for display in rviz_displays():
+        if "Topic" in display:
+            assert display["Topic"]["Value"] in topics, f"rviz display '{display['Name']}' shows a topic no node publishes"
+
+
+def test_rviz_shows_the_agent_view() -> None:
+    shown = {(d["Class"], d["Topic"]["Value"]) for d in rviz_displays() if "Topic" in d}
+    expected = {
+        ("rviz_default_plugins/Image", "camera/image_raw"),
+        ("rviz_default_plugins/Image", "imagined"),
+        ("rviz_default_plugins/Path", "plan_path"),
+        ("rviz_default_plugins/MarkerArray", "candidates"),
+        ("rviz_default_plugins/Odometry", "odom"),
+    }
+    assert expected <= shown, f"agent.rviz lacks {sorted(expected - shown)}"
