@@ -1,0 +1,90 @@
+"""Trainable critic: predicts the future intrinsic cost (discounted cost-to-go) from a latent and the goal latent.
+
+Used as a terminal cost beyond the planning horizon (``CriticCost``); trained from ``EpisodeMemory``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from jepa_planner.memory import EpisodeMemory
+from jepa_planner.mlp import LatentGoalMLP
+
+
+class Critic(nn.Module):
+    """MLP critic V(z, goal) -> predicted cost-to-go (B,).
+
+    Args:
+        latent_shape: shape of one latent; hidden / depth: MLP size.
+        latent_mean / latent_std: latent normalisation (e.g. the model's statistics).
+    """
+
+    def __init__(
+        self,
+        latent_shape: tuple[int, ...],
+        hidden: int = 128,
+        depth: int = 2,
+        latent_mean: torch.Tensor | None = None,
+        latent_std: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = {"latent_shape": list(latent_shape), "hidden": hidden, "depth": depth}
+        self.net = LatentGoalMLP(latent_shape, 1, hidden, depth, latent_mean, latent_std)
+        self.register_buffer("target_scale", torch.ones(()))  # cost-to-go scale, so the net regresses O(1) values
+
+    def forward(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return self.net(z, goal)[..., 0] * self.target_scale
+
+    def fit(
+        self,
+        data: EpisodeMemory | tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        *,
+        gamma: float = 0.99,
+        epochs: int = 200,
+        batch_size: int = 256,
+        lr: float = 3e-3,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> list[float]:
+        """Regress the cost-to-go of stored episodes (or a given (latents, goals, targets) triple).
+
+        Returns:
+            Mean training loss (MSE in units of the target scale) per epoch.
+        """
+        z, g, y = data.critic_dataset(gamma) if isinstance(data, EpisodeMemory) else data
+        if z.shape[0] == 0:
+            raise ValueError("the critic got an empty training set")
+        self.target_scale.fill_(float(y.abs().mean().clamp_min(1e-6)))
+        target = y / self.target_scale
+        gen = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-4)
+        losses = []
+        for _ in tqdm(range(epochs), desc="critic", disable=not progress):
+            order, total = torch.randperm(z.shape[0], generator=gen), 0.0
+            for start in range(0, z.shape[0], batch_size):
+                idx = order[start : start + batch_size]
+                loss = (self.net(z[idx], g[idx])[..., 0] - target[idx]).pow(2).mean()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * idx.numel()
+            losses.append(total / z.shape[0])
+        return losses
+
+    def save(self, path: str | Path) -> None:
+        torch.save({"config": self.config, "state": self.state_dict()}, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Critic:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"critic checkpoint {path} does not exist")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = blob["config"]
+        critic = cls(tuple(cfg["latent_shape"]), cfg["hidden"], cfg["depth"])
+        critic.load_state_dict(blob["state"])
+        return critic.eval()

@@ -1,0 +1,216 @@
+"""Mode-1 policy: an MLP distilled from Mode-2 plans (amortised inference), acting alone or seeding the planner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from jepa_planner.mlp import LatentGoalMLP
+from jepa_planner.planners.base import Planner, PlanResult, PlanStats, level_spec
+from jepa_world_model.protocol import WorldModel
+
+
+class DistilledPolicy(nn.Module):
+    """(latent, goal latent) -> the first ``num_actions`` actions of a plan, within the level's bounds.
+
+    Args:
+        latent_shape: shape of one latent.
+        action_low / action_high: bounds of one action (the level's LevelSpec).
+        num_actions: actions predicted per call (the first few of a plan).
+        hidden / depth: MLP size; latent_mean / latent_std: latent normalisation.
+    """
+
+    def __init__(
+        self,
+        latent_shape: tuple[int, ...],
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        num_actions: int = 1,
+        hidden: int = 128,
+        depth: int = 2,
+        latent_mean: torch.Tensor | None = None,
+        latent_std: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        self.config = {
+            "latent_shape": list(latent_shape),
+            "action_low": list(action_low),
+            "action_high": list(action_high),
+            "num_actions": num_actions,
+            "hidden": hidden,
+            "depth": depth,
+        }
+        low, high = torch.tensor(action_low, dtype=torch.float32), torch.tensor(action_high, dtype=torch.float32)
+        self.register_buffer("low", low)
+        self.register_buffer("high", high)
+        self.action_dim, self.num_actions = low.numel(), num_actions
+        self.net = LatentGoalMLP(latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std)
+
+    @classmethod
+    def for_model(cls, model: WorldModel, level: int = 0, **kwargs) -> DistilledPolicy:
+        """A policy sized for ``model``'s latent and level bounds."""
+        spec = level_spec(model, level)
+        return cls(
+            tuple(model.latent_shape),
+            spec.action_low,
+            spec.action_high,
+            latent_mean=model.latent_mean,
+            latent_std=model.latent_std,
+            **kwargs,
+        )
+
+    def forward(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Unclipped actions (B, num_actions, A) (the net regresses half-range units around the centre)."""
+        centre, half = (self.high + self.low) / 2, ((self.high - self.low) / 2).clamp_min(1e-6)
+        out = self.net(z, goal).reshape(z.shape[0], self.num_actions, self.action_dim)
+        return centre + half * out
+
+    @torch.no_grad()
+    def act(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """The first action for one latent (*L) -> (A,) or a batch (B, *L) -> (B, A), clipped to the bounds."""
+        single = z.dim() == len(self.net.latent_shape)
+        zb = z.unsqueeze(0) if single else z
+        gb = goal.unsqueeze(0) if goal.dim() == len(self.net.latent_shape) else goal
+        a = self.clip(self(zb, gb.expand_as(zb))[:, 0])
+        return a[0] if single else a
+
+    def clip(self, actions: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(actions, self.high), self.low)
+
+    def fit(
+        self,
+        latents: torch.Tensor,
+        goals: torch.Tensor,
+        actions: torch.Tensor,
+        *,
+        epochs: int = 200,
+        batch_size: int = 256,
+        lr: float = 3e-3,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> list[float]:
+        """Regress planned actions (N, A) or (N, >= num_actions, A) from (latents, goals); returns loss per epoch."""
+        if actions.dim() == 2:
+            actions = actions.unsqueeze(1)
+        if actions.shape[1] < self.num_actions or actions.shape[2] != self.action_dim:
+            raise ValueError(f"actions have shape {tuple(actions.shape)}; need (N, >= {self.num_actions}, {self.action_dim})")
+        if not latents.shape[0] == goals.shape[0] == actions.shape[0]:
+            raise ValueError(
+                f"latents, goals and actions disagree in length: {latents.shape[0]}, {goals.shape[0]}, {actions.shape[0]}"
+            )
+        half = ((self.high - self.low) / 2).clamp_min(1e-6)
+        target = actions[:, : self.num_actions]
+        gen = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-4)
+        losses = []
+        for _ in tqdm(range(epochs), desc="policy", disable=not progress):
+            order, total = torch.randperm(latents.shape[0], generator=gen), 0.0
+            for start in range(0, latents.shape[0], batch_size):
+                idx = order[start : start + batch_size]
+                loss = ((self(latents[idx], goals[idx]) - target[idx]) / half).pow(2).mean()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * idx.numel()
+            losses.append(total / latents.shape[0])
+        return losses
+
+    @torch.no_grad()
+    def propose(
+        self,
+        model: WorldModel,
+        z_ctx: torch.Tensor,
+        goal: torch.Tensor,
+        horizon: int,
+        num: int,
+        noise_std: float = 0.1,
+        generator: torch.Generator | None = None,
+        level: int = 0,
+    ) -> torch.Tensor:
+        """Candidate sequences (num, H, A) by running the policy through the model (to seed a planner).
+
+        Args:
+            z_ctx: (1, C, *L) or (C, *L) context; noise_std: Gaussian noise (fraction of the half range)
+                added to all but the first candidate.
+        """
+        ctx = z_ctx if z_ctx.dim() == len(self.net.latent_shape) + 2 else z_ctx.unsqueeze(0)
+        ctx = ctx[:, -model.context :].expand(num, *ctx.shape[1:])
+        half = (self.high - self.low) / 2
+        out = []
+        for t in range(horizon):
+            a = self(ctx[:, -1], goal.expand_as(ctx[:, -1]))[:, 0]
+            noise = torch.randn(a.shape, generator=generator) * noise_std * half
+            noise[0] = 0.0
+            a = self.clip(a + noise)
+            out.append(a)
+            if t < horizon - 1:
+                z_next = model.predict(ctx, a, level=level)
+                ctx = torch.cat([ctx, z_next.unsqueeze(1)], dim=1)[:, -model.context :]
+        return torch.stack(out, dim=1)
+
+    def save(self, path: str | Path) -> None:
+        torch.save({"config": self.config, "state": self.state_dict()}, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DistilledPolicy:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"policy checkpoint {path} does not exist")
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = blob["config"]
+        policy = cls(
+            tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"]
+        )
+        policy.load_state_dict(blob["state"])
+        return policy.eval()
+
+
+def collect_plans(
+    planner: Planner, contexts: torch.Tensor, goals: torch.Tensor, num_actions: int = 1, progress: bool = False
+) -> torch.Tensor:
+    """Distillation targets: the first ``num_actions`` planned actions for each (context, goal) pair.
+
+    Args:
+        contexts: (N, C, *L) or (N, *L) states; goals: (N, *L).
+
+    Returns:
+        (N, num_actions, A) planned actions.
+    """
+    out = []
+    for i in tqdm(range(contexts.shape[0]), desc="distill", disable=not progress):
+        planner.reset()
+        out.append(planner.plan(contexts[i], goals[i]).actions[:num_actions])
+    return torch.stack(out)
+
+
+class PolicyPlanner:
+    """Mode 1 behind the planner API: the policy acts, the model only predicts where the actions lead (for display)."""
+
+    name = "policy"
+
+    def __init__(self, model: WorldModel, policy: DistilledPolicy, horizon: int = 1, level: int = 0) -> None:
+        self.model, self.policy, self.horizon, self.level = model, policy, int(horizon), level
+        self.spec = level_spec(model, level)
+        if policy.action_dim != self.spec.action_dim:
+            raise ValueError(
+                f"policy action_dim {policy.action_dim} differs from the model's level {level} action_dim {self.spec.action_dim}"
+            )
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless: nothing to forget."""
+
+    def plan(self, z_ctx: torch.Tensor, goal: torch.Tensor, **_: object) -> PlanResult:
+        start = time.perf_counter()
+        ctx, goal = Planner.validate(self, z_ctx, goal)  # same input checks as the planners
+        actions = self.policy.propose(self.model, ctx, goal, self.horizon, 1, noise_std=0.0, level=self.level)
+        with torch.no_grad():
+            latents = self.model.rollout(ctx, actions, level=self.level)
+        stats = PlanStats(iterations=1, samples=1, model_steps=self.horizon, time_s=time.perf_counter() - start)
+        return PlanResult(actions[0], latents[0], float("nan"), [], self.name, self.level, stats)

@@ -1,0 +1,220 @@
+"""Planner profiles: named, validated planner set-ups loaded from YAML (config/planner_profiles.yaml).
+
+A profile gives the planner per level (type, horizon, params, cost terms), top level first, the number of
+model steps executed per replan, and tolerances. ``build_planner(profile, model)`` turns it into an object
+with ``plan(z_ctx, goal, ...) -> PlanResult`` and ``reset()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jepa_planner.costs import COST_TYPES, CostModule
+from jepa_planner.hierarchical import HierarchicalPlanner
+from jepa_planner.planners import PLANNER_TYPES, Planner
+from jepa_planner.policy import DistilledPolicy, PolicyPlanner
+from jepa_world_model.protocol import WorldModel
+
+# src/jepa_planner/jepa_planner/profiles.py -> repository root
+_REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
+
+
+class CostTermConfig(BaseModel):
+    """One cost term: ``{type, weight, params, name}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in COST_TYPES:
+            raise ValueError(f"unknown cost type {value!r}; valid types: {sorted(COST_TYPES)}")
+        return value
+
+
+class LevelConfig(BaseModel):
+    """The planner of one model level."""
+
+    model_config = ConfigDict(extra="forbid")
+    level: int = Field(0, ge=0)
+    type: Literal["cem", "mppi", "gradient"] = "cem"
+    horizon: int = Field(5, ge=1)
+    max_time: float | None = Field(None, gt=0)
+    warm_start: Literal["repeat", "prior", "none"] = "repeat"
+    params: dict[str, Any] = Field(default_factory=dict)
+    costs: list[CostTermConfig] = Field(default_factory=lambda: [CostTermConfig(type="goal_distance")])
+    replan_every: int = Field(1, ge=1, description="upper levels: calls of the level below between replans")
+
+    @model_validator(mode="after")
+    def _known_params(self) -> LevelConfig:
+        cls = PLANNER_TYPES[self.type]
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "costs", "kwargs"}
+        accepted |= {"seed"}
+        bad = set(self.params) - accepted
+        if bad:
+            raise ValueError(
+                f"unknown params {sorted(bad)} for planner type {self.type!r}; valid: {sorted(accepted)} "
+                "(horizon, level, max_time and warm_start are keys of the level itself)"
+            )
+        if not self.costs:
+            raise ValueError("a level needs at least one cost term")
+        return self
+
+
+class PlannerProfile(BaseModel):
+    """A named planner set-up.
+
+    Attributes:
+        kind: ``flat`` (one level-0 planner), ``hierarchical`` (levels top first, ending at 0) or
+            ``policy`` (the Mode-1 policy alone; ``policy_path`` names its checkpoint).
+        levels: planners, top level first.
+        execute_steps: model steps executed from each plan before replanning.
+        goal_tolerance: normalised latent distance at which the goal counts as reached (for the actor).
+        subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
+        policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
+        seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    description: str = ""
+    kind: Literal["flat", "hierarchical", "policy"] = "flat"
+    levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()])
+    execute_steps: int = Field(1, ge=1)
+    goal_tolerance: float | None = Field(None, ge=0)
+    subgoal_tolerance: float | None = Field(None, ge=0)
+    direct_goal_distance: float | None = Field(None, ge=0)
+    subgoal_index: int = Field(0, ge=0)
+    policy_path: str | None = None
+    seed_samples: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent_levels(self) -> PlannerProfile:
+        levels = [lv.level for lv in self.levels]
+        if not levels or levels[-1] != 0:
+            raise ValueError(f"the last (finest) level must be level 0, got levels {levels}")
+        if self.kind in ("flat", "policy") and len(levels) != 1:
+            raise ValueError(f"a {self.kind} profile has exactly one level (level 0), got {levels}")
+        if self.kind == "hierarchical" and (len(levels) < 2 or any(a <= b for a, b in itertools.pairwise(levels))):
+            raise ValueError(f"a hierarchical profile lists >= 2 levels, strictly decreasing, top first; got {levels}")
+        return self
+
+
+def default_profiles_path() -> Path:
+    """``$JEPA_CONFIG_DIR/planner_profiles.yaml`` if set, else the repository's config/planner_profiles.yaml."""
+    base = Path(os.environ["JEPA_CONFIG_DIR"]) if "JEPA_CONFIG_DIR" in os.environ else _REPO_CONFIG
+    return base / "planner_profiles.yaml"
+
+
+def load_profiles(path: str | Path | None = None) -> dict[str, PlannerProfile]:
+    """All profiles of a YAML file (top-level key ``profiles``), validated."""
+    path = Path(path) if path is not None else default_profiles_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"planner profiles file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'profiles' mapping of name -> profile")
+    out = {}
+    for name, body in data["profiles"].items():
+        try:
+            out[name] = PlannerProfile.model_validate({**(body or {}), "name": name})
+        except ValidationError as err:
+            raise ValueError(f"{path}: profile {name!r} is invalid:\n{err}") from err
+    return out
+
+
+def load_profile(name: str, path: str | Path | None = None) -> PlannerProfile:
+    """One named profile; an unknown name lists the available ones."""
+    profiles = load_profiles(path)
+    if name not in profiles:
+        raise ValueError(f"unknown planner profile {name!r}; available: {sorted(profiles)}")
+    return profiles[name]
+
+
+def build_level_planner(cfg: LevelConfig, model: WorldModel, seed: int = 0, **cost_objects: Any) -> Planner:
+    """One level's planner with its cost module (``cost_objects``: critic=..., readout=... for the terms)."""
+    costs = CostModule.from_config([t.model_dump() for t in cfg.costs], **cost_objects)
+    params = {"seed": seed, **cfg.params}
+    return PLANNER_TYPES[cfg.type](
+        model, costs, horizon=cfg.horizon, level=cfg.level, max_time=cfg.max_time, warm_start=cfg.warm_start, **params
+    )
+
+
+def build_planner(
+    profile: PlannerProfile | str,
+    model: WorldModel,
+    *,
+    seed: int = 0,
+    policy: DistilledPolicy | None = None,
+    profiles_path: str | Path | None = None,
+    **cost_objects: Any,
+):
+    """A planner for ``model`` from a profile (or a profile name).
+
+    Returns:
+        ``Planner`` (flat), ``HierarchicalPlanner`` or ``PolicyPlanner``; all have ``plan`` and ``reset``.
+
+    Raises:
+        ValueError: the profile asks for a level the model lacks, or a policy that is not given.
+    """
+    if isinstance(profile, str):
+        profile = load_profile(profile, profiles_path)
+    model_levels = [s.level for s in model.levels]
+    missing = [lv.level for lv in profile.levels if lv.level not in model_levels]
+    if missing:
+        raise ValueError(
+            f"profile {profile.name!r} plans at levels {[lv.level for lv in profile.levels]} but the model "
+            f"has levels {model_levels} (missing {missing}); use a flat profile or a hierarchical model"
+        )
+    if policy is None and profile.policy_path and (profile.kind == "policy" or profile.seed_samples > 0):
+        policy = DistilledPolicy.load(profile.policy_path)
+    if profile.kind == "policy":
+        if policy is None:
+            raise ValueError(
+                f"profile {profile.name!r} is Mode 1 (kind: policy) but no policy was given; set policy_path or pass policy="
+            )
+        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon)
+    planners = [build_level_planner(lv, model, seed + i, **cost_objects) for i, lv in enumerate(profile.levels)]
+    if profile.kind == "flat":
+        planner = planners[0]
+    else:
+        planner = HierarchicalPlanner(
+            planners,
+            [lv.replan_every for lv in profile.levels[:-1]],
+            profile.subgoal_index,
+            profile.subgoal_tolerance,
+            profile.direct_goal_distance,
+        )
+    if policy is not None and profile.seed_samples > 0:
+        return PolicySeededPlanner(planner, policy, profile.seed_samples)
+    return planner
+
+
+class PolicySeededPlanner:
+    """Wraps a planner so every ``plan`` call gets proposals from the Mode-1 policy (Mode 1 seeding Mode 2)."""
+
+    def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1) -> None:
+        self.planner, self.policy, self.num, self.noise_std = planner, policy, num, noise_std
+        self.name, self.model = planner.name, planner.model
+        self.generator = torch.Generator().manual_seed(0)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.planner.reset(seed)
+
+    def plan(self, z_ctx, goal, **kwargs):
+        low = self.planner.planners[-1] if isinstance(self.planner, HierarchicalPlanner) else self.planner
+        ctx, g = low.validate(z_ctx, goal)
+        proposals = self.policy.propose(self.model, ctx, g, low.horizon, self.num, self.noise_std, self.generator)
+        return self.planner.plan(ctx, g, proposals=proposals, **kwargs)

@@ -1,0 +1,116 @@
+"""Short-term memory, the critic and the distilled Mode-1 policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_planner.critic import Critic
+from jepa_planner.memory import EpisodeMemory, MemoryEpisode
+from jepa_planner.planners.base import PlanResult, PlanStats
+from jepa_planner.policy import DistilledPolicy, PolicyPlanner, collect_plans
+from jepa_planner.testing import LinearWorldModel
+
+torch.set_num_threads(1)
+
+
+def test_memory_episodes_eviction_and_save_load(tmp_path):
+    memory = EpisodeMemory(max_transitions=10, keep_images=True)
+    for ep in range(4):
+        for t in range(4):
+            memory.add(
+                torch.tensor([ep, t], dtype=torch.float32), np.zeros(2), cost=float(t), image=np.zeros((4, 4, 3), np.uint8)
+            )
+        memory.end_episode(goal=np.ones(2))
+    assert len(memory.episodes) == 2 and len(memory) == 8  # oldest whole episodes dropped
+    assert memory.episodes[0].latents[0, 0] == 2 and memory.episodes[0].images.shape == (4, 4, 4, 3)
+    memory.save(tmp_path / "mem.npz")
+    loaded = EpisodeMemory.load(tmp_path / "mem.npz")
+    assert len(loaded) == 8 and np.array_equal(loaded.episodes[1].latents, memory.episodes[1].latents)
+    z, g, y = loaded.sample(5, np.random.default_rng(0))
+    assert z.shape == (5, 2) and g.shape == (5, 2) and y.shape == (5,)
+    with pytest.raises(ValueError, match="NaN"):
+        memory.add(np.array([np.nan, 0.0]), np.zeros(2), 0.0)
+    with pytest.raises(FileNotFoundError):
+        EpisodeMemory.load(tmp_path / "missing.npz")
+
+
+def test_cost_to_go_is_the_discounted_sum():
+    ep = MemoryEpisode(np.zeros((3, 1)), np.zeros((3, 1)), np.array([1.0, 2.0, 3.0], np.float32))
+    assert np.allclose(ep.cost_to_go(0.5), [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3])
+
+
+def test_critic_learns_a_known_cost_from_memory(tmp_path):
+    rng = np.random.default_rng(0)
+    memory = EpisodeMemory()
+    for _ in range(60):
+        goal = rng.uniform(-1, 1, 2)
+        for z in rng.uniform(-1, 1, (10, 2)):
+            memory.add(z, np.zeros(2), cost=float(((z - goal) ** 2).sum()))
+        memory.end_episode(goal=goal)
+    critic = Critic((2,), hidden=64)
+    losses = critic.fit(memory, gamma=0.0, epochs=60, batch_size=64, lr=3e-3)
+    assert losses[-1] < 0.2 * losses[0]
+    z, g = torch.rand(200, 2) * 2 - 1, torch.rand(200, 2) * 2 - 1
+    truth = (z - g).pow(2).sum(-1)
+    with torch.no_grad():
+        pred = critic(z, g)
+    r2 = 1 - (pred - truth).pow(2).mean() / truth.var()
+    assert r2 > 0.9, float(r2)
+    critic.save(tmp_path / "critic.pt")
+    with torch.no_grad():
+        assert torch.allclose(Critic.load(tmp_path / "critic.pt")(z, g), pred)
+
+
+class LinearFeedbackPlanner:
+    """A known planner: a = K (goal - z), clipped to [-1, 1]."""
+
+    name, level, horizon = "linear", 0, 2
+
+    def __init__(self, gain: torch.Tensor) -> None:
+        self.gain = gain
+
+    def reset(self, seed=None) -> None:
+        pass
+
+    def plan(self, z_ctx, goal, **_):
+        z = z_ctx.reshape(-1, 2)[-1]
+        a = ((goal - z) @ self.gain.T).clamp(-1, 1)
+        return PlanResult(a.expand(2, -1), z.expand(2, -1), 0.0, [], self.name, 0, PlanStats())
+
+
+def test_policy_distillation_reproduces_a_known_linear_planner(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    gain = torch.tensor([[0.4, 0.1], [-0.2, 0.3]])
+    planner = LinearFeedbackPlanner(gain)
+    z, goal = torch.rand(400, 2, generator=gen) * 2 - 1, torch.rand(400, 2, generator=gen) * 2 - 1
+    targets = collect_plans(planner, z, goal)
+    assert targets.shape == (400, 1, 2)
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=64)
+    losses = policy.fit(z, goal, targets, epochs=80, batch_size=64)
+    assert losses[-1] < 0.05 * losses[0]
+    zt, gt = torch.rand(100, 2) * 2 - 1, torch.rand(100, 2) * 2 - 1
+    truth = torch.stack([planner.plan(a, b).actions[0] for a, b in zip(zt, gt)])
+    acted = policy.act(zt, gt)
+    assert (acted - truth).abs().mean() < 0.05
+    assert (acted.abs() <= 1.0).all()
+    assert policy.act(zt[0], gt[0]).shape == (2,)
+    policy.save(tmp_path / "policy.pt")
+    assert torch.allclose(DistilledPolicy.load(tmp_path / "policy.pt").act(zt, gt), acted)
+
+
+def test_policy_proposals_and_policy_planner():
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=16)
+    gen = torch.Generator().manual_seed(0)
+    proposals = policy.propose(model, torch.zeros(1, 1, 2), torch.ones(2), horizon=4, num=6, noise_std=0.2, generator=gen)
+    assert proposals.shape == (6, 4, 2) and (proposals.abs() <= 1.0).all()
+    result = PolicyPlanner(model, policy, horizon=3).plan(torch.zeros(2), torch.ones(2))
+    assert result.actions.shape == (3, 2) and result.latents.shape == (3, 2) and result.planner == "policy"
+    assert torch.allclose(result.actions[0], policy.act(torch.zeros(2), torch.ones(2)))
+    with pytest.raises(ValueError, match="goal latent has shape"):
+        PolicyPlanner(model, policy).plan(torch.zeros(2), torch.ones(5))
+    with pytest.raises(ValueError, match="action_dim"):
+        PolicyPlanner(LinearWorldModel(dim=3, action_dim=3), policy)

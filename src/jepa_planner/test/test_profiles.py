@@ -1,0 +1,61 @@
+"""Planner profiles: the repository YAML loads, builds and rejects bad entries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from jepa_planner.hierarchical import HierarchicalPlanner
+from jepa_planner.planners import CEMPlanner, GradientPlanner, MPPIPlanner
+from jepa_planner.policy import DistilledPolicy, PolicyPlanner
+from jepa_planner.profiles import PolicySeededPlanner, build_planner, load_profile, load_profiles
+from jepa_planner.testing import LinearWorldModel
+
+torch.set_num_threads(1)
+
+
+def test_repository_profiles_build_and_plan():
+    model = LinearWorldModel(dim=2, bound=1.0, strides=(4,))
+    profiles = load_profiles()
+    assert {"flat_cem", "flat_mppi", "gradient", "hierarchical", "policy"} <= set(profiles)
+    kinds = {"flat_cem": CEMPlanner, "flat_mppi": MPPIPlanner, "gradient": GradientPlanner, "hierarchical": HierarchicalPlanner}
+    for name, cls in kinds.items():
+        planner = build_planner(name, model)
+        assert isinstance(planner, cls)
+    policy = DistilledPolicy.for_model(model, hidden=8)
+    assert isinstance(build_planner("policy", model, policy=policy), PolicyPlanner)
+    with pytest.raises(ValueError, match="no policy"):
+        build_planner("policy", model)
+    flat = LinearWorldModel(dim=2)
+    with pytest.raises(ValueError, match="missing"):
+        build_planner("hierarchical", flat)
+
+
+def test_seeding_from_the_policy():
+    model = LinearWorldModel(dim=2, bound=1.0)
+    profile = load_profile("flat_cem").model_copy(update={"seed_samples": 4})
+    planner = build_planner(profile, model, policy=DistilledPolicy.for_model(model, hidden=8))
+    assert isinstance(planner, PolicySeededPlanner)
+    result = planner.plan(torch.zeros(2), torch.ones(2))
+    assert result.stats.samples == 5 * (300 + 4)
+
+
+def test_bad_profiles_raise_clear_errors(tmp_path: Path):
+    def write(body) -> Path:
+        path = tmp_path / "p.yaml"
+        path.write_text(yaml.safe_dump({"profiles": {"bad": body}}))
+        return path
+
+    with pytest.raises(ValueError, match="unknown cost type 'teleport'"):
+        load_profiles(write({"levels": [{"costs": [{"type": "teleport"}]}]}))
+    with pytest.raises(ValueError, match="unknown params"):
+        load_profiles(write({"levels": [{"type": "cem", "params": {"num_smaples": 3}}]}))
+    with pytest.raises(ValueError, match="exactly one level"):
+        load_profiles(write({"kind": "flat", "levels": [{"level": 1}, {"level": 0}]}))
+    with pytest.raises(ValueError, match="unknown planner profile"):
+        load_profile("nope")
+    with pytest.raises(FileNotFoundError):
+        load_profiles(tmp_path / "missing.yaml")
