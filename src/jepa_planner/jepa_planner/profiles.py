@@ -113,9 +113,18 @@ class PlannerProfile(BaseModel):
 
 
 def default_profiles_path() -> Path:
-    """``$JEPA_CONFIG_DIR/planner_profiles.yaml`` if set, else the repository's config/planner_profiles.yaml."""
-    base = Path(os.environ["JEPA_CONFIG_DIR"]) if "JEPA_CONFIG_DIR" in os.environ else _REPO_CONFIG
-    return base / "planner_profiles.yaml"
+    """Where the profiles live: ``$JEPA_CONFIG_DIR``, else the repository's config/ (source tree and
+    editable installs), else jepa_planner's installed share/config (a colcon install on a robot)."""
+    if "JEPA_CONFIG_DIR" in os.environ:
+        return Path(os.environ["JEPA_CONFIG_DIR"]) / "planner_profiles.yaml"
+    if (_REPO_CONFIG / "planner_profiles.yaml").is_file():
+        return _REPO_CONFIG / "planner_profiles.yaml"
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("jepa_planner")) / "config" / "planner_profiles.yaml"
+    except (ImportError, LookupError, ValueError):
+        return _REPO_CONFIG / "planner_profiles.yaml"
 
 
 def load_profiles(path: str | Path | None = None) -> dict[str, PlannerProfile]:
