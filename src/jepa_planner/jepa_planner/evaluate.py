@@ -58,54 +58,51 @@ class EpisodeRecord:
 def run_episode(
     model, planner, world, seed: int, max_steps: int, execute_steps: int, record: bool = False
 ) -> tuple[EpisodeRecord, list[tuple[np.ndarray, np.ndarray]]]:
-    """One closed-loop episode.
+    """One closed-loop episode driven by the same ``MPCController`` as the actor node.
+
+    Every raw control step encodes the camera image; the controller replans every ``execute_steps``
+    model steps and otherwise executes the plan's stacked raw actions.
 
     Returns:
         (the record, (latent, true state) pairs seen, for fitting a position probe).
     """
-    frameskip = model.frameskip
-    raw_dim = world.spec.action_dim
+    from jepa_planner.controller import MPCController
+
     obs = world.reset(seed=seed)
-    goal_z = model.encode(world.goal_observation().image[None])[0]
     planner.reset(seed)
-    ctx = [model.encode(obs.image[None])[0]]
-    pairs = [(ctx[0].numpy(), world.true_state().copy())]
+    controller = MPCController(model, planner, replan_every=execute_steps * model.frameskip)
+    controller.set_goal(model.encode(world.goal_observation().image[None])[0])
     trajectory = [world.true_state().tolist()]
-    steps, replans, model_steps, success, shift = 0, 0, 0, world.is_success(), 1
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    steps, replans, model_steps, success = 0, 0, 0, world.is_success()
     plan_times: list[float] = []
     frames: list[dict[str, Any]] = []
-    prev_action = None
     while not success and steps < max_steps:
+        z = model.encode(obs.image[None])[0]
+        if steps % model.frameskip == 0:
+            pairs.append((z.numpy(), world.true_state().copy()))
         start = time.perf_counter()
-        result = planner.plan(torch.stack(ctx), goal_z, prev_action=prev_action, shift=shift)
-        plan_times.append(time.perf_counter() - start)
-        replans += 1
-        model_steps += result.model_steps_this_call()
-        if record:
-            frames.append(
-                {
-                    "image": obs.image.copy(),
-                    "state": world.true_state().copy(),
-                    "latents": result.latents.numpy(),
-                    "subgoal": None if result.subgoal is None else result.subgoal.numpy(),
-                    "upper": None if result.parent is None else result.parent.latents.numpy(),
-                    "imagined": _decode(model, result.latents),
-                }
-            )
-        shift = 0
-        for action in result.actions[:execute_steps]:
-            for raw in action.reshape(frameskip, raw_dim):
-                obs, info = world.step(raw.numpy().astype(np.float64))
-                steps += 1
-                trajectory.append(info.true_state.tolist())
-                success = info.success
-                if success or steps >= max_steps:
-                    break
-            if success or steps >= max_steps:
-                break
-            ctx = [*ctx, model.encode(obs.image[None])[0]][-model.context :]
-            pairs.append((ctx[-1].numpy(), world.true_state().copy()))
-            prev_action, shift = action, shift + 1
+        control = controller.step(z)
+        if control.replanned:
+            result = control.plan
+            plan_times.append(time.perf_counter() - start)
+            replans += 1
+            model_steps += result.model_steps_this_call()
+            if record:
+                frames.append(
+                    {
+                        "image": obs.image.copy(),
+                        "state": world.true_state().copy(),
+                        "latents": result.latents.numpy(),
+                        "subgoal": None if result.subgoal is None else result.subgoal.numpy(),
+                        "upper": None if result.parent is None else result.parent.latents.numpy(),
+                        "imagined": _decode(model, result.latents),
+                    }
+                )
+        obs, info = world.step(control.action.astype(np.float64))
+        steps += 1
+        trajectory.append(info.true_state.tolist())
+        success = info.success
     final = float(np.linalg.norm(world.true_state() - world.goal_state))
     rec = EpisodeRecord(
         seed, bool(success), steps, replans, model_steps, plan_times, final, trajectory, world.goal_state.tolist(), frames
