@@ -38,6 +38,7 @@ NODE_OVERRIDES = {
         "autostart": "autostart",
         "default_profile": "profile",
         "profiles_file": "profiles_file",
+        "goals_file": "goals_file",
     },
     "cost": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
     "memory": {},
@@ -219,6 +220,11 @@ def generate_launch_description() -> LaunchDescription:
                 "profiles_file",
                 default_value=str(config / "planner_profiles.yaml"),
                 description="planner profiles YAML read by actor, configurator and cost",
+            ),
+            DeclareLaunchArgument(
+                "goals_file",
+                default_value=str(config / "goals.yaml"),
+                description="named goals (images or latents) the configurator accepts in ReachGoal",
             ),
             OpaqueFunction(function=launch_setup),
         ]

@@ -205,7 +205,8 @@ def test_agent_sim_passes_only_arguments_agent_launch_declares() -> None:
 
 def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
     h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "parse_bool", "node_overrides"))
-    base = {"bundle": "", "autostart": "true", "use_sim_time": "false", "profile": "", "profiles_file": "/p.yaml"}
+    base = {"bundle": "", "autostart": "true", "use_sim_time": "false", "profile": "", "profiles_file": "/p.yaml",
+            "goals_file": "/g.yaml"}
     assert h["node_overrides"]("actor", base) == {"use_sim_time": False, "autostart": True, "profiles_file": "/p.yaml"}
     given = {**base, "bundle": "/b", "profile": "flat_mppi", "autostart": "False", "use_sim_time": "true"}
     assert h["node_overrides"]("configurator", given) == {
@@ -214,6 +215,7 @@ def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
         "autostart": False,
         "default_profile": "flat_mppi",
         "profiles_file": "/p.yaml",
+        "goals_file": "/g.yaml",
     }
     assert h["node_overrides"]("memory", given) == {"use_sim_time": True}
     with pytest.raises(ValueError, match="autostart"):
