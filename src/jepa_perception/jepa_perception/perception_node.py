@@ -1,0 +1,143 @@
+"""Perception node: camera image (+ proprioception) -> LatentState, with the bundle's encoder.
+
+Managed (lifecycle) node: the bundle is loaded in ``on_configure``, latents are published only
+while active. Input images use sensor QoS (best effort, depth 1: only the newest frame matters);
+each latent carries the stamp and frame of the image it came from, so downstream nodes can
+measure latency and detect stale input. Bad images (encoding, size, length) are dropped with a
+throttled warning naming what was wrong; the node keeps running.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32
+
+from jepa_interfaces.msg import LatentState
+from jepa_interfaces.srv import EncodeImage
+from jepa_sim.ros_common import Param, declare_params, image_to_array, reliable_qos, run_node, sensor_qos
+
+PARAMS = {
+    "bundle": Param("", "model bundle directory (manifest.json, encoder.onnx, model.pt)", read_only=True),
+    "backend": Param("onnx", "inference backend for the encoder", choices=("onnx", "torch"), read_only=True),
+    "providers": Param("auto", "onnxruntime providers, comma-separated (tensorrt,cuda,cpu) or auto", read_only=True),
+    "use_proprio": Param(False, "read proprioception (JointState on 'proprio') and copy it into the latent"),
+    "max_rate": Param(0.0, "maximum latent rate in Hz (0 = every image)", min=0.0, max=1000.0),
+    "autostart": Param(True, "configure and activate at start (no lifecycle manager needed)", read_only=True),
+}
+
+
+class PerceptionNode(LifecycleNode):
+    """Encodes camera frames into latents (topic ``latent``) and serves ``encode_image``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("perception", **kwargs)
+        self.params = declare_params(self, PARAMS)
+        self.model = None
+        self.latent_pub = None
+        self.rate_pub = None
+        self.proprio: np.ndarray = np.zeros(0, np.float32)
+        self._last_out = 0.0
+        self._times: list[float] = []
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from jepa_world_model.bundle import load_bundle
+
+        path = self.params["bundle"]
+        if not path:
+            self.get_logger().error("parameter 'bundle' is empty: give the model bundle directory (e.g. models/two_rooms)")
+            return TransitionCallbackReturn.FAILURE
+        providers = None if self.params["providers"] == "auto" else [p.strip() for p in self.params["providers"].split(",")]
+        try:
+            self.model = load_bundle(path, backend=self.params["backend"], providers=providers)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            self.get_logger().error(f"cannot load bundle '{path}': {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.image_hw = tuple(self.model.image_size)
+        self.latent_pub = self.create_lifecycle_publisher(LatentState, "latent", reliable_qos(1))
+        self.rate_pub = self.create_lifecycle_publisher(Float32, "perception/rate", reliable_qos(1))
+        self.create_subscription(Image, "camera/image_raw", self.on_image, sensor_qos())
+        if self.params["use_proprio"]:
+            self.create_subscription(JointState, "proprio", self.on_proprio, sensor_qos())
+        self.create_service(EncodeImage, "encode_image", self.on_encode)
+        self.get_logger().info(f"loaded bundle {self.model.model_id} ({self.params['backend']}), "
+                               f"input {self.image_hw[1]}x{self.image_hw[0]}, latent {list(self.model.latent_shape)}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.model = None
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------- callbacks
+    def on_proprio(self, msg: JointState) -> None:
+        values = np.asarray(list(msg.position) + list(msg.velocity), np.float32)
+        if not np.isfinite(values).all():
+            self.get_logger().warning("proprio contains NaN/inf: ignored, keeping the last valid value",
+                                   throttle_duration_sec=5.0)
+            return
+        self.proprio = values
+
+    def encode_message(self, msg: Image) -> np.ndarray:
+        """Image message -> latent array; raises ImageError/ValueError on bad input."""
+        image = image_to_array(msg, expected_hw=self.image_hw)
+        return self.model.encode(image[None]).detach().cpu().numpy()[0].astype(np.float32)
+
+    def to_latent_msg(self, z: np.ndarray, header: Any) -> LatentState:
+        out = LatentState()
+        out.header = header
+        out.model_id = self.model.model_id
+        out.shape = list(z.shape)
+        out.data = z.ravel()
+        out.proprio = self.proprio
+        return out
+
+    def on_image(self, msg: Image) -> None:
+        if self.model is None or self.latent_pub is None or not self.latent_pub.is_activated:
+            return
+        now = time.monotonic()
+        if self.params["max_rate"] > 0 and now - self._last_out < 1.0 / self.params["max_rate"]:
+            return
+        try:
+            z = self.encode_message(msg)
+        except ValueError as exc:  # ImageError is a ValueError
+            self.get_logger().warning(f"dropped image on {self.resolve_topic_name('camera/image_raw')}: {exc}",
+                                   throttle_duration_sec=5.0)
+            return
+        if not np.isfinite(z).all():
+            self.get_logger().error("encoder produced NaN/inf: latent not published", throttle_duration_sec=5.0)
+            return
+        self.latent_pub.publish(self.to_latent_msg(z, msg.header))
+        self._last_out = now
+        self._times = [t for t in self._times if now - t < 2.0] + [now]
+        if len(self._times) > 1:
+            self.rate_pub.publish(Float32(data=(len(self._times) - 1) / (self._times[-1] - self._times[0])))
+
+    def on_encode(self, request: EncodeImage.Request, response: EncodeImage.Response) -> EncodeImage.Response:
+        if self.model is None:
+            response.success, response.message = False, "perception node is not configured (no bundle loaded)"
+            return response
+        try:
+            z = self.encode_message(request.image)
+        except ValueError as exc:
+            response.success, response.message = False, f"bad goal/query image: {exc}"
+            return response
+        if not np.isfinite(z).all():
+            response.success, response.message = False, "encoder produced NaN/inf for this image"
+            return response
+        response.latent = self.to_latent_msg(z, request.image.header)
+        response.latent.proprio = np.asarray(request.proprio, np.float32)
+        response.success = True
+        return response
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,419 @@
+"""Actor node (Mode 2 / Mode 1): latent MPC with the in-process world model, bounded commands, watchdog.
+
+Inputs: ``latent`` (LatentState from perception), ``goal_latent`` (LatentState from the
+configurator: the task goal, or a subgoal for hierarchical profiles; transient local), ``profile``
+(std_msgs/String, transient local: which planner profile to run).
+Outputs: the command (``cmd_vel`` geometry_msgs/Twist, ``cmd_vel_stamped`` TwistStamped, or
+``action`` std_msgs/Float32MultiArray, by parameter), ``plan`` (jepa_interfaces/Plan, stamped with
+the image stamp of the latent it was planned from), ``plan_path`` (nav_msgs/Path) and
+``candidates`` (MarkerArray: only built while someone subscribes), ``imagined`` (predicted frames
+when the bundle has a decoder), ``actor/status`` (AgentStatus).
+
+Safety: every command is clipped to the configured bounds (per-axis ``max_command`` and the L2
+``max_command_norm``); when the latent goes stale, there is no goal, or planning fails, the node
+publishes a zero command and a warning instead of a stale or invalid one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import Point, PoseStamped, Twist, TwistStamped
+from nav_msgs.msg import Path as PathMsg
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from std_msgs.msg import Float32MultiArray, String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
+from jepa_planner.controller import ControlStep, MPCController
+from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node, stamp_to_ns
+
+PARAMS = {
+    "bundle": Param("", "model bundle directory", read_only=True),
+    "backend": Param(
+        "torch",
+        "world-model backend for planning (torch needed by the gradient planner)",
+        choices=("torch", "onnx"),
+        read_only=True,
+    ),
+    "profiles_file": Param("", "planner profiles YAML (default: the packaged config/planner_profiles.yaml)", read_only=True),
+    "profile": Param("flat_cem", "planner profile used until the configurator publishes one on 'profile'"),
+    "trigger": Param(
+        "on_latent",
+        "on_latent: one command per new latent (lockstep sims, deterministic); "
+        "timer: commands at command_rate, planning in its own loop",
+        choices=("on_latent", "timer"),
+    ),
+    "command_rate": Param(10.0, "command publishing rate in Hz (trigger=timer)", min=0.5, max=1000.0),
+    "command_type": Param("twist", "command message", choices=("twist", "twist_stamped", "action")),
+    "publish_stamped_copy": Param(True, "also publish each command as TwistStamped on 'cmd_vel_stamped' with the stamp of "
+                                  "the camera image it was computed from (latency measurement, logging)", read_only=True),
+    "dt": Param(0.1, "seconds per raw control step: a Twist carries action / dt", min=1e-4, max=10.0),
+    "max_command": Param(2.45, "per-axis bound of a raw action (action units)", min=0.0, max=1e6),
+    "max_command_norm": Param(2.45, "bound on the L2 norm of a raw action (0 = none)", min=0.0, max=1e6),
+    "stale_timeout": Param(1.0, "seconds without a new latent before the robot is stopped", min=0.01, max=60.0),
+    "plan_time_budget": Param(0.0, "seconds per replan (0 = the profile's)", min=0.0, max=60.0),
+    "frame_id": Param("map", "frame of plan_path and candidates"),
+    "max_candidates_shown": Param(20, "candidate rollouts drawn in 'candidates'", min=0, max=1000),
+    "autostart": Param(True, "configure and activate at start", read_only=True),
+}
+
+
+class ActorNode(LifecycleNode):
+    """Runs the MPC controller on incoming latents and publishes bounded commands."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("actor", **kwargs)
+        self.params = declare_params(self, PARAMS)
+        self.lock = threading.Lock()
+        self.model = None
+        self.controller: MPCController | None = None
+        self.profile_name = self.params["profile"]
+        self.goal_stamp: tuple[int, int] | None = None
+        self.goal_time = 0.0
+        self.latest: tuple[torch.Tensor, Any, float] | None = None  # latent, header, monotonic receipt time
+        self.last_planned_ns: int | None = None
+        self.current_action = np.zeros(0, np.float32)
+        self.warnings: list[str] = []
+        self.plan_times: list[float] = []
+        self.cmd_times: list[float] = []
+        self.publishers_ready = False
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from jepa_planner.profiles import load_profiles
+        from jepa_world_model.bundle import load_bundle
+
+        try:
+            if not self.params["bundle"]:
+                raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
+            self.model = load_bundle(self.params["bundle"], backend=self.params["backend"])
+            self.profiles = load_profiles(self.params["profiles_file"] or None)
+            self.use_profile(self.profile_name)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+            self.get_logger().error(f"cannot configure the actor: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.raw_dim = self.controller.raw_dim
+        self.current_action = np.zeros(self.raw_dim, np.float32)
+        kind = self.params["command_type"]
+        if kind == "twist":
+            self.cmd_pub = self.create_lifecycle_publisher(Twist, "cmd_vel", reliable_qos(1))
+        elif kind == "twist_stamped":
+            self.cmd_pub = self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(1))
+        else:
+            self.cmd_pub = self.create_lifecycle_publisher(Float32MultiArray, "action", reliable_qos(1))
+        self.stamped_pub = None
+        if kind != "twist_stamped" and self.params["publish_stamped_copy"]:
+            self.stamped_pub = self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(10))
+        self.plan_pub = self.create_lifecycle_publisher(Plan, "plan", reliable_qos(5))
+        self.path_pub = self.create_lifecycle_publisher(PathMsg, "plan_path", reliable_qos(1))
+        self.cand_pub = self.create_lifecycle_publisher(MarkerArray, "candidates", reliable_qos(1))
+        self.imagined_pub = self.create_lifecycle_publisher(
+            type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)
+        )
+        self.status_pub = self.create_lifecycle_publisher(AgentStatus, "actor/status", reliable_qos(5))
+        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1))
+        self.create_subscription(LatentState, "goal_latent", self.on_goal, latched_qos())
+        self.create_subscription(String, "profile", self.on_profile, latched_qos())
+        self.create_timer(0.05, self.watchdog)
+        self.create_timer(1.0, self.publish_status)
+        if self.params["trigger"] == "timer":
+            self.create_timer(1.0 / self.params["command_rate"], self.on_command_timer)
+            threading.Thread(target=self.planning_loop, daemon=True).start()
+        self.get_logger().info(
+            f"actor ready: profile '{self.profile_name}', trigger {self.params['trigger']}, "
+            f"commands on {self.params['command_type']}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.publishers_ready = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.publish_command(np.zeros(self.raw_dim, np.float32), None)  # leave the robot stopped
+        self.publishers_ready = False
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.model, self.controller = None, None
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------- configuration
+    def use_profile(self, name: str) -> None:
+        from jepa_planner.profiles import build_planner
+
+        if name not in self.profiles:
+            raise KeyError(f"unknown planner profile '{name}'; known: {sorted(self.profiles)}")
+        profile = self.profiles[name]
+        planner = build_planner(profile, self.model)
+        replan = int(getattr(profile, "execute_steps", 1) or 1) * int(self.model.frameskip)
+        goal = self.controller.goal if self.controller is not None else None
+        self.controller = MPCController(self.model, planner, replan_every=replan)
+        if goal is not None:
+            self.controller.set_goal(goal)
+        self.profile_name = name
+
+    def on_profile(self, msg: String) -> None:
+        if msg.data == self.profile_name or self.model is None:
+            return
+        with self.lock:
+            try:
+                self.use_profile(msg.data)
+                self.get_logger().info(f"switched to planner profile '{msg.data}'")
+            except (KeyError, ValueError) as exc:
+                self.warn(f"profile '{msg.data}' rejected: {exc}")
+
+    def on_goal(self, msg: LatentState) -> None:
+        if self.model is None:
+            return
+        if len(msg.data) == 0:  # the configurator cleared the goal (task ended): stop
+            with self.lock:
+                self.controller.goal = None
+            self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+            return
+        try:
+            goal = self.latent_from_msg(msg, "goal_latent")
+            with self.lock:
+                self.controller.set_goal(goal)
+                self.goal_stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+                self.goal_time = time.monotonic()
+            if self.params["trigger"] == "on_latent":
+                self.control_once()  # lockstep worlds wait for a command: act on the latest latent now
+        except ValueError as exc:
+            with self.lock:
+                self.controller.goal = None
+            self.warn(f"goal rejected, stopping: {exc}")
+            self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+
+    def latent_from_msg(self, msg: LatentState, topic: str) -> torch.Tensor:
+        """LatentState -> tensor of the model's latent shape; ValueError naming the problem."""
+        if msg.model_id and msg.model_id != self.model.model_id:
+            raise ValueError(f"{topic} comes from model '{msg.model_id}', the actor runs '{self.model.model_id}'")
+        data = np.asarray(msg.data, np.float32)
+        shape = tuple(int(s) for s in msg.shape)
+        if shape != tuple(self.model.latent_shape) or data.size != int(np.prod(shape)):
+            raise ValueError(f"{topic} has shape {list(shape)} with {data.size} values, expected {list(self.model.latent_shape)}")
+        if not np.isfinite(data).all():
+            raise ValueError(f"{topic} contains NaN/inf")
+        return torch.from_numpy(data.reshape(shape))
+
+    # ---------------------------------------------------------------- control
+    def on_latent(self, msg: LatentState) -> None:
+        if self.model is None:
+            return
+        try:
+            z = self.latent_from_msg(msg, "latent")
+        except ValueError as exc:
+            self.warn(f"latent rejected, stopping: {exc}")
+            self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+            return
+        self.latest = (z, msg.header, time.monotonic())
+        if self.params["trigger"] == "on_latent":
+            self.control_once()
+
+    def control_once(self) -> None:
+        """Plan (if due) for the newest latent and publish the resulting command."""
+        if self.latest is None:
+            return
+        z, header, _ = self.latest
+        with self.lock:
+            if self.controller is None or self.controller.goal is None:
+                return  # the watchdog reports and stops
+            budget = self.params["plan_time_budget"] or None
+            try:
+                step = self.controller.step(z, max_time=budget)
+            except ValueError as exc:
+                self.warn(f"planning refused, stopping: {exc}")
+                self.publish_command(np.zeros(self.raw_dim, np.float32), header)
+                return
+        self.last_planned_ns = stamp_to_ns(header.stamp)
+        self.publish_command(step.action, header)
+        if step.replanned:
+            self.plan_times.append(time.monotonic())
+            self.publish_plan(step, header)
+
+    def planning_loop(self) -> None:
+        """trigger=timer: plan whenever a new latent arrived; the command timer sends the result."""
+        while self.model is not None:
+            latest = self.latest
+            if latest is None or stamp_to_ns(latest[1].stamp) == self.last_planned_ns or not self.publishers_ready:
+                time.sleep(0.002)
+                continue
+            z, header, _ = latest
+            with self.lock:
+                if self.controller is None or self.controller.goal is None:
+                    time.sleep(0.01)
+                    continue
+                try:
+                    step = self.controller.step(z, max_time=self.params["plan_time_budget"] or None)
+                except ValueError as exc:
+                    self.warn(f"planning refused: {exc}")
+                    self.current_action = np.zeros(self.raw_dim, np.float32)
+                    continue
+            self.last_planned_ns = stamp_to_ns(header.stamp)
+            self.current_action = step.action
+            if step.replanned:
+                self.plan_times.append(time.monotonic())
+                self.publish_plan(step, header)
+
+    def on_command_timer(self) -> None:
+        if self.inputs_ok():
+            self.publish_command(self.current_action, self.latest[1] if self.latest else None)
+
+    def inputs_ok(self) -> bool:
+        if self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]:
+            return False
+        return self.controller is not None and self.controller.goal is not None
+
+    def watchdog(self) -> None:
+        """Stop the robot while there is a goal but no fresh latent (perception dead, camera stalled).
+
+        Without a goal the robot was already stopped when the goal was cleared or rejected. The zero
+        command also unblocks a lockstep simulator that is waiting for a command.
+        """
+        if not self.publishers_ready or self.model is None or self.controller is None or self.controller.goal is None:
+            return
+        last = self.latest[2] if self.latest is not None else self.goal_time
+        age = time.monotonic() - max(last, self.goal_time)
+        if age > self.params["stale_timeout"]:
+            what = "no latent since the goal arrived" if self.latest is None or self.latest[2] < self.goal_time else "latent stale"
+            self.warn(f"{what} for {age:.1f} s (> stale_timeout {self.params['stale_timeout']} s): stopping")
+            self.current_action = np.zeros(self.raw_dim, np.float32)
+            self.publish_command(self.current_action, None)
+
+    # ---------------------------------------------------------------- outputs
+    def bounded(self, action: np.ndarray) -> np.ndarray:
+        """Clip to the configured per-axis and norm bounds; NaN becomes zero (stop)."""
+        a = np.nan_to_num(np.asarray(action, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        limit = self.params["max_command"]
+        a = np.clip(a, -limit, limit)
+        norm_max = self.params["max_command_norm"]
+        norm = float(np.linalg.norm(a))
+        if norm_max > 0 and norm > norm_max:
+            a = a * (norm_max / norm)
+        return a.astype(np.float32)
+
+    def publish_command(self, action: np.ndarray, header: Any) -> None:
+        if not self.publishers_ready:
+            return
+        a = self.bounded(action)
+        kind = self.params["command_type"]
+        twist = Twist()
+        vel = a / self.params["dt"]
+        twist.linear.x = float(vel[0]) if vel.size > 0 else 0.0
+        twist.linear.y = float(vel[1]) if vel.size > 1 else 0.0
+        twist.angular.z = float(vel[2]) if vel.size > 2 else 0.0
+        stamped = TwistStamped(twist=twist)
+        if header is not None:
+            stamped.header = header  # the stamp of the camera image this command was computed from
+        else:
+            stamped.header.stamp = self.get_clock().now().to_msg()
+        if kind == "action":
+            self.cmd_pub.publish(Float32MultiArray(data=a.tolist()))
+        elif kind == "twist":
+            self.cmd_pub.publish(twist)
+        else:
+            self.cmd_pub.publish(stamped)
+        if self.stamped_pub is not None:
+            self.stamped_pub.publish(stamped)
+        self.cmd_times.append(time.monotonic())
+
+    def positions(self, latents: torch.Tensor) -> np.ndarray | None:
+        """(N, 2|3) positions of latents for display, when the bundle has a position readout."""
+        readout = getattr(self.model, "readout_position", None)
+        if readout is None:
+            return None
+        try:
+            return np.asarray(readout(latents), np.float64)
+        except (ValueError, RuntimeError):
+            return None
+
+    def publish_plan(self, step: ControlStep, header: Any) -> None:
+        plan = step.plan
+        msg = Plan()
+        msg.header.stamp = header.stamp
+        msg.header.frame_id = self.params["frame_id"]
+        msg.planner, msg.level = plan.planner, int(plan.level)
+        acts = plan.actions.detach().cpu().numpy().astype(np.float32)
+        msg.action_shape = list(acts.shape)
+        msg.actions = acts.ravel()
+        msg.dt = float(self.params["dt"] * self.controller.frameskip)
+        msg.total_cost = float(plan.cost)
+        msg.terms = [CostTerm(name=t.name, weight=float(t.weight), value=float(t.value)) for t in plan.terms]
+        msg.samples, msg.iterations = int(plan.stats.samples), int(plan.stats.iterations)
+        msg.planning_time = float(plan.stats.time_s)
+        pos = self.positions(plan.latents)
+        if pos is not None:
+            msg.predicted_positions = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in pos]
+        self.plan_pub.publish(msg)
+        if pos is not None and self.path_pub.get_subscription_count() > 0:
+            path = PathMsg()
+            path.header = msg.header
+            for p in pos:
+                pose = PoseStamped()
+                pose.header = msg.header
+                pose.pose.position = Point(x=float(p[0]), y=float(p[1]), z=0.0)
+                path.poses.append(pose)
+            self.path_pub.publish(path)
+        if self.cand_pub.get_subscription_count() > 0:
+            self.publish_candidates(msg.header, plan)
+        decode = getattr(self.model, "decode", None)
+        if decode is not None and getattr(self.model, "has_decoder", False) and self.imagined_pub.get_subscription_count() > 0:
+            frames = decode(plan.latents)  # (H, h, w, 3) uint8
+            self.imagined_pub.publish(array_to_image(np.concatenate(list(frames), axis=1), header.stamp, "imagined"))
+
+    def publish_candidates(self, header: Any, plan: Any) -> None:
+        """Draw the best plan and the planner's last elite candidates (when it exposes them)."""
+        rollouts = getattr(plan.stats, "candidate_latents", None)
+        rollouts = [plan.latents] if rollouts is None else [plan.latents, *list(rollouts)[: self.params["max_candidates_shown"]]]
+        markers = MarkerArray()
+        for i, lat in enumerate(rollouts):
+            pos = self.positions(lat)
+            if pos is None:
+                return
+            m = Marker(header=header, ns="candidates", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
+            m.scale.x = 0.6 if i == 0 else 0.2
+            m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.9, 0.1, 1.0) if i == 0 else (0.6, 0.6, 0.9, 0.5)
+            m.points = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in pos]
+            markers.markers.append(m)
+        self.cand_pub.publish(markers)
+
+    def warn(self, text: str) -> None:
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+        self.warnings = [*self.warnings[-9:], text]
+
+    @staticmethod
+    def rate(times: list[float], window: float = 5.0) -> float:
+        now = time.monotonic()
+        recent = [t for t in times if now - t < window]
+        times[:] = recent
+        return (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+
+    def publish_status(self) -> None:
+        if not self.publishers_ready:
+            return
+        msg = AgentStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        has_goal = self.controller is not None and self.controller.goal is not None
+        stale = self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]
+        msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_name == "policy" else "mode2")
+        msg.profile = self.profile_name
+        msg.distance_to_goal = -1.0
+        msg.planning_rate = float(self.rate(self.plan_times))
+        msg.command_rate = float(self.rate(self.cmd_times))
+        msg.warnings = list(self.warnings)
+        self.warnings = []
+        self.status_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ActorNode, args, threads=3)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Configurator node: the ReachGoal action server; sets goal and planner profile, judges success, reports status.
+
+A goal arrives as an image (encoded by perception's ``encode_image`` service, so goal and
+observations share one encoder), a latent (checked against the bundle), or a name from the goals
+YAML (an image file or a latent ``.npy``). The configurator publishes the goal latent and the
+profile (both transient local) for the actor, then follows the latent stream: success when the
+normalised latent distance (RMS over dimensions of (z - g) / latent_std) drops below the
+tolerance; otherwise timeout, cancel, or preemption by a newer goal. On any end it clears the goal,
+which stops the actor. ``agent_status`` merges the actor's status with the task's progress.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from std_msgs.msg import Float32, String
+
+from jepa_interfaces.action import ReachGoal
+from jepa_interfaces.msg import AgentStatus, LatentState, Plan
+from jepa_interfaces.srv import EncodeImage
+from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
+
+PARAMS = {
+    "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
+    "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
+    "default_profile": Param("flat_cem", "profile used when a goal names none"),
+    "goals_file": Param("", "named goals YAML: {name: {image: file.png} | {latent: file.npy}}", read_only=True),
+    "default_tolerance": Param(0.5, "success when the normalised latent distance is below this", min=1e-6, max=1e3),
+    "default_time_limit": Param(60.0, "seconds before a goal times out", min=0.1, max=86400.0),
+    "max_steps": Param(0, "control steps before a goal times out (0 = no step limit)", min=0, max=10_000_000),
+    "encode_timeout": Param(10.0, "seconds to wait for perception's encode_image", min=0.1, max=600.0),
+    "autostart": Param(True, "configure and activate at start", read_only=True),
+}
+
+
+class ConfiguratorNode(LifecycleNode):
+    """ReachGoal server and task supervisor."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("configurator", **kwargs)
+        self.params = declare_params(self, PARAMS)
+        self.manifest = None
+        self.group = ReentrantCallbackGroup()
+        self.latest: LatentState | None = None
+        self.latent_event = threading.Event()
+        self.plan_cost = 0.0
+        self.actor_status = AgentStatus()
+        self.perception_rate = 0.0
+        self.active_goal_id: str = ""
+        self.task_desc = ""
+        self.distance = -1.0
+        self.step = 0
+        self.current_profile = self.params["default_profile"]
+        self.goal_lock = threading.Lock()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from jepa_planner.profiles import load_profiles
+        from jepa_world_model.bundle import read_manifest
+
+        try:
+            if not self.params["bundle"]:
+                raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
+            self.manifest = read_manifest(self.params["bundle"])
+            self.latent_shape = tuple(self.manifest["latent_shape"])
+            self.latent_mean = np.asarray(self.manifest["latent_mean"], np.float32).reshape(self.latent_shape)
+            self.latent_std = np.maximum(np.asarray(self.manifest["latent_std"], np.float32).reshape(self.latent_shape), 1e-6)
+            self.profiles = load_profiles(self.params["profiles_file"] or None)
+            if self.params["default_profile"] not in self.profiles:
+                raise ValueError(
+                    f"default_profile '{self.params['default_profile']}' is not in the profiles: {sorted(self.profiles)}"
+                )
+            self.goals = self.load_goals(self.params["goals_file"])
+        except (FileNotFoundError, ValueError, KeyError, yaml.YAMLError) as exc:
+            self.get_logger().error(f"cannot configure the configurator: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.goal_pub = self.create_lifecycle_publisher(LatentState, "goal_latent", latched_qos())
+        self.profile_pub = self.create_lifecycle_publisher(String, "profile", latched_qos())
+        self.status_pub = self.create_lifecycle_publisher(AgentStatus, "agent_status", reliable_qos(5))
+        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1), callback_group=self.group)
+        self.create_subscription(Plan, "plan", self.on_plan, reliable_qos(5), callback_group=self.group)
+        self.create_subscription(AgentStatus, "actor/status", self.on_actor_status, reliable_qos(5), callback_group=self.group)
+        self.create_subscription(Float32, "perception/rate", self.on_perception_rate, reliable_qos(1), callback_group=self.group)
+        self.encode_client = self.create_client(EncodeImage, "encode_image", callback_group=self.group)
+        self.action_server = ActionServer(
+            self,
+            ReachGoal,
+            "reach_goal",
+            execute_callback=self.execute,
+            goal_callback=self.on_goal_request,
+            cancel_callback=lambda _h: CancelResponse.ACCEPT,
+            callback_group=self.group,
+        )
+        self.create_timer(1.0, self.publish_status, callback_group=self.group)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)
+        self.profile_pub.publish(String(data=self.current_profile))
+        return result
+
+    # ---------------------------------------------------------------- inputs
+    def load_goals(self, path: str) -> dict[str, dict]:
+        if not path:
+            return {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        goals = data.get("goals", data)
+        base = Path(path).parent
+        out = {}
+        for name, entry in goals.items():
+            if not isinstance(entry, dict) or not ({"image", "latent"} & set(entry)):
+                raise ValueError(f"{path}: goal '{name}' needs an 'image' or a 'latent' file")
+            out[name] = {k: str((base / v).resolve()) if k in ("image", "latent") else v for k, v in entry.items()}
+        return out
+
+    def on_latent(self, msg: LatentState) -> None:
+        self.latest = msg
+        self.latent_event.set()
+
+    def on_plan(self, msg: Plan) -> None:
+        self.plan_cost = float(msg.total_cost)
+
+    def on_actor_status(self, msg: AgentStatus) -> None:
+        self.actor_status = msg
+
+    def on_perception_rate(self, msg: Float32) -> None:
+        self.perception_rate = float(msg.data)
+
+    def normalised_distance(self, z: np.ndarray, goal: np.ndarray) -> float:
+        """RMS over latent dimensions of (z - goal) / latent_std: the unit of tolerances and of distance_to_goal."""
+        return float(np.sqrt(np.mean(((z - goal) / self.latent_std) ** 2)))
+
+    # ---------------------------------------------------------------- goals
+    def on_goal_request(self, goal: ReachGoal.Goal) -> GoalResponse:
+        kinds = (ReachGoal.Goal.GOAL_IMAGE, ReachGoal.Goal.GOAL_LATENT, ReachGoal.Goal.GOAL_NAMED)
+        if goal.goal_type not in kinds:
+            self.get_logger().warning(f"goal rejected: goal_type {goal.goal_type} is not 0 (image), 1 (latent) or 2 (named)")
+            return GoalResponse.REJECT
+        if goal.goal_type == ReachGoal.Goal.GOAL_NAMED and goal.goal_name not in self.goals:
+            self.get_logger().warning(f"goal rejected: unknown named goal '{goal.goal_name}'; known: {sorted(self.goals)}")
+            return GoalResponse.REJECT
+        if goal.profile and goal.profile not in self.profiles:
+            self.get_logger().warning(f"goal rejected: unknown profile '{goal.profile}'; known: {sorted(self.profiles)}")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def encode_image(self, image_msg: Any) -> np.ndarray:
+        """Goal image -> latent through perception's encode_image service (one encoder for all)."""
+        if not self.encode_client.wait_for_service(timeout_sec=self.params["encode_timeout"]):
+            raise RuntimeError("perception's encode_image service is not available")
+        done = threading.Event()
+        future = self.encode_client.call_async(EncodeImage.Request(image=image_msg))
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.params["encode_timeout"]):
+            raise RuntimeError("encode_image did not answer in time")
+        response = future.result()
+        if not response.success:
+            raise ValueError(f"goal image rejected by perception: {response.message}")
+        return np.asarray(response.latent.data, np.float32).reshape(tuple(response.latent.shape))
+
+    def resolve_goal(self, goal: ReachGoal.Goal) -> tuple[np.ndarray, str]:
+        """The goal as a latent of the bundle's shape, and a description; ValueError/RuntimeError otherwise."""
+        if goal.goal_type == ReachGoal.Goal.GOAL_IMAGE:
+            z, desc = self.encode_image(goal.goal_image), "image"
+        elif goal.goal_type == ReachGoal.Goal.GOAL_LATENT:
+            lat = goal.goal_latent
+            if lat.model_id and lat.model_id != self.manifest["model_id"]:
+                raise ValueError(f"goal latent comes from model '{lat.model_id}', this agent runs '{self.manifest['model_id']}'")
+            z, desc = np.asarray(lat.data, np.float32), "latent"
+            if z.size != int(np.prod(self.latent_shape)) or tuple(lat.shape) != self.latent_shape:
+                raise ValueError(f"goal latent has shape {list(lat.shape)} ({z.size} values), expected {list(self.latent_shape)}")
+            z = z.reshape(self.latent_shape)
+        else:
+            entry = self.goals[goal.goal_name]
+            desc = f"named:{goal.goal_name}"
+            if "latent" in entry:
+                z = np.load(entry["latent"]).astype(np.float32).reshape(self.latent_shape)
+            else:
+                import imageio.v3 as iio
+
+                z = self.encode_image(array_to_image(np.asarray(iio.imread(entry["image"]))[..., :3].astype(np.uint8)))
+        if z.shape != self.latent_shape:
+            raise ValueError(f"goal latent has shape {list(z.shape)}, expected {list(self.latent_shape)}")
+        if not np.isfinite(z).all():
+            raise ValueError("goal latent contains NaN/inf")
+        return z, desc
+
+    def publish_goal(self, z: np.ndarray | None) -> None:
+        """Hand the goal to the actor; None (empty latent) clears it, which stops the robot."""
+        msg = LatentState()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.model_id = self.manifest["model_id"]
+        if z is not None:
+            msg.shape = list(z.shape)
+            msg.data = z.ravel().astype(np.float32)
+        self.goal_pub.publish(msg)
+
+    def execute(self, handle: Any) -> ReachGoal.Result:
+        goal = handle.request
+        goal_id = uuid.UUID(bytes=bytes(handle.goal_id.uuid)).hex
+        result = ReachGoal.Result()
+        start = time.monotonic()
+        with self.goal_lock:
+            self.active_goal_id = goal_id  # a running older goal sees this and ends as preempted
+        try:
+            z_goal, desc = self.resolve_goal(goal)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.get_logger().error(f"goal {goal_id[:8]} failed: {exc}")
+            handle.abort()
+            result.reason = f"rejected: {exc}"
+            return result
+        profile = goal.profile or self.params["default_profile"]
+        tolerance = goal.tolerance if goal.tolerance > 0 else self.params["default_tolerance"]
+        time_limit = goal.time_limit if goal.time_limit > 0 else self.params["default_time_limit"]
+        self.task_desc, self.current_profile, self.step = desc, profile, 0
+        self.profile_pub.publish(String(data=profile))
+        self.publish_goal(z_goal)
+        self.get_logger().info(
+            f"goal {goal_id[:8]} ({desc}) with profile '{profile}', tolerance {tolerance}, time limit {time_limit} s"
+        )
+        last_stamp = None
+        distance = float("inf")
+        reason = "timeout"
+        while True:
+            if self.active_goal_id != goal_id:
+                reason = "preempted"
+                break
+            if handle.is_cancel_requested:
+                reason = "canceled"
+                break
+            if time.monotonic() - start > time_limit or (self.params["max_steps"] and self.step >= self.params["max_steps"]):
+                reason = "timeout"
+                break
+            self.latent_event.wait(0.1)
+            self.latent_event.clear()
+            latest = self.latest
+            if latest is None or (latest.header.stamp.sec, latest.header.stamp.nanosec) == last_stamp:
+                continue
+            last_stamp = (latest.header.stamp.sec, latest.header.stamp.nanosec)
+            z = np.asarray(latest.data, np.float32)
+            if z.size != z_goal.size or not np.isfinite(z).all():
+                continue
+            distance = self.normalised_distance(z.reshape(self.latent_shape), z_goal)
+            self.step += 1
+            self.distance = distance
+            handle.publish_feedback(ReachGoal.Feedback(step=self.step, distance_to_goal=distance, plan_cost=self.plan_cost))
+            if distance < tolerance:
+                reason = "reached"
+                break
+        if self.active_goal_id == goal_id:
+            self.publish_goal(None)  # stop the robot
+            self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
+        result.success = reason == "reached"
+        result.reason = reason
+        result.steps = self.step
+        result.final_distance = float(distance) if np.isfinite(distance) else -1.0
+        result.elapsed = time.monotonic() - start
+        if reason == "reached":
+            handle.succeed()
+        elif reason == "canceled":
+            handle.canceled()
+        else:
+            handle.abort()
+        self.get_logger().info(
+            f"goal {goal_id[:8]} ended: {reason} after {self.step} steps, distance {result.final_distance:.3f}"
+        )
+        return result
+
+    def publish_status(self) -> None:
+        if self.manifest is None or not self.status_pub.is_activated:
+            return
+        msg = AgentStatus()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.mode = self.actor_status.mode or "idle"
+        if not self.active_goal_id:
+            msg.mode = "idle"
+        msg.task_id, msg.task, msg.profile = self.active_goal_id, self.task_desc, self.current_profile
+        msg.distance_to_goal = float(self.distance)
+        msg.perception_rate = self.perception_rate
+        msg.planning_rate = self.actor_status.planning_rate
+        msg.command_rate = self.actor_status.command_rate
+        msg.step = self.step
+        msg.warnings = list(self.actor_status.warnings)
+        self.status_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ConfiguratorNode, args, threads=4)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,413 @@
+"""The main job: the agent's nodes as separate processes against a built-in world, driven by ReachGoal.
+
+Starts the sim (two-rooms by default, lockstep), perception, world model, actor, configurator, cost
+and memory nodes with one params file (config/agent.yaml), then for each episode resets the world,
+takes its goal image and sends it as a ReachGoal goal. Success is judged on the world's privileged
+state (within the world's success radius), independently of the agent's own latent tolerance.
+Prints the success rate with a 95% interval, steps, loop rates and latency (camera frame in ->
+command out, measured across processes), and saves a GIF of one episode and a PNG of all
+trajectories. Ctrl-C stops every process cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[3]
+NODES = {
+    "sim": "jepa_sim.sim_node",
+    "perception": "jepa_perception.perception_node",
+    "world_model": "jepa_world_model.world_model_node",
+    "actor": "jepa_planner.actor_node",
+    "configurator": "jepa_planner.configurator_node",
+    "cost": "jepa_planner.cost_node",
+    "memory": "jepa_planner.memory_node",
+}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (sensible for small n and rates near 0 or 1)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+class NodeProcesses:
+    """The agent's nodes as child processes, logs in ``log_dir``; SIGINT on exit, SIGKILL if they hang."""
+
+    def __init__(self, log_dir: Path, params_file: Path, overrides: dict[str, dict[str, Any]]) -> None:
+        self.log_dir, self.params_file, self.overrides = log_dir, params_file, overrides
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs: list = []
+
+    def start(self, name: str, module: str) -> None:
+        args = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file)]
+        for key, value in self.overrides.get(name, {}).items():
+            args += ["-p", f"{key}:={value}"]
+        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.logs.append(log)
+        self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+                                            start_new_session=True)
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self, name: str | None = None) -> None:
+        targets = [name] if name else list(self.procs)
+        for n in targets:
+            p = self.procs[n]
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 5
+        for n in targets:
+            p = self.procs[n]
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if name is None:
+            for log in self.logs:
+                log.close()
+
+
+@dataclass
+class EpisodeRecord:
+    seed: int
+    success: bool = False
+    agent_reason: str = ""
+    steps: int = 0
+    final_distance_px: float = math.nan
+    start: list[float] = field(default_factory=list)
+    goal: list[float] = field(default_factory=list)
+    path: list[list[float]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+class DemoClient:
+    """rclpy client: resets the world, sends ReachGoal, watches images, commands, plans and status."""
+
+    def __init__(self, world_name: str, world_args: dict[str, Any]) -> None:
+        import rclpy
+        from geometry_msgs.msg import TwistStamped
+        from rclpy.action import ActionClient
+        from rclpy.executors import MultiThreadedExecutor
+        from sensor_msgs.msg import Image, JointState
+        from std_srvs.srv import Trigger
+
+        from jepa_interfaces.action import ReachGoal
+        from jepa_interfaces.msg import AgentStatus, Plan
+        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
+        from jepa_sim.worlds import make_world
+
+        self.rclpy, self.ReachGoal, self.stamp_to_ns = rclpy, ReachGoal, stamp_to_ns
+        rclpy.init()
+        self.node = rclpy.create_node("demo_client")
+        self.world = make_world(world_name, **world_args)  # for the map, the success radius and the goal state
+        self.lock = threading.Lock()
+        self.image_wall: dict[int, float] = {}
+        self.frames: list[np.ndarray] = []
+        self.record_frames = False
+        self.state: np.ndarray | None = None
+        self.goal_msg = None
+        self.goal_seen = threading.Event()
+        self.status = AgentStatus()
+        self.latencies: list[float] = []
+        self.replan_latencies: list[float] = []
+        self.plan_positions: list[np.ndarray] = []
+        self.current_plan = np.zeros((0, 2))
+        self.path: list[list[float]] = []
+        n = self.node
+        n.create_subscription(Image, "camera/image_raw", self.on_image, sensor_qos(5))
+        n.create_subscription(Image, "goal_image", self.on_goal_image, latched_qos())
+        n.create_subscription(JointState, "true_state", self.on_state, reliable_qos(10))
+        n.create_subscription(TwistStamped, "cmd_vel_stamped", self.on_command, reliable_qos(10))
+        n.create_subscription(Plan, "plan", self.on_plan, reliable_qos(10))
+        n.create_subscription(AgentStatus, "agent_status", lambda m: setattr(self, "status", m), reliable_qos(5))
+        self.reset_client = n.create_client(Trigger, "sim/reset")
+        self.action = ActionClient(n, ReachGoal, "reach_goal")
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(n)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    # ------------------------------------------------------------------ callbacks
+    def on_image(self, msg: Any) -> None:
+        from jepa_sim.ros_common import image_to_array
+
+        ns = self.stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            self.image_wall[ns] = time.monotonic()
+            if len(self.image_wall) > 2000:
+                for key in sorted(self.image_wall)[:1000]:
+                    del self.image_wall[key]
+        if self.record_frames:  # each frame with the newest plan's predicted positions at that moment
+            self.frames.append(image_to_array(msg))
+            self.plan_positions.append(self.current_plan)
+
+    def on_goal_image(self, msg: Any) -> None:
+        self.goal_msg = msg
+        self.goal_seen.set()
+
+    def on_state(self, msg: Any) -> None:
+        self.state = np.asarray(msg.position, np.float64)
+        self.path.append(self.state[:2].tolist())
+
+    def on_command(self, msg: Any) -> None:
+        """Latency: the command's stamp is its source image's; both were received here (one clock)."""
+        now = time.monotonic()
+        ns = self.stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            if ns in self.image_wall:
+                self.latencies.append(now - self.image_wall[ns])
+
+    def on_plan(self, msg: Any) -> None:
+        now = time.monotonic()
+        ns = self.stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            if ns in self.image_wall:
+                self.replan_latencies.append(now - self.image_wall[ns])
+        self.current_plan = np.array([[p.x, p.y] for p in msg.predicted_positions]).reshape(-1, 2)
+
+    # ------------------------------------------------------------------ driving
+    def call(self, client: Any, request: Any, timeout: float) -> Any:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout} s")
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"service {client.srv_name} did not answer")
+        return future.result()
+
+    def wait_ready(self, procs: NodeProcesses, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for what, ready in (("ReachGoal action server", lambda: self.action.server_is_ready()),
+                            ("sim reset service", lambda: self.reset_client.service_is_ready())):
+            while not ready():
+                if procs.dead():
+                    raise RuntimeError(f"node(s) {procs.dead()} exited during start-up; see their logs in {procs.log_dir}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{what} not up after {timeout} s; see the logs in {procs.log_dir}")
+                time.sleep(0.1)
+
+    def run_episode(self, seed: int, time_limit: float, record: bool) -> EpisodeRecord:
+        from std_srvs.srv import Trigger
+
+        self.goal_seen.clear()
+        self.record_frames, self.frames, self.plan_positions = record, [], []
+        response = self.call(self.reset_client, Trigger.Request(), 10)
+        if not response.success:
+            raise RuntimeError(f"sim reset failed: {response.message}")
+        if not self.goal_seen.wait(10):
+            raise TimeoutError("no goal image after reset")
+        time.sleep(0.05)  # let the reset's first state arrive
+        self.path = []
+        rec = EpisodeRecord(seed=seed)
+        goal_state = self.world_goal_state(seed)
+        rec.goal = goal_state[:2].tolist()
+        start = time.monotonic()
+        goal = self.ReachGoal.Goal(goal_type=self.ReachGoal.Goal.GOAL_IMAGE, goal_image=self.goal_msg, time_limit=time_limit)
+        send = self.action.send_goal_async(goal)
+        while not send.done():
+            time.sleep(0.01)
+        handle = send.result()
+        if not handle.accepted:
+            rec.agent_reason = "rejected"
+            return rec
+        result_future = handle.get_result_async()
+        while not result_future.done():
+            time.sleep(0.02)
+        result = result_future.result().result
+        rec.elapsed_s = time.monotonic() - start
+        rec.agent_reason, rec.steps = result.reason, int(result.steps)
+        rec.path = list(self.path)
+        if rec.path:
+            rec.start = rec.path[0]
+            final = np.asarray(rec.path[-1])
+            rec.final_distance_px = float(np.linalg.norm(final - goal_state[:2]))
+            rec.success = bool(rec.final_distance_px < self.success_radius())
+        return rec
+
+    def world_goal_state(self, seed: int) -> np.ndarray:
+        """The sim episode's privileged goal state: the same world reset with the same seed (deterministic)."""
+        self.world.reset(seed=seed)
+        return np.asarray(self.world.goal_state, np.float64)
+
+    def success_radius(self) -> float:
+        return float(self.world.batch.success_radius)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown()
+
+
+def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: list[np.ndarray],
+                  plans: list[np.ndarray]) -> list[str]:
+    """PNG of every trajectory over the map; GIF of one episode with its planned path."""
+    import imageio.v3 as iio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    saved = []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(world.render_map(), origin="upper")
+    for r in records:
+        if r.path:
+            p = np.asarray(r.path)
+            ax.plot(p[:, 0], p[:, 1], "-", color="tab:green" if r.success else "tab:red", lw=1)
+            ax.plot(*r.goal, "*", color="gold", ms=8)
+    ok = sum(r.success for r in records)
+    ax.set_title(f"{ok}/{len(records)} goals reached (green: success)")
+    ax.set_axis_off()
+    fig.savefig(out / "trajectories.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    saved.append(str(out / "trajectories.png"))
+    if frames:
+        scale = 4
+        gif = []
+        for i, f in enumerate(frames):
+            big = np.kron(f, np.ones((scale, scale, 1), np.uint8))
+            if i < len(plans):
+                for x, y in plans[i]:
+                    xi, yi = round(float(x) * scale), round(float(y) * scale)
+                    if 1 <= xi < big.shape[1] - 1 and 1 <= yi < big.shape[0] - 1:
+                        big[yi - 1 : yi + 2, xi - 1 : xi + 2] = (255, 255, 0)
+            gif.append(big)
+        iio.imwrite(out / "episode.gif", np.stack(gif), duration=80, loop=0)
+        saved.append(str(out / "episode.gif"))
+    return saved
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Run the agent's nodes against a built-in world and send ReachGoal tasks.")
+    p.add_argument("--bundle", default=str(REPO / "models" / "two_rooms"), help="model bundle directory")
+    p.add_argument("--params", default=str(REPO / "config" / "agent.yaml"), help="params file shared by all nodes")
+    p.add_argument("--episodes", type=int, default=10, help="ReachGoal tasks to run (each with a new world seed)")
+    p.add_argument("--seed", type=int, default=1000, help="world seed of the first episode")
+    p.add_argument("--profile", default="", help="planner profile (default: the configurator's default_profile)")
+    p.add_argument("--time-limit", type=float, default=120.0, help="seconds per task")
+    p.add_argument("--max-steps", type=int, default=200, help="control steps per task")
+    p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
+    p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
+    p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for the nodes to come up")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    bundle = Path(args.bundle).resolve()
+    from jepa_world_model.bundle import read_manifest
+
+    try:
+        read_manifest(bundle)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    out = Path(args.out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    params = yaml.safe_load(Path(args.params).read_text())
+    sim_params = params.get("sim", {}).get("ros__parameters", {})
+    world_name = sim_params.get("world", "two_rooms")
+    world_args = yaml.safe_load(sim_params.get("world_args", "") or "{}") or {}
+    common = {"bundle": str(bundle)}
+    overrides = {name: dict(common) for name in NODES}
+    overrides["sim"] = {"seed": args.seed - 1, "mode": "realtime" if args.realtime else "lockstep"}
+    overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
+    overrides["configurator"]["max_steps"] = args.max_steps
+    if args.profile:
+        overrides["configurator"]["default_profile"] = args.profile
+        overrides["actor"]["profile"] = args.profile
+    overrides["memory"] = {"record_dir": str(out / "memory")}
+    procs = NodeProcesses(out / "logs", Path(args.params), overrides)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    client = None
+    records: list[EpisodeRecord] = []
+    frames: list[np.ndarray] = []
+    plans: list[np.ndarray] = []
+    try:
+        for name, module in NODES.items():
+            procs.start(name, module)
+        client = DemoClient(world_name, world_args)
+        print(f"[demo] started {len(NODES)} node processes; waiting for them (logs: {out / 'logs'})")
+        client.wait_ready(procs, args.startup_timeout)
+        from tqdm import tqdm
+
+        bar = tqdm(range(args.episodes), desc="ReachGoal", unit="task")
+        for i in bar:
+            if stop.is_set():
+                break
+            rec = client.run_episode(args.seed + i, args.time_limit, record=(i == 0))
+            if i == 0:
+                frames, plans = list(client.frames), list(client.plan_positions)
+            records.append(rec)
+            ok = sum(r.success for r in records)
+            bar.set_postfix(success=f"{ok}/{len(records)}", steps=rec.steps, reason=rec.agent_reason)
+            if procs.dead():
+                raise RuntimeError(f"node(s) {procs.dead()} died; see {out / 'logs'}")
+        status = client.status
+        lat = np.asarray(client.latencies) * 1000
+        rep = np.asarray(client.replan_latencies) * 1000
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"[demo] error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if client is not None:
+            client.close()
+        procs.stop()
+    n, ok = len(records), sum(r.success for r in records)
+    lo, hi = wilson_interval(ok, n)
+    summary = {
+        "world": world_name,
+        "bundle": str(bundle),
+        "profile": args.profile or params.get("configurator", {}).get("ros__parameters", {}).get("default_profile"),
+        "mode": "realtime" if args.realtime else "lockstep",
+        "episodes": n,
+        "success_rate": ok / n if n else 0.0,
+        "success_ci95": [lo, hi],
+        "steps_median": float(np.median([r.steps for r in records if r.success])) if ok else None,
+        "latency_ms_image_to_command": {"median": float(np.median(lat)) if lat.size else None,
+                                        "p95": float(np.percentile(lat, 95)) if lat.size else None},
+        "latency_ms_image_to_plan": {"median": float(np.median(rep)) if rep.size else None,
+                                     "p95": float(np.percentile(rep, 95)) if rep.size else None},
+        "loop_rates_hz": {"perception": status.perception_rate, "planning": status.planning_rate,
+                          "command": status.command_rate},
+        "episodes_detail": [r.__dict__ for r in records],
+    }
+    (out / "demo.json").write_text(json.dumps(summary, indent=2))
+    saved = save_pictures(out, client.world, records, frames, plans) if records else []
+    print(f"[demo] success {ok}/{n} = {100 * ok / max(n, 1):.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%)")
+    if lat.size:
+        print(f"[demo] latency camera frame -> command: median {np.median(lat):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms "
+              f"over {lat.size} commands")
+    print(f"[demo] loop rates: perception {status.perception_rate:.1f} Hz, planning {status.planning_rate:.1f} Hz, "
+          f"command {status.command_rate:.1f} Hz")
+    print(f"[demo] wrote {out / 'demo.json'}" + (f", {', '.join(saved)}" if saved else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

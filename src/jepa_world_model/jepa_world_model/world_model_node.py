@@ -1,0 +1,182 @@
+"""World-model node: the ``rollout_latents`` service and the surprise signal.
+
+Surprise is the normalised distance between the latent the model predicted for now (from the
+latents and commands of the last model step) and the latent perception observed. It rises when
+the world does something the model did not expect (a push, a slip, a new obstacle), which a
+person can watch in a plot and other nodes can use (e.g. to slow down or to log data).
+
+The planner does not call this service in its inner loop (it runs the same bundle in-process);
+the service is for tools, other agents and inspection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from geometry_msgs.msg import Twist
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from std_msgs.msg import Float32, Float32MultiArray
+
+from jepa_interfaces.msg import LatentState
+from jepa_interfaces.srv import RolloutLatents
+from jepa_sim.ros_common import Param, declare_params, reliable_qos, run_node, stamp_to_ns
+
+PARAMS = {
+    "bundle": Param("", "model bundle directory", read_only=True),
+    "backend": Param("onnx", "inference backend", choices=("onnx", "torch"), read_only=True),
+    "command_type": Param("twist", "the command topic to follow for surprise", choices=("twist", "action")),
+    "dt": Param(0.1, "seconds per raw control step (Twist velocity x dt = action)", min=1e-4, max=10.0),
+    "max_candidates": Param(4096, "largest K accepted by rollout_latents", min=1, max=1_000_000),
+    "max_horizon": Param(64, "longest horizon accepted by rollout_latents", min=1, max=10_000),
+    "autostart": Param(True, "configure and activate at start", read_only=True),
+}
+
+
+def normalised_distance(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """RMS over latent dimensions of (a - b) / std (the unit used for tolerances and surprise)."""
+    axes = tuple(range(-std.ndim, 0))
+    return np.sqrt(np.mean(((a - b) / std) ** 2, axis=axes))
+
+
+class WorldModelNode(LifecycleNode):
+    """Serves rollouts of candidate action sequences and publishes ``surprise``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("world_model", **kwargs)
+        self.params = declare_params(self, PARAMS)
+        self.model = None
+        self.pending_action = None
+        self.history: deque = deque()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from jepa_world_model.bundle import load_bundle
+
+        try:
+            if not self.params["bundle"]:
+                raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
+            self.model = load_bundle(self.params["bundle"], backend=self.params["backend"])
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            self.get_logger().error(f"cannot load bundle: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.std = np.maximum(self.model.latent_std.detach().cpu().numpy(), 1e-6)
+        self.frameskip = int(self.model.frameskip)
+        self.history = deque(maxlen=(self.model.context - 1) * self.frameskip + self.frameskip + 1)
+        self.surprise_pub = self.create_lifecycle_publisher(Float32, "surprise", reliable_qos(10))
+        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(5))
+        if self.params["command_type"] == "twist":
+            self.create_subscription(Twist, "cmd_vel", self.on_twist, reliable_qos(5))
+        else:
+            self.create_subscription(Float32MultiArray, "action", self.on_action, reliable_qos(5))
+        self.create_service(RolloutLatents, "rollout_latents", self.on_rollout)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.model = None
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------- surprise
+    def on_twist(self, msg: Twist) -> None:
+        self.pending_action = np.array([msg.linear.x, msg.linear.y], np.float32) * self.params["dt"]
+
+    def on_action(self, msg: Float32MultiArray) -> None:
+        self.pending_action = np.asarray(msg.data, np.float32)
+
+    def on_latent(self, msg: LatentState) -> None:
+        """Store (latent, action applied after it); when a model step is complete, compare prediction and observation."""
+        if self.model is None or tuple(msg.shape) != tuple(self.model.latent_shape):
+            return
+        z = np.asarray(msg.data, np.float32).reshape(tuple(msg.shape))
+        if not np.isfinite(z).all():
+            return
+        if self.history and self.pending_action is not None:
+            self.history[-1]["action"] = self.pending_action  # the command applied after the previous latent
+        self.pending_action = None
+        self.history.append({"z": z, "action": None, "stamp": stamp_to_ns(msg.header.stamp)})
+        self.publish_surprise()
+
+    def publish_surprise(self) -> None:
+        fs, steps = self.frameskip, list(self.history)
+        if len(steps) < fs + 1 or not self.surprise_pub.is_activated:
+            return
+        window = steps[-(fs + 1):]
+        if any(s["action"] is None for s in window[:-1]):
+            return
+        raw = np.concatenate([s["action"] for s in window[:-1]])
+        level0 = next(s for s in self.model.levels if s.level == 0)
+        if raw.size != level0.action_dim:
+            return
+        ctx_steps = steps[: -fs][::-1][::fs][: self.model.context][::-1]
+        ctx = torch.from_numpy(np.stack([s["z"] for s in ctx_steps]))[None]
+        with torch.no_grad():
+            pred = self.model.predict(ctx, torch.from_numpy(raw)[None]).cpu().numpy()[0]
+        self.surprise_pub.publish(Float32(data=float(normalised_distance(pred, window[-1]["z"], self.std))))
+
+    # ---------------------------------------------------------------- rollout service
+    def on_rollout(self, request: RolloutLatents.Request, response: RolloutLatents.Response) -> RolloutLatents.Response:
+        try:
+            latents, costs, note = self.rollout(request)
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, note
+        response.latents_shape = list(latents.shape)
+        if request.return_latents:
+            response.latents = latents.ravel()
+        if costs is not None:
+            response.costs = costs
+        return response
+
+    def rollout(self, request: RolloutLatents.Request) -> tuple[np.ndarray, np.ndarray | None, str]:
+        if self.model is None:
+            raise ValueError("world model node is not configured")
+        shape = tuple(self.model.latent_shape)
+        if not request.context:
+            raise ValueError("context is empty: give at least one latent")
+        ctx = []
+        for i, lat in enumerate(request.context):
+            if lat.model_id and lat.model_id != self.model.model_id:
+                raise ValueError(f"context[{i}] comes from model '{lat.model_id}', this node serves '{self.model.model_id}'")
+            data = np.asarray(lat.data, np.float32)
+            if tuple(lat.shape) != shape or data.size != int(np.prod(shape)) or not np.isfinite(data).all():
+                raise ValueError(f"context[{i}] must be a finite latent of shape {list(shape)}, got {list(lat.shape)}")
+            ctx.append(data.reshape(shape))
+        level = int(request.level)
+        spec = next((s for s in self.model.levels if s.level == level), None)
+        if spec is None:
+            raise ValueError(f"level {level} is not in the bundle (levels {[s.level for s in self.model.levels]})")
+        if len(request.action_shape) != 3:
+            raise ValueError(f"action_shape must be [K, horizon, action_dim], got {list(request.action_shape)}")
+        k, h, a = (int(x) for x in request.action_shape)
+        acts = np.asarray(request.actions, np.float32)
+        if a != spec.action_dim or acts.size != k * h * a:
+            raise ValueError(f"actions must be K x H x {spec.action_dim} = {k * h * spec.action_dim} values, got shape "
+                             f"{[k, h, a]} with {acts.size}")
+        if not 1 <= k <= self.params["max_candidates"] or not 1 <= h <= self.params["max_horizon"]:
+            raise ValueError(f"K={k}, H={h} outside the limits max_candidates={self.params['max_candidates']}, "
+                             f"max_horizon={self.params['max_horizon']}")
+        if not np.isfinite(acts).all():
+            raise ValueError("actions contain NaN/inf")
+        acts = acts.reshape(k, h, a)
+        clipped = np.clip(acts, spec.action_low, spec.action_high)
+        note = f"{int((clipped != acts).sum())} action values clipped to the bounds" if (clipped != acts).any() else ""
+        z_ctx = torch.from_numpy(np.stack(ctx)[-self.model.context:])[None].expand(k, *([-1] * (len(shape) + 1)))
+        with torch.no_grad():
+            latents = self.model.rollout(z_ctx.contiguous(), torch.from_numpy(clipped), level=level).cpu().numpy()
+        costs = None
+        if request.return_costs:
+            goal = np.asarray(request.goal.data, np.float32)
+            if goal.size != int(np.prod(shape)) or not np.isfinite(goal).all():
+                raise ValueError(f"return_costs needs a finite goal latent of shape {list(shape)}")
+            costs = normalised_distance(latents[:, -1], goal.reshape(shape), self.std).astype(np.float32)
+        return latents.astype(np.float32), costs, note
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(WorldModelNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
