@@ -36,7 +36,9 @@ def single_rate(name: str, steps: int, **kwargs) -> float:
     start = time.perf_counter()
     for a in actions:
         world.step(a)
-    return steps / (time.perf_counter() - start)
+    rate = steps / (time.perf_counter() - start)
+    world.close()
+    return rate
 
 
 def batch_rate(name: str, n: int, steps: int, **kwargs) -> float:
@@ -61,11 +63,20 @@ def main() -> None:
         "multi_room_single": single_rate("multi_room", args.steps),
         f"multi_room_batch{args.batch}": batch_rate("multi_room", args.batch, max(1, args.steps // 10)),
     }
-    for name in ("point_maze", "push_t"):
+    # Optional worlds (extras): one env each, 64 px, uniform random actions in the spec's box.
+    optional = {
+        "point_maze_umaze": ("point_maze", {"maze": "umaze"}),
+        "point_maze_medium": ("point_maze", {"maze": "medium"}),
+        "point_maze_large": ("point_maze", {"maze": "large"}),
+        "push_t": ("push_t", {}),
+    }
+    for label, (name, kwargs) in optional.items():
         try:
-            rates[f"{name}_single"] = single_rate(name, max(1, args.steps // 10))
+            rates[f"{label}_single"] = single_rate(name, max(1, args.steps // 4), image_size=64, **kwargs)
         except ImportError as err:
-            results[f"{name}_skipped"] = str(err)
+            results[f"{label}_skipped"] = str(err)
+    if any(k.startswith("point_maze") for k in rates):
+        results["mujoco_gl"] = os.environ.get("MUJOCO_GL")
     results["steps_per_s"] = {k: round(v, 1) for k, v in rates.items()}
     results["batch_speedup_two_rooms"] = round(rates[f"two_rooms_batch{args.batch}"] / rates["two_rooms_single"], 2)
     for k, v in rates.items():

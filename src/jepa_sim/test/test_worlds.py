@@ -22,12 +22,6 @@ def test_registry_names_and_unknown_name():
         make_world("two_rooms", no_such_option=1)
 
 
-@pytest.mark.parametrize("name", ["point_maze", "push_t"])
-def test_optional_worlds_say_what_is_missing(name):
-    with pytest.raises(ImportError, match=name):
-        make_world(name)
-
-
 def test_spec_and_observation_layout():
     world = make_world("two_rooms")
     obs = world.reset(seed=0)

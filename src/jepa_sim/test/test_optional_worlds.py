@@ -1,0 +1,206 @@
+"""The optional worlds point_maze (gymnasium-robotics + MuJoCo) and push_t (gym-pusht + pymunk).
+
+Each world's tests skip, with the pip command in the reason, when its extra is not installed
+(CI installs only requirements/core.txt). The missing-extra error itself is tested always.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from jepa_sim.collect import collect_episodes
+from jepa_sim.worlds import make_world
+
+POINT_MAZE_SKIP = "point_maze extra not installed: pip install -r requirements/extras-pointmaze.txt"
+PUSH_T_SKIP = "push_t extra not installed: pip install -r requirements/extras-pusht.txt"
+
+
+def _build(name: str, reason: str, **kwargs):
+    try:
+        return make_world(name, **kwargs)
+    except ImportError:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def maze():
+    world = _build("point_maze", POINT_MAZE_SKIP, maze="umaze")
+    yield world
+    world.close()
+
+
+@pytest.fixture(scope="module")
+def pusht():
+    world = _build("push_t", PUSH_T_SKIP)
+    yield world
+    world.close()
+
+
+@pytest.fixture(params=["maze", "pusht"])
+def world(request):
+    return request.getfixturevalue(request.param)
+
+
+def _rollout(world, seed: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    obs = world.reset(seed=seed)
+    states, images = [world.true_state()], [obs.image]
+    for a in actions:
+        obs, info = world.step(a)
+        states.append(info.true_state)
+        images.append(obs.image)
+    return np.stack(states), np.stack(images)
+
+
+def _random_actions(world, n: int, seed: int = 0) -> np.ndarray:
+    low, high = np.asarray(world.spec.action_low), np.asarray(world.spec.action_high)
+    return np.random.default_rng(seed).uniform(low, high, size=(n, len(low)))
+
+
+# ---------------------------------------------------------------------------- missing extras
+@pytest.mark.parametrize(
+    ("name", "blocked_module", "hint"),
+    [
+        ("point_maze", "gymnasium_robotics.envs.maze.point_maze", "requirements/extras-pointmaze.txt"),
+        ("push_t", "gym_pusht.envs.pusht", "requirements/extras-pusht.txt"),
+    ],
+)
+def test_missing_extra_names_the_requirements_file(monkeypatch, name, blocked_module, hint):
+    monkeypatch.setitem(sys.modules, blocked_module, None)  # makes that import fail as if absent
+    with pytest.raises(ImportError, match=f"pip install -r {hint}"):
+        make_world(name)
+
+
+# ---------------------------------------------------------------------------- common API
+def test_reset_and_steps_are_deterministic_under_seed(world):
+    actions = _random_actions(world, 15)
+    states_a, images_a = _rollout(world, 11, actions)
+    goal_a = world.goal_state.copy()
+    states_b, images_b = _rollout(world, 11, actions)
+    np.testing.assert_array_equal(states_a, states_b)
+    np.testing.assert_array_equal(images_a, images_b)
+    np.testing.assert_array_equal(goal_a, world.goal_state)
+    states_c, _ = _rollout(world, 12, actions)
+    assert not np.array_equal(states_a[0], states_c[0])
+
+
+def test_observation_layout(world):
+    obs = world.reset(seed=0)
+    side = world.spec.image_size
+    assert obs.image.shape == (side, side, 3) and obs.image.dtype == np.uint8
+    assert obs.proprio.shape == (world.spec.proprio_dim,) and obs.proprio.dtype == np.float32
+    assert world.true_state().shape == (world.spec.state_dim,)
+    assert world.goal_state.shape == (world.spec.state_dim,)
+    np.testing.assert_allclose(obs.proprio[:2], world.true_state()[:2])
+    assert world.render_map().shape == (side, side, 3)
+
+
+def test_actions_are_clipped_to_the_spec_bounds(world):
+    high = np.asarray(world.spec.action_high)
+    world.reset(seed=3)
+    _, inside = world.step(high * 0.5)
+    assert not inside.clipped or inside.extra.get("blocked")
+    over = np.array([high[0] * 10, high[1] * 0.5])
+    _, info_over = world.step(over)
+    world.reset(seed=3)
+    world.step(high * 0.5)
+    _, info_edge = world.step(np.array([high[0], high[1] * 0.5]))
+    assert info_over.clipped
+    np.testing.assert_array_equal(info_over.true_state, info_edge.true_state)
+    with pytest.raises(ValueError, match="action"):
+        world.step(np.array([np.nan, 0.0]))
+
+
+def test_goal_image_equals_an_observation_at_the_goal(world):
+    world.reset(seed=5)
+    goal = world.goal_state.copy()
+    goal_image = world.goal_observation().image
+    obs = world.reset(seed=6, goal=goal, start=goal)
+    np.testing.assert_array_equal(world.goal_state, goal)
+    np.testing.assert_array_equal(obs.image, goal_image)  # exact: rendering depends on positions only
+    np.testing.assert_array_equal(world.goal_observation().image, goal_image)
+    assert world.is_success()
+
+
+def test_sampled_start_is_not_a_success(world):
+    for seed in range(5):
+        world.reset(seed=seed)
+        assert not world.is_success()
+
+
+def test_goal_observation_does_not_disturb_the_episode(world):
+    actions = _random_actions(world, 10, seed=4)
+    plain, _ = _rollout(world, 21, actions)
+    world.reset(seed=21)
+    disturbed = [world.true_state()]
+    for a in actions:
+        world.goal_observation()
+        world.render_map()
+        disturbed.append(world.step(a)[1].true_state)
+    np.testing.assert_array_equal(plain, np.stack(disturbed))
+
+
+def test_collect_episodes_records_short_episodes(world):
+    episodes = collect_episodes(world, n_episodes=2, steps=6, policy="random_momentum", seed=1)
+    assert len(episodes.episodes) == 2
+    for ep in episodes.episodes:
+        side = world.spec.image_size
+        assert ep.frames.shape == (7, side, side, 3)
+        assert ep.state.shape == (7, world.spec.state_dim)
+        assert np.all(ep.actions[:-1] >= np.asarray(world.spec.action_low))
+        assert np.all(ep.actions[:-1] <= np.asarray(world.spec.action_high))
+    assert episodes.metadata["world"] == world.spec.name
+
+
+# ---------------------------------------------------------------------------- options
+@pytest.mark.parametrize(("name", "reason"), [("point_maze", POINT_MAZE_SKIP), ("push_t", PUSH_T_SKIP)])
+def test_image_size_option(name, reason):
+    world = _build(name, reason, image_size=40)
+    try:
+        assert world.spec.image_size == 40
+        assert world.reset(seed=0).image.shape == (40, 40, 3)
+        assert world.goal_observation().image.shape == (40, 40, 3)
+    finally:
+        world.close()
+
+
+def test_point_maze_sizes_goal_far_and_bad_input():
+    world = _build("point_maze", POINT_MAZE_SKIP, maze="medium", goal_far=True)
+    try:
+        for seed in range(3):
+            world.reset(seed=seed)
+            dist = world.cell_distances(world.cell_of(world.true_state()[:2]))
+            assert dist[world.cell_of(world.goal_state[:2])] >= 0.75 * max(dist.values())
+        with pytest.raises(ValueError, match="wall"):
+            world.reset(seed=0, start=np.array([-4.0 + 0.5, 4.0 - 0.5]))  # cell (0, 0) is a wall
+    finally:
+        world.close()
+    with pytest.raises(ValueError, match="maze must be one of"):
+        make_world("point_maze", maze="huge")
+
+
+def test_point_maze_force_moves_the_ball_and_success_uses_045_m(maze):
+    cell_centre = np.array([-1.0, 1.0])  # U-maze cell (1, 1); cells (1, 2) and (1, 3) to its right are free
+    maze.reset(seed=0, start=cell_centre, goal=cell_centre + np.array([0.44, 0.0]))
+    assert maze.is_success()
+    for _ in range(20):
+        obs, _ = maze.step(np.array([1.0, 0.0]))
+    assert obs.proprio[0] > cell_centre[0] + 0.05 and obs.proprio[2] > 0
+    maze.reset(seed=0, start=cell_centre, goal=cell_centre + np.array([0.46, 0.0]))
+    assert not maze.is_success()
+
+
+def test_push_t_scripted_goal_is_reproducible_and_moves_the_block():
+    world = _build("push_t", PUSH_T_SKIP, goal_steps=25)
+    try:
+        world.reset(seed=2)
+        start, goal = world.true_state(), world.goal_state
+        world.reset(seed=2)
+        np.testing.assert_array_equal(goal, world.goal_state)
+        np.testing.assert_array_equal(start, world.true_state())
+        assert np.linalg.norm(goal[2:4] - start[2:4]) > 1.0 or abs(goal[4] - start[4]) > 0.05
+        assert not world.is_success()
+    finally:
+        world.close()
