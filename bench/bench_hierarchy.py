@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(model, world, profile, episodes: int, max_steps: int, seed: int) -> dict:
     planner = build_planner(profile, model, seed=seed)
     summary, _, _ = evaluate(
-        model, planner, world, episodes, seed, max_steps, profile.execute_steps, progress=True, gif_episode=None
+        model, planner, world, episodes, seed, max_steps, profile.replan_interval(model.frameskip), progress=True, gif_episode=None
     )
     return summary
 

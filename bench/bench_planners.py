@@ -61,7 +61,7 @@ def success_curves(
             try:
                 planner = build_planner(profile, model, seed=seed)
                 summary, _, _ = evaluate(
-                    model, planner, world, episodes, seed, max_steps, profile.execute_steps, progress=False, gif_episode=None
+                    model, planner, world, episodes, seed, max_steps, profile.replan_interval(model.frameskip), progress=False, gif_episode=None
                 )
             except ValueError as err:  # e.g. the gradient planner on a non-differentiable backend
                 rows.append({"planner": name, "budget_s": budget, "error": str(err)})

@@ -151,7 +151,7 @@ class ActorNode(LifecycleNode):
             raise KeyError(f"unknown planner profile '{name}'; known: {sorted(self.profiles)}")
         profile = self.profiles[name]
         planner = build_planner(profile, self.model)
-        replan = int(getattr(profile, "execute_steps", 1) or 1) * int(self.model.frameskip)
+        replan = profile.replan_interval(int(self.model.frameskip))
         goal = self.controller.goal if self.controller is not None else None
         self.controller = MPCController(self.model, planner, replan_every=replan)
         if goal is not None:

@@ -57,9 +57,20 @@ class NodeProcesses:
         self.logs: list = []
 
     def start(self, name: str, module: str) -> None:
+        """Start ``module`` as node ``name`` with the shared params file, then this run's overrides.
+
+        Overrides go in a second params file keyed ``/**/<name>`` like the node's own section: a
+        ``-p`` override would lose to that section (rclpy applies ``/**`` values, where ``-p`` lands,
+        before node-specific sections).
+        """
+        import yaml
+
         args = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file)]
-        for key, value in self.overrides.get(name, {}).items():
-            args += ["-p", f"{key}:={value}"]
+        overrides = self.overrides.get(name, {})
+        if overrides:
+            path = self.log_dir / f"{name}.overrides.yaml"
+            path.write_text(yaml.safe_dump({f"/**/{name}": {"ros__parameters": overrides}}))
+            args += ["--params-file", str(path)]
         log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.logs.append(log)
         self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
@@ -212,13 +223,12 @@ class DemoClient:
 
         self.goal_seen.clear()
         self.record_frames, self.frames, self.plan_positions = record, [], []
+        self.path = []  # the reset publishes the start state first
         response = self.call(self.reset_client, Trigger.Request(), 10)
         if not response.success:
             raise RuntimeError(f"sim reset failed: {response.message}")
         if not self.goal_seen.wait(10):
             raise TimeoutError("no goal image after reset")
-        time.sleep(0.05)  # let the reset's first state arrive
-        self.path = []
         rec = EpisodeRecord(seed=seed)
         goal_state = self.world_goal_state(seed)
         rec.goal = goal_state[:2].tolist()
@@ -298,6 +308,14 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
     return saved
 
 
+def node_section(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """A node's ros__parameters in a params file keyed ``name``, ``/name`` or ``/**/name``."""
+    for key in (f"/**/{name}", f"/{name}", name):
+        if key in params:
+            return params[key].get("ros__parameters", {}) or {}
+    return {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the agent's nodes against a built-in world and send ReachGoal tasks.")
     p.add_argument("--bundle", default=str(REPO / "models" / "two_rooms"), help="model bundle directory")
@@ -329,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     params = yaml.safe_load(Path(args.params).read_text())
-    sim_params = params.get("sim", {}).get("ros__parameters", {})
+    sim_params = node_section(params, "sim")
     world_name = sim_params.get("world", "two_rooms")
     world_args = yaml.safe_load(sim_params.get("world_args", "") or "{}") or {}
     common = {"bundle": str(bundle)}
@@ -383,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "world": world_name,
         "bundle": str(bundle),
-        "profile": args.profile or params.get("configurator", {}).get("ros__parameters", {}).get("default_profile"),
+        "profile": args.profile or node_section(params, "configurator").get("default_profile"),
         "mode": "realtime" if args.realtime else "lockstep",
         "episodes": n,
         "success_rate": ok / n if n else 0.0,

@@ -1,7 +1,8 @@
 """Closed-loop evaluation of a planner profile with a world model in a built-in world (``jepa-evaluate``).
 
-Each episode: encode the observation and the goal image, plan, execute the first ``execute_steps`` model
-steps (each ``frameskip`` raw actions), re-encode, replan, until success or ``max_steps`` raw steps.
+Each episode: encode the observation and the goal image, plan, execute the plan's raw actions for
+``replan_every`` raw steps (each model step is ``frameskip`` raw actions), replan, until success or
+``max_steps`` raw steps.
 Writes ``evaluation.json`` (success rate with a Wilson 95% interval, steps to goal, planning time per
 replan, model evaluations per episode), ``trajectories.png`` and ``episode.gif``.
 """
@@ -56,12 +57,12 @@ class EpisodeRecord:
 
 
 def run_episode(
-    model, planner, world, seed: int, max_steps: int, execute_steps: int, record: bool = False
+    model, planner, world, seed: int, max_steps: int, replan_every: int, record: bool = False
 ) -> tuple[EpisodeRecord, list[tuple[np.ndarray, np.ndarray]]]:
     """One closed-loop episode driven by the same ``MPCController`` as the actor node.
 
-    Every raw control step encodes the camera image; the controller replans every ``execute_steps``
-    model steps and otherwise executes the plan's stacked raw actions.
+    Every raw control step encodes the camera image; the controller replans every ``replan_every``
+    raw steps and otherwise executes the plan's stacked raw actions.
 
     Returns:
         (the record, (latent, true state) pairs seen, for fitting a position probe).
@@ -70,7 +71,7 @@ def run_episode(
 
     obs = world.reset(seed=seed)
     planner.reset(seed)
-    controller = MPCController(model, planner, replan_every=execute_steps * model.frameskip)
+    controller = MPCController(model, planner, replan_every=replan_every)
     controller.set_goal(model.encode(world.goal_observation().image[None])[0])
     trajectory = [world.true_state().tolist()]
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -164,11 +165,12 @@ def evaluate(
     episodes: int,
     seed: int = 0,
     max_steps: int | None = None,
-    execute_steps: int = 1,
+    replan_every: int | None = None,
     progress: bool = True,
     gif_episode: int | None = 0,
 ) -> tuple[dict[str, Any], list[EpisodeRecord], tuple[np.ndarray, float]]:
-    """Run ``episodes`` closed-loop episodes (seeds seed, seed+1, ...).
+    """Run ``episodes`` closed-loop episodes (seeds seed, seed+1, ...), replanning every ``replan_every``
+    raw steps (default: one model step).
 
     Returns:
         (summary dict, episode records, (position probe weights, probe R^2)).
@@ -180,9 +182,10 @@ def evaluate(
             f"{world.spec.action_dim}: the model was not trained on this world"
         )
     max_steps = int(max_steps or world.spec.max_steps)
+    replan_every = int(replan_every or model.frameskip)
     records, pairs = [], []
     for ep in tqdm(range(episodes), desc="episodes", disable=not progress):
-        rec, ep_pairs = run_episode(model, planner, world, seed + ep, max_steps, execute_steps, record=(ep == gif_episode))
+        rec, ep_pairs = run_episode(model, planner, world, seed + ep, max_steps, replan_every, record=(ep == gif_episode))
         records.append(rec)
         pairs += ep_pairs
     return summarise(records), records, fit_position_probe(pairs)
@@ -344,6 +347,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first episode seed (also seeds the planner)")
     p.add_argument("--max-steps", type=int, default=None, help="raw control steps per episode (default: the world's max_steps)")
     p.add_argument("--execute-steps", type=int, default=None, help="model steps executed per replan (default: the profile's)")
+    p.add_argument("--replan-every", type=int, default=None, help="raw control steps between replans (overrides --execute-steps)")
     p.add_argument(
         "--max-time", type=float, default=None, help="planning time budget per level per replan, seconds (default: the profile's)"
     )
@@ -374,10 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             lv.max_time = args.max_time
     policy = DistilledPolicy.load(args.policy) if args.policy else None
     planner = build_planner(profile, model, seed=args.seed, policy=policy)
-    execute = args.execute_steps or profile.execute_steps
+    replan_every = (args.replan_every or (args.execute_steps * model.frameskip if args.execute_steps else None)
+                    or profile.replan_interval(model.frameskip))
     gif_ep = None if args.gif_episode < 0 else args.gif_episode
     summary, records, (probe, probe_r2) = evaluate(
-        model, planner, world, args.episodes, args.seed, args.max_steps, execute, not args.no_progress, gif_ep
+        model, planner, world, args.episodes, args.seed, args.max_steps, replan_every, not args.no_progress, gif_ep
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -394,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             "world_kwargs": world_kwargs,
             "profile": profile.model_dump(),
             "seed": args.seed,
-            "execute_steps": execute,
+            "replan_every_raw_steps": replan_every,
             "max_steps": args.max_steps,
             "frameskip": model.frameskip,
         },

@@ -81,6 +81,9 @@ class PlannerProfile(BaseModel):
             ``policy`` (the Mode-1 policy alone; ``policy_path`` names its checkpoint).
         levels: planners, top level first.
         execute_steps: model steps executed from each plan before replanning.
+        replan_raw_steps: raw control steps between replans, overriding ``execute_steps`` (1 = replan at
+            every camera frame: the tightest feedback, for models whose one-step error is near the
+            success tolerance).
         goal_tolerance: normalised latent distance at which the goal counts as reached (for the actor).
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
@@ -93,12 +96,17 @@ class PlannerProfile(BaseModel):
     kind: Literal["flat", "hierarchical", "policy"] = "flat"
     levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()])
     execute_steps: int = Field(1, ge=1)
+    replan_raw_steps: int | None = Field(None, ge=1)
     goal_tolerance: float | None = Field(None, ge=0)
     subgoal_tolerance: float | None = Field(None, ge=0)
     direct_goal_distance: float | None = Field(None, ge=0)
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
+
+    def replan_interval(self, frameskip: int) -> int:
+        """Raw control steps between replans for a model with this ``frameskip``."""
+        return int(self.replan_raw_steps or self.execute_steps * frameskip)
 
     @model_validator(mode="after")
     def _consistent_levels(self) -> PlannerProfile:
