@@ -25,6 +25,11 @@ setup(
     extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
+            "world_model_node = jepa_world_model.world_model_node:main",
+            "jepa-offline-eval = jepa_world_model.offline_eval:main",
+            "jepa-train = jepa_world_model.train:main",
+            "jepa-export = jepa_world_model.bundle:export_main",
+            "jepa-bundle = jepa_world_model.bundle:bundle_main",
         ],
     },
 )

@@ -1,0 +1,219 @@
+"""Typed, validated experiment configuration: one YAML file per training run.
+
+Every section forbids unknown keys and checks ranges, so a typo or an impossible
+value fails at load time with a message naming the key, not hours into training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class SimDataConfig(_Strict):
+    """Episodes collected from a built-in world with ``jepa_sim.collect.collect_episodes``."""
+
+    source: Literal["sim"] = "sim"
+    world: str = "two_rooms"
+    episodes: int = Field(200, ge=1)
+    steps: int = Field(100, ge=2)
+    policy: str = "random_momentum"
+    seed: int = 0
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+
+
+class BagDataConfig(_Strict):
+    """Episodes read from rosbags by ``jepa_world_model.data.bags.load_bags``."""
+
+    source: Literal["bags"] = "bags"
+    paths: list[str] = Field(min_length=1)
+    topics: dict[str, Any] = Field(default_factory=dict)
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+DataConfig = Annotated[SimDataConfig | BagDataConfig, Field(discriminator="source")]
+
+
+class EncoderConfig(_Strict):
+    """Image encoder. ``cnn``/``vit`` are trained; ``onnx`` wraps a frozen user encoder."""
+
+    type: Literal["cnn", "vit", "onnx"] = "cnn"
+    latent_dim: int = Field(32, ge=1, le=4096)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64], min_length=1, max_length=6)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    use_proprio: bool = False
+    feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
+    # ViT
+    patch_size: int = Field(8, ge=2)
+    vit_dim: int = Field(64, ge=8)
+    vit_depth: int = Field(2, ge=1, le=24)
+    vit_heads: int = Field(4, ge=1)
+    pool: bool = True  # True: one vector latent; False: patch tokens (N, latent_dim)
+    # Frozen ONNX encoder ("bring your own")
+    onnx_path: str | None = None
+    onnx_input_size: int | None = Field(None, ge=8)
+    onnx_input_layout: Literal["NHWC", "NCHW"] = "NCHW"
+    onnx_input_dtype: Literal["uint8", "float32"] = "float32"
+
+    @model_validator(mode="after")
+    def _check(self) -> EncoderConfig:
+        if self.type == "onnx" and not self.onnx_path:
+            raise ValueError("encoder.type 'onnx' needs encoder.onnx_path (the frozen encoder's .onnx file)")
+        if self.type == "vit" and self.vit_dim % self.vit_heads:
+            raise ValueError(f"encoder.vit_dim ({self.vit_dim}) must be divisible by encoder.vit_heads ({self.vit_heads})")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"encoder.std must be positive, got {self.std}")
+        return self
+
+
+class PredictorConfig(_Strict):
+    """Action-conditioned one-step predictor (same family at every level)."""
+
+    type: Literal["mlp", "transformer"] = "mlp"
+    hidden: int = Field(256, ge=8)
+    layers: int = Field(3, ge=1, le=32)
+    heads: int = Field(4, ge=1)
+    noise_dim: int = Field(0, ge=0, le=64)  # latent variable for stochastic futures; 0 = deterministic
+    kl_weight: float = Field(1e-3, ge=0.0)
+
+
+class LevelConfig(_Strict):
+    """One temporal scale; level 0 must have stride 1 and no macro-action."""
+
+    stride: int = Field(1, ge=1, le=50)
+    macro_dim: int = Field(4, ge=1, le=64)
+    rollout_steps: int = Field(1, ge=1, le=16)
+
+
+class ModelConfig(_Strict):
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    frameskip: int = Field(5, ge=1, le=50)
+    context: int = Field(1, ge=1, le=16)
+    levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()], min_length=1, max_length=4)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.levels[0].stride != 1:
+            raise ValueError(f"model.levels[0].stride must be 1 (level 0 is the fine level), got {self.levels[0].stride}")
+        for i in range(1, len(self.levels)):
+            if self.levels[i].stride <= 1:
+                raise ValueError(f"model.levels[{i}].stride must be > 1, got {self.levels[i].stride}")
+        return self
+
+
+class CollapseConfig(_Strict):
+    """Stop training when the representation collapses for ``patience`` consecutive checks."""
+
+    min_effective_rank: float = Field(1.5, ge=0.0)
+    min_std: float = Field(1e-3, ge=0.0)
+    patience: int = Field(2, ge=1)
+    check_every_steps: int = Field(0, ge=0)  # 0: check once per epoch on validation latents
+
+
+class DecoderConfig(_Strict):
+    """Visual decoder trained on frozen latents after the JEPA (for pictures only)."""
+
+    enabled: bool = True
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(2e-3, gt=0.0)
+    width: int = Field(32, ge=4)
+    foreground_weight: float = Field(50.0, ge=0.0)  # extra loss weight on pixels that differ from the mean frame
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine decays to lr_min_fraction * lr at the last step
+    lr_min_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    horizon: int = Field(4, ge=1, le=64)  # level-0 rollout steps in the loss (and validation error steps)
+    teacher_weight: float = Field(1.0, ge=0.0)
+    rollout_weight: float = Field(1.0, ge=0.0)
+    anti_collapse: Literal["vicreg", "ema"] = "vicreg"
+    var_weight: float = Field(1.0, ge=0.0)
+    cov_weight: float = Field(0.04, ge=0.0)
+    ema_momentum: float = Field(0.99, ge=0.0, lt=1.0)
+    inverse_dynamics_weight: float = Field(0.0, ge=0.0)
+    smoothness_weight: float = Field(0.0, ge=0.0)
+    high_level_weight: float = Field(1.0, ge=0.0)
+    steps_per_epoch: int = Field(0, ge=0)  # 0: one pass over all training windows
+    val_windows: int = Field(512, ge=8)
+    probe_ridge: float = Field(1e-3, ge=0.0)
+    num_threads: int = Field(2, ge=1)
+    device: str = "cpu"
+    collapse: CollapseConfig = Field(default_factory=CollapseConfig)
+
+
+class ExperimentConfig(_Strict):
+    """The whole experiment: data, model, training, decoder."""
+
+    name: str = "experiment"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=SimDataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+
+    def window_length(self) -> int:
+        """Frames per training window: enough for the level-0 rollout and one coarse-level rollout."""
+        m = self.model
+        need = m.context + self.train.horizon
+        for lv in m.levels[1:]:
+            need = max(need, (m.context + lv.rollout_steps - 1) * lv.stride + 1)
+        return need
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    node = tree
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {dotted}: '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got '{item}'")
+        key, value = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+    return raw
+
+
+def parse_config(raw: dict[str, Any], origin: str = "config") -> ExperimentConfig:
+    """Validate a raw dict; raise ValueError listing every bad key with its location."""
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ValueError(f"invalid experiment config {origin}:\n" + "\n".join(lines)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment file, apply ``--set`` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment config not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
+    return parse_config(apply_overrides(raw, overrides or []), origin=str(path))

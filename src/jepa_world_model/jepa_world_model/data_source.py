@@ -1,0 +1,74 @@
+"""Where training episodes come from, as the config's ``data`` section says: a built-in world or rosbags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jepa_world_model.config import BagDataConfig, SimDataConfig
+from jepa_world_model.data.episodes import EpisodeSet
+
+
+def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, dict[str, Any]]:
+    """Episodes plus provenance (world, raw action bounds) for the manifest.
+
+    Returns:
+        (episodes, meta) with meta keys ``source``, ``world`` (or None), ``raw_action_low``/``raw_action_high``
+        and ``action_norm_max`` (or None).
+    """
+    if data_cfg.source == "sim":
+        from jepa_sim.collect import collect_episodes
+        from jepa_sim.worlds import make_world
+
+        world = make_world(data_cfg.world)
+        spec = world.spec
+        world.close()
+        # by name, so worlds with a numpy batch are stepped many at once
+        eps = collect_episodes(
+            data_cfg.world, data_cfg.episodes, data_cfg.steps, policy=data_cfg.policy, seed=data_cfg.seed, progress=True
+        )
+        meta = {
+            "source": "sim",
+            "world": spec.name,
+            "raw_action_low": list(spec.action_low),
+            "raw_action_high": list(spec.action_high),
+            "action_norm_max": spec.action_norm_max,
+        }
+    else:
+        from jepa_world_model.data.bags import BagTopics, load_bags
+
+        topics = dict(data_cfg.topics)
+        # list values from YAML become the tuples BagTopics declares
+        topics = {k: tuple(v) if isinstance(v, list) else v for k, v in topics.items()}
+        try:
+            bag_topics = BagTopics(**topics) if topics else None
+        except TypeError as exc:
+            raise ValueError(f"data.topics: {exc}; valid keys are the fields of jepa_world_model.data.bags.BagTopics") from None
+        eps = load_bags(data_cfg.paths, bag_topics)
+        acts = np.concatenate([e.actions[:-1] for e in eps.episodes])
+        meta = {
+            "source": "bags",
+            "world": None,
+            "raw_action_low": acts.min(0).astype(float).tolist(),
+            "raw_action_high": acts.max(0).astype(float).tolist(),
+            "action_norm_max": None,
+        }
+    if len(eps) == 0:
+        raise ValueError(f"data source {data_cfg.source} produced no episodes")
+    for ep in eps.episodes:
+        ep.validate()
+    return eps, meta
+
+
+def sample_frames(eps: EpisodeSet, max_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Evenly spaced frames (N, H, W, 3) and their true states (N, S) or None, across all episodes."""
+    frames = np.concatenate([e.frames for e in eps.episodes])
+    states = None
+    if all(e.state is not None for e in eps.episodes):
+        states = np.concatenate([e.state for e in eps.episodes]).astype(np.float32)
+    if len(frames) > max_frames:
+        idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(np.int64)
+        frames = frames[idx]
+        states = states[idx] if states is not None else None
+    return frames, states

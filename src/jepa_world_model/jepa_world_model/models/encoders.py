@@ -1,0 +1,163 @@
+"""Image encoders: uint8 NHWC images in, latents out.
+
+Normalisation lives inside the module so an exported ONNX file takes raw camera
+bytes and nobody has to copy mean/std into another node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from jepa_world_model.config import EncoderConfig
+
+
+class ImageNormalizer(nn.Module):
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W), scaled to [0, 1] then standardised."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        return (x - self.mean) / self.std
+
+
+class CNNEncoder(nn.Module):
+    """Strided conv stack + linear head to a vector latent.
+
+    Flattening the last feature map (instead of global pooling) keeps *where*
+    things are, which is what a navigation latent must encode precisely.
+    """
+
+    def __init__(self, cfg: EncoderConfig, image_size: int, proprio_dim: int = 0) -> None:
+        super().__init__()
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        layers: list[nn.Module] = []
+        in_ch, size = 3, image_size
+        for ch in cfg.channels:
+            layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.GELU()]
+            in_ch, size = ch, size // 2
+        if size < 1:
+            raise ValueError(f"encoder.channels has {len(cfg.channels)} stride-2 stages: too many for {image_size} px images")
+        self.convs = nn.Sequential(*layers)
+        self.use_proprio = cfg.use_proprio and proprio_dim > 0
+        flat = in_ch * size * size
+        # Per-feature batch normalisation before the head: in sparse scenes (a small agent on a static
+        # background) the features that depend on the agent are tiny next to the constant ones, so an
+        # unnormalised head starts with near-constant latents that the variance term cannot pull apart.
+        self.feature_norm = nn.BatchNorm1d(flat) if cfg.feature_norm == "batch" else nn.Identity()
+        self.head = nn.Sequential(
+            nn.Linear(flat + (proprio_dim if self.use_proprio else 0), 256), nn.GELU(), nn.Linear(256, cfg.latent_dim)
+        )
+        self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
+
+    def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.feature_norm(self.convs(self.normalize(images)).flatten(1))
+        if self.use_proprio:
+            if proprio is None:
+                raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
+            h = torch.cat([h, proprio.to(h.dtype)], dim=1)
+        return self.head(h)
+
+
+class ViTEncoder(nn.Module):
+    """Small vision transformer: patch tokens (N, D) or their mean as a vector latent."""
+
+    def __init__(self, cfg: EncoderConfig, image_size: int, proprio_dim: int = 0) -> None:
+        super().__init__()
+        if image_size % cfg.patch_size:
+            raise ValueError(f"image size {image_size} is not a multiple of encoder.patch_size {cfg.patch_size}")
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        self.patch = nn.Conv2d(3, cfg.vit_dim, cfg.patch_size, stride=cfg.patch_size)
+        n_tokens = (image_size // cfg.patch_size) ** 2
+        self.pos = nn.Parameter(torch.randn(1, n_tokens, cfg.vit_dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            cfg.vit_dim, cfg.vit_heads, dim_feedforward=2 * cfg.vit_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, cfg.vit_depth, enable_nested_tensor=False)
+        self.use_proprio = cfg.use_proprio and proprio_dim > 0
+        if self.use_proprio:
+            self.proprio_proj = nn.Linear(proprio_dim, cfg.vit_dim)
+        self.norm = nn.LayerNorm(cfg.vit_dim)
+        self.out = nn.Linear(cfg.vit_dim, cfg.latent_dim)
+        self.pool = cfg.pool
+        self.latent_shape = (cfg.latent_dim,) if cfg.pool else (n_tokens, cfg.latent_dim)
+
+    def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.patch(self.normalize(images)).flatten(2).transpose(1, 2) + self.pos
+        if self.use_proprio:
+            if proprio is None:
+                raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
+            # proprio is added to every patch token: a cheap fusion that keeps the token count fixed
+            tokens = tokens + self.proprio_proj(proprio.to(tokens.dtype)).unsqueeze(1)
+        tokens = self.out(self.norm(self.blocks(tokens)))
+        return tokens.mean(dim=1) if self.pool else tokens
+
+
+class OnnxFrozenEncoder(nn.Module):
+    """A user's own encoder from an ONNX file, frozen: only predictors train on top.
+
+    Input size, layout, dtype and normalisation come from the config, because an
+    arbitrary ONNX file does not tell how it expects its pixels.
+    """
+
+    frozen = True
+
+    def __init__(self, cfg: EncoderConfig, image_size: int, onnx_bytes: bytes | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        if onnx_bytes is None:
+            path = Path(cfg.onnx_path or "")
+            if not path.is_file():
+                raise FileNotFoundError(f"encoder.onnx_path: ONNX encoder file not found: {path}")
+            onnx_bytes = path.read_bytes()
+        self.onnx_bytes = onnx_bytes
+        self.cfg = cfg
+        self.input_size = cfg.onnx_input_size or image_size
+        self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        probe = self._run(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8))
+        self.latent_shape = tuple(probe.shape[1:])
+
+    def preprocess(self, images: torch.Tensor) -> np.ndarray:
+        """Resize and lay out images the way the wrapped ONNX file expects them."""
+        x = images
+        if x.shape[1] != self.input_size or x.shape[2] != self.input_size:
+            x = nn.functional.interpolate(x.permute(0, 3, 1, 2).float(), size=(self.input_size, self.input_size), mode="bilinear")
+            x = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        if self.cfg.onnx_input_dtype == "uint8":
+            arr = x if self.cfg.onnx_input_layout == "NHWC" else x.permute(0, 3, 1, 2)
+        else:
+            arr = self.normalize(x)
+            if self.cfg.onnx_input_layout == "NHWC":
+                arr = arr.permute(0, 2, 3, 1)
+        return np.ascontiguousarray(arr.detach().cpu().numpy())
+
+    def _run(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: self.preprocess(images)})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32))
+
+    def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
+        return self._run(images).to(images.device)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("session", None)  # an onnxruntime session does not pickle; rebuilt from onnx_bytes
+        return state
+
+
+def build_encoder(cfg: EncoderConfig, image_size: int, proprio_dim: int = 0, onnx_bytes: bytes | None = None) -> nn.Module:
+    """Encoder named by ``cfg.type``; every encoder exposes ``latent_shape``."""
+    if cfg.type == "cnn":
+        return CNNEncoder(cfg, image_size, proprio_dim)
+    if cfg.type == "vit":
+        return ViTEncoder(cfg, image_size, proprio_dim)
+    return OnnxFrozenEncoder(cfg, image_size, onnx_bytes)

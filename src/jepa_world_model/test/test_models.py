@@ -1,0 +1,130 @@
+"""Shapes, masks and invariants of every network (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_world_model.config import EncoderConfig, PredictorConfig
+from jepa_world_model.models import (
+    CausalTransformerPredictor,
+    CNNEncoder,
+    LatentDecoder,
+    MacroActionEncoder,
+    MLPPredictor,
+    OnnxFrozenEncoder,
+    ViTEncoder,
+    frame_causal_mask,
+)
+from jepa_world_model.models.predictors import pad_context
+from jepa_world_model.testing import TOY_SIZE, CentroidEncoder, export_centroid_onnx, render_dots
+
+IMG = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+
+
+def test_cnn_encoder_shape_and_proprio_fusion() -> None:
+    enc = CNNEncoder(EncoderConfig(latent_dim=12, channels=[8, 16]), image_size=32)
+    assert enc(IMG).shape == (3, 12)
+    fused = CNNEncoder(EncoderConfig(latent_dim=12, channels=[8, 16], use_proprio=True), image_size=32, proprio_dim=4)
+    p = torch.randn(3, 4)
+    assert fused(IMG, p).shape == (3, 12)
+    assert not torch.allclose(fused(IMG, p), fused(IMG, p + 1.0))  # proprio really reaches the latent
+    with pytest.raises(ValueError, match="proprio"):
+        fused(IMG)
+
+
+def test_normalisation_is_inside_the_encoder() -> None:
+    enc = CNNEncoder(EncoderConfig(latent_dim=4, channels=[4], mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), image_size=32)
+    x = enc.normalize(torch.full((1, 32, 32, 3), 255, dtype=torch.uint8))
+    assert x.shape == (1, 3, 32, 32) and torch.allclose(x, torch.ones_like(x))
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_vit_encoder_vector_or_tokens(pool: bool) -> None:
+    cfg = EncoderConfig(type="vit", latent_dim=10, patch_size=8, vit_dim=16, vit_heads=2, vit_depth=1, pool=pool)
+    enc = ViTEncoder(cfg, image_size=32)
+    out = enc(IMG)
+    expected = (3, 10) if pool else (3, 16, 10)
+    assert out.shape == expected and enc.latent_shape == expected[1:]
+
+
+def test_pad_context_repeats_oldest() -> None:
+    z = torch.arange(6.0).view(1, 2, 3)
+    padded = pad_context(z, 4)
+    assert padded.shape == (1, 4, 3)
+    assert torch.equal(padded[:, 0], z[:, 0]) and torch.equal(padded[:, 1], z[:, 0]) and torch.equal(padded[:, 2:], z)
+    assert torch.equal(pad_context(z, 1), z[:, 1:])
+
+
+@pytest.mark.parametrize("noise_dim", [0, 3])
+def test_mlp_predictor_shapes(noise_dim: int) -> None:
+    pred = MLPPredictor(PredictorConfig(hidden=32, layers=2, noise_dim=noise_dim), (8,), context=2, action_dim=5)
+    z, a = torch.randn(4, 2, 8), torch.randn(4, 5)
+    assert pred(z, a).shape == (4, 8)
+    assert pred(z[:, :1], a).shape == (4, 8)  # fewer context frames than the model's context
+    if noise_dim:
+        out0, out1 = pred(z, a), pred(z, a, torch.randn(4, noise_dim))
+        assert torch.allclose(out0, pred(z, a, torch.zeros(4, noise_dim)))  # None means zeros
+        assert not torch.allclose(out0, out1)
+
+
+@pytest.mark.parametrize("latent_shape", [(8,), (4, 8)])
+def test_transformer_predictor_shapes(latent_shape: tuple[int, ...]) -> None:
+    pred = CausalTransformerPredictor(
+        PredictorConfig(type="transformer", hidden=16, layers=2, heads=2), latent_shape, context=3, action_dim=5
+    )
+    z, a = torch.randn(2, 3, *latent_shape), torch.randn(2, 5)
+    assert pred(z, a).shape == (2, *latent_shape)
+
+
+def test_frame_causal_mask_layout() -> None:
+    mask = frame_causal_mask(3, 2)  # True = blocked
+    assert mask.shape == (6, 6)
+    assert not mask[0, 1] and mask[0, 2] and mask[1, 5] and not mask[5, 0] and not mask[3, 2]
+
+
+@pytest.mark.parametrize("latent_shape", [(8,), (4, 8)])
+def test_transformer_is_frame_causal(latent_shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    pred = CausalTransformerPredictor(
+        PredictorConfig(type="transformer", hidden=16, layers=2, heads=2), latent_shape, context=4, action_dim=3
+    ).eval()
+    z, cond = torch.randn(2, 4, *latent_shape), torch.randn(2, 4, 3)
+    base = pred.forward_frames(z, cond)
+    z2, cond2 = z.clone(), cond.clone()
+    z2[:, 2] += 5.0  # change frame 2 and its condition
+    cond2[:, 2] += 5.0
+    changed = pred.forward_frames(z2, cond2)
+    assert torch.allclose(base[:, :2], changed[:, :2], atol=1e-6)  # earlier frames unaffected
+    assert not torch.allclose(base[:, 2:], changed[:, 2:])  # that frame and later ones see it
+
+
+def test_macro_encoder_bounded_and_checked() -> None:
+    enc = MacroActionEncoder(stride=5, action_dim=4, macro_dim=3)
+    out = enc(torch.randn(7, 5, 4) * 100)
+    assert out.shape == (7, 3) and out.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="action chunks"):
+        enc(torch.randn(7, 4, 4))
+
+
+@pytest.mark.parametrize("latent_shape", [(8,), (4, 8)])
+def test_decoder_image_shape(latent_shape: tuple[int, ...]) -> None:
+    dec = LatentDecoder(latent_shape, image_size=32, width=8)
+    with torch.no_grad():
+        out = dec(torch.randn(2, *latent_shape))
+    assert out.shape == (2, 32, 32, 3) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_onnx_frozen_encoder_matches_its_source(tmp_path) -> None:
+    path = export_centroid_onnx(tmp_path / "centroid.onnx")
+    cfg = EncoderConfig(type="onnx", onnx_path=str(path), onnx_input_dtype="uint8", onnx_input_layout="NHWC")
+    enc = OnnxFrozenEncoder(cfg, image_size=TOY_SIZE)
+    pos = np.array([[4.0, 9.0], [11.0, 6.5]], np.float32)
+    imgs = torch.from_numpy(render_dots(pos))
+    assert enc.latent_shape == (2,)
+    assert torch.allclose(enc(imgs), CentroidEncoder()(imgs), atol=1e-5)
+    assert torch.allclose(enc(imgs), torch.from_numpy(pos), atol=0.2)  # latent really is the position
+    assert not any(p.requires_grad for p in enc.parameters())
+    with pytest.raises(FileNotFoundError, match="onnx_path"):
+        OnnxFrozenEncoder(EncoderConfig(type="onnx", onnx_path=str(tmp_path / "missing.onnx")), image_size=TOY_SIZE)

@@ -1,0 +1,129 @@
+"""Training behaviour on the toy world: loss goes down, resume == uninterrupted, collapse stops training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_world_model import train as train_mod
+from jepa_world_model.data.episodes import EpisodeSet
+from jepa_world_model.metrics import CollapseDetector, RepresentationCollapseError, effective_rank, ridge_probe_r2
+from jepa_world_model.testing import TOY_META, toy_config, toy_episodes
+from jepa_world_model.train import Trainer
+
+
+def test_effective_rank_and_probe_on_known_data() -> None:
+    g = torch.Generator().manual_seed(0)
+    assert effective_rank(torch.randn(500, 1, generator=g) * torch.ones(1, 8)) == pytest.approx(1.0, abs=1e-6)
+    assert effective_rank(torch.randn(2000, 8, generator=g)) > 7.0
+    assert effective_rank(torch.zeros(10, 4)) == 0.0
+    z = torch.randn(400, 6, generator=g)
+    y = z[:, :2] @ torch.tensor([[1.0, 2.0], [-1.0, 0.5]])
+    assert ridge_probe_r2(z[:300], y[:300], z[300:], y[300:]) > 0.99
+    assert ridge_probe_r2(z[:300], torch.randn(300, 2, generator=g), z[300:], torch.randn(100, 2, generator=g)) < 0.2
+
+
+def test_collapse_detector_needs_patience() -> None:
+    det = CollapseDetector(min_effective_rank=1.5, min_std=1e-3, patience=2)
+    det.check(1.0, 1.0)
+    det.check(5.0, 1.0)  # a good check resets the count
+    det.check(5.0, 0.0)
+    with pytest.raises(RepresentationCollapseError, match="effective rank"):
+        det.check(1.0, 1.0)
+
+
+def test_loss_decreases_on_tiny_dataset(tmp_path, toy_data: EpisodeSet) -> None:
+    cfg = toy_config(**{"train.epochs": 3, "train.steps_per_epoch": 12, "decoder.enabled": False})
+    Trainer(cfg, tmp_path / "run", toy_data, TOY_META).fit()
+    hist = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert hist[-1]["train_loss"] < 0.7 * hist[0]["train_loss"]
+    assert hist[-1]["val_pred_error_1"] < hist[0]["val_pred_error_1"]
+    for key in ("effective_rank", "latent_std_mean", "probe_r2", "val_pred_error_2", "val_level1_pred_error_1"):
+        assert np.isfinite(hist[-1][key])
+    assert (tmp_path / "run" / "final.pt").is_file() and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    assert any((tmp_path / "run" / "tb").iterdir())
+
+
+def test_resume_equals_uninterrupted(tmp_path, toy_data: EpisodeSet) -> None:
+    cfg2 = toy_config(**{"train.epochs": 2})
+    Trainer(cfg2, tmp_path / "full", toy_data, TOY_META).fit()
+    Trainer(cfg2, tmp_path / "split", toy_data, TOY_META).fit(stop_after=1)  # "interrupted" after epoch 1
+    assert not (tmp_path / "split" / "final.pt").exists()
+    Trainer(cfg2, tmp_path / "split", toy_data, TOY_META).fit(resume=True)
+    full = torch.load(tmp_path / "full" / "final.pt", weights_only=False)
+    split = torch.load(tmp_path / "split" / "final.pt", weights_only=False)
+    assert full["model"].keys() == split["model"].keys()
+    for key, value in full["model"].items():
+        assert torch.equal(value, split["model"][key]), key
+
+    def losses(run: str) -> list[float]:
+        return [json.loads(line)["train_loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert losses("full") == losses("split")
+    with pytest.raises(ValueError, match="config differs"):
+        Trainer(toy_config(**{"train.epochs": 3, "train.lr": 0.5}), tmp_path / "split", toy_data, TOY_META).fit(resume=True)
+
+
+def test_same_seed_same_result(tmp_path, toy_data: EpisodeSet) -> None:
+    cfg = toy_config(**{"train.epochs": 1, "decoder.enabled": False})
+    a = Trainer(cfg, tmp_path / "a", toy_data, TOY_META).fit()
+    b = Trainer(cfg, tmp_path / "b", toy_data, TOY_META).fit()
+    assert a["train_loss"] == b["train_loss"] and a["val_pred_error_1"] == b["val_pred_error_1"]
+
+
+def test_collapsed_toy_stops_with_clear_error(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blank = toy_episodes(8, 30, seed=1)
+    for ep in blank.episodes:
+        ep.frames[:] = 0  # nothing to see: every latent is the same point
+    cfg = toy_config(**{"train.epochs": 4, "train.steps_per_epoch": 2, "decoder.enabled": False})
+    with pytest.raises(RepresentationCollapseError, match="collapsed"):
+        Trainer(cfg, tmp_path / "run", blank, TOY_META).fit()
+    # the CLI turns it into exit code 3 with the message on stderr
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(json.dumps(cfg.model_dump(mode="json")))
+    monkeypatch.setattr(train_mod, "load_episodes", lambda data_cfg: (blank, TOY_META))
+    assert train_mod.main(["--config", str(cfg_file), "--out", str(tmp_path / "cli")]) == train_mod.EXIT_COLLAPSE
+
+
+def test_windows_too_short_for_batch_is_clear(tmp_path) -> None:
+    few = toy_episodes(2, 6, seed=2)
+    with pytest.raises(ValueError, match="training windows"):
+        Trainer(toy_config(), tmp_path / "run", few, TOY_META)
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_on_cpu(tmp_path) -> None:
+    """The same module runs as 2 gloo processes under torchrun; rank 0 alone writes the run directory."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = toy_config(**{"train.epochs": 2, "train.steps_per_epoch": 2, "train.batch_size": 8, "decoder.enabled": False})
+    raw = cfg.model_dump(mode="json")
+    raw["data"] = {"source": "sim", "world": "two_rooms", "episodes": 8, "steps": 20}
+    raw["model"]["encoder"]["channels"] = [8, 8, 8]
+    cfg_file = tmp_path / "ddp.yaml"
+    cfg_file.write_text(json.dumps(raw))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "jepa_world_model.train",
+        "--config",
+        str(cfg_file),
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert (tmp_path / "run" / "final.pt").is_file()
