@@ -309,29 +309,6 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def _pick_providers(requested: list[str] | None) -> list[Any]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if requested is None:
-        requested = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available] + [
-            "CPUExecutionProvider"
-        ]
-    missing = [p for p in requested if p not in available]
-    if missing:
-        raise ValueError(f"onnxruntime providers {missing} are not available here; available: {available}")
-    out: list[Any] = []
-    for p in requested:
-        if p == "TensorrtExecutionProvider":
-            cache = Path.home() / ".cache" / "jepa_world_model" / "trt"
-            cache.mkdir(parents=True, exist_ok=True)
-            # a persistent engine cache avoids rebuilding TensorRT engines at every start
-            out.append((p, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
-        else:
-            out.append(p)
-    return out
-
-
 class ModelBundle:
     """A loaded bundle: encoder + predictors of every level, torch or onnxruntime backend.
 
@@ -372,17 +349,15 @@ class ModelBundle:
             self._open_sessions(providers, onnx_threads)
 
     def _open_sessions(self, providers: list[str] | None, threads: int | None) -> None:
-        import onnxruntime as ort
+        """onnxruntime sessions through ``ort_session.make_session``: the first preferred provider that
+        works (TensorRT with a versioned engine cache, CUDA, CPU), one log line when it falls back."""
+        from jepa_world_model.ort_session import OrtConfig, make_session
 
-        chosen = _pick_providers(providers)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
+        config = OrtConfig(providers=tuple(providers) if providers else OrtConfig.providers, intra_op_threads=threads or 0)
         files = self.manifest["files"]
 
         def session(name: str) -> Any:
-            return ort.InferenceSession(str(self.path / name), sess_options=opts, providers=chosen)
+            return make_session(self.path / name, config, logger=log)[0]
 
         self._enc = None if self.manifest["encoder"]["frozen"] else session(files["encoder"])
         self._preds = [session(n) for n in files["predictors"]]
