@@ -40,7 +40,8 @@ def test_seeding_from_the_policy():
     planner = build_planner(profile, model, policy=DistilledPolicy.for_model(model, hidden=8))
     assert isinstance(planner, PolicySeededPlanner)
     result = planner.plan(torch.zeros(2), torch.ones(2))
-    assert result.stats.samples == 5 * (300 + 4)
+    level = profile.levels[0]
+    assert result.stats.samples == level.params["iterations"] * (level.params["num_samples"] + 4)  # 4 policy proposals each
 
 
 def test_bad_profiles_raise_clear_errors(tmp_path: Path):
