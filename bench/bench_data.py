@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,18 +18,9 @@ import numpy as np
 
 from jepa_sim.bag_format import write_episodes_bag
 from jepa_sim.collect import collect_metadata, iter_episodes
+from jepa_sim.machine import machine_info
 from jepa_world_model.data.bags import default_topics, load_bags
 from jepa_world_model.data.windows import WindowDataset
-
-
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
 
 
 def windows_per_s(eps, n_items: int) -> float:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +98,7 @@ def main() -> None:
     ros = over_ros(args.bundle, args.profile, args.seed, args.episodes, args.max_steps)
     local = in_process(args.bundle, args.profile, seeds, args.max_steps)
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__},
+        "machine": machine_info(),
         "profile": args.profile,
         "episodes": args.episodes,
         "ros": ros,

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from jepa_sim.machine import machine_info
 from jepa_world_model.ort_session import (
     PROVIDER_NAMES,
     IoBoundRunner,
@@ -44,7 +43,6 @@ from jepa_world_model.ort_session import (
     compare_providers,
     gpu_identity,
     make_session,
-    tensorrt_version,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu.json"
@@ -188,25 +186,6 @@ def time_ms(fn: Callable[[], object], device: torch.device, reps: int, warmup: i
     return statistics.median(times)
 
 
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "gpu": gpu_identity(0),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "onnxruntime": ort.__version__,
-        "onnxruntime_providers": ort.get_available_providers(),
-        "tensorrt": tensorrt_version(),
-    }
 
 
 def time_backend(
@@ -464,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report = {
         "benchmark": "bench_gpu",
-        "machine": machine_info(),
+        "machine": machine_info(gpu=gpu_identity(0)),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "models": {

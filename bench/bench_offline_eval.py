@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -22,30 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_sim.machine import machine_info
 from jepa_world_model.offline_eval import evaluate_episodes, load_bag_episodes
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-    }
 
 
 class UntrainedTwoRooms:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def main() -> None:
         results[mode] = {"success_rate": ok / args.eval_episodes, "decision_ms_median": 1000 * float(np.median(times)),
                          "decision_ms_p95": 1000 * float(np.percentile(times, 95))}
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__},
+        "machine": machine_info(),
         "bundle": args.bundle, "profile": args.profile, "train_decisions": len(record), "fit_loss_final": losses[-1],
         **results,
         "speedup_mode1_over_mode2": results["mode2_planner"]["decision_ms_median"] / results["mode1_policy"]["decision_ms_median"],

@@ -14,35 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
+from jepa_sim.machine import machine_info
 from jepa_world_model.bundle import load_bundle
-
-
-def machine_info(threads: int) -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads_used": threads,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-        "load_average_1m": os.getloadavg()[0],
-    }
 
 
 def median_seconds(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
@@ -109,7 +90,7 @@ def main() -> None:
         "latent_shape": list(any_model.latent_shape),
         "candidates": args.candidates,
         "horizon": args.horizon,
-        "machine": machine_info(args.threads),
+        "machine": machine_info(threads_used=args.threads, load_average_1m=os.getloadavg()[0]),
         "results": results,
         "ratios": ratios,
     }

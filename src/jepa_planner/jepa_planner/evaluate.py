@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,8 @@ import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
+
+from jepa_sim.machine import machine_info
 
 DEFAULT_WORLD_KWARGS: dict[str, dict[str, Any]] = {"two_rooms": {"goal_in_other_room": True}, "multi_room": {"goal_far": True}}
 
@@ -288,30 +287,6 @@ def load_model(spec: str, world, backend: str = "torch", frameskip: int = 5, str
     return load_bundle(path, backend=backend)
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU, cores and library versions, recorded with every result."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
-        "torch_threads": torch.get_num_threads(),
-    }
-    try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    return info
 
 
 def _parse_world_args(items: list[str]) -> dict[str, Any]:

@@ -1,0 +1,36 @@
+"""What machine a figure was measured on: recorded with every benchmark and evaluation result."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(**extra: Any) -> dict[str, Any]:
+    """CPU, core count, Python and the versions of the numeric libraries that are installed, plus ``extra``."""
+    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
+    for name in ("numpy", "torch", "onnxruntime"):
+        try:
+            info[name] = importlib.import_module(name).__version__
+        except ImportError:
+            continue
+    if "torch" in info:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    info.update(extra)
+    return info
