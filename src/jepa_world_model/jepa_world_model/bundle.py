@@ -269,8 +269,12 @@ def _check_onnx_matches(out: Path, checks: list[tuple[str, nn.Module, dict[str, 
             ref = module(*inputs.values()).numpy()
         got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
         diff = float(np.abs(got - ref).max())
-        if diff > tol:
-            raise RuntimeError(f"exported {name} differs from torch by {diff:.2e} (> {tol}); export is not trustworthy")
+        # random check inputs (noise images) can drive outputs far above their usual O(1) range, where
+        # float32 rounding alone exceeds an absolute 1e-4: compare relative to the output's magnitude
+        scale = max(1.0, float(np.abs(ref).max()))
+        if diff > tol * scale:
+            raise RuntimeError(f"exported {name} differs from torch by {diff:.2e} (> {tol} x output scale {scale:.3g}); "
+                               "export is not trustworthy")
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -353,7 +357,14 @@ class ModelBundle:
         works (TensorRT with a versioned engine cache, CUDA, CPU), one log line when it falls back."""
         from jepa_world_model.ort_session import OrtConfig, make_session
 
-        config = OrtConfig(providers=tuple(providers) if providers else OrtConfig.providers, intra_op_threads=threads or 0)
+        if providers:
+            preferred = tuple(providers)  # asked for explicitly: a fallback is logged with its reason
+        else:  # auto: the GPU providers this onnxruntime build has, then CPU (no warning on CPU-only builds)
+            import onnxruntime as ort
+
+            built = set(ort.get_available_providers())
+            preferred = (*[p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in built], "CPUExecutionProvider")
+        config = OrtConfig(providers=preferred, intra_op_threads=threads or 0)
         files = self.manifest["files"]
 
         def session(name: str) -> Any:
