@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from jepa_planner.evaluate import wilson_interval
+
 REPO = Path(__file__).resolve().parents[3]
 NODES = {
     "sim": "jepa_sim.sim_node",
@@ -36,16 +38,6 @@ NODES = {
     "cost": "jepa_planner.cost_node",
     "memory": "jepa_planner.memory_node",
 }
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (sensible for small n and rates near 0 or 1)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 class NodeProcesses:
