@@ -20,14 +20,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class SimDataPart(_Strict):
+    """Further episodes from another behaviour policy (same world and episode length)."""
+
+    policy: str
+    episodes: int = Field(ge=1)
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = None  # default: the main seed + 1000 x (part index + 1)
+
+
 class SimDataConfig(_Strict):
-    """Episodes collected from a built-in world with ``jepa_sim.collect.collect_episodes``."""
+    """Episodes collected from a built-in world with ``jepa_sim.collect.collect_episodes``.
+
+    ``extra`` mixes in episodes of other behaviour policies: what the data covers bounds what the
+    model predicts well, and a planner exploits whatever it predicts badly (e.g. pushing into walls).
+    """
 
     source: Literal["sim"] = "sim"
     world: str = "two_rooms"
     episodes: int = Field(200, ge=1)
     steps: int = Field(100, ge=2)
     policy: str = "random_momentum"
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+    extra: list[SimDataPart] = Field(default_factory=list)
     seed: int = 0
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
 

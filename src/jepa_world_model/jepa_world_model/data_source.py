@@ -25,9 +25,20 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
         spec = world.spec
         world.close()
         # by name, so worlds with a numpy batch are stepped many at once
-        eps = collect_episodes(
-            data_cfg.world, data_cfg.episodes, data_cfg.steps, policy=data_cfg.policy, seed=data_cfg.seed, progress=True
-        )
+        parts = [(data_cfg.policy, data_cfg.episodes, data_cfg.policy_kwargs, data_cfg.seed)]
+        parts += [
+            (part.policy, part.episodes, part.policy_kwargs, data_cfg.seed + 1000 * (i + 1) if part.seed is None else part.seed)
+            for i, part in enumerate(data_cfg.extra)
+        ]
+        sets = [
+            collect_episodes(data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True)
+            for policy, n, kwargs, seed in parts
+        ]
+        eps = sets[0]
+        if len(sets) > 1:
+            metadata = dict(eps.metadata, n_episodes=sum(len(s) for s in sets), parts=[{k: v for k, v in s.metadata.items() if k != "goals"} for s in sets])
+            metadata["goals"] = [g for s in sets for g in s.metadata.get("goals", [])]
+            eps = EpisodeSet(episodes=[e for s in sets for e in s.episodes], metadata=metadata)
         meta = {
             "source": "sim",
             "world": spec.name,
