@@ -1,0 +1,72 @@
+"""Latent distance per pixel of agent displacement: the unit behind the configurator's ``default_tolerance``.
+
+The configurator declares success when the RMS of (z - goal) / latent_std falls below a tolerance.
+This script measures that distance for 1 px moves of the agent in random directions at random free
+positions of a point-mass world, so the tolerance can be set inside the world's success radius.
+Writes bench/results/tolerance.json.
+
+Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jepa_sim.machine import machine_info
+from jepa_sim.worlds import make_world
+from jepa_world_model.bundle import load_bundle
+
+RESULTS = Path(__file__).resolve().parent / "results" / "tolerance.json"
+
+
+def distances_per_px(bundle: str, world_name: str, n: int, seed: int = 0) -> np.ndarray:
+    """RMS normalised latent distance between images of the agent at p and at p + 1 px (random direction)."""
+    model = load_bundle(bundle, backend="torch")
+    world = make_world(world_name)
+    batch = getattr(world, "batch", None)
+    if batch is None or not hasattr(batch, "render"):
+        raise ValueError(f"world '{world_name}' has no point-mass renderer; calibration needs two_rooms or multi_room")
+    rng, layout = np.random.default_rng(seed), batch.layout
+    starts, ends = [], []
+    while len(starts) < n:
+        p = layout.sample_free(rng, margin=1.0)
+        angle = rng.uniform(0, 2 * np.pi)
+        q = p + np.array([np.cos(angle), np.sin(angle)])
+        if layout.is_free(q, margin=1.0)[0]:
+            starts.append(p)
+            ends.append(q)
+    std = model.latent_std.clamp_min(1e-6)
+    with torch.no_grad():
+        za = model.encode(batch.render(np.stack(starts).astype(np.float32)))
+        zb = model.encode(batch.render(np.stack(ends).astype(np.float32)))
+    return (((za - zb) / std) ** 2).flatten(1).mean(-1).sqrt().numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="models/two_rooms")
+    parser.add_argument("--world", default="two_rooms")
+    parser.add_argument("--n", type=int, default=2000, help="position pairs")
+    args = parser.parse_args()
+    d = distances_per_px(args.bundle, args.world, args.n)
+    result = {
+        "bundle": args.bundle,
+        "world": args.world,
+        "pairs": len(d),
+        "distance_per_px": {"median": float(np.median(d)), "p10": float(np.quantile(d, 0.1)), "p90": float(np.quantile(d, 0.9))},
+        "machine": machine_info(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    q = result["distance_per_px"]
+    print(f"{args.bundle} on {args.world}: 1 px of displacement = {q['median']:.3f} normalised latent distance "
+          f"(p10 {q['p10']:.3f}, p90 {q['p90']:.3f}); wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
