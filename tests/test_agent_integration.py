@@ -7,6 +7,7 @@ state; out-of-range parameters are refused at set time.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -189,3 +190,36 @@ def test_reach_goal_fixed_seeds(agent) -> None:
         rec = client.run_episode(seed, time_limit=90, record=False)
         assert rec.success, (f"seed {seed}: {rec.agent_reason} after {rec.steps} steps, closest {rec.min_distance_px:.2f} px, "
                              f"final {rec.final_distance_px:.2f} px from the goal")
+
+
+def test_configurator_hands_subgoals_for_hierarchical_profiles(agent) -> None:
+    """A hierarchical task: the configurator plans the upper levels and publishes subgoal latents
+    (stamped like the latents they were planned from) until the task ends, then clears them."""
+    from std_srvs.srv import Trigger
+
+    from jepa_interfaces.action import ReachGoal
+    from jepa_interfaces.msg import LatentState
+
+    _procs, client = agent
+    subgoals: list = []
+    latent_stamps: set = set()
+    client.node.create_subscription(LatentState, "subgoal_latent", subgoals.append, 50)
+    client.node.create_subscription(
+        LatentState, "latent", lambda m: latent_stamps.add((m.header.stamp.sec, m.header.stamp.nanosec)), 50
+    )
+    client.call(client.reset_client, Trigger.Request(), 10)
+    client.goal_seen.clear()
+    wait_for(lambda: client.goal_msg is not None, 10, "goal image")
+    send = client.action.send_goal_async(
+        ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=client.goal_msg, profile="hierarchical")
+    )
+    wait_for(send.done, 10, "goal acceptance")
+    handle = send.result()
+    wait_for(lambda: len([s for s in subgoals if len(s.data)]) >= 3, 60, "three subgoals")
+    handed = [s for s in subgoals if len(s.data)]
+    shape = json.loads((BUNDLE / "manifest.json").read_text())["latent_shape"]
+    assert all(list(s.shape) == shape and np.isfinite(np.asarray(s.data)).all() for s in handed)
+    assert all((s.header.stamp.sec, s.header.stamp.nanosec) in latent_stamps for s in handed)
+    cancel = handle.cancel_goal_async()
+    wait_for(cancel.done, 10, "cancel")
+    wait_for(lambda: len(subgoals[-1].data) == 0, 10, "the subgoal cleared at the end of the task")

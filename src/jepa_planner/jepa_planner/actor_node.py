@@ -1,8 +1,10 @@
 """Actor node (Mode 2 / Mode 1): latent MPC with the in-process world model, bounded commands, watchdog.
 
 Inputs: ``latent`` (LatentState from perception), ``goal_latent`` (LatentState from the
-configurator: the task goal, or a subgoal for hierarchical profiles; transient local), ``profile``
-(std_msgs/String, transient local: which planner profile to run).
+configurator: the task goal; transient local), ``subgoal_latent`` (hierarchical profiles: the
+subgoal the configurator planned with the upper levels; level 0 then plans toward it, and without
+it the actor plans every level itself; empty = none), ``profile`` (std_msgs/String, transient
+local: which planner profile to run).
 Outputs: the command (``cmd_vel`` geometry_msgs/Twist, ``cmd_vel_stamped`` TwistStamped, or
 ``action`` std_msgs/Float32MultiArray, by parameter), ``plan`` (jepa_interfaces/Plan, stamped with
 the image stamp of the latent it was planned from), ``plan_path`` (nav_msgs/Path) and
@@ -118,6 +120,7 @@ class ActorNode(LifecycleNode):
         self.status_pub = self.create_lifecycle_publisher(AgentStatus, "actor/status", reliable_qos(5))
         self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1))
         self.create_subscription(LatentState, "goal_latent", self.on_goal, latched_qos())
+        self.create_subscription(LatentState, "subgoal_latent", self.on_subgoal, reliable_qos(1))
         self.create_subscription(String, "profile", self.on_profile, latched_qos())
         self.create_timer(0.05, self.watchdog)
         self.create_timer(1.0, self.publish_status)
@@ -189,6 +192,23 @@ class ActorNode(LifecycleNode):
                 self.controller.goal = None
             self.warn(f"goal rejected, stopping: {exc}")
             self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+
+    def on_subgoal(self, msg: LatentState) -> None:
+        """A subgoal from the configurator: level 0 of a hierarchical profile plans toward it (empty: plan all levels here)."""
+        if self.model is None:
+            return
+        with self.lock:
+            planner = self.controller.planner if self.controller is not None else None
+            if not hasattr(planner, "set_external_subgoal"):
+                return  # a flat profile has no use for subgoals
+            if len(msg.data) == 0:
+                planner.set_external_subgoal(None)
+                return
+            try:
+                planner.set_external_subgoal(self.latent_from_msg(msg, "subgoal_latent"))
+            except ValueError as exc:
+                planner.set_external_subgoal(None)
+                self.warn(f"subgoal rejected, planning every level here: {exc}")
 
     def latent_from_msg(self, msg: LatentState, topic: str) -> torch.Tensor:
         """LatentState -> tensor of the model's latent shape; ValueError naming the problem."""

@@ -7,6 +7,11 @@ profile (both transient local) for the actor, then follows the latent stream: su
 normalised latent distance (RMS over dimensions of (z - g) / latent_std) drops below the
 tolerance; otherwise timeout, cancel, or preemption by a newer goal. On any end it clears the goal,
 which stops the actor. ``agent_status`` merges the actor's status with the task's progress.
+
+For hierarchical profiles (with ``plan_subgoals``) the configurator plans the upper levels itself, once
+per model step, and hands their first predicted latent to the actor on ``subgoal_latent`` (stamped
+with the latent it was planned from); the actor then plans only level 0, toward it. The two
+processes plan in parallel, and a person can watch the subgoals.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,12 @@ PARAMS = {
     "default_time_limit": Param(60.0, "seconds before a goal times out", min=0.1, max=86400.0),
     "max_steps": Param(0, "control steps before a goal times out (0 = no step limit)", min=0, max=10_000_000),
     "encode_timeout": Param(10.0, "seconds to wait for perception's encode_image", min=0.1, max=600.0),
+    "plan_subgoals": Param(
+        True,
+        "hierarchical profiles: plan the upper levels here and hand subgoals to the actor on 'subgoal_latent' "
+        "(false: the actor plans every level itself)",
+        read_only=True,
+    ),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }
 
@@ -61,6 +73,7 @@ class ConfiguratorNode(LifecycleNode):
         self.step = 0
         self.current_profile = self.params["default_profile"]
         self.goal_lock = threading.Lock()
+        self.model = None  # loaded on the first hierarchical task (plan_subgoals)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_planner.profiles import load_profiles
@@ -83,6 +96,7 @@ class ConfiguratorNode(LifecycleNode):
             self.get_logger().error(f"cannot configure the configurator: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.goal_pub = self.create_lifecycle_publisher(LatentState, "goal_latent", latched_qos())
+        self.subgoal_pub = self.create_lifecycle_publisher(LatentState, "subgoal_latent", reliable_qos(1))
         self.profile_pub = self.create_lifecycle_publisher(String, "profile", latched_qos())
         self.status_pub = self.create_lifecycle_publisher(AgentStatus, "agent_status", reliable_qos(5))
         self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1), callback_group=self.group)
@@ -193,15 +207,42 @@ class ConfiguratorNode(LifecycleNode):
             raise ValueError("goal latent contains NaN/inf")
         return z, desc
 
-    def publish_goal(self, z: np.ndarray | None) -> None:
-        """Hand the goal to the actor; None (empty latent) clears it, which stops the robot."""
+    def latent_msg(self, z: np.ndarray | None, stamp: Any = None) -> LatentState:
+        """A LatentState of this bundle (empty when ``z`` is None), stamped ``stamp`` or now."""
         msg = LatentState()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         msg.model_id = self.manifest["model_id"]
         if z is not None:
             msg.shape = list(z.shape)
             msg.data = z.ravel().astype(np.float32)
-        self.goal_pub.publish(msg)
+        return msg
+
+    def publish_goal(self, z: np.ndarray | None) -> None:
+        """Hand the goal to the actor; None (empty latent) clears it, which stops the robot."""
+        self.goal_pub.publish(self.latent_msg(z))
+
+    def subgoal_planner(self, profile_name: str) -> Any:
+        """A fresh HierarchicalPlanner for a hierarchical profile when subgoals are planned here, else None."""
+        profile = self.profiles[profile_name]
+        if profile.kind != "hierarchical" or not self.params["plan_subgoals"]:
+            return None
+        from jepa_planner.profiles import build_planner
+        from jepa_world_model.bundle import load_bundle
+
+        if self.model is None:
+            self.model = load_bundle(self.params["bundle"], backend="torch")
+            self.get_logger().info(f"loaded {self.model.model_id} to plan subgoals of hierarchical profiles")
+        return build_planner(profile, self.model)
+
+    def hand_subgoal(self, planner: Any, history: Any, z_goal: np.ndarray, stamp: Any) -> None:
+        """Plan the upper levels for the newest latent and publish the subgoal (stamped like that latent)."""
+        import torch
+
+        from jepa_planner.controller import model_context
+
+        ctx = model_context(history, int(self.model.frameskip), int(self.model.context))
+        target, _ = planner.subgoal(ctx, torch.from_numpy(z_goal), shift=1)
+        self.subgoal_pub.publish(self.latent_msg(target.detach().numpy(), stamp))
 
     def execute(self, handle: Any) -> ReachGoal.Result:
         goal = handle.request
@@ -226,6 +267,15 @@ class ConfiguratorNode(LifecycleNode):
         self.get_logger().info(
             f"goal {goal_id[:8]} ({desc}) with profile '{profile}', tolerance {tolerance}, time limit {time_limit} s"
         )
+        try:
+            planner = self.subgoal_planner(profile)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+            self.get_logger().error(f"goal {goal_id[:8]}: cannot plan subgoals for profile '{profile}': {exc}")
+            self.publish_goal(None)
+            handle.abort()
+            result.reason = f"rejected: {exc}"
+            return result
+        history: deque = deque(maxlen=1 if planner is None else (self.model.context - 1) * self.model.frameskip + 1)
         last_stamp = None
         distance = float("inf")
         reason = "timeout"
@@ -248,7 +298,17 @@ class ConfiguratorNode(LifecycleNode):
             z = np.asarray(latest.data, np.float32)
             if z.size != z_goal.size or not np.isfinite(z).all():
                 continue
-            distance = self.normalised_distance(z.reshape(self.latent_shape), z_goal)
+            z = z.reshape(self.latent_shape)
+            distance = self.normalised_distance(z, z_goal)
+            if planner is not None:
+                import torch
+
+                history.append(torch.from_numpy(z))
+                if self.step % self.model.frameskip == 0:  # once per model step
+                    try:
+                        self.hand_subgoal(planner, history, z_goal, latest.header.stamp)
+                    except ValueError as exc:
+                        self.get_logger().warning(f"subgoal planning failed: {exc}")
             self.step += 1
             self.distance = distance
             handle.publish_feedback(ReachGoal.Feedback(step=self.step, distance_to_goal=distance, plan_cost=self.plan_cost))
@@ -257,6 +317,8 @@ class ConfiguratorNode(LifecycleNode):
                 break
         if self.active_goal_id == goal_id:
             self.publish_goal(None)  # stop the robot
+            if planner is not None:
+                self.subgoal_pub.publish(self.latent_msg(None))
             self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
         result.success = reason == "reached"
         result.reason = reason

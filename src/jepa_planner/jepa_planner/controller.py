@@ -12,6 +12,7 @@ what runs on the robot.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,13 @@ import torch
 
 from jepa_planner.planners.base import PlanResult, check_latent
 from jepa_world_model.protocol import WorldModel
+
+
+def model_context(history: Sequence[torch.Tensor], frameskip: int, context: int) -> torch.Tensor:
+    """(C, *latent_shape) from latents at the raw control rate: the newest and its predecessors
+    ``frameskip`` raw steps apart, oldest first (fewer than C at the start of an episode)."""
+    picks = list(history)[::-1][::frameskip][:context][::-1]
+    return torch.stack(picks)
 
 
 @dataclass
@@ -91,9 +99,7 @@ class MPCController:
 
     def context(self) -> torch.Tensor:
         """(C, *latent_shape): the newest latent and its predecessors at model-step spacing, oldest first."""
-        hist = list(self.history)
-        picks = hist[::-1][:: self.frameskip][: self.model.context][::-1]
-        return torch.stack(picks)
+        return model_context(self.history, self.frameskip, self.model.context)
 
     def step(self, z: torch.Tensor, max_time: float | None = None) -> ControlStep:
         """Observe latent ``z`` and decide the raw action to apply now.

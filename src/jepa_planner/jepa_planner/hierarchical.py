@@ -4,6 +4,10 @@ The top level plans macro-actions (model level k > 0) toward the goal latent; it
 latent (``subgoal_index``) becomes the goal of the level below, down to level 0, which plans raw
 (stacked) actions. Upper levels replan every ``replan_every`` calls of the level below, when their
 subgoal is reached, or when the goal changes; otherwise their previous plan (and subgoal) is kept.
+
+The upper levels can also run elsewhere (the configurator node plans them and hands the subgoal to
+the actor): ``subgoal()`` runs only the upper levels, and ``set_external_subgoal()`` makes ``plan()``
+skip them and plan level 0 toward the subgoal it was given.
 """
 
 from __future__ import annotations
@@ -76,24 +80,21 @@ class HierarchicalPlanner:
         self._calls_since = [0] * (len(self.planners) - 1)
         self._steps_since = [0] * (len(self.planners) - 1)  # level-0 steps executed since each upper replan
         self._goal: torch.Tensor | None = None
+        self.external_subgoal: torch.Tensor | None = None
 
-    def plan(
-        self,
-        z_ctx: torch.Tensor,
-        goal: torch.Tensor,
-        *,
-        prev_action: torch.Tensor | None = None,
-        proposals: torch.Tensor | None = None,
-        max_time: float | None = None,
-        shift: int = 1,
-    ) -> PlanResult:
-        """Plan every level top-down; returns level 0's plan with ``subgoal`` and ``parent`` (the level above) set.
+    def set_external_subgoal(self, subgoal: torch.Tensor | None) -> None:
+        """Plan level 0 toward ``subgoal`` (computed by another process) instead of running the upper levels;
+        None returns to planning them here."""
+        self.external_subgoal = None if subgoal is None else torch.as_tensor(subgoal, dtype=torch.float32)
 
-        Args mirror ``Planner.plan``; ``shift`` is the number of level-0 steps executed since the last call,
-        ``proposals`` seed level 0 only, ``max_time`` applies to each level that replans.
+    def subgoal(
+        self, z_ctx: torch.Tensor, goal: torch.Tensor, *, max_time: float | None = None, shift: int = 1
+    ) -> tuple[torch.Tensor, PlanResult]:
+        """Run the upper levels only (on their schedule): the latent handed to level 0, and the plan just above it.
+
+        ``shift`` is the number of level-0 steps executed since the last call.
         """
-        low = self.planners[-1]
-        ctx, goal = low.validate(z_ctx, goal)
+        ctx, goal = self.planners[-1].validate(z_ctx, goal)
         z_now = ctx[0, -1]
         if self._goal is None or not torch.equal(goal, self._goal):
             self._plans = [None] * len(self._plans)  # a new goal invalidates every upper plan
@@ -115,6 +116,31 @@ class HierarchicalPlanner:
             self._calls_since[i] += 1
             parent = cached
             target = cached.latents[self.subgoal_index]
+        return target, parent
+
+    def plan(
+        self,
+        z_ctx: torch.Tensor,
+        goal: torch.Tensor,
+        *,
+        prev_action: torch.Tensor | None = None,
+        proposals: torch.Tensor | None = None,
+        max_time: float | None = None,
+        shift: int = 1,
+    ) -> PlanResult:
+        """Plan every level top-down; returns level 0's plan with ``subgoal`` and ``parent`` (the level above) set.
+
+        Args mirror ``Planner.plan``; ``shift`` is the number of level-0 steps executed since the last call,
+        ``proposals`` seed level 0 only, ``max_time`` applies to each level that replans.
+        """
+        low = self.planners[-1]
+        ctx, goal = low.validate(z_ctx, goal)
+        z_now = ctx[0, -1]
+        if self.external_subgoal is not None:
+            _, target = low.validate(z_ctx, self.external_subgoal)
+            parent = None
+        else:
+            target, parent = self.subgoal(z_ctx, goal, max_time=max_time, shift=shift)
         if self.direct_goal_distance is not None and self._distance(z_now, goal) <= self.direct_goal_distance:
             target = goal
         result = low.plan(ctx, target, prev_action=prev_action, proposals=proposals, max_time=max_time, shift=shift)

@@ -48,6 +48,29 @@ def test_upper_level_replans_on_schedule_and_when_the_goal_changes():
     assert planner.plan(torch.zeros(2), torch.tensor([0.0, 9.0])).parent.replanned  # new goal
 
 
+def test_upper_levels_can_run_elsewhere():
+    """subgoal() alone gives what plan() hands down; an external subgoal replaces the upper levels."""
+    model = LinearWorldModel(dim=2, bound=1.0, strides=(4,))
+    goal = torch.tensor([10.0, -6.0])
+    target, parent = two_level(model).subgoal(torch.zeros(2), goal)
+    assert torch.equal(target, two_level(model).plan(torch.zeros(2), goal).subgoal)
+    assert torch.equal(target, parent.latents[0])
+
+    planner = two_level(model)
+    handed = torch.tensor([1.0, 0.5])
+    planner.set_external_subgoal(handed)
+    result = planner.plan(torch.zeros(2), goal)
+    assert result.parent is None and torch.equal(result.subgoal, handed)  # no upper level ran here
+    assert torch.linalg.vector_norm(result.latents[-1] - handed) < 0.2
+    planner.set_external_subgoal(None)
+    assert planner.plan(torch.zeros(2), goal).parent is not None
+    planner.set_external_subgoal(torch.tensor([float("nan"), 0.0]))
+    with pytest.raises(ValueError):
+        planner.plan(torch.zeros(2), goal)
+    planner.reset()  # a new task forgets the handed subgoal
+    assert planner.external_subgoal is None
+
+
 def test_direct_goal_when_close_and_subgoal_tolerance():
     model = LinearWorldModel(dim=2, bound=1.0, strides=(4,))
     planner = two_level(model, replan_every=100, direct_goal_distance=1.0)

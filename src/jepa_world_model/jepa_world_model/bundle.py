@@ -349,6 +349,7 @@ class ModelBundle:
         self.model_id: str = m["model_id"]
         self.providers: list[str] = []
         self._model, _ = load_run_model(self.path / m["files"]["torch"], device)
+        self._model.requires_grad_(False)  # gradients flow to inputs (actions) only, never to the weights
         if backend == "onnx":
             self._open_sessions(providers, onnx_threads)
 
@@ -428,11 +429,14 @@ class ModelBundle:
             feeds["proprio"] = p.numpy()
         return torch.from_numpy(self._enc.run(None, feeds)[0])
 
-    @torch.no_grad()
     def predict(
         self, z_ctx: torch.Tensor, action: torch.Tensor, level: int = 0, noise: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Next latent (B, *latent_shape); ``noise`` (B, noise_dim) for stochastic models, zeros when None."""
+        """Next latent (B, *latent_shape); ``noise`` (B, noise_dim) for stochastic models, zeros when None.
+
+        With the torch backend the result is differentiable in ``z_ctx`` and ``action`` when grad mode is
+        on (the gradient planner); callers that need no graph run under ``torch.no_grad()``.
+        """
         z_ctx, action = self._check_ctx_action(z_ctx, action, level)
         if self.backend == "torch":
             dev = self.device

@@ -75,6 +75,18 @@ def test_torch_and_onnx_backends_agree(bundle_dir: Path) -> None:
     assert np.abs(d_t.astype(int) - d_o.astype(int)).max() <= 1  # rounding at .5 may differ by one grey level
 
 
+def test_torch_backend_is_differentiable_in_the_actions(bundle_dir: Path) -> None:
+    """The gradient planner needs d(rollout)/d(actions) from a loaded bundle (torch backend)."""
+    tb = load_bundle(bundle_dir, backend="torch")
+    z = tb.encode(_images(2))
+    acts = (torch.rand(2, 3, 4) - 0.5).requires_grad_(True)
+    tb.rollout(z[:, None], acts).pow(2).sum().backward()
+    assert acts.grad is not None and float(acts.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in tb._model.parameters())
+    with torch.no_grad():
+        assert not tb.rollout(z[:, None], acts).requires_grad
+
+
 def test_bad_images_are_named(bundle_dir: Path) -> None:
     b = load_bundle(bundle_dir)
     with pytest.raises(ValueError, match="does not match this bundle's input"):

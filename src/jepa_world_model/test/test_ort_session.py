@@ -153,6 +153,17 @@ def test_fallback_to_cpu_is_logged_once(exported, caplog: pytest.LogCaptureFixtu
     assert "on CPUExecutionProvider" in warnings_logged[0].getMessage()
 
 
+def test_cpu_threads_do_not_spin_unless_asked(exported) -> None:
+    """Idle onnxruntime workers must not busy-wait by default (they would starve the planner on a few cores)."""
+    path, _ = exported
+    key = "session.intra_op.allow_spinning"
+    quiet, _ = make_session(path, OrtConfig(providers=("cpu",)))
+    spinning, _ = make_session(path, OrtConfig(providers=("cpu",), allow_spinning=True))
+    assert quiet.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(Exception, match="does not have configuration"):  # onnxruntime's default (spinning) kept
+        spinning.get_session_options().get_session_config_entry(key)
+
+
 class _FakeSession:
     """Stands in for ort.InferenceSession when a GPU provider is pretended to exist."""
 
