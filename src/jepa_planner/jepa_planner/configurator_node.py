@@ -11,7 +11,8 @@ which stops the actor. ``agent_status`` merges the actor's status with the task'
 For hierarchical profiles (with ``plan_subgoals``) the configurator plans the upper levels itself, once
 per model step, and hands their first predicted latent to the actor on ``subgoal_latent`` (stamped
 with the latent it was planned from); the actor then plans only level 0, toward it. The two
-processes plan in parallel, and a person can watch the subgoals.
+processes plan in parallel, and a person can watch the subgoals. The world model for this is loaded in
+``configure`` (lifecycle), and only when the profiles file has a hierarchical profile.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class ConfiguratorNode(LifecycleNode):
         self.step = 0
         self.current_profile = self.params["default_profile"]
         self.goal_lock = threading.Lock()
-        self.model = None  # loaded on the first hierarchical task (plan_subgoals)
+        self.model = None  # the world model, when subgoals of hierarchical profiles are planned here
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_planner.profiles import load_profiles
@@ -92,7 +93,11 @@ class ConfiguratorNode(LifecycleNode):
                     f"default_profile '{self.params['default_profile']}' is not in the profiles: {sorted(self.profiles)}"
                 )
             self.goals = self.load_goals(self.params["goals_file"])
-        except (FileNotFoundError, ValueError, KeyError, yaml.YAMLError) as exc:
+            if self.params["plan_subgoals"] and any(p.kind == "hierarchical" for p in self.profiles.values()):
+                from jepa_world_model.bundle import load_bundle
+
+                self.model = load_bundle(self.params["bundle"], backend="torch")
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError, yaml.YAMLError) as exc:
             self.get_logger().error(f"cannot configure the configurator: {exc}")
             return TransitionCallbackReturn.FAILURE
         self.goal_pub = self.create_lifecycle_publisher(LatentState, "goal_latent", latched_qos())
@@ -223,25 +228,28 @@ class ConfiguratorNode(LifecycleNode):
 
     def subgoal_planner(self, profile_name: str) -> Any:
         """A fresh HierarchicalPlanner for a hierarchical profile when subgoals are planned here, else None."""
-        profile = self.profiles[profile_name]
-        if profile.kind != "hierarchical" or not self.params["plan_subgoals"]:
+        if self.model is None or self.profiles[profile_name].kind != "hierarchical":
             return None
         from jepa_planner.profiles import build_planner
-        from jepa_world_model.bundle import load_bundle
 
-        if self.model is None:
-            self.model = load_bundle(self.params["bundle"], backend="torch")
-            self.get_logger().info(f"loaded {self.model.model_id} to plan subgoals of hierarchical profiles")
-        return build_planner(profile, self.model)
+        return build_planner(self.profiles[profile_name], self.model)
 
-    def hand_subgoal(self, planner: Any, history: Any, z_goal: np.ndarray, stamp: Any) -> None:
-        """Plan the upper levels for the newest latent and publish the subgoal (stamped like that latent)."""
+    def follow_subgoals(self, planner: Any, history: deque, z: np.ndarray, z_goal: np.ndarray, stamp: Any) -> None:
+        """Keep the latent history; once per model step plan the upper levels and publish the subgoal
+        (stamped like the latent it was planned from). A refused input is logged, never fatal."""
         import torch
 
         from jepa_planner.controller import model_context
 
+        history.append(torch.from_numpy(z))
+        if self.step % self.model.frameskip:
+            return
         ctx = model_context(history, int(self.model.frameskip), int(self.model.context))
-        target, _ = planner.subgoal(ctx, torch.from_numpy(z_goal), shift=1)
+        try:
+            target, _ = planner.subgoal(ctx, torch.from_numpy(z_goal), shift=1)
+        except ValueError as exc:
+            self.get_logger().warning(f"subgoal planning failed: {exc}")
+            return
         self.subgoal_pub.publish(self.latent_msg(target.detach().numpy(), stamp))
 
     def execute(self, handle: Any) -> ReachGoal.Result:
@@ -269,7 +277,7 @@ class ConfiguratorNode(LifecycleNode):
         )
         try:
             planner = self.subgoal_planner(profile)
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        except (ValueError, KeyError) as exc:
             self.get_logger().error(f"goal {goal_id[:8]}: cannot plan subgoals for profile '{profile}': {exc}")
             self.publish_goal(None)
             handle.abort()
@@ -301,14 +309,7 @@ class ConfiguratorNode(LifecycleNode):
             z = z.reshape(self.latent_shape)
             distance = self.normalised_distance(z, z_goal)
             if planner is not None:
-                import torch
-
-                history.append(torch.from_numpy(z))
-                if self.step % self.model.frameskip == 0:  # once per model step
-                    try:
-                        self.hand_subgoal(planner, history, z_goal, latest.header.stamp)
-                    except ValueError as exc:
-                        self.get_logger().warning(f"subgoal planning failed: {exc}")
+                self.follow_subgoals(planner, history, z, z_goal, latest.header.stamp)
             self.step += 1
             self.distance = distance
             handle.publish_feedback(ReachGoal.Feedback(step=self.step, distance_to_goal=distance, plan_cost=self.plan_cost))
