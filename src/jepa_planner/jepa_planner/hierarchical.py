@@ -95,6 +95,12 @@ class HierarchicalPlanner:
         ``shift`` is the number of level-0 steps executed since the last call.
         """
         ctx, goal = self.planners[-1].validate(z_ctx, goal)
+        return self._subgoal(ctx, goal, max_time, shift)
+
+    def _subgoal(
+        self, ctx: torch.Tensor, goal: torch.Tensor, max_time: float | None, shift: int
+    ) -> tuple[torch.Tensor, PlanResult]:
+        """``subgoal`` on validated inputs (context (1, C, *L), goal (*L))."""
         z_now = ctx[0, -1]
         if self._goal is None or not torch.equal(goal, self._goal):
             self._plans = [None] * len(self._plans)  # a new goal invalidates every upper plan
@@ -137,10 +143,10 @@ class HierarchicalPlanner:
         ctx, goal = low.validate(z_ctx, goal)
         z_now = ctx[0, -1]
         if self.external_subgoal is not None:
-            _, target = low.validate(z_ctx, self.external_subgoal)
+            _, target = low.validate(ctx, self.external_subgoal)
             parent = None
         else:
-            target, parent = self.subgoal(z_ctx, goal, max_time=max_time, shift=shift)
+            target, parent = self._subgoal(ctx, goal, max_time, shift)
         if self.direct_goal_distance is not None and self._distance(z_now, goal) <= self.direct_goal_distance:
             target = goal
         result = low.plan(ctx, target, prev_action=prev_action, proposals=proposals, max_time=max_time, shift=shift)
