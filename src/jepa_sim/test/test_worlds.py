@@ -174,3 +174,15 @@ def test_multi_room_far_goals_and_layout():
     assert make_batch_world("multi_room", 3, rooms="2x2").reset(0).image.shape == (3, 64, 64, 3)
     with pytest.raises(ValueError, match="rows x cols"):
         MultiRoom(rooms="three")
+
+
+@pytest.mark.parametrize("doors", [1, 2, 4])
+def test_multi_room_goals_an_exact_number_of_doors_away(doors):
+    world = MultiRoom(goal_doors=doors)
+    layout = world.layout
+    for seed in range(8):
+        world.reset(seed=seed)
+        start_room = int(layout.room_of(world.true_state())[0])
+        dist = layout.room_distances(start_room)
+        goal_room = int(layout.room_of(world.goal_state)[0])
+        assert dist[goal_room] == min(doors, int(dist.max()))

@@ -79,6 +79,8 @@ class MultiRoomBatch(PointMassBatch):
         extra_doors: additional doors that create loops.
         goal_far: sample goals at least ``far_rooms`` doors from the start (or as far as possible).
         far_rooms: see goal_far.
+        goal_doors: sample goals exactly this many doors from the start (or as far as possible); overrides
+            goal_far (the task length of the hierarchy benchmark's sweep).
         **kwargs: ``PointMassBatch`` options (max_step, sigma, success_radius, max_steps, dt, sample_margin).
     """
 
@@ -94,6 +96,7 @@ class MultiRoomBatch(PointMassBatch):
         door_half_width: float = 4.0,
         goal_far: bool = False,
         far_rooms: int = 3,
+        goal_doors: int | None = None,
         max_steps: int = 500,
         **kwargs: Any,
     ) -> None:
@@ -103,8 +106,8 @@ class MultiRoomBatch(PointMassBatch):
             n,
             "multi_room",
             image_size=image_size,
-            goal_mode="far" if goal_far else "any",
-            far_rooms=far_rooms,
+            goal_mode="doors" if goal_doors is not None else "far" if goal_far else "any",
+            far_rooms=far_rooms if goal_doors is None else goal_doors,
             max_steps=max_steps,
             **kwargs,
         )

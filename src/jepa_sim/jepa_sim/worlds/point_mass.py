@@ -25,7 +25,7 @@ from jepa_sim.worlds.layout import RectLayout
 
 AGENT_CHANNEL = 0
 WALL_CHANNEL = 2
-GOAL_MODES = ("any", "other_room", "far")
+GOAL_MODES = ("any", "other_room", "far", "doors")
 
 
 @dataclass
@@ -52,8 +52,9 @@ class PointMassBatch:
         max_steps: episode length limit recorded in the spec.
         dt: simulated seconds per step.
         goal_mode: "any" (goal anywhere free), "other_room" (goal in a different room than the
-            start) or "far" (goal at least ``far_rooms`` doors away, or as far as the layout allows).
-        far_rooms: door count for goal_mode "far".
+            start), "far" (goal at least ``far_rooms`` doors away, or as far as the layout allows) or
+            "doors" (exactly ``far_rooms`` doors away, or as far as the layout allows: task-length sweeps).
+        far_rooms: door count for goal_modes "far" and "doors".
         sample_margin: minimum distance (px) of sampled starts and goals to any wall.
     """
 
@@ -252,7 +253,8 @@ class PointMassBatch:
             else:
                 dist = layout.room_distances(start_room)
                 wanted = min(self.far_rooms, int(dist.max()))
-                goal = layout.sample_free(rng, m, rooms=[int(r) for r in np.flatnonzero(dist >= wanted)])
+                rooms = dist == wanted if self.goal_mode == "doors" else dist >= wanted
+                goal = layout.sample_free(rng, m, rooms=[int(r) for r in np.flatnonzero(rooms)])
         return np.asarray(start, dtype=np.float64), np.asarray(goal, dtype=np.float64)
 
 
