@@ -38,6 +38,7 @@ class SimDataConfig(_Strict):
 
     source: Literal["sim"] = "sim"
     world: str = "two_rooms"
+    world_kwargs: dict[str, Any] = Field(default_factory=dict)  # world constructor options, e.g. {maze: large}
     episodes: int = Field(200, ge=1)
     steps: int = Field(100, ge=2)
     policy: str = "random_momentum"

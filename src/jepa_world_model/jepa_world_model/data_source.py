@@ -21,7 +21,7 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
         from jepa_sim.collect import collect_episodes
         from jepa_sim.worlds import make_world
 
-        world = make_world(data_cfg.world)
+        world = make_world(data_cfg.world, **data_cfg.world_kwargs)
         spec = world.spec
         world.close()
         # by name, so worlds with a numpy batch are stepped many at once
@@ -31,7 +31,10 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
             for i, part in enumerate(data_cfg.extra)
         ]
         sets = [
-            collect_episodes(data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True)
+            collect_episodes(
+                data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True,
+                **data_cfg.world_kwargs,
+            )
             for policy, n, kwargs, seed in parts
         ]
         eps = sets[0]

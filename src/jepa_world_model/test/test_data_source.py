@@ -14,6 +14,13 @@ def test_sim_source_has_world_bounds() -> None:
     assert meta["world"] == "two_rooms" and len(meta["raw_action_low"]) == eps.action_dim
 
 
+def test_sim_source_passes_world_kwargs() -> None:
+    eps, _ = load_episodes(SimDataConfig(world="multi_room", world_kwargs={"rooms": "2x2"}, episodes=2, steps=4, seed=1))
+    assert eps.metadata["world_kwargs"] == {"rooms": "2x2"}
+    with pytest.raises(ValueError, match="rows x cols"):
+        load_episodes(SimDataConfig(world="multi_room", world_kwargs={"rooms": "two"}, episodes=1, steps=3))
+
+
 def test_sim_source_mixes_behaviour_policies() -> None:
     """``extra`` parts add episodes of other policies; each part is reproducible and recorded."""
     import numpy as np
