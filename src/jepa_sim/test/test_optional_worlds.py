@@ -181,6 +181,19 @@ def test_point_maze_sizes_goal_far_and_bad_input():
         make_world("point_maze", maze="huge")
 
 
+def test_point_maze_goal_cells_sets_the_task_length():
+    world = _build("point_maze", POINT_MAZE_SKIP, maze="large", goal_cells=6)
+    try:
+        for seed in range(4):
+            world.reset(seed=seed)
+            dist = world.cell_distances(world.cell_of(world.true_state()[:2]))
+            assert dist[world.cell_of(world.goal_state[:2])] == min(6, max(dist.values()))
+    finally:
+        world.close()
+    with pytest.raises(ValueError, match="goal_cells"):
+        make_world("point_maze", goal_cells=0)
+
+
 def test_point_maze_force_moves_the_ball_and_success_uses_045_m(maze):
     cell_centre = np.array([-1.0, 1.0])  # U-maze cell (1, 1); cells (1, 2) and (1, 3) to its right are free
     maze.reset(seed=0, start=cell_centre, goal=cell_centre + np.array([0.44, 0.0]))

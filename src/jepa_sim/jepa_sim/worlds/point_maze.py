@@ -76,6 +76,8 @@ class PointMaze(World):
             for long-horizon tasks; otherwise uniform over free cells like the environment.
         far_fraction: with ``goal_far``, goal cells are those at least this fraction of the
             largest maze distance from the start cell.
+        goal_cells: sample the goal exactly this many maze moves (4-neighbour cells) from the start cell,
+            or as far as the maze allows; overrides goal_far (the task length of the hierarchy benchmark).
         action_repeat: MuJoCo steps per ``step`` (the force is held); dt = 0.01 s x this.
         max_steps: episode limit for evaluation (default: the registered env's limit / action_repeat).
         show_target: draw the goal region (red disc) in every image; False leaves the goal to the
@@ -88,6 +90,7 @@ class PointMaze(World):
         image_size: int = 64,
         goal_far: bool = False,
         far_fraction: float = 0.75,
+        goal_cells: int | None = None,
         action_repeat: int = 1,
         max_steps: int | None = None,
         show_target: bool = True,
@@ -100,6 +103,8 @@ class PointMaze(World):
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
         if not 0.0 <= far_fraction <= 1.0:
             raise ValueError(f"far_fraction must be in [0, 1], got {far_fraction}")
+        if goal_cells is not None and goal_cells < 1:
+            raise ValueError(f"goal_cells must be >= 1 maze move, got {goal_cells}")
         mujoco, maps, env_cls = _import_simulator()
         self._mj = mujoco
         map_name, env_limit = MAZES[maze]
@@ -107,6 +112,7 @@ class PointMaze(World):
         self.maze_map = getattr(maps, map_name)
         self.goal_far = bool(goal_far)
         self.far_fraction = float(far_fraction)
+        self.goal_cells = None if goal_cells is None else int(goal_cells)
         self.action_repeat = int(action_repeat)
         self.show_target = bool(show_target)
         self._env = env_cls(maze_map=self.maze_map, continuing_task=False)
@@ -296,7 +302,11 @@ class PointMaze(World):
 
     def _sample_goal(self, rng: np.random.Generator, start: np.ndarray) -> np.ndarray:
         cells = self._free_cells
-        if self.goal_far:
+        if self.goal_cells is not None:
+            dist = self.cell_distances(self.cell_of(start))
+            wanted = min(self.goal_cells, max(dist.values()))
+            cells = [c for c, d in dist.items() if d == wanted]
+        elif self.goal_far:
             dist = self.cell_distances(self.cell_of(start))
             wanted = max(1, int(np.ceil(self.far_fraction * max(dist.values()))))
             cells = [c for c, d in dist.items() if d >= wanted] or cells
