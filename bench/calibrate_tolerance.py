@@ -3,7 +3,7 @@
 The configurator declares success when the RMS of (z - goal) / latent_std falls below a tolerance.
 This script measures that distance for 1 px moves of the agent in random directions at random free
 positions of a point-mass world, so the tolerance can be set inside the world's success radius.
-Writes bench/results/tolerance.json.
+Writes bench/results/tolerance.json (tolerance_<world>.json for other worlds).
 
 Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000]
 """
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="position pairs")
     args = parser.parse_args()
     d = distances_per_px(args.bundle, args.world, args.n)
+    out = RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json")
     result = {
         "bundle": args.bundle,
         "world": args.world,
@@ -61,11 +62,11 @@ def main() -> None:
         "distance_per_px": {"median": float(np.median(d)), "p10": float(np.quantile(d, 0.1)), "p90": float(np.quantile(d, 0.9))},
         "machine": machine_info(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
     q = result["distance_per_px"]
     print(f"{args.bundle} on {args.world}: 1 px of displacement = {q['median']:.3f} normalised latent distance "
-          f"(p10 {q['p10']:.3f}, p90 {q['p90']:.3f}); wrote {RESULTS}")
+          f"(p10 {q['p10']:.3f}, p90 {q['p90']:.3f}); wrote {out}")
 
 
 if __name__ == "__main__":

@@ -274,11 +274,14 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
     import matplotlib.pyplot as plt
 
     saved = []
+    size = float(getattr(getattr(world, "layout", None), "size", world.spec.image_size))  # world px (paths, plans)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(world.render_map(), origin="upper")
+    ax.imshow(world.render_map(), extent=(0, size, size, 0))
     for r in records:
         if r.path:
-            p = np.asarray(r.path)
+            p = np.asarray(r.path, dtype=np.float64)
+            jumps = np.flatnonzero(np.linalg.norm(np.diff(p, axis=0), axis=1) > 0.1 * size)  # resets, not motion
+            p = np.insert(p, jumps + 1, np.nan, axis=0)
             ax.plot(p[:, 0], p[:, 1], "-", color="tab:green" if r.success else "tab:red", lw=1)
             ax.plot(*r.goal, "*", color="gold", ms=8)
     ok = sum(r.success for r in records)
@@ -292,9 +295,10 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
         gif = []
         for i, f in enumerate(frames):
             big = np.kron(f, np.ones((scale, scale, 1), np.uint8))
+            px = scale * f.shape[1] / size  # GIF px per world px
             if i < len(plans):
                 for x, y in plans[i]:
-                    xi, yi = round(float(x) * scale), round(float(y) * scale)
+                    xi, yi = round(float(x) * px), round(float(y) * px)
                     if 1 <= xi < big.shape[1] - 1 and 1 <= yi < big.shape[0] - 1:
                         big[yi - 1 : yi + 2, xi - 1 : xi + 2] = (255, 255, 0)
             gif.append(big)
@@ -311,15 +315,30 @@ def node_section(params: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
+# Long-horizon defaults for worlds whose params-file section is not used (``--world``).
+DEFAULT_WORLD_ARGS = {"two_rooms": "{goal_in_other_room: true}", "multi_room": "{goal_doors: 4}"}
+# Goal tolerances inside the 1 px success radius (bench/calibrate_tolerance.py: with models/multi_room 1 px of
+# displacement is 0.028 normalised latent distance, against 0.059 for models/two_rooms and its params-file 0.04).
+DEFAULT_TOLERANCE = {"multi_room": 0.015}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the agent's nodes against a built-in world and send ReachGoal tasks.")
-    p.add_argument("--bundle", default=str(REPO / "models" / "two_rooms"), help="model bundle directory")
+    p.add_argument("--bundle", default=None, help="model bundle directory (default: models/<world>)")
+    p.add_argument("--world", default=None, help="built-in world (default: the sim section of --params, two_rooms)")
+    p.add_argument(
+        "--world-args", default=None,
+        help="world options as a YAML mapping, e.g. '{goal_doors: 4}' (default: the params file's, or "
+        "'{goal_doors: 4}' for --world multi_room)",
+    )
     p.add_argument("--params", default=str(REPO / "config" / "agent.yaml"), help="params file shared by all nodes")
     p.add_argument("--episodes", type=int, default=10, help="ReachGoal tasks to run (each with a new world seed)")
     p.add_argument("--seed", type=int, default=1000, help="world seed of the first episode")
     p.add_argument("--profile", default="", help="planner profile (default: the configurator's default_profile)")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds per task")
-    p.add_argument("--max-steps", type=int, default=200, help="control steps per task")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="configurator goal tolerance (default: the params file's; 0.015 for multi_room)")
+    p.add_argument("--max-steps", type=int, default=None, help="control steps per task (default 200; 600 for multi_room)")
     p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
     p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for the nodes to come up")
@@ -328,7 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    bundle = Path(args.bundle).resolve()
+    import yaml
+
+    params = yaml.safe_load(Path(args.params).read_text())
+    sim_params = node_section(params, "sim")
+    world_name = args.world or sim_params.get("world", "two_rooms")
+    default_args = DEFAULT_WORLD_ARGS.get(world_name, "{}") if args.world else sim_params.get("world_args", "")
+    world_args_text = args.world_args if args.world_args is not None else default_args
+    try:
+        world_args = yaml.safe_load(world_args_text or "{}") or {}
+        if not isinstance(world_args, dict):
+            raise ValueError(f"--world-args must be a YAML mapping, got {world_args_text!r}")
+    except (yaml.YAMLError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bundle = Path(args.bundle or REPO / "models" / world_name).resolve()
     from jepa_world_model.bundle import read_manifest
 
     try:
@@ -339,17 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    params = yaml.safe_load(Path(args.params).read_text())
-    sim_params = node_section(params, "sim")
-    world_name = sim_params.get("world", "two_rooms")
-    world_args = yaml.safe_load(sim_params.get("world_args", "") or "{}") or {}
     common = {"bundle": str(bundle)}
     overrides = {name: dict(common) for name in NODES}
-    overrides["sim"] = {"seed": args.seed - 1, "mode": "realtime" if args.realtime else "lockstep"}
+    overrides["sim"] = {
+        "seed": args.seed - 1, "mode": "realtime" if args.realtime else "lockstep", "world": world_name,
+        "world_args": yaml.safe_dump(world_args, default_flow_style=True).strip() if world_args else "",
+    }
     overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
-    overrides["configurator"]["max_steps"] = args.max_steps
+    overrides["configurator"]["max_steps"] = args.max_steps or (600 if world_name == "multi_room" else 200)
+    tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE.get(world_name)
+    if tolerance is not None:
+        overrides["configurator"]["default_tolerance"] = tolerance
     if args.profile:
         overrides["configurator"]["default_profile"] = args.profile
         overrides["actor"]["profile"] = args.profile
