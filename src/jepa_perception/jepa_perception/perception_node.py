@@ -58,6 +58,11 @@ class PerceptionNode(LifecycleNode):
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
             self.get_logger().error(f"cannot load bundle '{path}': {exc}")
             return TransitionCallbackReturn.FAILURE
+        if getattr(self.model, "uses_proprio", False) and not self.params["use_proprio"]:
+            self.get_logger().error(f"bundle '{path}' fuses proprioception into the latent: set use_proprio true and "
+                                    "publish sensor_msgs/JointState on 'proprio'")
+            self.model = None
+            return TransitionCallbackReturn.FAILURE
         self.image_hw = tuple(self.model.image_size)
         self.latent_pub = self.create_lifecycle_publisher(LatentState, "latent", reliable_qos(1))
         self.rate_pub = self.create_lifecycle_publisher(Float32, "perception/rate", reliable_qos(1))
@@ -82,10 +87,12 @@ class PerceptionNode(LifecycleNode):
             return
         self.proprio = values
 
-    def encode_message(self, msg: Image) -> np.ndarray:
-        """Image message -> latent array; raises ImageError/ValueError on bad input."""
+    def encode_message(self, msg: Image, proprio: np.ndarray | None = None) -> np.ndarray:
+        """Image message (+ proprio for bundles that fuse it: ``proprio`` or the latest on the topic) -> latent
+        array; raises ImageError/ValueError on bad input."""
         image = image_to_array(msg, expected_hw=self.image_hw)
-        return self.model.encode(image[None]).detach().cpu().numpy()[0].astype(np.float32)
+        p = fused_proprio(self.model, proprio, self.proprio)
+        return self.model.encode(image[None], p).detach().cpu().numpy()[0].astype(np.float32)
 
     def to_latent_msg(self, z: np.ndarray, header: Any) -> LatentState:
         out = LatentState()
@@ -122,7 +129,7 @@ class PerceptionNode(LifecycleNode):
             response.success, response.message = False, "perception node is not configured (no bundle loaded)"
             return response
         try:
-            z = self.encode_message(request.image)
+            z = self.encode_message(request.image, np.asarray(request.proprio, np.float32))
         except ValueError as exc:
             response.success, response.message = False, f"bad goal/query image: {exc}"
             return response
@@ -133,6 +140,20 @@ class PerceptionNode(LifecycleNode):
         response.latent.proprio = np.asarray(request.proprio, np.float32)
         response.success = True
         return response
+
+
+def fused_proprio(model: Any, given: np.ndarray | None, latest: np.ndarray) -> np.ndarray | None:
+    """The (1, P) proprio to encode with for a bundle that fuses it (``given`` when non-empty, else the latest
+    received), None for image-only bundles; ValueError when there is none of the bundle's size."""
+    if not getattr(model, "uses_proprio", False):
+        return None
+    p = latest if given is None or len(given) == 0 else np.asarray(given, np.float32).reshape(-1)
+    if p.shape != (model.proprio_dim,):
+        raise ValueError(f"the bundle fuses {model.proprio_dim} proprio values, have {p.shape[0]} "
+                         "(none received on 'proprio' yet, or from a different robot)")
+    if not np.isfinite(p).all():
+        raise ValueError("proprio contains NaN/inf")
+    return p[None].astype(np.float32)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -55,6 +55,13 @@ class EpisodeRecord:
     frames: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per replan, for the GIF
 
 
+def encode_observation(model, obs) -> torch.Tensor:
+    """One observation's latent; its proprio goes along when the model's encoder fuses it."""
+    if getattr(model, "uses_proprio", False):
+        return model.encode(obs.image[None], np.asarray(obs.proprio, np.float32)[None])[0]
+    return model.encode(obs.image[None])[0]
+
+
 def run_episode(
     model, planner, world, seed: int, max_steps: int, replan_every: int, record: bool = False
 ) -> tuple[EpisodeRecord, list[tuple[np.ndarray, np.ndarray]]]:
@@ -71,14 +78,14 @@ def run_episode(
     obs = world.reset(seed=seed)
     planner.reset(seed)
     controller = MPCController(model, planner, replan_every=replan_every)
-    controller.set_goal(model.encode(world.goal_observation().image[None])[0])
+    controller.set_goal(encode_observation(model, world.goal_observation()))
     trajectory = [world.true_state().tolist()]
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     steps, replans, model_steps, success = 0, 0, 0, world.is_success()
     plan_times: list[float] = []
     frames: list[dict[str, Any]] = []
     while not success and steps < max_steps:
-        z = model.encode(obs.image[None])[0]
+        z = encode_observation(model, obs)
         if steps % model.frameskip == 0:
             pairs.append((z.numpy(), world.true_state().copy()))
         start = time.perf_counter()

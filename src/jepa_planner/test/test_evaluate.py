@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from jepa_planner.evaluate import main, wilson_interval
+from jepa_planner.evaluate import encode_observation, main, wilson_interval
 from jepa_planner.policy import DistilledPolicy
 
 torch.set_num_threads(1)
@@ -17,6 +17,29 @@ def test_wilson_interval():
     lo, hi = wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+
+
+class _RecordingEncoder:
+    """Stands in for a bundle: records what ``encode`` was given."""
+
+    def __init__(self, uses_proprio: bool) -> None:
+        self.uses_proprio, self.calls = uses_proprio, []
+
+    def encode(self, images, proprio=None):
+        self.calls.append((images.shape, None if proprio is None else proprio.shape))
+        return torch.zeros(images.shape[0], 3)
+
+
+def test_observations_are_encoded_with_proprio_only_for_fusing_models():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    obs = SimpleNamespace(image=np.zeros((8, 8, 3), np.uint8), proprio=np.ones(4))
+    for fuses, expected in ((True, (1, 4)), (False, None)):
+        model = _RecordingEncoder(fuses)
+        assert encode_observation(model, obs).shape == (3,)
+        assert model.calls == [((1, 8, 8, 3), expected)]
 
 
 def test_evaluate_runs_end_to_end_with_the_oracle(tmp_path):

@@ -344,6 +344,7 @@ class ModelBundle:
         self.latent_std = torch.tensor(m["latent_std"], dtype=torch.float32).reshape(self.latent_shape)
         self.image_size: tuple[int, int] = tuple(m["input"]["image_size"])
         self.uses_proprio: bool = bool(m["input"].get("uses_proprio", False))
+        self.proprio_dim: int = int(m["input"].get("proprio_dim", 0))
         self.noise_dim: int = int(m["predictor"].get("noise_dim", 0))
         self.has_decoder: bool = bool(m.get("has_decoder", False))
         self.model_id: str = m["model_id"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -75,14 +75,23 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
     return eps, meta
 
 
-def sample_frames(eps: EpisodeSet, max_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Evenly spaced frames (N, H, W, 3) and their true states (N, S) or None, across all episodes."""
+class FrameSample(NamedTuple):
+    """Frames picked across episodes, with what was recorded with them."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    states: np.ndarray | None  # (N, S) true states, when every episode has them
+    proprio: np.ndarray  # (N, P) proprioception (P may be 0)
+
+
+def sample_frames(eps: EpisodeSet, max_frames: int) -> FrameSample:
+    """Evenly spaced frames across all episodes, with their true states (or None) and proprioception."""
     frames = np.concatenate([e.frames for e in eps.episodes])
+    proprio = np.concatenate([e.proprio for e in eps.episodes]).astype(np.float32)
     states = None
     if all(e.state is not None for e in eps.episodes):
         states = np.concatenate([e.state for e in eps.episodes]).astype(np.float32)
     if len(frames) > max_frames:
         idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(np.int64)
-        frames = frames[idx]
+        frames, proprio = frames[idx], proprio[idx]
         states = states[idx] if states is not None else None
-    return frames, states
+    return FrameSample(frames, states, proprio)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from jepa_world_model.config import ExperimentConfig, load_config
 from jepa_world_model.data.episodes import EpisodeSet
-from jepa_world_model.data_source import load_episodes, sample_frames
+from jepa_world_model.data_source import FrameSample, load_episodes, sample_frames
 from jepa_world_model.metrics import (
     CollapseDetector,
     RepresentationCollapseError,
@@ -55,18 +55,33 @@ def _stack_windows(dataset: Any, n: int) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(np.stack([it[k] for it in items])) for k in items[0]}
 
 
+def _fused_proprio(model: JEPAWorldModel, proprio: torch.Tensor | np.ndarray | None, lead: torch.Size) -> torch.Tensor | None:
+    """Proprio flattened like the frames when the encoder fuses it (else None); a clear error when it is missing."""
+    if not getattr(model.encoder, "use_proprio", False):
+        return None
+    if proprio is None:
+        raise ValueError("the encoder fuses proprioception (encoder.use_proprio) but no proprio was given with the frames")
+    proprio = torch.as_tensor(proprio, dtype=torch.float32)
+    return proprio.reshape(lead.numel(), -1)
+
+
 @torch.no_grad()
-def encode_batched(model: JEPAWorldModel, frames: torch.Tensor | np.ndarray, chunk: int = 512) -> torch.Tensor:
-    """Encode any number of frames (..., H, W, 3) in chunks to bound memory."""
+def encode_batched(
+    model: JEPAWorldModel, frames: torch.Tensor | np.ndarray, proprio: torch.Tensor | np.ndarray | None = None, chunk: int = 512
+) -> torch.Tensor:
+    """Encode any number of frames (..., H, W, 3) (and their proprio (..., P) for fusing encoders) in chunks."""
     frames = torch.as_tensor(frames)
     lead = frames.shape[:-3]
     flat = frames.reshape(-1, *frames.shape[-3:])
-    out = torch.cat([model.encode(flat[i : i + chunk]) for i in range(0, len(flat), chunk)])
+    pro = _fused_proprio(model, proprio, lead)
+    out = torch.cat(
+        [model.encode(flat[i : i + chunk], None if pro is None else pro[i : i + chunk]) for i in range(0, len(flat), chunk)]
+    )
     return out.reshape(*lead, *model.latent_shape)
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: JEPAWorldModel, frames: np.ndarray, chunk: int = 256) -> None:
+def recalibrate_batchnorm(model: JEPAWorldModel, frames: np.ndarray, proprio: np.ndarray | None = None, chunk: int = 256) -> None:
     """Recompute BatchNorm running statistics for the current weights over ``frames`` (train-mode forward, no grad).
 
     Running averages lag behind the weights during training; evaluation and export must use statistics
@@ -82,8 +97,10 @@ def recalibrate_batchnorm(model: JEPAWorldModel, frames: np.ndarray, chunk: int 
         m.momentum = None  # cumulative average over the whole pass
     model.encoder.train()
     x = torch.as_tensor(frames)
+    pro = _fused_proprio(model, proprio, x.shape[:1])
+    device = next(model.parameters()).device
     for i in range(0, len(x) - chunk + 1 if len(x) >= chunk else 1, chunk):
-        model.encoder(x[i : i + chunk].to(next(model.parameters()).device))
+        model.encoder(x[i : i + chunk].to(device), None if pro is None else pro[i : i + chunk].to(device))
     for m, mom in zip(norms, momenta):
         m.momentum = mom
     model.train(was_training)
@@ -93,16 +110,16 @@ def recalibrate_batchnorm(model: JEPAWorldModel, frames: np.ndarray, chunk: int 
 def evaluate(
     model: JEPAWorldModel,
     val: dict[str, torch.Tensor],
-    probe_train: tuple[np.ndarray, np.ndarray | None],
-    probe_val: tuple[np.ndarray, np.ndarray | None],
+    probe_train: FrameSample,
+    probe_val: FrameSample,
     ridge: float,
 ) -> dict[str, Any]:
     """Latent spread, effective rank, k-step normalised prediction error per level, linear probe R^2."""
     was_training = model.training
-    recalibrate_batchnorm(model, probe_train[0])
+    recalibrate_batchnorm(model, probe_train.frames, probe_train.proprio)
     model.eval()
     c = model.context
-    z = encode_batched(model, val["frames"])  # (N, T, *L)
+    z = encode_batched(model, val["frames"], val.get("proprio"))  # (N, T, *L)
     flat = z.reshape(-1, *model.latent_shape)
     std = latent_std(flat)
     out: dict[str, Any] = {
@@ -128,9 +145,10 @@ def evaluate(
             z_next = model.predict(window, macro, level=lv)
             out[f"val_level{lv}_pred_error_{k + 1}"] = normalised_mse(z_next, zs[:, k + 1], scale)
             window = torch.cat([window, z_next.unsqueeze(1)], dim=1)[:, -c:]
-    if probe_train[1] is not None and probe_val[1] is not None:
-        zt, zv = encode_batched(model, probe_train[0]), encode_batched(model, probe_val[0])
-        out["probe_r2"] = ridge_probe_r2(zt, torch.as_tensor(probe_train[1]), zv, torch.as_tensor(probe_val[1]), ridge)
+    if probe_train.states is not None and probe_val.states is not None:
+        zt = encode_batched(model, probe_train.frames, probe_train.proprio)
+        zv = encode_batched(model, probe_val.frames, probe_val.proprio)
+        out["probe_r2"] = ridge_probe_r2(zt, torch.as_tensor(probe_train.states), zv, torch.as_tensor(probe_val.states), ridge)
     model.train(was_training)
     return out
 
@@ -344,10 +362,11 @@ class Trainer:
         if not self.is_main:
             return
         torch.manual_seed(self.cfg.seed + 17)
-        frames, _ = sample_frames(self.train_eps, 8000)
-        recalibrate_batchnorm(self.model, frames)
+        sample = sample_frames(self.train_eps, 8000)
+        frames = sample.frames
+        recalibrate_batchnorm(self.model, frames, sample.proprio)
         self.model.eval()  # BatchNorm uses the recalibrated running statistics from here on
-        z = encode_batched(self.model, frames)
+        z = encode_batched(self.model, frames, sample.proprio)
         self.model.latent_mean.copy_(z.mean(0))
         self.model.latent_std.copy_(z.std(0).clamp_min(1e-6))
         if self.model.decoder is not None:

@@ -127,3 +127,24 @@ def test_ddp_under_torchrun_on_cpu(tmp_path) -> None:
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     assert (tmp_path / "run" / "final.pt").is_file()
+
+
+def test_proprio_fusing_encoder_trains_exports_and_needs_proprio(tmp_path, toy_data: EpisodeSet) -> None:
+    """encoder.use_proprio: validation, probe, BatchNorm recalibration and latent statistics all pass proprio."""
+    from jepa_world_model.bundle import export_bundle, load_bundle
+
+    cfg = toy_config(**{"train.epochs": 1, "train.steps_per_epoch": 4, "decoder.enabled": False,
+                        "model.encoder.use_proprio": True})
+    Trainer(cfg, tmp_path / "run", toy_data, TOY_META).fit()
+    hist = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(hist["probe_r2"]) and np.isfinite(hist["val_pred_error_1"])
+    export_bundle(tmp_path / "run", tmp_path / "model")  # raises if ONNX and torch disagree
+    ep = toy_data.episodes[0]
+    frame, pro = ep.frames[:1], ep.proprio[:1].astype(np.float32)
+    for backend in ("torch", "onnx"):
+        model = load_bundle(tmp_path / "model", backend=backend)
+        assert model.uses_proprio and model.proprio_dim == pro.shape[1]
+        z = model.encode(frame, pro)
+        assert z.shape == (1, *model.latent_shape) and torch.isfinite(z).all()
+        with pytest.raises(ValueError, match="fuses proprioception"):
+            model.encode(frame)
