@@ -88,10 +88,14 @@ class PerceptionNode(LifecycleNode):
         self.proprio = values
 
     def encode_message(self, msg: Image, proprio: np.ndarray | None = None) -> np.ndarray:
-        """Image message (+ proprio for bundles that fuse it: ``proprio`` or the latest on the topic) -> latent
-        array; raises ImageError/ValueError on bad input."""
+        """Image message -> latent array; raises ImageError/ValueError on bad input.
+
+        For bundles that fuse proprio: camera images (``proprio`` None) use the latest on the topic; service
+        requests (goal images) must bring their own, since the robot's current proprio is not the goal's.
+        """
         image = image_to_array(msg, expected_hw=self.image_hw)
-        p = fused_proprio(self.model, proprio, self.proprio)
+        latest = self.proprio if proprio is None else np.zeros(0, np.float32)
+        p = fused_proprio(self.model, proprio, latest)
         return self.model.encode(image[None], p).detach().cpu().numpy()[0].astype(np.float32)
 
     def to_latent_msg(self, z: np.ndarray, header: Any) -> LatentState:
@@ -143,14 +147,14 @@ class PerceptionNode(LifecycleNode):
 
 
 def fused_proprio(model: Any, given: np.ndarray | None, latest: np.ndarray) -> np.ndarray | None:
-    """The (1, P) proprio to encode with for a bundle that fuses it (``given`` when non-empty, else the latest
-    received), None for image-only bundles; ValueError when there is none of the bundle's size."""
+    """The (1, P) proprio to encode with for a bundle that fuses it (``given`` when non-empty, else ``latest``),
+    None for image-only bundles; ValueError when there is none of the bundle's size."""
     if not getattr(model, "uses_proprio", False):
         return None
     p = latest if given is None or len(given) == 0 else np.asarray(given, np.float32).reshape(-1)
     if p.shape != (model.proprio_dim,):
         raise ValueError(f"the bundle fuses {model.proprio_dim} proprio values, have {p.shape[0]} "
-                         "(none received on 'proprio' yet, or from a different robot)")
+                         "(give them with the EncodeImage request, or publish them on 'proprio' for camera images)")
     if not np.isfinite(p).all():
         raise ValueError("proprio contains NaN/inf")
     return p[None].astype(np.float32)
