@@ -260,6 +260,7 @@ class DemoClient:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self.thread.join(timeout=5)  # no callback may still run on the node being destroyed
         self.node.destroy_node()
         self.rclpy.try_shutdown()
 
