@@ -275,7 +275,9 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
     import matplotlib.pyplot as plt
 
     saved = []
-    size = float(getattr(getattr(world, "layout", None), "size", world.spec.image_size))  # world px (paths, plans)
+    from jepa_planner.evaluate import arena_size
+
+    size = arena_size(world)  # world px, the units of paths and plans
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(world.render_map(), extent=(0, size, size, 0))
     for r in records:
@@ -316,11 +318,21 @@ def node_section(params: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
-# Long-horizon defaults for worlds whose params-file section is not used (``--world``).
-DEFAULT_WORLD_ARGS = {"two_rooms": "{goal_in_other_room: true}", "multi_room": "{goal_doors: 4}"}
-# Goal tolerances inside the 1 px success radius (bench/calibrate_tolerance.py: with models/multi_room 1 px of
+@dataclass(frozen=True)
+class WorldDefaults:
+    """What the demo uses for a world unless the command line says otherwise."""
+
+    world_args: str = "{}"  # with --world (else the params file's sim section)
+    max_steps: int = 200
+    tolerance: float | None = None  # None: the params file's
+
+
+# The tolerances sit inside the 1 px success radius (bench/calibrate_tolerance.py: with models/multi_room 1 px of
 # displacement is 0.028 normalised latent distance, against 0.059 for models/two_rooms and its params-file 0.04).
-DEFAULT_TOLERANCE = {"multi_room": 0.015}
+WORLD_DEFAULTS = {
+    "two_rooms": WorldDefaults("{goal_in_other_room: true}"),
+    "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600, tolerance=0.015),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     params = yaml.safe_load(Path(args.params).read_text())
     sim_params = node_section(params, "sim")
     world_name = args.world or sim_params.get("world", "two_rooms")
-    default_args = DEFAULT_WORLD_ARGS.get(world_name, "{}") if args.world else sim_params.get("world_args", "")
+    defaults = WORLD_DEFAULTS.get(world_name, WorldDefaults())
+    default_args = defaults.world_args if args.world else sim_params.get("world_args", "")
     world_args_text = args.world_args if args.world_args is not None else default_args
     try:
         world_args = yaml.safe_load(world_args_text or "{}") or {}
@@ -380,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         "world_args": yaml.safe_dump(world_args, default_flow_style=True).strip() if world_args else "",
     }
     overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
-    overrides["configurator"]["max_steps"] = args.max_steps or (600 if world_name == "multi_room" else 200)
-    tolerance = args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE.get(world_name)
+    overrides["configurator"]["max_steps"] = args.max_steps or defaults.max_steps
+    tolerance = args.tolerance if args.tolerance is not None else defaults.tolerance
     if tolerance is not None:
         overrides["configurator"]["default_tolerance"] = tolerance
     if args.profile:

@@ -198,7 +198,8 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------------------------- pictures
-def _arena_size(world) -> float:
+def arena_size(world) -> float:
+    """Side of the world's arena in world px (the units of true positions); the image side without a layout."""
     layout = getattr(world, "layout", None)
     return float(layout.size) if layout is not None else float(world.spec.image_size)
 
@@ -210,7 +211,7 @@ def plot_trajectories(world, records: list[EpisodeRecord], path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size = _arena_size(world)
+    size = arena_size(world)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(world.render_map(), extent=(0, size, size, 0))
     for r in records:
@@ -241,7 +242,7 @@ def write_gif(world, record: EpisodeRecord, probe: np.ndarray, path: Path, max_f
 
     if not record.frames:
         raise ValueError("the episode has no recorded frames (run it with record=True)")
-    size = _arena_size(world)
+    size = arena_size(world)
     frames = record.frames[:: max(1, math.ceil(len(record.frames) / max_frames))]
     has_imagined = frames[0]["imagined"] is not None
     out = []
