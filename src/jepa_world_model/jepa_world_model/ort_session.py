@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -453,14 +453,7 @@ def compare_providers(
     wanted = [provider_name(p) for p in providers] if providers is not None else known
     results = []
     for provider in wanted:
-        cfg = OrtConfig(
-            providers=(provider,),
-            fp16=base.fp16,
-            device_id=base.device_id,
-            engine_cache_dir=base.engine_cache_dir,
-            intra_op_threads=base.intra_op_threads,
-            allow_spinning=base.allow_spinning,
-        )
+        cfg = replace(base, providers=(provider,))
         session, used = make_session(onnx_path, cfg)
         outputs = IoBoundRunner(session, used, cfg.device_id).run(feeds)
         if len(outputs) != len(reference):
