@@ -302,14 +302,14 @@ class PointMaze(World):
 
     def _sample_goal(self, rng: np.random.Generator, start: np.ndarray) -> np.ndarray:
         cells = self._free_cells
-        if self.goal_cells is not None:
+        if self.goal_cells is not None or self.goal_far:
             dist = self.cell_distances(self.cell_of(start))
-            wanted = min(self.goal_cells, max(dist.values()))
-            cells = [c for c, d in dist.items() if d == wanted]
-        elif self.goal_far:
-            dist = self.cell_distances(self.cell_of(start))
-            wanted = max(1, int(np.ceil(self.far_fraction * max(dist.values()))))
-            cells = [c for c, d in dist.items() if d >= wanted] or cells
+            if self.goal_cells is not None:
+                wanted = min(self.goal_cells, max(dist.values()))
+                cells = [c for c, d in dist.items() if d == wanted]
+            else:
+                wanted = max(1, int(np.ceil(self.far_fraction * max(dist.values()))))
+                cells = [c for c, d in dist.items() if d >= wanted] or cells
         for _ in range(100):
             goal = self._noisy_centre(rng, cells[rng.integers(len(cells))])
             if np.linalg.norm(goal - start) > MIN_START_GOAL_DISTANCE:
