@@ -28,6 +28,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,11 +39,27 @@ from jepa_sim.worlds import make_world
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# world -> (constructor option that sets the task length, its unit, fixed options, default lengths, budget length)
-TASKS: dict[str, tuple[str, str, dict, list[int], int]] = {
-    "multi_room": ("goal_doors", "doors", {}, [1, 2, 3, 4, 6], 4),
-    "point_maze": ("goal_cells", "maze cells", {"maze": "large", "action_repeat": 2, "show_target": False}, [2, 5, 8, 12, 16], 12),
+class Task(NamedTuple):
+    """A world's long-horizon task family."""
+
+    length_option: str  # world constructor option that sets the task length
+    unit: str
+    lengths: list[int]  # default sweep
+    budget_length: int  # default length of the budget sweep
+
+
+TASKS = {
+    "multi_room": Task("goal_doors", "doors", [1, 2, 3, 4, 6], 4),
+    "point_maze": Task("goal_cells", "maze cells", [2, 5, 8, 12, 16], 12),
 }
+
+
+def trained_world_options(model_spec: str) -> dict:
+    """The world options a bundle was trained with (its manifest's data provenance); {} for the oracle."""
+    manifest = Path(model_spec) / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    return json.loads(manifest.read_text()).get("provenance", {}).get("data", {}).get("world_kwargs", {}) or {}
 
 
 def scaled(profile: PlannerProfile, factor: float) -> PlannerProfile:
@@ -59,23 +76,19 @@ def path_lengths(world, records: list[EpisodeRecord]) -> list[float] | None:
     """Geodesic start-goal distance (px) of each episode's task (worlds with a wall layout; else None)."""
     if getattr(world, "layout", None) is None:
         return None
-    out = []
-    for r in records:
-        field = world.layout.distance_fields(np.asarray(r.goal)[None])[0]
-        x, y = np.clip(np.asarray(r.trajectory[0][:2]).astype(int), 0, field.shape[0] - 1)
-        out.append(float(field[y, x]))
-    return out
+    fields = world.layout.distance_fields(np.asarray([r.goal for r in records]))  # one wavefront for all goals
+    starts = np.clip(np.asarray([r.trajectory[0][:2] for r in records]).astype(int), 0, fields.shape[1] - 1)
+    return [float(f[y, x]) for f, (x, y) in zip(fields, starts, strict=True)]
 
 
-def make_task_world(world_name: str, length: int):
-    """The benchmark world with goals ``length`` (doors or maze cells) from the start."""
-    key, _, fixed, _, _ = TASKS[world_name]
-    return make_world(world_name, **fixed, **{key: length})
+def make_task_world(world_name: str, length: int, options: dict | None = None):
+    """The benchmark world (with the model's training ``options``) and goals ``length`` doors or cells away."""
+    return make_world(world_name, **(options or {}), **{TASKS[world_name].length_option: length})
 
 
 def run(model, length: int, profile: PlannerProfile, name: str, kind: str, factor: float, args) -> dict:
     """Evaluate ``profile`` on ``args.episodes`` tasks of ``length``; one result row."""
-    world = make_task_world(args.world, length)
+    world = make_task_world(args.world, length, args.world_options)
     try:
         planner = build_planner(profile, model, seed=args.seed)
         start = time.perf_counter()
@@ -145,7 +158,7 @@ def plot(world_name: str, length_rows: list[dict], budget_rows: list[dict], budg
             for r in rows:
                 ax2.annotate(f"x{r['factor']:g}", (r["model_evals_per_episode"], r["success_rate"]), fontsize=8,
                              textcoords="offset points", xytext=(3, 3))
-    unit = TASKS[world_name][1]
+    unit = TASKS[world_name].unit
     ax1.set(xlabel=f"task length ({unit} between start and goal)", ylabel="success rate (95% CI)", ylim=(-0.05, 1.05),
             title=f"{world_name}: success vs task length")
     ax2.set(xscale="log", xlabel="predictor evaluations per episode", ylabel="success rate", ylim=(-0.05, 1.05),
@@ -174,15 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON output path (default bench/results/hierarchy_<world>.json)")
     args = p.parse_args(argv)
-    _, _, _, lengths, budget_length = TASKS[args.world]
-    args.lengths = args.lengths or lengths
-    args.budget_length = args.budget_length or budget_length
+    task = TASKS[args.world]
+    args.lengths = args.lengths or task.lengths
+    args.budget_length = args.budget_length or task.budget_length
     args.model = args.model or str(ROOT / "models" / args.world)
+    args.world_options = trained_world_options(args.model)
     args.out = args.out or str(ROOT / "bench" / "results" / f"hierarchy_{args.world}.json")
     if args.episodes < 1 or any(n < 1 for n in args.lengths) or args.budget_length < 1:
         p.error("--episodes, --lengths and --budget-length must be >= 1")
     torch.set_num_threads(args.threads)
-    probe = make_task_world(args.world, args.budget_length)
+    probe = make_task_world(args.world, args.budget_length, args.world_options)
     try:
         model = load_model(args.model, probe)
     finally:

@@ -43,3 +43,15 @@ def test_scaled_profile_scales_every_level_and_keeps_the_original(bench) -> None
         assert copy.params["num_samples"] == round(original.params["num_samples"] * 0.5)
         assert copy.params["num_elites"] == round(original.params["num_elites"] * 0.5)
     assert load_profile("hierarchical").levels[0].params == profile.levels[0].params
+
+
+def test_world_options_come_from_the_bundle_and_path_lengths_are_geodesic(bench) -> None:
+    root = _PATH.parents[1]
+    assert bench.trained_world_options(str(root / "models" / "point_maze")) == {
+        "maze": "large", "action_repeat": 2, "show_target": False,
+    }
+    assert bench.trained_world_options("oracle") == {}
+    world = bench.make_task_world("multi_room", 2)
+    record = type("Rec", (), {"goal": [20.0, 10.0], "trajectory": [[10.0, 10.0, 0.0, 0.0]]})
+    straight = bench.path_lengths(world, [record, record])
+    assert straight[0] == straight[1] and 9.0 <= straight[0] <= 11.0  # same room, 10 px apart
