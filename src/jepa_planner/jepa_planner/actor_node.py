@@ -12,8 +12,13 @@ the image stamp of the latent it was planned from), ``plan_path`` (nav_msgs/Path
 when the bundle has a decoder), ``actor/status`` (AgentStatus).
 
 Safety: every command is clipped to the configured bounds (per-axis ``max_command`` and the L2
-``max_command_norm``); when the latent goes stale, there is no goal, or planning fails, the node
-publishes a zero command and a warning instead of a stale or invalid one.
+``max_command_norm``, both applied live when set); when the latent goes stale, there is no goal, or
+planning fails, the node publishes a zero command and a warning instead of a stale or invalid one.
+The actor holds a lease on its goal: the configurator refreshes it on ``goal_lease``
+(std_msgs/Header stamped like the goal) while it supervises the task, and without a refresh for
+``lease_timeout`` seconds the actor drops the goal and stops the robot (a dead configurator cannot
+leave it driving). The watchdogs run on the steady clock, so they fire even when sim time stands still.
+Every input is validated; a bad message costs a throttled warning, never the node.
 """
 
 from __future__ import annotations
@@ -27,12 +32,25 @@ import torch
 from geometry_msgs.msg import Point, PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Path as PathMsg
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import Float32MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
 from jepa_planner.controller import ControlStep, MPCController
-from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node, stamp_to_ns
+from jepa_sim.ros_common import (
+    OwnedEntities,
+    Param,
+    array_to_image,
+    configure_failed,
+    declare_params,
+    guarded,
+    latched_qos,
+    parse_latent,
+    reliable_qos,
+    run_node,
+    stamp_to_ns,
+    steady_clock,
+)
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -54,13 +72,17 @@ PARAMS = {
     "command_type": Param("twist", "command message", choices=("twist", "twist_stamped", "action")),
     "publish_stamped_copy": Param(True, "also publish each command as TwistStamped on 'cmd_vel_stamped' with the stamp of "
                                   "the camera image it was computed from (latency measurement, logging)", read_only=True),
-    "dt": Param(0.1, "seconds per raw control step: a Twist carries action / dt", min=1e-4, max=10.0),
-    "max_command": Param(2.45, "per-axis bound of a raw action (action units)", min=0.0, max=1e6),
-    "max_command_norm": Param(2.45, "bound on the L2 norm of a raw action (0 = none)", min=0.0, max=1e6),
-    "stale_timeout": Param(1.0, "seconds without a new latent before the robot is stopped", min=0.01, max=60.0),
-    "plan_time_budget": Param(0.0, "seconds per replan (0 = the profile's)", min=0.0, max=60.0),
-    "frame_id": Param("map", "frame of plan_path and candidates"),
-    "max_candidates_shown": Param(20, "candidate rollouts drawn in 'candidates'", min=0, max=1000),
+    "dt": Param(0.1, "seconds per raw control step: a Twist carries action / dt", min=1e-4, max=10.0, dynamic=True),
+    "max_command": Param(2.45, "per-axis bound of a raw action (action units)", min=0.0, max=1e6, dynamic=True),
+    "max_command_norm": Param(2.45, "bound on the L2 norm of a raw action (0 = none)", min=0.0, max=1e6, dynamic=True),
+    "stale_timeout": Param(1.0, "seconds without a new latent before the robot is stopped", min=0.01, max=60.0,
+                           dynamic=True),
+    "lease_timeout": Param(1.0, "seconds without a goal lease refresh from the configurator on 'goal_lease' before the "
+                           "goal is dropped and the robot stopped (0 = no lease: goals stay until cleared)",
+                           min=0.0, max=600.0, dynamic=True),
+    "plan_time_budget": Param(0.0, "seconds per replan (0 = the profile's)", min=0.0, max=60.0, dynamic=True),
+    "frame_id": Param("map", "frame of plan_path and candidates", dynamic=True),
+    "max_candidates_shown": Param(20, "candidate rollouts drawn in 'candidates'", min=0, max=1000, dynamic=True),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }
 
@@ -77,6 +99,10 @@ class ActorNode(LifecycleNode):
         self.profile_name = self.params["profile"]
         self.goal_stamp: tuple[int, int] | None = None
         self.goal_time = 0.0
+        self.lease_time = 0.0  # monotonic time of the last lease refresh for the current goal
+        self.owned = OwnedEntities(self)
+        self.raw_dim = 0
+        self.cmd_pub = None
         self.latest: tuple[torch.Tensor, Any, float] | None = None  # latent, header, monotonic receipt time
         self.last_planned_ns: int | None = None
         self.current_action = np.zeros(0, np.float32)
@@ -95,38 +121,44 @@ class ActorNode(LifecycleNode):
                 raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
             self.model = load_bundle(self.params["bundle"], backend=self.params["backend"])
             self.profiles = load_profiles(self.params["profiles_file"] or None)
+            self.controller = None
             self.use_profile(self.profile_name)
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-            self.get_logger().error(f"cannot configure the actor: {exc}")
-            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:
+            self.model, self.controller = None, None
+            return configure_failed(self, exc)
         self.raw_dim = self.controller.raw_dim
         self.current_action = np.zeros(self.raw_dim, np.float32)
+        self.goal_stamp, self.latest, self.last_planned_ns = None, None, None
+        own, pub = self.owned.add, self.create_lifecycle_publisher
         kind = self.params["command_type"]
         if kind == "twist":
-            self.cmd_pub = self.create_lifecycle_publisher(Twist, "cmd_vel", reliable_qos(1))
+            self.cmd_pub = own(pub(Twist, "cmd_vel", reliable_qos(1)))
         elif kind == "twist_stamped":
-            self.cmd_pub = self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(1))
+            self.cmd_pub = own(pub(TwistStamped, "cmd_vel_stamped", reliable_qos(1)))
         else:
-            self.cmd_pub = self.create_lifecycle_publisher(Float32MultiArray, "action", reliable_qos(1))
+            self.cmd_pub = own(pub(Float32MultiArray, "action", reliable_qos(1)))
         self.stamped_pub = None
         if kind != "twist_stamped" and self.params["publish_stamped_copy"]:
-            self.stamped_pub = self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(10))
-        self.plan_pub = self.create_lifecycle_publisher(Plan, "plan", reliable_qos(5))
-        self.path_pub = self.create_lifecycle_publisher(PathMsg, "plan_path", reliable_qos(1))
-        self.cand_pub = self.create_lifecycle_publisher(MarkerArray, "candidates", reliable_qos(1))
-        self.imagined_pub = self.create_lifecycle_publisher(
-            type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)
-        )
-        self.status_pub = self.create_lifecycle_publisher(AgentStatus, "actor/status", reliable_qos(5))
-        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1))
-        self.create_subscription(LatentState, "goal_latent", self.on_goal, latched_qos())
-        self.create_subscription(LatentState, "subgoal_latent", self.on_subgoal, reliable_qos(1))
-        self.create_subscription(String, "profile", self.on_profile, latched_qos())
-        self.create_timer(0.05, self.watchdog)
-        self.create_timer(1.0, self.publish_status)
+            self.stamped_pub = own(pub(TwistStamped, "cmd_vel_stamped", reliable_qos(10)))
+        self.plan_pub = own(pub(Plan, "plan", reliable_qos(5)))
+        self.path_pub = own(pub(PathMsg, "plan_path", reliable_qos(1)))
+        self.cand_pub = own(pub(MarkerArray, "candidates", reliable_qos(1)))
+        self.imagined_pub = own(pub(type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)))
+        self.status_pub = own(pub(AgentStatus, "actor/status", reliable_qos(5)))
+        for msg_type, topic, callback, qos in (
+            (LatentState, "latent", self.on_latent, reliable_qos(1)),
+            (LatentState, "goal_latent", self.on_goal, latched_qos()),
+            (Header, "goal_lease", self.on_lease, reliable_qos(1)),
+            (LatentState, "subgoal_latent", self.on_subgoal, reliable_qos(1)),
+            (String, "profile", self.on_profile, latched_qos()),
+        ):
+            own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
+        steady = steady_clock()
+        own(self.create_timer(0.05, self.watchdog, clock=steady))
+        own(self.create_timer(1.0, self.publish_status, clock=steady))
         if self.params["trigger"] == "timer":
-            self.create_timer(1.0 / self.params["command_rate"], self.on_command_timer)
-            threading.Thread(target=self.planning_loop, daemon=True).start()
+            own(self.create_timer(1.0 / self.params["command_rate"], self.on_command_timer, clock=steady))
+            self.owned.thread(self.planning_loop)
         self.get_logger().info(
             f"actor ready: profile '{self.profile_name}', trigger {self.params['trigger']}, "
             f"commands on {self.params['command_type']}"
@@ -143,8 +175,21 @@ class ActorNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.model, self.controller = None, None
+        self.release()
         return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.publishers_ready and self.raw_dim:
+            self.publish_command(np.zeros(self.raw_dim, np.float32), None)  # leave the robot stopped
+        self.publishers_ready = False
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release(self) -> None:
+        """Destroy everything on_configure created (subscriptions, timers, publishers, the planning thread)."""
+        self.owned.release()
+        with self.lock:
+            self.model, self.controller, self.latest, self.cmd_pub = None, None, None, None
 
     # ---------------------------------------------------------------- configuration
     def use_profile(self, name: str) -> None:
@@ -175,23 +220,37 @@ class ActorNode(LifecycleNode):
         if self.model is None:
             return
         if len(msg.data) == 0:  # the configurator cleared the goal (task ended): stop
-            with self.lock:
-                self.controller.goal = None
-            self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+            self.drop_goal()
             return
         try:
             goal = self.latent_from_msg(msg, "goal_latent")
             with self.lock:
                 self.controller.set_goal(goal)
                 self.goal_stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-                self.goal_time = time.monotonic()
+                self.goal_time = self.lease_time = time.monotonic()
             if self.params["trigger"] == "on_latent":
                 self.control_once()  # lockstep worlds wait for a command: act on the latest latent now
         except ValueError as exc:
-            with self.lock:
-                self.controller.goal = None
             self.warn(f"goal rejected, stopping: {exc}")
-            self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+            self.drop_goal()
+
+    def drop_goal(self) -> None:
+        """No goal any more (cleared, rejected, lease expired): forget it and stop the robot."""
+        with self.lock:
+            if self.controller is not None:
+                self.controller.goal = None
+            self.goal_stamp = None
+        self.current_action = np.zeros(self.raw_dim, np.float32)
+        self.publish_command(self.current_action, None)
+
+    def on_lease(self, msg: Header) -> None:
+        """The configurator still supervises the goal stamped ``msg.stamp``: extend the lease."""
+        if self.goal_stamp is not None and (msg.stamp.sec, msg.stamp.nanosec) == self.goal_stamp:
+            self.lease_time = time.monotonic()
+
+    def lease_expired(self) -> bool:
+        timeout = self.params["lease_timeout"]
+        return timeout > 0 and time.monotonic() - max(self.lease_time, self.goal_time) > timeout
 
     def on_subgoal(self, msg: LatentState) -> None:
         """A subgoal from the configurator: level 0 of a hierarchical profile plans toward it (empty: plan all levels here)."""
@@ -212,15 +271,7 @@ class ActorNode(LifecycleNode):
 
     def latent_from_msg(self, msg: LatentState, topic: str) -> torch.Tensor:
         """LatentState -> tensor of the model's latent shape; ValueError naming the problem."""
-        if msg.model_id and msg.model_id != self.model.model_id:
-            raise ValueError(f"{topic} comes from model '{msg.model_id}', the actor runs '{self.model.model_id}'")
-        data = np.asarray(msg.data, np.float32)
-        shape = tuple(int(s) for s in msg.shape)
-        if shape != tuple(self.model.latent_shape) or data.size != int(np.prod(shape)):
-            raise ValueError(f"{topic} has shape {list(shape)} with {data.size} values, expected {list(self.model.latent_shape)}")
-        if not np.isfinite(data).all():
-            raise ValueError(f"{topic} contains NaN/inf")
-        return torch.from_numpy(data.reshape(shape))
+        return torch.from_numpy(parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, topic))
 
     # ---------------------------------------------------------------- control
     def on_latent(self, msg: LatentState) -> None:
@@ -259,7 +310,8 @@ class ActorNode(LifecycleNode):
 
     def planning_loop(self) -> None:
         """trigger=timer: plan whenever a new latent arrived; the command timer sends the result."""
-        while self.model is not None:
+        stop = self.owned.stop
+        while not stop.is_set() and self.model is not None:
             latest = self.latest
             if latest is None or stamp_to_ns(latest[1].stamp) == self.last_planned_ns or not self.publishers_ready:
                 time.sleep(0.002)
@@ -288,7 +340,7 @@ class ActorNode(LifecycleNode):
     def inputs_ok(self) -> bool:
         if self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]:
             return False
-        return self.controller is not None and self.controller.goal is not None
+        return self.controller is not None and self.controller.goal is not None and not self.lease_expired()
 
     def watchdog(self) -> None:
         """Stop the robot while there is a goal but no fresh latent (perception dead, camera stalled).
@@ -297,6 +349,11 @@ class ActorNode(LifecycleNode):
         command also unblocks a lockstep simulator that is waiting for a command.
         """
         if not self.publishers_ready or self.model is None or self.controller is None or self.controller.goal is None:
+            return
+        if self.lease_expired():
+            self.warn(f"goal lease expired: no refresh on 'goal_lease' for {time.monotonic() - self.lease_time:.1f} s "
+                      f"(> lease_timeout {self.params['lease_timeout']} s; configurator gone?): goal dropped, stopping")
+            self.drop_goal()
             return
         last = self.latest[2] if self.latest is not None else self.goal_time
         age = time.monotonic() - max(last, self.goal_time)
@@ -319,7 +376,7 @@ class ActorNode(LifecycleNode):
         return a.astype(np.float32)
 
     def publish_command(self, action: np.ndarray, header: Any) -> None:
-        if not self.publishers_ready:
+        if not self.publishers_ready or self.cmd_pub is None:
             return
         a = self.bounded(action)
         kind = self.params["command_type"]

@@ -11,7 +11,11 @@ libraries can import the pure helpers without a ROS install.
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,10 +128,13 @@ def latched_qos() -> Any:
 
 @dataclass(frozen=True)
 class Param:
-    """A node parameter: default, help text, optional range or choices, read-only after start.
+    """A node parameter: default, help text, optional range or choices, and whether it may change at run time.
 
     Ranges are given to rclpy in the descriptor, so ``ros2 param set`` with an out-of-range value
     is refused by rclpy itself; choices are checked by :func:`declare_params`' callback.
+    ``dynamic`` parameters are read live by the node (a set applies at once); every other one is
+    static: a set at run time is refused with "read-only at run time: restart the node", so a
+    value that reads back is always the value in use. ``read_only`` also marks the descriptor.
     """
 
     default: Any
@@ -136,18 +143,106 @@ class Param:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = False
+    dynamic: bool = False
 
 
-def declare_params(node: Any, params: dict[str, Param]) -> dict[str, Any]:
+class LiveParams(Mapping):
+    """The declared parameters of a node, read at each access: dynamic ones apply as soon as they are set."""
+
+    def __init__(self, node: Any, names: list[str]) -> None:
+        self._node, self._names = node, list(names)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._node.get_parameter(name).value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+_ROS_ARGS: list[str] | None = None  # the command line run_node started rclpy with (None: sys.argv)
+
+
+def params_files(args: list[str] | None = None) -> list[str]:
+    """The ``--params-file`` paths given after ``--ros-args`` on a node's command line."""
+    import sys
+
+    args = list(sys.argv if args is None else args)
+    files, in_ros = [], False
+    for i, arg in enumerate(args):
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg == "--params-file" and i + 1 < len(args):
+            files.append(args[i + 1])
+    return files
+
+
+def _section_regex(key: str) -> re.Pattern | None:
+    """Regex of the node names a params-file section key applies to; None for a section that names no node
+    (``/**``, ``/**/*``: shared by every node, so keys there may be for other nodes)."""
+    parts = [p for p in (key if key.startswith("/") else "/" + key).split("/") if p]
+    if not parts or parts[-1] in ("*", "**"):
+        return None
+    pattern = ""
+    for part in parts:
+        pattern += r"(/[^/]+)*" if part == "**" else r"/[^/]+" if part == "*" else "/" + re.escape(part)
+    return re.compile(pattern)
+
+
+def _flatten(prefix: str, body: dict) -> list[str]:
+    keys = []
+    for k, v in body.items():
+        name = f"{prefix}{k}"
+        keys += _flatten(name + ".", v) if isinstance(v, dict) else [name]
+    return keys
+
+
+def unknown_param_keys(fqn: str, declared: set[str], files: list[str]) -> list[str]:
+    """One line per key that a params-file section of node ``fqn`` sets but the node does not declare,
+    naming the closest declared key. Shared sections (``/**``) are skipped: they serve every node."""
+    import difflib
+
+    import yaml
+
+    problems = []
+    for path in files:
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f"params file '{path}' cannot be read: {exc}")
+            continue
+        for key, body in doc.items() if isinstance(doc, dict) else ():
+            regex = _section_regex(str(key))
+            if regex is None or not regex.fullmatch(fqn) or not isinstance(body, dict):
+                continue
+            for name in _flatten("", body.get("ros__parameters") or {}):
+                if name not in declared:
+                    close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.5)
+                    hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(declared))}"
+                    problems.append(f"unknown parameter '{name}' in section '{key}' of {path}{hint}")
+    return problems
+
+
+def declare_params(node: Any, params: dict[str, Param]) -> LiveParams:
     """Declare ``params`` on ``node`` with typed descriptors; validate the start values.
 
-    Returns the values as a dict. Raises ValueError naming the parameter when a start value is out
-    of range or not one of the choices (the node should then refuse to configure). Later sets that
-    violate a range or choice are rejected by a parameter callback with the same message.
+    Returns a live view of the values (see :class:`LiveParams`). Raises ValueError naming the node
+    and the parameter when a start value is out of range or not one of the choices, or when a
+    params-file section of this node sets a key it does not declare (with the closest valid key).
+    An integer given for a double parameter is taken as that double. Later sets are refused for
+    static parameters ("read-only at run time") and for values out of range or choices.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+    from rclpy.parameter import Parameter
 
-    values: dict[str, Any] = {}
+    overrides = getattr(node, "_parameter_overrides", {})
+    fqn = node.get_fully_qualified_name()
     for name, p in params.items():
         desc = ParameterDescriptor(description=p.description, read_only=p.read_only)
         if p.choices:
@@ -161,22 +256,36 @@ def declare_params(node: Any, params: dict[str, Param]) -> dict[str, Any]:
                 desc.integer_range = [IntegerRange(from_value=int(max(lo, -(2**62))), to_value=int(min(hi, 2**62)), step=0)]
             elif isinstance(p.default, float):
                 desc.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-        node.declare_parameter(name, p.default, desc)
-        values[name] = node.get_parameter(name).value
-        problem = check_param(name, values[name], p)
+        given = overrides.get(name)
+        if isinstance(p.default, float) and given is not None and given.type_ == Parameter.Type.INTEGER:
+            overrides[name] = Parameter(name, value=float(given.value))  # 2 for a double is 2.0, not an error
+        try:
+            node.declare_parameter(name, p.default, desc)
+        except Exception as exc:  # wrong type in a params file: rclpy's exception, as one line
+            raise ValueError(f"node {fqn}: parameter '{name}': {exc}") from None
+        problem = check_param(name, node.get_parameter(name).value, p)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(f"node {fqn}: {problem}")
+    unknown = unknown_param_keys(fqn, set(node._parameters), params_files(_ROS_ARGS))
+    if unknown:
+        raise ValueError(f"node {fqn}: " + "; ".join(unknown))
 
     def on_set(changes: list) -> Any:
         for change in changes:
             spec = params.get(change.name)
-            problem = spec and check_param(change.name, change.value, spec)
+            if spec is None:
+                continue
+            if not spec.dynamic:
+                return SetParametersResult(
+                    successful=False, reason=f"parameter '{change.name}' is read-only at run time: restart the node to change it"
+                )
+            problem = check_param(change.name, change.value, spec)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
         return SetParametersResult(successful=True)
 
     node.add_on_set_parameters_callback(on_set)
-    return values
+    return LiveParams(node, list(params))
 
 
 def check_param(name: str, value: Any, spec: Param) -> str | None:
@@ -193,18 +302,138 @@ def check_param(name: str, value: Any, spec: Param) -> str | None:
     return None
 
 
+def steady_clock() -> Any:
+    """A steady (monotonic) clock for watchdog timers: they must fire even when sim time stands still."""
+    from rclpy.clock import Clock, ClockType
+
+    return Clock(clock_type=ClockType.STEADY_TIME)
+
+
+def parse_latent(msg: Any, shape: tuple[int, ...], model_id: str = "", topic: str = "latent") -> np.ndarray:
+    """LatentState -> float32 array of ``shape``, validated; ValueError naming ``topic`` and the problem.
+
+    Checks the model id (when both are set), the declared shape, the number of values and that all
+    are finite: one place for the rules every node applies to latents.
+    """
+    if model_id and msg.model_id and msg.model_id != model_id:
+        raise ValueError(f"{topic} comes from model '{msg.model_id}', this node runs '{model_id}'")
+    data = np.asarray(msg.data, np.float32)
+    got = tuple(int(s) for s in msg.shape)
+    if got != tuple(shape) or data.size != int(np.prod(shape)):
+        raise ValueError(f"{topic} has shape {list(got)} with {data.size} values, expected {list(shape)}")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{topic} contains NaN/inf")
+    return data.reshape(shape)
+
+
+def finite_values(*values: float, what: str) -> None:
+    """ValueError naming ``what`` when any value is NaN or infinite."""
+    if not all(np.isfinite(v) for v in values):
+        raise ValueError(f"{what} contains NaN/inf: {list(values)}")
+
+
+def guarded(node: Any, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Wrap a subscription callback: a message it cannot use costs a throttled one-line warning, never the node.
+
+    ValueError is the callbacks' way to refuse an input; any other exception is a bug met by a
+    message, and is reported the same way (with its type) so that one message never kills a node.
+    """
+    logger = node.get_logger()
+
+    def safe(msg: Any) -> None:
+        try:
+            callback(msg)
+        except ValueError as exc:
+            logger.warning(f"'{topic}': message dropped: {exc}", throttle_duration_sec=2.0)
+        except Exception as exc:  # the node must outlive any single message
+            logger.error(f"'{topic}': message dropped after {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+
+    return safe
+
+
+class OwnedEntities:
+    """What a lifecycle node creates in ``on_configure``, destroyed together in ``on_cleanup``/``on_shutdown``,
+    so that configure -> cleanup -> configure never doubles subscriptions, timers, services or threads."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.items: list = []
+        self.stop = threading.Event()  # set on release: worker threads started in on_configure end on it
+
+    def add(self, entity: Any) -> Any:
+        self.items.append(entity)
+        return entity
+
+    def thread(self, target: Callable[[], None]) -> threading.Thread:
+        """Start ``target`` in a daemon thread that is joined on release (``target`` watches ``self.stop``)."""
+        thread = threading.Thread(target=target, daemon=True)
+        self.items.append(thread)
+        thread.start()
+        return thread
+
+    def release(self) -> None:
+        from rclpy.client import Client
+        from rclpy.publisher import Publisher
+        from rclpy.service import Service
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        self.stop.set()
+        node = self.node
+        for item in reversed(self.items):
+            if isinstance(item, threading.Thread):
+                if item is not threading.current_thread():
+                    item.join(timeout=5.0)
+            elif isinstance(item, Timer):
+                item.cancel()
+                node.destroy_timer(item)
+            elif isinstance(item, Subscription):
+                node.destroy_subscription(item)
+            elif isinstance(item, Service):
+                node.destroy_service(item)
+            elif isinstance(item, Client):
+                node.destroy_client(item)
+            elif isinstance(item, Publisher):
+                destroy = getattr(node, "destroy_lifecycle_publisher", node.destroy_publisher)
+                destroy(item)
+            elif hasattr(item, "destroy"):  # action servers
+                item.destroy()
+        self.items = []
+        self.stop = threading.Event()
+
+
+def configure_failed(node: Any, exc: BaseException) -> Any:
+    """Log why a lifecycle transition failed (one line, the exception type for unexpected ones) and return FAILURE.
+
+    The reason is kept on the node (``configure_error``) so that :func:`run_node` can repeat it when it exits.
+    """
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    expected = (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError)
+    text = str(exc) if isinstance(exc, expected) else f"{type(exc).__name__}: {exc}"
+    node.configure_error = text
+    node.get_logger().error(f"cannot configure: {text}")
+    return TransitionCallbackReturn.FAILURE
+
+
 def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int = 2) -> int:
     """``main()`` of every node: init, build, autostart lifecycle nodes, spin, clean shutdown.
 
     A lifecycle node with parameter ``autostart`` true configures and activates itself (the
-    robot launch files may instead leave that to a lifecycle manager). A failed configure is
-    logged by the node and ends the process with exit code 1, so a launch file shows it at once
-    instead of a node that looks alive but does nothing. Ctrl-C (SIGINT) exits with 0.
+    robot launch files may instead leave that to a lifecycle manager). A failed configure ends the
+    process with exit code 1 and one line saying why, so a launch file shows it at once instead of
+    a node that looks alive but does nothing. Invalid parameters at start (wrong type, out of
+    range, unknown key in the node's params-file section) end it with code 2 and one line.
+    Ctrl-C (SIGINT) exits with 0.
     """
+    import sys
+
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
+    global _ROS_ARGS
+    _ROS_ARGS = args
     rclpy.init(args=args)
     node = None
     code = 0
@@ -212,10 +441,11 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         node = node_factory()
         if isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("configure failed; exiting (see the error above)")
+                why = getattr(node, "configure_error", "") or "on_configure raised an exception"
+                print(f"[{node.get_name()}] error: configure failed: {why}; exiting", file=sys.stderr)
                 return 1
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("activate failed; exiting")
+                print(f"[{node.get_name()}] error: activate failed; exiting", file=sys.stderr)
                 return 1
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
@@ -223,13 +453,14 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
-        import sys
-
-        print(f"[{getattr(node, 'get_name', lambda: 'node')()}] error: {exc}", file=sys.stderr)
+        print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
         code = 2
     finally:
         if node is not None:
-            node.destroy_node()
+            try:
+                node.destroy_node()
+            except Exception as exc:  # exiting anyway: one line, not a trace
+                print(f"[{node.get_name()}] warning: while shutting down: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
     return code
 

@@ -68,15 +68,52 @@ def test_declared_ranges_are_enforced_by_rclpy(ros_env) -> None:
     rclpy.init(context=ctx)
     try:
         node = rclpy.create_node("param_test", context=ctx)
-        values = declare_params(node, {"rate": Param(10.0, "Hz", min=0.1, max=100.0),
+        values = declare_params(node, {"rate": Param(10.0, "Hz", min=0.1, max=100.0, dynamic=True),
+                                       "mode": Param("torch", "b", choices=("torch", "onnx"), dynamic=True),
                                        "backend": Param("torch", "b", choices=("torch", "onnx"))})
-        assert values == {"rate": 10.0, "backend": "torch"}
+        assert values == {"rate": 10.0, "mode": "torch", "backend": "torch"}
         bad = node.set_parameters([rclpy.parameter.Parameter("rate", value=1000.0)])[0]
         assert not bad.successful
-        bad = node.set_parameters([rclpy.parameter.Parameter("backend", value="tf")])[0]
+        bad = node.set_parameters([rclpy.parameter.Parameter("mode", value="tf")])[0]
         assert not bad.successful and "not one of" in bad.reason
         ok = node.set_parameters([rclpy.parameter.Parameter("rate", value=20.0)])[0]
         assert ok.successful and node.get_parameter("rate").value == 20.0
+        assert values["rate"] == 20.0  # the returned view is live: a dynamic set applies at once
+        static = node.set_parameters([rclpy.parameter.Parameter("backend", value="onnx")])[0]
+        assert not static.successful and "read-only at run time" in static.reason
+        assert values["backend"] == "torch"
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=ctx)
+
+
+def test_unknown_keys_in_a_node_section_are_named_with_the_closest_key(tmp_path) -> None:
+    from jepa_sim.ros_common import params_files, unknown_param_keys
+
+    f = tmp_path / "p.yaml"
+    f.write_text("/**:\n  ros__parameters: {bundle: x, anything: 1}\n"
+                 "/**/actor:\n  ros__parameters: {max_comand: 1.0, dt: 0.1}\n"
+                 "/other:\n  ros__parameters: {nonsense: 1}\n")
+    argv = ["prog", "--ros-args", "-r", "__node:=actor", "--params-file", str(f)]
+    assert params_files(argv) == [str(f)]
+    problems = unknown_param_keys("/actor", {"max_command", "dt", "bundle"}, params_files(argv))
+    assert len(problems) == 1 and "'max_comand'" in problems[0] and "did you mean 'max_command'" in problems[0]
+    assert unknown_param_keys("/robot1/actor", {"max_command", "dt", "bundle"}, [str(f)])  # /**/ matches namespaces
+    assert unknown_param_keys("/other", {"nonsense"}, [str(f)]) == []
+
+
+def test_parse_latent_names_the_problem() -> None:
+    from jepa_sim.ros_common import parse_latent
+
+    msg = SimpleNamespace(model_id="m", shape=[2, 2], data=np.arange(4, dtype=np.float32))
+    assert parse_latent(msg, (2, 2), "m").shape == (2, 2)
+    with pytest.raises(ValueError, match="shape"):
+        parse_latent(msg, (4,))
+    with pytest.raises(ValueError, match="from model"):
+        parse_latent(msg, (2, 2), "other")
+    msg.data = np.array([0, np.nan, 0, 0], np.float32)
+    with pytest.raises(ValueError, match="NaN"):
+        parse_latent(msg, (2, 2))
+    msg.shape, msg.data = [2, 2], np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="3 values"):
+        parse_latent(msg, (2, 2))
