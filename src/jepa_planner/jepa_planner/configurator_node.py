@@ -8,6 +8,13 @@ normalised latent distance (RMS over dimensions of (z - g) / latent_std) drops b
 tolerance; otherwise timeout, cancel, or preemption by a newer goal. On any end it clears the goal,
 which stops the actor. ``agent_status`` merges the actor's status with the task's progress.
 
+Supervision: while a goal runs, the configurator refreshes the actor's lease on it (``goal_lease``,
+std_msgs/Header stamped like the goal, every ``lease_period`` s on the steady clock), so the robot
+stops when the configurator dies. It aborts the goal with a reason when perception sends no latent
+for ``perception_timeout`` s or the actor no status for ``actor_timeout`` s. A goal that preempts a
+running one first stops the robot; an invalid one (unknown name, bad profile, non-finite tolerance or
+time limit, an image perception refuses) ends the running goal and leaves the robot stopped.
+
 For hierarchical profiles (with ``plan_subgoals``) the configurator plans the upper levels itself, once
 per model step, and hands their first predicted latent to the actor on ``subgoal_latent`` (stamped
 with the latent it was planned from); the actor then plans only level 0, toward it. The two
@@ -29,22 +36,41 @@ import yaml
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from std_msgs.msg import Float32, String
+from std_msgs.msg import Float32, Header, String
 
 from jepa_interfaces.action import ReachGoal
 from jepa_interfaces.msg import AgentStatus, LatentState, Plan
 from jepa_interfaces.srv import EncodeImage
-from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
+from jepa_sim.ros_common import (
+    OwnedEntities,
+    Param,
+    array_to_image,
+    configure_failed,
+    declare_params,
+    guarded,
+    latched_qos,
+    reliable_qos,
+    run_node,
+    steady_clock,
+)
 
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
     "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
     "default_profile": Param("flat_cem", "profile used when a goal names none"),
     "goals_file": Param("", "named goals YAML: {name: {image: file.png} | {latent: file.npy}}", read_only=True),
-    "default_tolerance": Param(0.5, "success when the normalised latent distance is below this", min=1e-6, max=1e3),
-    "default_time_limit": Param(60.0, "seconds before a goal times out", min=0.1, max=86400.0),
-    "max_steps": Param(0, "control steps before a goal times out (0 = no step limit)", min=0, max=10_000_000),
-    "encode_timeout": Param(10.0, "seconds to wait for perception's encode_image", min=0.1, max=600.0),
+    "default_tolerance": Param(0.5, "success when the normalised latent distance is below this", min=1e-6, max=1e3,
+                               dynamic=True),
+    "default_time_limit": Param(60.0, "seconds before a goal times out", min=0.1, max=86400.0, dynamic=True),
+    "max_steps": Param(0, "control steps before a goal times out (0 = no step limit)", min=0, max=10_000_000,
+                       dynamic=True),
+    "encode_timeout": Param(10.0, "seconds to wait for perception's encode_image", min=0.1, max=600.0, dynamic=True),
+    "lease_period": Param(0.25, "seconds between goal lease refreshes on 'goal_lease' (keep well under the actor's "
+                          "lease_timeout)", min=0.01, max=60.0),
+    "perception_timeout": Param(2.0, "abort a running goal after this many seconds without a latent", min=0.1,
+                                max=600.0, dynamic=True),
+    "actor_timeout": Param(3.0, "abort a running goal after this many seconds without actor/status (1 Hz)", min=0.5,
+                           max=600.0, dynamic=True),
     "plan_subgoals": Param(
         True,
         "hierarchical profiles: plan the upper levels here and hand subgoals to the actor on 'subgoal_latent' "
@@ -73,8 +99,13 @@ class ConfiguratorNode(LifecycleNode):
         self.distance = -1.0
         self.step = 0
         self.current_profile = self.params["default_profile"]
-        self.goal_lock = threading.Lock()
+        self.goal_lock = threading.RLock()
         self.model = None  # the world model, when subgoals of hierarchical profiles are planned here
+        self.owned = OwnedEntities(self)
+        self.goal_stamp: Any = None  # stamp of the goal latent the lease is for (None: no goal handed out)
+        self.end_reasons: dict[str, str] = {}  # goal id -> why it was ended from outside its loop
+        self.latent_rx = self.actor_rx = 0.0  # monotonic receipt times (liveness of perception and actor)
+        self.goal_pub = None
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_planner.profiles import load_profiles
@@ -93,33 +124,61 @@ class ConfiguratorNode(LifecycleNode):
                     f"default_profile '{self.params['default_profile']}' is not in the profiles: {sorted(self.profiles)}"
                 )
             self.goals = self.load_goals(self.params["goals_file"])
+            self.model = None
             if self.params["plan_subgoals"] and any(p.kind == "hierarchical" for p in self.profiles.values()):
                 from jepa_world_model.bundle import load_bundle
 
                 self.model = load_bundle(self.params["bundle"], backend="torch")
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError, yaml.YAMLError) as exc:
-            self.get_logger().error(f"cannot configure the configurator: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.goal_pub = self.create_lifecycle_publisher(LatentState, "goal_latent", latched_qos())
-        self.subgoal_pub = self.create_lifecycle_publisher(LatentState, "subgoal_latent", reliable_qos(1))
-        self.profile_pub = self.create_lifecycle_publisher(String, "profile", latched_qos())
-        self.status_pub = self.create_lifecycle_publisher(AgentStatus, "agent_status", reliable_qos(5))
-        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(1), callback_group=self.group)
-        self.create_subscription(Plan, "plan", self.on_plan, reliable_qos(5), callback_group=self.group)
-        self.create_subscription(AgentStatus, "actor/status", self.on_actor_status, reliable_qos(5), callback_group=self.group)
-        self.create_subscription(Float32, "perception/rate", self.on_perception_rate, reliable_qos(1), callback_group=self.group)
-        self.encode_client = self.create_client(EncodeImage, "encode_image", callback_group=self.group)
-        self.action_server = ActionServer(
+        except Exception as exc:
+            self.manifest = None
+            return configure_failed(self, exc)
+        own, pub, group = self.owned.add, self.create_lifecycle_publisher, self.group
+        self.goal_pub = own(pub(LatentState, "goal_latent", latched_qos()))
+        self.lease_pub = own(pub(Header, "goal_lease", reliable_qos(1)))
+        self.subgoal_pub = own(pub(LatentState, "subgoal_latent", reliable_qos(1)))
+        self.profile_pub = own(pub(String, "profile", latched_qos()))
+        self.status_pub = own(pub(AgentStatus, "agent_status", reliable_qos(5)))
+        for msg_type, topic, callback, qos in (
+            (LatentState, "latent", self.on_latent, reliable_qos(1)),
+            (Plan, "plan", self.on_plan, reliable_qos(5)),
+            (AgentStatus, "actor/status", self.on_actor_status, reliable_qos(5)),
+            (Float32, "perception/rate", self.on_perception_rate, reliable_qos(1)),
+        ):
+            own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos, callback_group=group))
+        self.encode_client = own(self.create_client(EncodeImage, "encode_image", callback_group=group))
+        self.action_server = own(ActionServer(
             self,
             ReachGoal,
             "reach_goal",
             execute_callback=self.execute,
             goal_callback=self.on_goal_request,
             cancel_callback=lambda _h: CancelResponse.ACCEPT,
-            callback_group=self.group,
-        )
-        self.create_timer(1.0, self.publish_status, callback_group=self.group)
+            callback_group=group,
+        ))
+        steady = steady_clock()
+        own(self.create_timer(1.0, self.publish_status, callback_group=group, clock=steady))
+        own(self.create_timer(self.params["lease_period"], self.publish_lease, callback_group=group, clock=steady))
         return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.end_active_goal("preempted: the configurator was deactivated")
+        return super().on_deactivate(state)
+
+    def release(self) -> None:
+        """End a running goal, then destroy what on_configure created (publishers, subscriptions, server, timers)."""
+        self.end_active_goal("preempted: the configurator was cleaned up")
+        with self.goal_lock:
+            self.goal_pub, self.goal_stamp = None, None
+        self.owned.release()
+        self.manifest, self.model = None, None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)
@@ -141,16 +200,23 @@ class ConfiguratorNode(LifecycleNode):
         return out
 
     def on_latent(self, msg: LatentState) -> None:
+        """Any latent proves perception alive; its contents are checked where it is used (execute)."""
+        self.latent_rx = time.monotonic()
         self.latest = msg
         self.latent_event.set()
 
     def on_plan(self, msg: Plan) -> None:
+        if not np.isfinite(msg.total_cost):
+            raise ValueError(f"plan total_cost is {msg.total_cost}")
         self.plan_cost = float(msg.total_cost)
 
     def on_actor_status(self, msg: AgentStatus) -> None:
+        self.actor_rx = time.monotonic()
         self.actor_status = msg
 
     def on_perception_rate(self, msg: Float32) -> None:
+        if not np.isfinite(msg.data):
+            raise ValueError(f"perception rate is {msg.data}")
         self.perception_rate = float(msg.data)
 
     def normalised_distance(self, z: np.ndarray, goal: np.ndarray) -> float:
@@ -159,17 +225,37 @@ class ConfiguratorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- goals
     def on_goal_request(self, goal: ReachGoal.Goal) -> GoalResponse:
+        """Accept a well-formed goal; refuse any other and, as it was meant to replace a running goal, end that one
+        too (the robot stops rather than keep driving toward a goal its operator wanted to leave)."""
+        problem = self.goal_problem(goal)
+        if problem is None:
+            return GoalResponse.ACCEPT
+        self.get_logger().warning(f"goal rejected: {problem}")
+        self.end_active_goal(f"preempted by an invalid goal ({problem}); robot stopped")
+        return GoalResponse.REJECT
+
+    def goal_problem(self, goal: ReachGoal.Goal) -> str | None:
+        """Why ``goal`` cannot be run, or None."""
         kinds = (ReachGoal.Goal.GOAL_IMAGE, ReachGoal.Goal.GOAL_LATENT, ReachGoal.Goal.GOAL_NAMED)
         if goal.goal_type not in kinds:
-            self.get_logger().warning(f"goal rejected: goal_type {goal.goal_type} is not 0 (image), 1 (latent) or 2 (named)")
-            return GoalResponse.REJECT
+            return f"goal_type {goal.goal_type} is not 0 (image), 1 (latent) or 2 (named)"
         if goal.goal_type == ReachGoal.Goal.GOAL_NAMED and goal.goal_name not in self.goals:
-            self.get_logger().warning(f"goal rejected: unknown named goal '{goal.goal_name}'; known: {sorted(self.goals)}")
-            return GoalResponse.REJECT
+            return f"unknown named goal '{goal.goal_name}'; known: {sorted(self.goals)}"
         if goal.profile and goal.profile not in self.profiles:
-            self.get_logger().warning(f"goal rejected: unknown profile '{goal.profile}'; known: {sorted(self.profiles)}")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
+            return f"unknown profile '{goal.profile}'; known: {sorted(self.profiles)}"
+        for name in ("tolerance", "time_limit"):
+            if not np.isfinite(getattr(goal, name)):
+                return f"{name} is {getattr(goal, name)}: give a finite value (<= 0 for the default)"
+        return None
+
+    def end_active_goal(self, reason: str) -> None:
+        """End the running goal from outside its loop (its result gets ``reason``) and stop the robot."""
+        with self.goal_lock:
+            if not self.active_goal_id:
+                return
+            self.end_reasons[self.active_goal_id] = reason
+            self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
+            self.publish_goal(None)
 
     def encode_image(self, image_msg: Any) -> np.ndarray:
         """Goal image -> latent through perception's encode_image service (one encoder for all)."""
@@ -183,7 +269,9 @@ class ConfiguratorNode(LifecycleNode):
         response = future.result()
         if not response.success:
             raise ValueError(f"goal image rejected by perception: {response.message}")
-        return np.asarray(response.latent.data, np.float32).reshape(tuple(response.latent.shape))
+        from jepa_sim.ros_common import parse_latent
+
+        return parse_latent(response.latent, self.latent_shape, self.manifest["model_id"], "encode_image response")
 
     def resolve_goal(self, goal: ReachGoal.Goal) -> tuple[np.ndarray, str]:
         """The goal as a latent of the bundle's shape, and a description; ValueError/RuntimeError otherwise."""
@@ -223,8 +311,20 @@ class ConfiguratorNode(LifecycleNode):
         return msg
 
     def publish_goal(self, z: np.ndarray | None) -> None:
-        """Hand the goal to the actor; None (empty latent) clears it, which stops the robot."""
-        self.goal_pub.publish(self.latent_msg(z))
+        """Hand the goal to the actor; None (empty latent) clears it, which stops the robot. The lease follows."""
+        with self.goal_lock:
+            if self.goal_pub is None:
+                return
+            msg = self.latent_msg(z)
+            self.goal_stamp = msg.header.stamp if z is not None else None
+            self.goal_pub.publish(msg)
+            self.publish_lease()
+
+    def publish_lease(self) -> None:
+        """Refresh the actor's lease on the goal handed out (steady timer): no refresh, no motion."""
+        stamp = self.goal_stamp
+        if stamp is not None and self.active_goal_id and self.lease_pub.is_activated:
+            self.lease_pub.publish(Header(stamp=stamp, frame_id=self.active_goal_id))
 
     def subgoal_planner(self, profile_name: str) -> Any:
         """A fresh HierarchicalPlanner for a hierarchical profile when subgoals are planned here, else None."""
@@ -258,20 +358,33 @@ class ConfiguratorNode(LifecycleNode):
         result = ReachGoal.Result()
         start = time.monotonic()
         with self.goal_lock:
+            preempting = bool(self.active_goal_id)
             self.active_goal_id = goal_id  # a running older goal sees this and ends as preempted
+            if preempting:
+                self.publish_goal(None)  # stop while the new goal is resolved: it may turn out invalid
         try:
             z_goal, desc = self.resolve_goal(goal)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except Exception as exc:  # any failure to resolve is this goal's, never the node's
             self.get_logger().error(f"goal {goal_id[:8]} failed: {exc}")
+            with self.goal_lock:
+                if self.active_goal_id == goal_id:
+                    self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
+                    self.publish_goal(None)
             handle.abort()
             result.reason = f"rejected: {exc}"
             return result
         profile = goal.profile or self.params["default_profile"]
         tolerance = goal.tolerance if goal.tolerance > 0 else self.params["default_tolerance"]
         time_limit = goal.time_limit if goal.time_limit > 0 else self.params["default_time_limit"]
-        self.task_desc, self.current_profile, self.step = desc, profile, 0
-        self.profile_pub.publish(String(data=profile))
-        self.publish_goal(z_goal)
+        with self.goal_lock:
+            if self.active_goal_id != goal_id:  # preempted (or ended) while it was being resolved
+                handle.abort()
+                result.reason = self.end_reasons.pop(goal_id, "preempted")
+                return result
+            self.task_desc, self.current_profile, self.step = desc, profile, 0
+            self.profile_pub.publish(String(data=profile))
+            self.publish_goal(z_goal)
+        supervised_since = time.monotonic()
         self.get_logger().info(
             f"goal {goal_id[:8]} ({desc}) with profile '{profile}', tolerance {tolerance}, time limit {time_limit} s"
         )
@@ -289,13 +402,17 @@ class ConfiguratorNode(LifecycleNode):
         reason = "timeout"
         while True:
             if self.active_goal_id != goal_id:
-                reason = "preempted"
+                reason = self.end_reasons.pop(goal_id, "preempted")
                 break
             if handle.is_cancel_requested:
                 reason = "canceled"
                 break
             if time.monotonic() - start > time_limit or (self.params["max_steps"] and self.step >= self.params["max_steps"]):
                 reason = "timeout"
+                break
+            dead = self.dead_input(supervised_since)
+            if dead:
+                reason = f"error: {dead}"
                 break
             self.latent_event.wait(0.1)
             self.latent_event.clear()
@@ -316,11 +433,12 @@ class ConfiguratorNode(LifecycleNode):
             if distance < tolerance:
                 reason = "reached"
                 break
-        if self.active_goal_id == goal_id:
-            self.publish_goal(None)  # stop the robot
-            if planner is not None:
+        with self.goal_lock:
+            if self.active_goal_id == goal_id:
+                self.publish_goal(None)  # stop the robot
+                self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
+            if planner is not None and self.subgoal_pub.is_activated:
                 self.subgoal_pub.publish(self.latent_msg(None))
-            self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
         result.success = reason == "reached"
         result.reason = reason
         result.steps = self.step
@@ -332,13 +450,25 @@ class ConfiguratorNode(LifecycleNode):
             handle.canceled()
         else:
             handle.abort()
-        self.get_logger().info(
-            f"goal {goal_id[:8]} ended: {reason} after {self.step} steps, distance {result.final_distance:.3f}"
-        )
+        log = self.get_logger().info if reason in ("reached", "canceled") else self.get_logger().warning
+        log(f"goal {goal_id[:8]} ended: {reason} after {self.step} steps, distance {result.final_distance:.3f}")
         return result
 
+    def dead_input(self, since: float) -> str | None:
+        """Why the running goal is unsupervisable (perception or actor silent too long), or None."""
+        now = time.monotonic()
+        silent = now - max(since, self.latent_rx)
+        if silent > self.params["perception_timeout"]:
+            return (f"no latent from perception for {silent:.1f} s (> perception_timeout "
+                    f"{self.params['perception_timeout']} s): perception dead or camera stalled; robot stopped")
+        silent = now - max(since, self.actor_rx)
+        if silent > self.params["actor_timeout"]:
+            return (f"no actor/status for {silent:.1f} s (> actor_timeout {self.params['actor_timeout']} s): "
+                    "actor dead; goal aborted")
+        return None
+
     def publish_status(self) -> None:
-        if self.manifest is None or not self.status_pub.is_activated:
+        if self.manifest is None or self.goal_pub is None or not self.status_pub.is_activated:
             return
         msg = AgentStatus()
         msg.header.stamp = self.get_clock().now().to_msg()
