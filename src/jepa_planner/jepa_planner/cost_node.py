@@ -4,6 +4,8 @@ For each plan from the actor it rolls the plan's actions out from the newest lat
 bundle, in-process), scores the rollout with the cost module of the current profile, and publishes
 a CostReport (total, per-term weighted values, critic value, intrinsic cost of the state itself).
 The critic is reloaded whenever the memory node announces a new one on ``critic_updated``.
+Every input is validated (latent shapes, NaN, plan sizes, a critic file that is not a critic of this
+bundle's latent shape): a bad message costs a throttled warning and the node keeps its last good state.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ from std_msgs.msg import String
 
 from jepa_interfaces.msg import CostReport, CostTerm, LatentState, Plan
 from jepa_planner.costs import CostInputs, CostModule, latent_distance
-from jepa_sim.ros_common import Param, declare_params, latched_qos, reliable_qos, run_node
+from jepa_sim.ros_common import (
+    OwnedEntities,
+    Param,
+    configure_failed,
+    declare_params,
+    guarded,
+    latched_qos,
+    parse_latent,
+    reliable_qos,
+    run_node,
+)
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -42,29 +54,46 @@ class CostNode(LifecycleNode):
         self.goal: torch.Tensor | None = None
         self.latest: LatentState | None = None
         self.lock = threading.Lock()
+        self.owned = OwnedEntities(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_planner.profiles import load_profiles
         from jepa_world_model.bundle import load_bundle
 
         try:
+            if not self.params["bundle"]:
+                raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
             self.model = load_bundle(self.params["bundle"], backend="torch")
             self.profiles = load_profiles(self.params["profiles_file"] or None)
+            self.critic, self.goal, self.latest = None, None, None
             self.use_profile(self.params["profile"])
             if self.params["critic_path"]:
                 self.load_critic(self.params["critic_path"])
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-            self.get_logger().error(f"cannot configure the cost node: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.pub = self.create_lifecycle_publisher(CostReport, "cost", reliable_qos(5))
-        self.create_subscription(LatentState, "latent", lambda m: setattr(self, "latest", m), reliable_qos(1))
-        self.create_subscription(LatentState, "goal_latent", self.on_goal, latched_qos())
-        self.create_subscription(String, "profile", lambda m: self.use_profile(m.data, quiet=True), latched_qos())
-        self.create_subscription(String, "critic_updated", lambda m: self.load_critic(m.data), reliable_qos(1))
-        self.create_subscription(Plan, "plan", self.on_plan, reliable_qos(5))
+        except Exception as exc:
+            self.model = None
+            return configure_failed(self, exc)
+        self.pub = self.owned.add(self.create_lifecycle_publisher(CostReport, "cost", reliable_qos(5)))
+        for msg_type, topic, callback, qos in (
+            (LatentState, "latent", self.on_latent, reliable_qos(1)),
+            (LatentState, "goal_latent", self.on_goal, latched_qos()),
+            (String, "profile", lambda m: self.use_profile(m.data, quiet=True), latched_qos()),
+            (String, "critic_updated", lambda m: self.load_critic(m.data), reliable_qos(1)),
+            (Plan, "plan", self.on_plan, reliable_qos(5)),
+        ):
+            self.owned.add(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
         return TransitionCallbackReturn.SUCCESS
 
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.owned.release()
+        self.model, self.critic, self.goal, self.latest = None, None, None, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
     def use_profile(self, name: str, quiet: bool = False) -> None:
+        if self.model is None:
+            return
         if name not in self.profiles:
             if quiet:
                 self.get_logger().warning(f"unknown profile '{name}' on 'profile': keeping the current cost terms")
@@ -72,34 +101,51 @@ class CostNode(LifecycleNode):
             raise KeyError(f"unknown profile '{name}'; known: {sorted(self.profiles)}")
         level0 = [lv for lv in self.profiles[name].levels if lv.level == 0]
         config = [t.model_dump() for t in level0[0].costs] if level0 else [{"type": "goal_distance"}]
-        with self.lock:
-            self.costs = CostModule.from_config(config, critic=self.critic)
+        self.costs = CostModule.from_config(config, critic=self.critic)
+        self.current_profile = name
 
     def load_critic(self, path: str) -> None:
+        """Load a critic checkpoint; anything that is not a critic for this bundle's latents is refused (warning)."""
         from jepa_planner.critic import Critic
 
         try:
-            self.critic = Critic.load(Path(path))
-        except (FileNotFoundError, RuntimeError, KeyError) as exc:
-            self.get_logger().warning(f"critic '{path}' not loaded: {exc}")
+            critic = Critic.load(Path(path))
+            shape = tuple(critic.config["latent_shape"])
+            if self.model is not None and shape != tuple(self.model.latent_shape):
+                raise ValueError(f"it is for latents of shape {list(shape)}, the bundle's are {list(self.model.latent_shape)}")
+        except Exception as exc:  # any file can arrive here: a bad one must not cost the node or the current critic
+            self.get_logger().warning(f"critic '{path}' not loaded, keeping the current one: {type(exc).__name__}: {exc}",
+                                      throttle_duration_sec=2.0)
+            return
+        with self.lock:
+            self.critic = critic
+            if hasattr(self, "costs"):
+                self.use_profile(self.current_profile, quiet=True)
+
+    def on_latent(self, msg: LatentState) -> None:
+        parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, "latent")  # ValueError: dropped
+        self.latest = msg
 
     def on_goal(self, msg: LatentState) -> None:
-        data = np.asarray(msg.data, np.float32)
-        ok = data.size == int(np.prod(self.model.latent_shape)) and np.isfinite(data).all()
-        self.goal = torch.from_numpy(data.reshape(self.model.latent_shape)) if ok else None
+        if len(msg.data) == 0:
+            self.goal = None  # goal cleared
+            return
+        self.goal = None
+        self.goal = torch.from_numpy(parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, "goal_latent"))
 
     def on_plan(self, msg: Plan) -> None:
         latest, goal = self.latest, self.goal
-        if latest is None or goal is None or msg.level != 0 or len(msg.action_shape) != 2:
+        if latest is None or goal is None or msg.level != 0:
             return
-        z = np.asarray(latest.data, np.float32)
-        if z.size != goal.numel() or not np.isfinite(z).all():
-            return
-        z = torch.from_numpy(z.reshape(self.model.latent_shape))
-        actions = torch.from_numpy(np.asarray(msg.actions, np.float32).reshape(tuple(msg.action_shape)))[None]
         spec = next(s for s in self.model.levels if s.level == 0)
-        if actions.shape[-1] != spec.action_dim:
-            return
+        shape = tuple(int(x) for x in msg.action_shape)
+        acts = np.asarray(msg.actions, np.float32)
+        if len(shape) != 2 or shape[1] != spec.action_dim or shape[0] < 1 or acts.size != shape[0] * shape[1]:
+            raise ValueError(f"plan actions have shape {list(shape)} with {acts.size} values, expected [H, {spec.action_dim}]")
+        if not np.isfinite(acts).all():
+            raise ValueError("plan actions contain NaN/inf")
+        z = torch.from_numpy(parse_latent(latest, tuple(self.model.latent_shape)))
+        actions = torch.from_numpy(acts.reshape(shape))[None]
         with torch.no_grad(), self.lock:
             latents = self.model.rollout(z[None, None], actions)
             inputs = CostInputs(
