@@ -1,14 +1,18 @@
-"""Append the agent's own experience (latents, commands, costs) to a rosbag2 MCAP bag.
+"""Record the agent's own experience (latents, commands, costs) as rosbag2 MCAP bags, one bag per episode.
 
 The latent topic uses the project's ``jepa_interfaces/msg/LatentState``; its definition is read
 from the installed ``.msg`` files and embedded in the bag, so ``ros2 bag info`` and rosbags readers
-can decode it without this package. The bag is written under ``<path>.partial`` and renamed when
-closed, so an interrupted run never leaves a bag that looks complete.
+can decode it without this package. A bag is written under ``<path>.partial``, closed, synced to
+disk and only then renamed: a bag under its final name is complete and durable. Nothing is ever
+deleted or overwritten: a name that exists is an error, and :class:`EpisodeRecorder` gives each
+session its own directory, so a later run never touches an earlier one's bags (a ``.partial`` left
+by a killed run stays for a person to look at).
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +52,9 @@ class EpisodeBagWriter:
         self._serialize = serialize_message
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
+        for existing in (self.path, self.partial):
+            if existing.exists():
+                raise FileExistsError(f"{existing} exists: recorded data is never overwritten; choose another name")
         self.store = project_typestore()
         self.writer = Writer(self.partial, version=9, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
@@ -76,14 +81,67 @@ class EpisodeBagWriter:
         self.count += 1
 
     def close(self) -> None:
-        """Finish the bag and move it to its final name (replacing an older one)."""
+        """Finish the bag, sync it to disk and move it to its final name (an empty bag is left as ``.partial``)."""
         if self.writer is None:
             return
         self.writer.close()
         self.writer = None
         if self.count == 0:
-            shutil.rmtree(self.partial, ignore_errors=True)
             return
+        _fsync_tree(self.partial)
         if self.path.exists():
-            shutil.rmtree(self.path)
+            raise FileExistsError(f"{self.path} appeared while recording: kept the new bag at {self.partial}")
         self.partial.rename(self.path)
+        _fsync_dir(self.path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    """fsync every file under ``path`` and the directory itself: the bag survives a crash or power loss."""
+    for f in path.iterdir():
+        if f.is_file():
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+class EpisodeRecorder:
+    """One bag per closed episode under ``<root>/<session>/episode_NNNN``; each session gets a new directory.
+
+    ``write_episode`` writes, closes and syncs the whole episode at once, so an episode is durable the
+    moment it is recorded, and a crash loses at most the episode still open in memory.
+    """
+
+    def __init__(self, root: Path) -> None:
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        base = f"session_{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}_{os.getpid()}"
+        for i in range(1000):
+            path = root / (base if i == 0 else f"{base}_{i}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(f"no free session directory under {root}")
+        self.dir = path
+        self.count = 0
+
+    def write_episode(self, steps: list[tuple[Any, np.ndarray, float]]) -> Path | None:
+        """Record one closed episode ((latent message, action, cost) per step); returns the bag path."""
+        if not steps:
+            return None
+        self.count += 1
+        writer = EpisodeBagWriter(self.dir / f"episode_{self.count:04d}")
+        for latent_msg, action, cost in steps:
+            writer.write(latent_msg, action, cost)
+        writer.close()
+        return writer.path

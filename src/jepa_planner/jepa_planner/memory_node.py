@@ -1,14 +1,18 @@
 """Memory node: short-term memory of the agent's episodes; records them to MCAP and trains the critic.
 
 It pairs each latent with the command that followed it and the intrinsic cost reported by the
-cost node, closes an episode when the goal is cleared or changes, appends each closed episode to a
-rosbag2 MCAP file (latents as jepa_interfaces/LatentState, commands, costs), and every
-``critic_every`` episodes fits the critic on the stored episodes, saves it and announces its path
-on ``critic_updated`` (the cost node and actor reload it).
+cost node, closes an episode when the goal is cleared or changes, and records each closed episode
+as its own rosbag2 MCAP bag (latents as jepa_interfaces/LatentState, commands, costs), written,
+closed and synced when the episode closes: a killed memory node loses at most the open episode.
+Each run records into a new session directory under ``record_dir``/episodes and never deletes or
+overwrites earlier bags. Every ``critic_every`` episodes it fits the critic on the stored episodes,
+saves it (atomically) and announces its path on ``critic_updated`` (the cost node reloads it).
+Every input is validated (latent shape and values, NaN commands); a bad message costs a warning.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,14 +24,14 @@ from std_msgs.msg import String
 
 from jepa_interfaces.msg import CostReport, LatentState
 from jepa_planner.memory import EpisodeMemory
-from jepa_sim.ros_common import Param, declare_params, latched_qos, reliable_qos, run_node
+from jepa_sim.ros_common import Param, declare_params, finite_values, guarded, latched_qos, reliable_qos, run_node
 
 PARAMS = {
     "record_dir": Param("", "directory for the episode MCAP bag and the critic ('' = keep in memory only)", read_only=True),
     "max_transitions": Param(100000, "transitions kept in memory", min=1, max=100_000_000),
-    "critic_every": Param(5, "fit the critic after this many new episodes (0 = never)", min=0, max=100000),
-    "critic_epochs": Param(100, "critic training epochs per update", min=1, max=100000),
-    "dt": Param(0.1, "seconds per control step (Twist velocity x dt = action)", min=1e-4, max=10.0),
+    "critic_every": Param(5, "fit the critic after this many new episodes (0 = never)", min=0, max=100000, dynamic=True),
+    "critic_epochs": Param(100, "critic training epochs per update", min=1, max=100000, dynamic=True),
+    "dt": Param(0.1, "seconds per control step (Twist velocity x dt = action)", min=1e-4, max=10.0, dynamic=True),
 }
 
 
@@ -43,44 +47,70 @@ class MemoryNode(Node):
         self.goal: np.ndarray | None = None
         self.new_episodes = 0
         self.lock = threading.Lock()
-        self.writer = None
+        self.recorder = None
+        self.open_steps: list[tuple[Any, np.ndarray, float]] = []  # the open episode's messages, recorded when it closes
+        self.shape: tuple[int, ...] | None = None  # latent shape of this run (the first valid latent or goal sets it)
         if self.params["record_dir"]:
-            from jepa_planner.episode_bag import EpisodeBagWriter
+            from jepa_planner.episode_bag import EpisodeRecorder
 
-            Path(self.params["record_dir"]).mkdir(parents=True, exist_ok=True)
-            self.writer = EpisodeBagWriter(Path(self.params["record_dir"]) / "episodes")
+            self.recorder = EpisodeRecorder(Path(self.params["record_dir"]) / "episodes")
+            self.get_logger().info(f"recording each episode as its own bag under {self.recorder.dir}")
         self.critic_pub = self.create_publisher(String, "critic_updated", reliable_qos(1))
-        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(10))
-        self.create_subscription(LatentState, "goal_latent", self.on_goal, latched_qos())
-        self.create_subscription(Twist, "cmd_vel", self.on_twist, reliable_qos(10))
-        self.create_subscription(CostReport, "cost", lambda m: setattr(self, "cost", float(m.intrinsic)), reliable_qos(10))
+        for msg_type, topic, callback, qos in (
+            (LatentState, "latent", self.on_latent, reliable_qos(10)),
+            (LatentState, "goal_latent", self.on_goal, latched_qos()),
+            (Twist, "cmd_vel", self.on_twist, reliable_qos(10)),
+            (CostReport, "cost", self.on_cost, reliable_qos(10)),
+        ):
+            self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos)
 
     def on_twist(self, msg: Twist) -> None:
+        finite_values(msg.linear.x, msg.linear.y, what="cmd_vel")
         self.action = np.array([msg.linear.x, msg.linear.y], np.float32) * self.params["dt"]
+
+    def on_cost(self, msg: CostReport) -> None:
+        finite_values(msg.intrinsic, what="cost intrinsic")
+        self.cost = float(msg.intrinsic)
+
+    def check_latent(self, msg: LatentState, topic: str) -> np.ndarray:
+        """The latent as an array; ValueError when malformed or of another shape than this run's latents."""
+        shape = tuple(int(s) for s in msg.shape)
+        if self.shape is not None and shape != self.shape:
+            raise ValueError(f"{topic} has shape {list(shape)}, this run's latents are {list(self.shape)}")
+        from jepa_sim.ros_common import parse_latent
+
+        z = parse_latent(msg, shape, topic=topic)
+        self.shape = shape
+        return z
 
     def on_latent(self, msg: LatentState) -> None:
         if self.goal is None:
             return
-        z = np.asarray(msg.data, np.float32).reshape(tuple(msg.shape))
-        if not np.isfinite(z).all():
-            return
+        z = self.check_latent(msg, "latent")
         with self.lock:
             self.memory.add(z, self.action, self.cost)
-        if self.writer is not None:
-            self.writer.write(msg, self.action, self.cost)
+            if self.recorder is not None:
+                self.open_steps.append((msg, self.action.copy(), self.cost))
 
     def on_goal(self, msg: LatentState) -> None:
-        """A new or cleared goal closes the running episode."""
+        """A new or cleared goal closes the running episode (recorded to its own bag at once)."""
+        goal = self.check_latent(msg, "goal_latent") if len(msg.data) else None
         with self.lock:
             episode = self.memory.end_episode(goal=self.goal)
+            steps, self.open_steps = self.open_steps, []
         if episode is not None:
             self.new_episodes += 1
-            self.get_logger().info(f"episode stored: {len(episode)} steps, {len(self.memory)} transitions in memory")
+            where = ""
+            if self.recorder is not None:
+                try:
+                    where = f", recorded to {self.recorder.write_episode(steps)}"
+                except OSError as exc:
+                    self.get_logger().error(f"episode not recorded: {exc}")
+            self.get_logger().info(f"episode stored: {len(episode)} steps, {len(self.memory)} transitions in memory{where}")
             if self.params["critic_every"] and self.new_episodes >= self.params["critic_every"]:
                 self.new_episodes = 0
                 threading.Thread(target=self.update_critic, daemon=True).start()
-        data = np.asarray(msg.data, np.float32)
-        self.goal = data.reshape(tuple(msg.shape)) if data.size else None
+        self.goal = goal
 
     def update_critic(self) -> None:
         from jepa_planner.critic import Critic
@@ -95,13 +125,21 @@ class MemoryNode(Node):
         losses = critic.fit(data, epochs=self.params["critic_epochs"])
         if self.params["record_dir"]:
             path = Path(self.params["record_dir"]) / "critic.pt"
-            critic.save(path)
+            tmp = path.with_name(f".critic.{os.getpid()}.pt")
+            critic.save(tmp)
+            os.replace(tmp, path)  # readers never see a half-written critic
             self.critic_pub.publish(String(data=str(path)))
         self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {losses[-1]:.4f}")
 
     def destroy_node(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        """A clean stop records the open episode too."""
+        with self.lock:
+            steps, self.open_steps = self.open_steps, []
+        if self.recorder is not None and steps:
+            try:
+                self.recorder.write_episode(steps)
+            except OSError as exc:
+                self.get_logger().error(f"open episode not recorded: {exc}")
         super().destroy_node()
 
 
