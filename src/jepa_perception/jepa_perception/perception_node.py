@@ -3,8 +3,8 @@
 Managed (lifecycle) node: the bundle is loaded in ``on_configure``, latents are published only
 while active. Input images use sensor QoS (best effort, depth 1: only the newest frame matters);
 each latent carries the stamp and frame of the image it came from, so downstream nodes can
-measure latency and detect stale input. Bad images (encoding, size, length) are dropped with a
-throttled warning naming what was wrong; the node keeps running.
+measure latency and detect stale input. Bad images (encoding, size, length) and bad proprioception
+(NaN, wrong size) are dropped with a throttled warning naming what was wrong; the node keeps running.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ from std_msgs.msg import Float32
 
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import EncodeImage
-from jepa_sim.ros_common import Param, declare_params, image_to_array, reliable_qos, run_node, sensor_qos
+from jepa_sim.ros_common import (
+    OwnedEntities,
+    Param,
+    configure_failed,
+    declare_params,
+    guarded,
+    image_to_array,
+    reliable_qos,
+    run_node,
+    sensor_qos,
+)
 
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest.json, encoder.onnx, model.pt)", read_only=True),
     "backend": Param("onnx", "inference backend for the encoder", choices=("onnx", "torch"), read_only=True),
     "providers": Param("auto", "onnxruntime providers, comma-separated (tensorrt,cuda,cpu) or auto", read_only=True),
     "use_proprio": Param(False, "read proprioception (JointState on 'proprio') and copy it into the latent"),
-    "max_rate": Param(0.0, "maximum latent rate in Hz (0 = every image)", min=0.0, max=1000.0),
+    "max_rate": Param(0.0, "maximum latent rate in Hz (0 = every image)", min=0.0, max=1000.0, dynamic=True),
     "autostart": Param(True, "configure and activate at start (no lifecycle manager needed)", read_only=True),
 }
 
@@ -43,6 +53,7 @@ class PerceptionNode(LifecycleNode):
         self.proprio: np.ndarray = np.zeros(0, np.float32)
         self._last_out = 0.0
         self._times: list[float] = []
+        self.owned = OwnedEntities(self)
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -55,32 +66,41 @@ class PerceptionNode(LifecycleNode):
         providers = None if self.params["providers"] == "auto" else [p.strip() for p in self.params["providers"].split(",")]
         try:
             self.model = load_bundle(path, backend=self.params["backend"], providers=providers)
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            self.get_logger().error(f"cannot load bundle '{path}': {exc}")
-            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:
+            self.model = None
+            return configure_failed(self, exc)
         if getattr(self.model, "uses_proprio", False) and not self.params["use_proprio"]:
             self.get_logger().error(f"bundle '{path}' fuses proprioception into the latent: set use_proprio true and "
                                     "publish sensor_msgs/JointState on 'proprio'")
             self.model = None
             return TransitionCallbackReturn.FAILURE
         self.image_hw = tuple(self.model.image_size)
-        self.latent_pub = self.create_lifecycle_publisher(LatentState, "latent", reliable_qos(1))
-        self.rate_pub = self.create_lifecycle_publisher(Float32, "perception/rate", reliable_qos(1))
-        self.create_subscription(Image, "camera/image_raw", self.on_image, sensor_qos())
+        own = self.owned.add
+        self.latent_pub = own(self.create_lifecycle_publisher(LatentState, "latent", reliable_qos(1)))
+        self.rate_pub = own(self.create_lifecycle_publisher(Float32, "perception/rate", reliable_qos(1)))
+        own(self.create_subscription(Image, "camera/image_raw", guarded(self, "camera/image_raw", self.on_image),
+                                     sensor_qos()))
         if self.params["use_proprio"]:
-            self.create_subscription(JointState, "proprio", self.on_proprio, sensor_qos())
-        self.create_service(EncodeImage, "encode_image", self.on_encode)
+            own(self.create_subscription(JointState, "proprio", guarded(self, "proprio", self.on_proprio), sensor_qos()))
+        own(self.create_service(EncodeImage, "encode_image", self.on_encode))
         self.get_logger().info(f"loaded bundle {self.model.model_id} ({self.params['backend']}), "
                                f"input {self.image_hw[1]}x{self.image_hw[0]}, latent {list(self.model.latent_shape)}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.model = None
+        self.owned.release()
+        self.model, self.latent_pub, self.rate_pub = None, None, None
         return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
 
     # ---------------------------------------------------------------- callbacks
     def on_proprio(self, msg: JointState) -> None:
         values = np.asarray(list(msg.position) + list(msg.velocity), np.float32)
+        want = getattr(self.model, "proprio_dim", None) if getattr(self.model, "uses_proprio", False) else None
+        if want is not None and values.size != want:
+            raise ValueError(f"proprio has {values.size} values (position + velocity), the bundle fuses {want}")
         if not np.isfinite(values).all():
             self.get_logger().warning("proprio contains NaN/inf: ignored, keeping the last valid value",
                                    throttle_duration_sec=5.0)
@@ -136,6 +156,9 @@ class PerceptionNode(LifecycleNode):
             z = self.encode_message(request.image, np.asarray(request.proprio, np.float32))
         except ValueError as exc:
             response.success, response.message = False, f"bad goal/query image: {exc}"
+            return response
+        except Exception as exc:  # a request must never cost the node
+            response.success, response.message = False, f"encoding failed: {type(exc).__name__}: {exc}"
             return response
         if not np.isfinite(z).all():
             response.success, response.message = False, "encoder produced NaN/inf for this image"

@@ -6,7 +6,8 @@ the world does something the model did not expect (a push, a slip, a new obstacl
 person can watch in a plot and other nodes can use (e.g. to slow down or to log data).
 
 The planner does not call this service in its inner loop (it runs the same bundle in-process);
-the service is for tools, other agents and inspection.
+the service is for tools, other agents and inspection. Every input is validated (latent shape and
+values, NaN or wrongly sized commands); a bad message costs a throttled warning, never the node.
 """
 
 from __future__ import annotations
@@ -22,15 +23,26 @@ from std_msgs.msg import Float32, Float32MultiArray
 
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import RolloutLatents
-from jepa_sim.ros_common import Param, declare_params, reliable_qos, run_node, stamp_to_ns
+from jepa_sim.ros_common import (
+    OwnedEntities,
+    Param,
+    configure_failed,
+    declare_params,
+    finite_values,
+    guarded,
+    parse_latent,
+    reliable_qos,
+    run_node,
+    stamp_to_ns,
+)
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
     "backend": Param("onnx", "inference backend", choices=("onnx", "torch"), read_only=True),
     "command_type": Param("twist", "the command topic to follow for surprise", choices=("twist", "action")),
-    "dt": Param(0.1, "seconds per raw control step (Twist velocity x dt = action)", min=1e-4, max=10.0),
-    "max_candidates": Param(4096, "largest K accepted by rollout_latents", min=1, max=1_000_000),
-    "max_horizon": Param(64, "longest horizon accepted by rollout_latents", min=1, max=10_000),
+    "dt": Param(0.1, "seconds per raw control step (Twist velocity x dt = action)", min=1e-4, max=10.0, dynamic=True),
+    "max_candidates": Param(4096, "largest K accepted by rollout_latents", min=1, max=1_000_000, dynamic=True),
+    "max_horizon": Param(64, "longest horizon accepted by rollout_latents", min=1, max=10_000, dynamic=True),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }
 
@@ -50,6 +62,7 @@ class WorldModelNode(LifecycleNode):
         self.model = None
         self.pending_action = None
         self.history: deque = deque()
+        self.owned = OwnedEntities(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_world_model.bundle import load_bundle
@@ -58,39 +71,55 @@ class WorldModelNode(LifecycleNode):
             if not self.params["bundle"]:
                 raise ValueError("parameter 'bundle' is empty: give the model bundle directory")
             self.model = load_bundle(self.params["bundle"], backend=self.params["backend"])
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            self.get_logger().error(f"cannot load bundle: {exc}")
-            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:
+            self.model = None
+            return configure_failed(self, exc)
         self.std = np.maximum(self.model.latent_std.detach().cpu().numpy(), 1e-6)
         self.frameskip = int(self.model.frameskip)
         self.history = deque(maxlen=(self.model.context - 1) * self.frameskip + self.frameskip + 1)
-        self.surprise_pub = self.create_lifecycle_publisher(Float32, "surprise", reliable_qos(10))
-        self.create_subscription(LatentState, "latent", self.on_latent, reliable_qos(5))
+        self.pending_action = None
+        own = self.owned.add
+        self.surprise_pub = own(self.create_lifecycle_publisher(Float32, "surprise", reliable_qos(10)))
+        own(self.create_subscription(LatentState, "latent", guarded(self, "latent", self.on_latent), reliable_qos(5)))
         if self.params["command_type"] == "twist":
-            self.create_subscription(Twist, "cmd_vel", self.on_twist, reliable_qos(5))
+            own(self.create_subscription(Twist, "cmd_vel", guarded(self, "cmd_vel", self.on_twist), reliable_qos(5)))
         else:
-            self.create_subscription(Float32MultiArray, "action", self.on_action, reliable_qos(5))
-        self.create_service(RolloutLatents, "rollout_latents", self.on_rollout)
+            own(self.create_subscription(Float32MultiArray, "action", guarded(self, "action", self.on_action), reliable_qos(5)))
+        own(self.create_service(RolloutLatents, "rollout_latents", self.on_rollout))
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.model = None
+        self.owned.release()
+        self.model, self.pending_action = None, None
+        self.history = deque()
         return TransitionCallbackReturn.SUCCESS
 
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self.on_cleanup(state)
+
     # ---------------------------------------------------------------- surprise
+    def raw_action_dim(self) -> int:
+        """Values in one raw action: level 0's action size divided by the frameskip."""
+        level0 = next(s for s in self.model.levels if s.level == 0)
+        return int(level0.action_dim) // max(self.frameskip, 1)
+
     def on_twist(self, msg: Twist) -> None:
+        finite_values(msg.linear.x, msg.linear.y, what="cmd_vel")
         self.pending_action = np.array([msg.linear.x, msg.linear.y], np.float32) * self.params["dt"]
 
     def on_action(self, msg: Float32MultiArray) -> None:
-        self.pending_action = np.asarray(msg.data, np.float32)
+        action = np.asarray(msg.data, np.float32)
+        if self.model is not None and action.size != self.raw_action_dim():
+            raise ValueError(f"action has {action.size} values, expected {self.raw_action_dim()}")
+        if not np.isfinite(action).all():
+            raise ValueError("action contains NaN/inf")
+        self.pending_action = action
 
     def on_latent(self, msg: LatentState) -> None:
         """Store (latent, action applied after it); when a model step is complete, compare prediction and observation."""
-        if self.model is None or tuple(msg.shape) != tuple(self.model.latent_shape):
+        if self.model is None:
             return
-        z = np.asarray(msg.data, np.float32).reshape(tuple(msg.shape))
-        if not np.isfinite(z).all():
-            return
+        z = parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, "latent")
         if self.history and self.pending_action is not None:
             self.history[-1]["action"] = self.pending_action  # the command applied after the previous latent
         self.pending_action = None
@@ -120,6 +149,9 @@ class WorldModelNode(LifecycleNode):
             latents, costs, note = self.rollout(request)
         except ValueError as exc:
             response.success, response.message = False, str(exc)
+            return response
+        except Exception as exc:  # a request must never cost the node
+            response.success, response.message = False, f"rollout failed: {type(exc).__name__}: {exc}"
             return response
         response.success, response.message = True, note
         response.latents_shape = list(latents.shape)
