@@ -129,22 +129,22 @@ class ActorNode(LifecycleNode):
         self.raw_dim = self.controller.raw_dim
         self.current_action = np.zeros(self.raw_dim, np.float32)
         self.goal_stamp, self.latest, self.last_planned_ns = None, None, None
-        own, pub = self.owned.add, self.create_lifecycle_publisher
+        own = self.owned.add
         kind = self.params["command_type"]
         if kind == "twist":
-            self.cmd_pub = own(pub(Twist, "cmd_vel", reliable_qos(1)))
+            self.cmd_pub = own(self.create_lifecycle_publisher(Twist, "cmd_vel", reliable_qos(1)))
         elif kind == "twist_stamped":
-            self.cmd_pub = own(pub(TwistStamped, "cmd_vel_stamped", reliable_qos(1)))
+            self.cmd_pub = own(self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(1)))
         else:
-            self.cmd_pub = own(pub(Float32MultiArray, "action", reliable_qos(1)))
+            self.cmd_pub = own(self.create_lifecycle_publisher(Float32MultiArray, "action", reliable_qos(1)))
         self.stamped_pub = None
         if kind != "twist_stamped" and self.params["publish_stamped_copy"]:
-            self.stamped_pub = own(pub(TwistStamped, "cmd_vel_stamped", reliable_qos(10)))
-        self.plan_pub = own(pub(Plan, "plan", reliable_qos(5)))
-        self.path_pub = own(pub(PathMsg, "plan_path", reliable_qos(1)))
-        self.cand_pub = own(pub(MarkerArray, "candidates", reliable_qos(1)))
-        self.imagined_pub = own(pub(type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)))
-        self.status_pub = own(pub(AgentStatus, "actor/status", reliable_qos(5)))
+            self.stamped_pub = own(self.create_lifecycle_publisher(TwistStamped, "cmd_vel_stamped", reliable_qos(10)))
+        self.plan_pub = own(self.create_lifecycle_publisher(Plan, "plan", reliable_qos(5)))
+        self.path_pub = own(self.create_lifecycle_publisher(PathMsg, "plan_path", reliable_qos(1)))
+        self.cand_pub = own(self.create_lifecycle_publisher(MarkerArray, "candidates", reliable_qos(1)))
+        self.imagined_pub = own(self.create_lifecycle_publisher(type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)))
+        self.status_pub = own(self.create_lifecycle_publisher(AgentStatus, "actor/status", reliable_qos(5)))
         for msg_type, topic, callback, qos in (
             (LatentState, "latent", self.on_latent, reliable_qos(1)),
             (LatentState, "goal_latent", self.on_goal, latched_qos()),

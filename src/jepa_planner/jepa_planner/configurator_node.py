@@ -132,12 +132,12 @@ class ConfiguratorNode(LifecycleNode):
         except Exception as exc:
             self.manifest = None
             return configure_failed(self, exc)
-        own, pub, group = self.owned.add, self.create_lifecycle_publisher, self.group
-        self.goal_pub = own(pub(LatentState, "goal_latent", latched_qos()))
-        self.lease_pub = own(pub(Header, "goal_lease", reliable_qos(1)))
-        self.subgoal_pub = own(pub(LatentState, "subgoal_latent", reliable_qos(1)))
-        self.profile_pub = own(pub(String, "profile", latched_qos()))
-        self.status_pub = own(pub(AgentStatus, "agent_status", reliable_qos(5)))
+        own, group = self.owned.add, self.group
+        self.goal_pub = own(self.create_lifecycle_publisher(LatentState, "goal_latent", latched_qos()))
+        self.lease_pub = own(self.create_lifecycle_publisher(Header, "goal_lease", reliable_qos(1)))
+        self.subgoal_pub = own(self.create_lifecycle_publisher(LatentState, "subgoal_latent", reliable_qos(1)))
+        self.profile_pub = own(self.create_lifecycle_publisher(String, "profile", latched_qos()))
+        self.status_pub = own(self.create_lifecycle_publisher(AgentStatus, "agent_status", reliable_qos(5)))
         for msg_type, topic, callback, qos in (
             (LatentState, "latent", self.on_latent, reliable_qos(1)),
             (Plan, "plan", self.on_plan, reliable_qos(5)),
