@@ -2,11 +2,11 @@
 
 The latent topic uses the project's ``jepa_interfaces/msg/LatentState``; its definition is read
 from the installed ``.msg`` files and embedded in the bag, so ``ros2 bag info`` and rosbags readers
-can decode it without this package. A bag is written under ``<path>.partial``, closed, synced to
-disk and only then renamed: a bag under its final name is complete and durable. Nothing is ever
+can decode it without this package. A bag is written under ``.partial/`` beside its final place,
+closed, synced to disk and only then moved: a bag under its final name is complete and durable. Nothing is ever
 deleted or overwritten: a name that exists is an error, and :class:`EpisodeRecorder` gives each
-session its own directory, so a later run never touches an earlier one's bags (a ``.partial`` left
-by a killed run stays for a person to look at).
+session its own directory, so a later run never touches an earlier one's bags (what a killed run
+left in ``.partial/`` stays for a person to look at).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class EpisodeBagWriter:
 
         self._serialize = serialize_message
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = self.path.parent / ".partial" / self.path.name  # the bag's files are named after its directory
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
         for existing in (self.path, self.partial):
             if existing.exists():
                 raise FileExistsError(f"{existing} exists: recorded data is never overwritten; choose another name")
@@ -81,7 +82,7 @@ class EpisodeBagWriter:
         self.count += 1
 
     def close(self) -> None:
-        """Finish the bag, sync it to disk and move it to its final name (an empty bag is left as ``.partial``)."""
+        """Finish the bag, sync it to disk and move it to its final name (an empty bag stays in ``.partial/``)."""
         if self.writer is None:
             return
         self.writer.close()
