@@ -267,7 +267,8 @@ def test_no_single_message_kills_a_node(ros_env, tmp_path, rclpy_node) -> None:
             latent([1_000_000], np.zeros(4)),
             latent([], np.zeros(n)),
             latent(LATENT_SHAPE, np.zeros(n), model_id="another_model"),
-            latent([-1, 2], np.zeros(n)),
+            latent([0, 5], np.zeros(n)),
+            latent([65536, 65536], np.zeros(n)),
         ]
         not_a_critic = tmp_path / "not_a_critic.pt"
         not_a_critic.write_bytes(b"\x80\x04garbage that is not a checkpoint")

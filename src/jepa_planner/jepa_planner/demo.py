@@ -8,12 +8,19 @@ radius during the task (the world's own success event, which ends a ``jepa-evalu
 final distance is reported too, as the robot may coast a step after the configurator stops it).
 Prints the success rate with a 95% interval, steps, loop rates and latency (camera frame in ->
 command out, measured across processes), and saves a GIF of one episode and a PNG of all
-trajectories. Ctrl-C stops every process cleanly.
+trajectories.
+
+Supervision: every wait has a timeout; a node that dies ends the demo with its name, exit code and
+the tail of its log; Ctrl-C (or SIGTERM) ends everything: each node runs in its own process group,
+which gets SIGINT, then SIGKILL when it does not exit in time (a second Ctrl-C kills at once), so no
+process is left behind. Paths in the params file are taken relative to the repository when they do
+not exist relative to the working directory, so the demo runs from anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -42,8 +49,13 @@ NODES = {
 }
 
 
+class DemoInterruptedError(Exception):
+    """Ctrl-C / SIGTERM: the demo stops everything and exits."""
+
+
 class NodeProcesses:
-    """The agent's nodes as child processes, logs in ``log_dir``; SIGINT on exit, SIGKILL if they hang."""
+    """The agent's nodes as child processes, each in its own process group, logs in ``log_dir``;
+    SIGINT to the group on exit, SIGKILL to the group if it hangs."""
 
     def __init__(self, log_dir: Path, params_file: Path, overrides: dict[str, dict[str, Any]]) -> None:
         self.log_dir, self.params_file, self.overrides = log_dir, params_file, overrides
@@ -73,20 +85,41 @@ class NodeProcesses:
     def dead(self) -> list[str]:
         return [name for name, p in self.procs.items() if p.poll() is not None]
 
-    def stop(self, name: str | None = None) -> None:
+    def describe_dead(self) -> str:
+        """'name (exit code N): last log line' for each dead node."""
+        parts = []
+        for name in self.dead():
+            code = self.procs[name].returncode
+            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            try:
+                lines = [ln for ln in (self.log_dir / f"{name}.log").read_text().splitlines() if ln.strip()]
+            except OSError:
+                lines = []
+            parts.append(f"{name} ({why})" + (f": {lines[-1][:300]}" if lines else ""))
+        return "; ".join(parts)
+
+    @staticmethod
+    def _signal_group(p: subprocess.Popen, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, sig)  # the node and anything it started (start_new_session: group id = pid)
+
+    def kill_all(self) -> None:
+        """SIGKILL every node's process group at once (second Ctrl-C, or a stop that timed out)."""
+        for p in self.procs.values():
+            self._signal_group(p, signal.SIGKILL)
+
+    def stop(self, name: str | None = None, timeout: float = 5.0) -> None:
         targets = [name] if name else list(self.procs)
         for n in targets:
-            p = self.procs[n]
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 5
+            self._signal_group(self.procs[n], signal.SIGINT)
+        deadline = time.monotonic() + timeout
         for n in targets:
             p = self.procs[n]
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            self._signal_group(p, signal.SIGKILL)  # also whatever the node left in its group
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
         if name is None:
             for log in self.logs:
                 log.close()
@@ -139,6 +172,7 @@ class DemoClient:
         self.plan_positions: list[np.ndarray] = []
         self.current_plan = np.zeros((0, 2))
         self.path: list[list[float]] = []
+        self.check: Any = lambda: None  # raises to end a wait early (a node died, Ctrl-C); set by the demo
         n = self.node
         n.create_subscription(Image, "camera/image_raw", self.on_image, sensor_qos(5))
         n.create_subscription(Image, "goal_image", self.on_goal_image, latched_qos())
@@ -192,14 +226,19 @@ class DemoClient:
         self.current_plan = np.array([[p.x, p.y] for p in msg.predicted_positions]).reshape(-1, 2)
 
     # ------------------------------------------------------------------ driving
+    def wait(self, done: Any, timeout: float, what: str) -> None:
+        """Poll ``done()`` until true; TimeoutError after ``timeout`` s; ``self.check()`` may end it early."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: no answer after {timeout:.0f} s")
+            time.sleep(0.02)
+
     def call(self, client: Any, request: Any, timeout: float) -> Any:
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {client.srv_name} not available after {timeout} s")
-        done = threading.Event()
+        self.wait(client.service_is_ready, timeout, f"service {client.srv_name} not available")
         future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout):
-            raise TimeoutError(f"service {client.srv_name} did not answer")
+        self.wait(future.done, timeout, f"service {client.srv_name}")
         return future.result()
 
     def wait_ready(self, procs: NodeProcesses, timeout: float) -> None:
@@ -207,8 +246,9 @@ class DemoClient:
         for what, ready in (("ReachGoal action server", lambda: self.action.server_is_ready()),
                             ("sim reset service", lambda: self.reset_client.service_is_ready())):
             while not ready():
+                self.check()
                 if procs.dead():
-                    raise RuntimeError(f"node(s) {procs.dead()} exited during start-up; see their logs in {procs.log_dir}")
+                    raise RuntimeError(f"node(s) exited during start-up: {procs.describe_dead()}; logs in {procs.log_dir}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{what} not up after {timeout} s; see the logs in {procs.log_dir}")
                 time.sleep(0.1)
@@ -222,23 +262,24 @@ class DemoClient:
         response = self.call(self.reset_client, Trigger.Request(), 10)
         if not response.success:
             raise RuntimeError(f"sim reset failed: {response.message}")
-        if not self.goal_seen.wait(10):
-            raise TimeoutError("no goal image after reset")
+        self.wait(self.goal_seen.is_set, 10, "goal image after the reset")
         rec = EpisodeRecord(seed=seed)
         goal_state = self.world_goal_state(seed)
         rec.goal = goal_state[:2].tolist()
         start = time.monotonic()
         goal = self.ReachGoal.Goal(goal_type=self.ReachGoal.Goal.GOAL_IMAGE, goal_image=self.goal_msg, time_limit=time_limit)
         send = self.action.send_goal_async(goal)
-        while not send.done():
-            time.sleep(0.01)
+        self.wait(send.done, 30, "ReachGoal goal response")
         handle = send.result()
         if not handle.accepted:
             rec.agent_reason = "rejected"
             return rec
         result_future = handle.get_result_async()
-        while not result_future.done():
-            time.sleep(0.02)
+        try:  # the configurator ends a task at its time limit; the margin covers a slow machine, not a hang
+            self.wait(result_future.done, time_limit + 30, "ReachGoal result")
+        except BaseException:
+            handle.cancel_goal_async()  # a task never outlives the demo (the actor's lease stops the robot anyway)
+            raise
         result = result_future.result().result
         rec.elapsed_s = time.monotonic() - start
         rec.agent_reason, rec.steps = result.reason, int(result.steps)
@@ -358,11 +399,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def repo_relative_paths(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
+    """Overrides for path parameters given relative to the repository that do not exist relative to the working
+    directory (the shipped params file says ``config/goals.yaml``): absolute paths, so any directory works."""
+    out = {}
+    for key in keys:
+        value = section.get(key)
+        relative = isinstance(value, str) and value and not Path(value).is_absolute()
+        if relative and not Path(value).exists() and (REPO / value).exists():
+            out[key] = str(REPO / value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import yaml
 
-    params = yaml.safe_load(Path(args.params).read_text())
+    try:
+        params = yaml.safe_load(Path(args.params).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"error: cannot read the params file {args.params}: {exc}", file=sys.stderr)
+        return 2
     sim_params = node_section(params, "sim")
     world_name = args.world or sim_params.get("world", "two_rooms")
     defaults = WORLD_DEFAULTS.get(world_name, WorldDefaults())
@@ -401,9 +458,28 @@ def main(argv: list[str] | None = None) -> int:
         overrides["configurator"]["default_profile"] = args.profile
         overrides["actor"]["profile"] = args.profile
     overrides["memory"] = {"record_dir": str(out / "memory")}
-    procs = NodeProcesses(out / "logs", Path(args.params), overrides)
+    overrides["configurator"].update(repo_relative_paths(node_section(params, "configurator"), ("goals_file", "profiles_file")))
+    for name in ("actor", "cost"):
+        overrides[name].update(repo_relative_paths(node_section(params, name), ("profiles_file",)))
+    procs = NodeProcesses(out / "logs", Path(args.params).resolve(), overrides)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # second Ctrl-C: no more waiting
+            procs.kill_all()
+            os._exit(130)
+        stop.set()
+        print(f"\n[demo] {signal.Signals(signum).name}: stopping the nodes (Ctrl-C again to kill them now)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def check() -> None:
+        if stop.is_set():
+            raise DemoInterruptedError()
+        if procs.dead():
+            raise RuntimeError(f"node died: {procs.describe_dead()}; logs in {out / 'logs'}")
+
     client = None
     records: list[EpisodeRecord] = []
     frames: list[np.ndarray] = []
@@ -412,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, module in NODES.items():
             procs.start(name, module)
         client = DemoClient(world_name, world_args)
+        client.check = check
         print(f"[demo] started {len(NODES)} node processes; waiting for them (logs: {out / 'logs'})")
         client.wait_ready(procs, args.startup_timeout)
         from tqdm import tqdm
@@ -426,11 +503,13 @@ def main(argv: list[str] | None = None) -> int:
             records.append(rec)
             ok = sum(r.success for r in records)
             bar.set_postfix(success=f"{ok}/{len(records)}", steps=rec.steps, reason=rec.agent_reason)
-            if procs.dead():
-                raise RuntimeError(f"node(s) {procs.dead()} died; see {out / 'logs'}")
+            check()
         status = client.status
         lat = np.asarray(client.latencies) * 1000
         rep = np.asarray(client.replan_latencies) * 1000
+    except DemoInterruptedError:
+        print("[demo] interrupted: all node processes stopped", file=sys.stderr)
+        return 130
     except (RuntimeError, TimeoutError) as exc:
         print(f"[demo] error: {exc}", file=sys.stderr)
         return 1
