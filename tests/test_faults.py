@@ -303,9 +303,11 @@ def test_no_single_message_kills_a_node(ros_env, tmp_path, rclpy_node) -> None:
 
         pubs = {}
         for (msg_type, topic) in cases:
-            qos = latched_qos() if topic == "goal_latent" else sensor_qos() if topic == "camera/image_raw" else reliable_qos(50)
+            qos = (latched_qos() if topic in ("goal_latent", "profile") else sensor_qos() if topic == "camera/image_raw"
+                   else reliable_qos(50))
             pubs[topic] = node.create_publisher(msg_type, topic, qos)
-        wait_for(lambda: all(p.get_subscription_count() >= 1 for p in pubs.values()), 60, "subscribers on every input")
+        wait_for(lambda: all(p.get_subscription_count() >= 1 for p in pubs.values()), 60,
+                 "subscribers on every input")
         # a valid goal and latent first, so that the checks behind them (plans, costs, surprise) are reached
         pubs["goal_latent"].publish(good)
         for _ in range(3):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from jepa_sim.ros_common import (
     declare_params,
     guarded,
     latched_qos,
+    one_line,
     parse_latent,
     reliable_qos,
     run_node,
@@ -109,12 +111,15 @@ class CostNode(LifecycleNode):
         from jepa_planner.critic import Critic
 
         try:
-            critic = Critic.load(Path(path))
+            with warnings.catch_warnings():  # torch's warnings about a foreign file are not the one line we log
+                warnings.simplefilter("ignore")
+                critic = Critic.load(Path(path))
             shape = tuple(critic.config["latent_shape"])
             if self.model is not None and shape != tuple(self.model.latent_shape):
                 raise ValueError(f"it is for latents of shape {list(shape)}, the bundle's are {list(self.model.latent_shape)}")
         except Exception as exc:  # any file can arrive here: a bad one must not cost the node or the current critic
-            self.get_logger().warning(f"critic '{path}' not loaded, keeping the current one: {type(exc).__name__}: {exc}",
+            self.get_logger().warning(f"critic '{path}' not loaded, keeping the current one: {type(exc).__name__}: "
+                                      f"{one_line(exc)}",
                                       throttle_duration_sec=2.0)
             return
         with self.lock:

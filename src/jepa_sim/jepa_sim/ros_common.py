@@ -332,6 +332,13 @@ def finite_values(*values: float, what: str) -> None:
         raise ValueError(f"{what} contains NaN/inf: {list(values)}")
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line (some libraries put whole paragraphs in their messages)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def guarded(node: Any, topic: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
     """Wrap a subscription callback: a message it cannot use costs a throttled one-line warning, never the node.
 
@@ -344,9 +351,9 @@ def guarded(node: Any, topic: str, callback: Callable[[Any], None]) -> Callable[
         try:
             callback(msg)
         except ValueError as exc:
-            logger.warning(f"'{topic}': message dropped: {exc}", throttle_duration_sec=2.0)
+            logger.warning(f"'{topic}': message dropped: {one_line(exc)}", throttle_duration_sec=2.0)
         except Exception as exc:  # the node must outlive any single message
-            logger.error(f"'{topic}': message dropped after {type(exc).__name__}: {exc}", throttle_duration_sec=2.0)
+            logger.error(f"'{topic}': message dropped after {type(exc).__name__}: {one_line(exc)}", throttle_duration_sec=2.0)
 
     return safe
 
