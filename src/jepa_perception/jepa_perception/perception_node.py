@@ -3,8 +3,10 @@
 Managed (lifecycle) node: the bundle is loaded in ``on_configure``, latents are published only
 while active. Input images use sensor QoS (best effort, depth 1: only the newest frame matters);
 each latent carries the stamp and frame of the image it came from, so downstream nodes can
-measure latency and detect stale input. Bad images (encoding, size, length) and bad proprioception
-(NaN, wrong size) are dropped with a throttled warning naming what was wrong; the node keeps running.
+measure latency and detect stale input. ``perception/rate`` is also published once a second on the
+steady clock while active, images or not: the configurator tells a dead perception node from an
+idle one. Bad images (encoding, size, length) and bad proprioception (NaN, wrong size) are dropped
+with a throttled warning naming what was wrong; the node keeps running.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from jepa_sim.ros_common import (
     reliable_qos,
     run_node,
     sensor_qos,
+    steady_clock,
 )
 
 PARAMS = {
@@ -83,6 +86,7 @@ class PerceptionNode(LifecycleNode):
         if self.params["use_proprio"]:
             own(self.create_subscription(JointState, "proprio", guarded(self, "proprio", self.on_proprio), sensor_qos()))
         own(self.create_service(EncodeImage, "encode_image", self.on_encode))
+        own(self.create_timer(1.0, self.publish_rate, clock=steady_clock()))
         self.get_logger().info(f"loaded bundle {self.model.model_id} ({self.params['backend']}), "
                                f"input {self.image_hw[1]}x{self.image_hw[0]}, latent {list(self.model.latent_shape)}")
         return TransitionCallbackReturn.SUCCESS
@@ -94,6 +98,15 @@ class PerceptionNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self.on_cleanup(state)
+
+    def publish_rate(self) -> None:
+        """Heartbeat: the latent rate over the last 2 s (0 when idle), once a second."""
+        if self.rate_pub is None or not self.rate_pub.is_activated:
+            return
+        now = time.monotonic()
+        times = [t for t in self._times if now - t < 2.0]
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        self.rate_pub.publish(Float32(data=float(rate)))
 
     # ---------------------------------------------------------------- callbacks
     def on_proprio(self, msg: JointState) -> None:

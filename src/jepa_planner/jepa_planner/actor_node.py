@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from geometry_msgs.msg import Point, PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import Path as PathMsg
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Float32MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
@@ -155,7 +156,8 @@ class ActorNode(LifecycleNode):
             own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
         steady = steady_clock()
         own(self.create_timer(0.05, self.watchdog, clock=steady))
-        own(self.create_timer(1.0, self.publish_status, clock=steady))
+        # the status timer has its own group: it reports (and proves the actor alive) while a long plan runs
+        own(self.create_timer(1.0, self.publish_status, clock=steady, callback_group=MutuallyExclusiveCallbackGroup()))
         if self.params["trigger"] == "timer":
             own(self.create_timer(1.0 / self.params["command_rate"], self.on_command_timer, clock=steady))
             self.owned.thread(self.planning_loop)
@@ -303,6 +305,8 @@ class ActorNode(LifecycleNode):
                 self.publish_command(np.zeros(self.raw_dim, np.float32), header)
                 return
         self.last_planned_ns = stamp_to_ns(header.stamp)
+        if self.lease_expired():  # the lease ran out while planning: the watchdog drops the goal
+            return
         self.publish_command(step.action, header)
         if step.replanned:
             self.plan_times.append(time.monotonic())

@@ -10,8 +10,9 @@ which stops the actor. ``agent_status`` merges the actor's status with the task'
 
 Supervision: while a goal runs, the configurator refreshes the actor's lease on it (``goal_lease``,
 std_msgs/Header stamped like the goal, every ``lease_period`` s on the steady clock), so the robot
-stops when the configurator dies. It aborts the goal with a reason when perception sends no latent
-for ``perception_timeout`` s or the actor no status for ``actor_timeout`` s. A goal that preempts a
+stops when the configurator dies. It aborts the goal with a reason when perception is silent (no
+latent, no rate heartbeat) for ``perception_timeout`` s, the actor sends no status for
+``actor_timeout`` s, or no latent arrives for ``stall_timeout`` s (camera stalled). A goal that preempts a
 running one first stops the robot; an invalid one (unknown name, bad profile, non-finite tolerance or
 time limit, an image perception refuses) ends the running goal and leaves the robot stopped.
 
@@ -67,8 +68,10 @@ PARAMS = {
     "encode_timeout": Param(10.0, "seconds to wait for perception's encode_image", min=0.1, max=600.0, dynamic=True),
     "lease_period": Param(0.25, "seconds between goal lease refreshes on 'goal_lease' (keep well under the actor's "
                           "lease_timeout)", min=0.01, max=60.0),
-    "perception_timeout": Param(2.0, "abort a running goal after this many seconds without a latent", min=0.1,
-                                max=600.0, dynamic=True),
+    "perception_timeout": Param(2.0, "abort a running goal after this many seconds without a latent or a "
+                                "perception/rate heartbeat (1 Hz) from perception", min=0.1, max=600.0, dynamic=True),
+    "stall_timeout": Param(15.0, "abort a running goal after this many seconds without a latent while perception "
+                           "is alive (camera or simulator stalled)", min=0.5, max=3600.0, dynamic=True),
     "actor_timeout": Param(3.0, "abort a running goal after this many seconds without actor/status (1 Hz)", min=0.5,
                            max=600.0, dynamic=True),
     "plan_subgoals": Param(
@@ -104,7 +107,7 @@ class ConfiguratorNode(LifecycleNode):
         self.owned = OwnedEntities(self)
         self.goal_stamp: Any = None  # stamp of the goal latent the lease is for (None: no goal handed out)
         self.end_reasons: dict[str, str] = {}  # goal id -> why it was ended from outside its loop
-        self.latent_rx = self.actor_rx = 0.0  # monotonic receipt times (liveness of perception and actor)
+        self.latent_rx = self.perception_rx = self.actor_rx = 0.0  # monotonic receipt times (liveness)
         self.goal_pub = None
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -201,7 +204,7 @@ class ConfiguratorNode(LifecycleNode):
 
     def on_latent(self, msg: LatentState) -> None:
         """Any latent proves perception alive; its contents are checked where it is used (execute)."""
-        self.latent_rx = time.monotonic()
+        self.latent_rx = self.perception_rx = time.monotonic()
         self.latest = msg
         self.latent_event.set()
 
@@ -215,6 +218,7 @@ class ConfiguratorNode(LifecycleNode):
         self.actor_status = msg
 
     def on_perception_rate(self, msg: Float32) -> None:
+        self.perception_rx = time.monotonic()  # perception's heartbeat, also while no image arrives
         if not np.isfinite(msg.data):
             raise ValueError(f"perception rate is {msg.data}")
         self.perception_rate = float(msg.data)
@@ -457,10 +461,14 @@ class ConfiguratorNode(LifecycleNode):
     def dead_input(self, since: float) -> str | None:
         """Why the running goal is unsupervisable (perception or actor silent too long), or None."""
         now = time.monotonic()
-        silent = now - max(since, self.latent_rx)
+        silent = now - max(since, self.perception_rx)
         if silent > self.params["perception_timeout"]:
-            return (f"no latent from perception for {silent:.1f} s (> perception_timeout "
-                    f"{self.params['perception_timeout']} s): perception dead or camera stalled; robot stopped")
+            return (f"perception silent for {silent:.1f} s (no latent, no heartbeat; > perception_timeout "
+                    f"{self.params['perception_timeout']} s): perception dead; robot stopped")
+        silent = now - max(since, self.latent_rx)
+        if silent > self.params["stall_timeout"]:
+            return (f"no latent for {silent:.1f} s (> stall_timeout {self.params['stall_timeout']} s): camera or "
+                    "simulator stalled; robot stopped")
         silent = now - max(since, self.actor_rx)
         if silent > self.params["actor_timeout"]:
             return (f"no actor/status for {silent:.1f} s (> actor_timeout {self.params['actor_timeout']} s): "
