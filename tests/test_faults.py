@@ -501,3 +501,57 @@ def test_memory_episodes_survive_sigkill(ros_env, tmp_path, rclpy_node) -> None:
     assert {p: p.read_bytes() for p in sessions[0].rglob("*") if p.is_file()} == first, "earlier bags changed"
     second = sorted(p.name for p in sessions[1].iterdir() if not p.name.startswith("."))
     assert second == ["episode_0001", "episode_0002", "episode_0003"], second  # a clean stop records the open one too
+
+
+def _pids_with(text: str) -> dict[int, str]:
+    """Live processes whose command line contains ``text`` (pid -> command line)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = next((ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("State:")), "")
+            except OSError:
+                continue
+            if text in cmd and "zombie" not in state:
+                out[int(entry.name)] = cmd
+    return out
+
+
+@pytest.mark.parametrize("fault", ["node dies", "ctrl-c"])
+def test_demo_ends_cleanly_on_a_dead_node_or_ctrl_c(ros_env, tmp_path, fault: str) -> None:
+    """The demo, started from another directory: a node killed mid-task ends it with the node's name; Ctrl-C ends it;
+    either way no node process is left behind."""
+    out = tmp_path / "demo out"
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    demo_log = tmp_path / "demo.log"
+    with open(demo_log, "w") as sink:
+        demo = subprocess.Popen([sys.executable, "-m", "jepa_planner.demo", "--episodes", "20", "--out", str(out),
+                                 "--startup-timeout", "240"], cwd=cwd, env=ros_env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        log = out / "logs" / "configurator.log"
+        wait_for(lambda: (log.exists() and "goal " in log.read_text()) or demo.poll() is not None, 300, "a task running")
+        assert demo.poll() is None, demo_log.read_text()
+        assert len(_pids_with(str(out))) == len(MODULES)
+        t0 = time.monotonic()
+        if fault == "node dies":
+            actor = next(pid for pid, cmd in _pids_with(str(out)).items() if "jepa_planner.actor_node" in cmd)
+            os.kill(actor, signal.SIGKILL)
+        else:
+            demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=90)
+        text = demo_log.read_text()
+        print(f"demo ({fault}): ended after {time.monotonic() - t0:.1f} s with code {demo.returncode}")
+        if fault == "node dies":
+            assert demo.returncode == 1 and "node died: actor (killed by signal 9)" in text, text[-2000:]
+        else:
+            assert demo.returncode == 130 and "interrupted" in text, text[-2000:]
+        assert "Traceback" not in text, text[-3000:]
+        wait_for(lambda: not _pids_with(str(out)), 15, "no node process left")
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        for pid in _pids_with(str(out)):
+            os.kill(pid, signal.SIGKILL)
