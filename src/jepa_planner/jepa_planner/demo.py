@@ -117,6 +117,8 @@ class NodeProcesses:
             p = self.procs[n]
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.1, deadline - time.monotonic()))
+            if p.poll() is None:
+                print(f"[demo] node {n} did not stop within {timeout:.0f} s of SIGINT: killed", file=sys.stderr)
             self._signal_group(p, signal.SIGKILL)  # also whatever the node left in its group
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(5)
