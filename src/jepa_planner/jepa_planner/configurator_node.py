@@ -161,6 +161,8 @@ class ConfiguratorNode(LifecycleNode):
         steady = steady_clock()
         own(self.create_timer(1.0, self.publish_status, callback_group=group, clock=steady))
         own(self.create_timer(self.params["lease_period"], self.publish_lease, callback_group=group, clock=steady))
+        self.get_logger().info(f"configurator ready: {len(self.goals)} named goals, {len(self.profiles)} profiles, "
+                               f"default '{self.params['default_profile']}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:

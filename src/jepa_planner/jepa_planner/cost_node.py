@@ -83,6 +83,7 @@ class CostNode(LifecycleNode):
             (Plan, "plan", self.on_plan, reliable_qos(5)),
         ):
             self.owned.add(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
+        self.get_logger().info(f"cost node ready: profile '{self.current_profile}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:

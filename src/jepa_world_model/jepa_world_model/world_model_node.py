@@ -86,6 +86,7 @@ class WorldModelNode(LifecycleNode):
         else:
             own(self.create_subscription(Float32MultiArray, "action", guarded(self, "action", self.on_action), reliable_qos(5)))
         own(self.create_service(RolloutLatents, "rollout_latents", self.on_rollout))
+        self.get_logger().info(f"world model ready: bundle {self.model.model_id} ({self.params['backend']})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
