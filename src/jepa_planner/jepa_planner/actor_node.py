@@ -101,6 +101,7 @@ class ActorNode(LifecycleNode):
         self.goal_stamp: tuple[int, int] | None = None
         self.goal_time = 0.0
         self.lease_time = 0.0  # monotonic time of the last lease refresh for the current goal
+        self.planning = False  # on_latent trigger: a plan is being computed in the latent callback
         self.owned = OwnedEntities(self)
         self.raw_dim = 0
         self.cmd_pub = None
@@ -155,7 +156,8 @@ class ActorNode(LifecycleNode):
         ):
             own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
         steady = steady_clock()
-        own(self.create_timer(0.05, self.watchdog, clock=steady))
+        # the watchdog has its own group too: a goal lease that runs out stops the robot even during a long plan
+        own(self.create_timer(0.05, self.watchdog, clock=steady, callback_group=MutuallyExclusiveCallbackGroup()))
         # the status timer has its own group: it reports (and proves the actor alive) while a long plan runs
         own(self.create_timer(1.0, self.publish_status, clock=steady, callback_group=MutuallyExclusiveCallbackGroup()))
         if self.params["trigger"] == "timer":
@@ -237,7 +239,9 @@ class ActorNode(LifecycleNode):
             self.drop_goal()
 
     def drop_goal(self) -> None:
-        """No goal any more (cleared, rejected, lease expired): forget it and stop the robot."""
+        """No goal any more (cleared, rejected, lease expired): stop the robot at once, then forget the goal
+        (which may wait for a plan in progress; that plan's command is not sent, see control_once)."""
+        self.publish_command(np.zeros(self.raw_dim, np.float32), None)
         with self.lock:
             if self.controller is not None:
                 self.controller.goal = None
@@ -299,11 +303,14 @@ class ActorNode(LifecycleNode):
                 return  # the watchdog reports and stops
             budget = self.params["plan_time_budget"] or None
             try:
+                self.planning = True
                 step = self.controller.step(z, max_time=budget)
             except ValueError as exc:
                 self.warn(f"planning refused, stopping: {exc}")
                 self.publish_command(np.zeros(self.raw_dim, np.float32), header)
                 return
+            finally:
+                self.planning = False
         self.last_planned_ns = stamp_to_ns(header.stamp)
         if self.lease_expired():  # the lease ran out while planning: the watchdog drops the goal
             return
@@ -358,6 +365,8 @@ class ActorNode(LifecycleNode):
             self.warn(f"goal lease expired: no refresh on 'goal_lease' for {time.monotonic() - self.lease_time:.1f} s "
                       f"(> lease_timeout {self.params['lease_timeout']} s; configurator gone?): goal dropped, stopping")
             self.drop_goal()
+            return
+        if self.planning:  # a slow plan is not a stale latent (in lockstep no latent comes before its command)
             return
         last = self.latest[2] if self.latest is not None else self.goal_time
         age = time.monotonic() - max(last, self.goal_time)
