@@ -1,9 +1,9 @@
 """The params files and launch overrides agree with the parameters the nodes declare (their PARAMS).
 
-ROS semantics tested here: a node applies a params-file value only for a parameter it declares
-(the nodes never allow undeclared parameters), so a key its section sets but it does not declare
-is silently dead; a value of the wrong type makes ``declare_parameter`` fail at start (an int
-for a double parameter included); ranges and choices are checked by ``declare_params``. A
+Semantics tested here: a node applies a params-file value only for a parameter it declares, and
+``declare_params`` refuses at start a key its own section sets but it does not declare; a value of
+the wrong type fails at start (an int for a double parameter is accepted as that double); ranges
+and choices are checked by ``declare_params``. A
 ``/**`` key reaches every node; nodes that do not declare it ignore it, which is harmless, so the
 meaningful checks are that some launched node declares it and that every declaring node accepts
 its value.
@@ -58,6 +58,8 @@ def sections(path: Path) -> dict[str, dict[str, Any]]:
 def value_problem(name: str, value: Any, spec: Param) -> str | None:
     """Why ``value`` would be refused for ``spec`` at start: ROS type first, then range/choices."""
     expected = type(spec.default)
+    if expected is float and type(value) is int:
+        value = float(value)  # declare_params takes an int for a double
     if type(value) is not expected:
         return f"parameter '{name}' = {value!r} is a {type(value).__name__}, the node declares a {expected.__name__}"
     return check_param(name, value, spec)
