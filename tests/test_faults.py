@@ -398,7 +398,12 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
             pubs = {t: sorted(i.node_name for i in node.get_publishers_info_by_topic(t)) for t in topics}
             return {"subs": subs, "pubs": pubs}
 
-        before = census()
+        def settled_census() -> dict:
+            """The census once discovery has named every endpoint's node (it reports '_NODE_NAME_UNKNOWN_' before)."""
+            wait_for(lambda: "_NODE_NAME_UNKNOWN_" not in json.dumps(census()), 60, "node names of every endpoint")
+            return census()
+
+        before = settled_census()
         sequence = (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP,
                     Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE)
         for _cycle in range(2):
@@ -406,7 +411,7 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
                 for transition in sequence:
                     assert _change_state(node, name, transition), f"{name}: transition {transition} failed"
         time.sleep(1.0)
-        after = census()
+        after = settled_census()
         assert after == before, f"entities changed after cycling:\nbefore {before}\nafter  {after}"
         statuses: list[float] = []
         node.create_subscription(AgentStatus, "actor/status", lambda _m: statuses.append(time.monotonic()), 50)
