@@ -241,13 +241,12 @@ class ActorNode(LifecycleNode):
     def drop_goal(self) -> None:
         """No goal any more (cleared, rejected, lease expired): stop the robot at once, then forget the goal
         (which may wait for a plan in progress; that plan's command is not sent, see control_once)."""
-        self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+        self.current_action = np.zeros(self.raw_dim, np.float32)
+        self.publish_command(self.current_action, None)  # once: in lockstep each command is a world step
         with self.lock:
             if self.controller is not None:
                 self.controller.goal = None
             self.goal_stamp = None
-        self.current_action = np.zeros(self.raw_dim, np.float32)
-        self.publish_command(self.current_action, None)
 
     def on_lease(self, msg: Header) -> None:
         """The configurator still supervises the goal stamped ``msg.stamp``: extend the lease."""
