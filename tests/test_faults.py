@@ -101,6 +101,10 @@ def agent(ros_env, tmp_path):
     client = DemoClient("two_rooms", {"goal_in_other_room": True})
     try:
         client.wait_ready(procs, 120)
+        for name, line in (("actor", "actor ready"), ("perception", "loaded bundle")):  # the action server may be up first
+            wait_for(lambda n=name, t=line: t in (tmp_path / f"{n}.log").read_text(), 120, f"{name} ready")
+        wait_for(lambda: client.node.count_publishers("cmd_vel") >= 1, 60, "the actor's cmd_vel")
+        time.sleep(1.0)  # the test's own subscriptions match
         yield procs, client
     finally:
         client.close()
