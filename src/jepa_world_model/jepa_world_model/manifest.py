@@ -221,8 +221,11 @@ def safe_path(root: Path, name: str, field: str) -> Path:
     """``root / name`` when it stays inside ``root`` (relative, no '..', no symlink leaving it); BundleError otherwise."""
     if "\\" in name or PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
         raise BundleError(f"{field} = {name!r} is not a relative path inside the bundle directory; refusing to load")
-    if any(part in ("..", "") for part in name.split("/")) or name.startswith("./"):
-        raise BundleError(f"{field} = {name!r} leaves or escapes the bundle directory ('..' or empty parts); refusing to load")
+    if any(part in ("..", ".", "") for part in name.split("/")):
+        raise BundleError(
+            f"{field} = {name!r} leaves or escapes the bundle directory (only plain relative paths: no '..', '.' or "
+            "empty parts); refusing to load"
+        )
     path = root / name
     real_root = root.resolve()
     try:
