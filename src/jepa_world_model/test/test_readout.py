@@ -130,3 +130,20 @@ def test_shipped_bundles_load_with_both_backends_and_have_a_readout(name: str) -
     assert m["frame_id"] == "map" and m["units"] == ("m" if name == "point_maze" else "px") and m["r2"] > 0.8
     z = torch.randn(2, 3, *tb.latent_shape) * tb.latent_std + tb.latent_mean
     assert torch.allclose(tb.readout_position(z), ob.readout_position(z)) and tb.readout_position(z).shape == (2, 3, 2)
+
+
+def test_export_fits_the_readout_from_the_runs_own_world(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """jepa-export of a run trained in a built-in world fits the readout on that world (same code as add-readout)."""
+    cfg = toy_config(**{
+        "data": {"source": "sim", "world": "two_rooms", "episodes": 12, "steps": 30, "val_fraction": 0.25},
+        "train.epochs": 1, "train.steps_per_epoch": 3, "decoder.enabled": False,
+    })
+    Trainer(cfg, tmp_path / "run").fit()
+    from jepa_world_model.bundle import export_main
+
+    assert export_main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "model"), "--readout-episodes", "6"]) == 0
+    assert "readout:       position in frame 'map' (px)" in capsys.readouterr().out
+    pos = json.loads((tmp_path / "model" / "manifest.json").read_text())["readout"]["position"]
+    assert pos["fit"]["data"]["world"] == "two_rooms" and pos["fit"]["data"]["episodes"] == 6
+    assert pos["fit"]["heldout_episodes"] >= 1 and pos["r2"] is not None
+    assert load_bundle(tmp_path / "model", backend="onnx").has_position_readout
