@@ -82,8 +82,10 @@ PARAMS = {
                            "goal is dropped and the robot stopped (0 = no lease: goals stay until cleared)",
                            min=0.0, max=600.0, dynamic=True),
     "plan_time_budget": Param(0.0, "seconds per replan (0 = the profile's)", min=0.0, max=60.0, dynamic=True),
-    "frame_id": Param("map", "frame of plan_path and candidates", dynamic=True),
+    "frame_id": Param("map", "frame of plan_path and candidates when the bundle's position readout names none", dynamic=True),
     "max_candidates_shown": Param(20, "candidate rollouts drawn in 'candidates'", min=0, max=1000, dynamic=True),
+    "display_rate": Param(5.0, "maximum rate (Hz) of plan_path, candidates and imagined, built only while subscribed",
+                          min=0.1, max=100.0, dynamic=True),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }
 
@@ -413,20 +415,25 @@ class ActorNode(LifecycleNode):
         self.cmd_times.append(time.monotonic())
 
     def positions(self, latents: torch.Tensor) -> np.ndarray | None:
-        """(N, 2|3) positions of latents for display, when the bundle has a position readout."""
+        """(..., 2) positions of latents (..., *latent_shape) in the bundle readout's frame, or None when
+        the bundle has no position readout (then plans are not drawn as paths)."""
         readout = getattr(self.model, "readout_position", None)
-        if readout is None:
+        if readout is None or not getattr(self.model, "has_position_readout", True):
             return None
         try:
-            return np.asarray(readout(latents), np.float64)
-        except (ValueError, RuntimeError):
+            pos = np.asarray(readout(latents), np.float64)
+        except (ValueError, RuntimeError) as exc:
+            self.warn(f"position readout failed, plans not drawn: {exc}")
             return None
+        return pos if pos.shape[-1:] == (2,) and np.isfinite(pos).all() else None
 
     def publish_plan(self, step: ControlStep, header: Any) -> None:
+        """``plan`` with its predicted positions every replan; the displays (``plan_path``, ``candidates``,
+        ``imagined``) only while someone subscribes, at most ``display_rate`` times a second (steady clock)."""
         plan = step.plan
         msg = Plan()
         msg.header.stamp = header.stamp
-        msg.header.frame_id = self.params["frame_id"]
+        msg.header.frame_id = getattr(self.model, "position_frame", None) or self.params["frame_id"]
         msg.planner, msg.level = plan.planner, int(plan.level)
         acts = plan.actions.detach().cpu().numpy().astype(np.float32)
         msg.action_shape = list(acts.shape)
@@ -440,35 +447,70 @@ class ActorNode(LifecycleNode):
         if pos is not None:
             msg.predicted_positions = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in pos]
         self.plan_pub.publish(msg)
-        if pos is not None and self.path_pub.get_subscription_count() > 0:
+
+        from jepa_planner.planners.base import set_candidates_kept
+
+        want_candidates = self.cand_pub.get_subscription_count() > 0
+        controller = self.controller
+        if controller is not None:  # the planner keeps candidate rollouts only while they are shown
+            set_candidates_kept(controller.planner, self.params["max_candidates_shown"] if want_candidates else 0)
+        now = time.monotonic()
+        rate = float(self.params["display_rate"])
+        if now - getattr(self, "_last_display", -np.inf) < 1.0 / rate:
+            return
+        want_path = pos is not None and self.path_pub.get_subscription_count() > 0
+        decode = getattr(self.model, "decode", None)
+        want_imagined = (decode is not None and getattr(self.model, "has_decoder", False)
+                         and self.imagined_pub.get_subscription_count() > 0)
+        if not (want_path or want_candidates or want_imagined):
+            return
+        self._last_display = now
+        latest = self.latest  # drawn paths start at the newest latent's position
+        start = None if latest is None else self.positions(latest[0])
+        start = None if start is None else start.reshape(-1, 2)[0]
+        if want_path:
             path = PathMsg()
             path.header = msg.header
-            for p in pos:
+            for p in ([start] if start is not None else []) + list(pos):
                 pose = PoseStamped()
                 pose.header = msg.header
                 pose.pose.position = Point(x=float(p[0]), y=float(p[1]), z=0.0)
+                pose.pose.orientation.w = 1.0
                 path.poses.append(pose)
             self.path_pub.publish(path)
-        if self.cand_pub.get_subscription_count() > 0:
-            self.publish_candidates(msg.header, plan)
-        decode = getattr(self.model, "decode", None)
-        if decode is not None and getattr(self.model, "has_decoder", False) and self.imagined_pub.get_subscription_count() > 0:
+        if want_candidates:
+            self.publish_candidates(msg.header, plan, start)
+        if want_imagined:
             frames = decode(plan.latents)  # (H, h, w, 3) uint8
             self.imagined_pub.publish(array_to_image(np.concatenate(list(frames), axis=1), header.stamp, "imagined"))
 
-    def publish_candidates(self, header: Any, plan: Any) -> None:
-        """Draw the best plan and the planner's last elite candidates (when it exposes them)."""
-        rollouts = getattr(plan.stats, "candidate_latents", None)
-        rollouts = [plan.latents] if rollouts is None else [plan.latents, *list(rollouts)[: self.params["max_candidates_shown"]]]
-        markers = MarkerArray()
-        for i, lat in enumerate(rollouts):
-            pos = self.positions(lat)
-            if pos is None:
-                return
+    def publish_candidates(self, header: Any, plan: Any, start: np.ndarray | None = None) -> None:
+        """Draw the chosen plan (thick, green) and the planner's ``max_candidates_shown`` best candidate
+        rollouts of its last iteration (thin, shaded from blue = better to grey = worse), all from the
+        current position ``start``; the previous markers are deleted first so fewer candidates leave none behind."""
+        shown = int(self.params["max_candidates_shown"])
+        rollouts = [plan.latents]
+        cand = getattr(plan.stats, "candidate_latents", None)
+        if cand is not None and shown > 0:
+            rollouts += list(cand[:shown])
+        paths = self.positions(torch.stack([torch.as_tensor(r) for r in rollouts]))
+        if paths is None:
+            return
+        markers = MarkerArray(markers=[Marker(header=header, ns="candidates", action=Marker.DELETEALL)])
+        n = len(paths) - 1
+        thin = 0.2 if getattr(self.model, "position_units", None) == "px" else 0.02  # px worlds vs metres
+        for i, path in enumerate(paths):
             m = Marker(header=header, ns="candidates", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
-            m.scale.x = 0.6 if i == 0 else 0.2
-            m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.9, 0.1, 1.0) if i == 0 else (0.6, 0.6, 0.9, 0.5)
-            m.points = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in pos]
+            m.pose.orientation.w = 1.0
+            points = ([start] if start is not None else []) + list(path)
+            m.points = [Point(x=float(p[0]), y=float(p[1]), z=0.0) for p in points]
+            if i == 0:
+                m.scale.x = 3 * thin
+                m.color.r, m.color.g, m.color.b, m.color.a = 0.1, 0.9, 0.1, 1.0
+            else:
+                shade = (i - 1) / max(n - 1, 1)
+                m.scale.x = thin
+                m.color.r, m.color.g, m.color.b, m.color.a = 0.3 + 0.4 * shade, 0.4 + 0.3 * shade, 0.95 - 0.25 * shade, 0.5
             markers.markers.append(m)
         self.cand_pub.publish(markers)
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     world_kwargs = {**DEFAULT_WORLD_KWARGS.get(args.world, {}), **_parse_world_args(args.world_arg)}
     world = make_world(args.world, **world_kwargs)
-    model = load_model(args.model, world, args.backend, args.oracle_frameskip, (args.oracle_stride,))
+    try:
+        model = load_model(args.model, world, args.backend, args.oracle_frameskip, (args.oracle_stride,))
+    except (FileNotFoundError, ValueError) as exc:  # a bad or unsafe bundle: one line, nothing loaded
+        print(f"jepa-evaluate: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     profile = load_profile(args.profile, args.profiles_file)
     if args.max_time is not None:
         for lv in profile.levels:

@@ -2,23 +2,26 @@
 
 A bundle is a directory::
 
-    manifest.json          schema_version, input spec, latent stats, levels, provenance, metrics, sha256 of every file
+    manifest.json          schema_version, input spec, latent stats, levels, provenance, metrics, sha256 of every file,
+                           optional position readout (linear head latent -> odometry (x, y), plain JSON numbers)
     encoder.onnx           uint8 NHWC images -> latents (normalisation inside)
     predictor.onnx         level-0 one-step predict (z_ctx (B, C, *L), action (B, A0)) -> (B, *L)
     predictor_level{k}.onnx, macro_encoder_level{k}.onnx   coarser levels
     decoder.onnx           optional: latents -> uint8 images, for pictures only
-    model.pt               torch checkpoint + config (training, torch backend)
+    model.pt               torch checkpoint + config (training, torch backend): tensors and plain data only
 
 ``load_bundle(path, backend="torch" | "onnx")`` returns a ``ModelBundle`` implementing
-``jepa_world_model.protocol.WorldModel`` with either backend.
+``jepa_world_model.protocol.WorldModel`` with either backend. Loading never unpickles arbitrary
+objects (``torch.load(weights_only=True)``), and nothing is opened before the whole manifest is
+validated, every named file is inside the bundle directory and every file matches its sha256.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
+import pickle
 import sys
 import warnings
 from dataclasses import asdict
@@ -31,22 +34,24 @@ import torch
 from torch import nn
 
 from jepa_world_model.config import ExperimentConfig
+from jepa_world_model.manifest import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    BundleError,
+    check_manifest,
+    check_paths,
+    safe_path,
+    sha256_of,
+    verify_checksums,
+)
 from jepa_world_model.models.predictors import pad_context
 from jepa_world_model.models.world_model import DataDims, JEPAWorldModel
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
+from jepa_world_model.readout import DEFAULT_EPISODES, DEFAULT_SEED, PositionReadout
 
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "SCHEMA_VERSION", "BundleError", "ModelBundle", "load_bundle", "read_manifest", "sha256_of"]
 ONNX_OPSET = 17
 log = logging.getLogger(__name__)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---- export --------------------------------------------------------------------------------------
@@ -94,6 +99,21 @@ def _onnx_export(module: nn.Module, args: tuple, path: Path, inputs: list[str], 
         )
 
 
+def safe_torch_load(path: Path, device: str | torch.device = "cpu") -> Any:
+    """``torch.load`` of tensors and plain data only (``weights_only``): a file holding any other Python
+    object is refused with one line instead of running code while it is unpickled."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise BundleError(
+            f"{path} holds Python objects other than tensors and plain data; refusing to unpickle it "
+            "(re-export it from a trusted run)"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path} is not a readable torch checkpoint: {first}") from None
+
+
 def load_run_model(run_or_file: str | Path, device: str = "cpu") -> tuple[JEPAWorldModel, dict[str, Any]]:
     """Rebuild a trained model from ``<run>/final.pt`` (or a bundle's ``model.pt``)."""
     path = Path(run_or_file)
@@ -101,10 +121,12 @@ def load_run_model(run_or_file: str | Path, device: str = "cpu") -> tuple[JEPAWo
         path = path / "final.pt"
     if not path.is_file():
         raise FileNotFoundError(f"trained model not found: {path} (train with jepa-train first; final.pt is written at the end)")
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = safe_torch_load(path, device)
+    if not isinstance(state, dict):
+        raise BundleError(f"{path} is not a jepa_world_model checkpoint: it holds a {type(state).__name__}, not a dict")
     for key in ("model", "config", "dims", "meta"):
         if key not in state:
-            raise ValueError(f"{path} is not a jepa_world_model checkpoint: key '{key}' missing")
+            raise BundleError(f"{path} is not a jepa_world_model checkpoint: key '{key}' missing")
     cfg = ExperimentConfig.model_validate(state["config"])
     model = JEPAWorldModel(cfg, DataDims(**state["dims"]), onnx_bytes=state.get("onnx_encoder"))
     model.load_state_dict(state["model"])
@@ -122,8 +144,19 @@ def level_specs(model: JEPAWorldModel, meta: dict[str, Any]) -> list[LevelSpec]:
     return specs
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path, model_id: str | None = None, check_tolerance: float = 1e-4) -> Path:
+def export_bundle(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    model_id: str | None = None,
+    check_tolerance: float = 1e-4,
+    readout_episodes: int = DEFAULT_EPISODES,
+    episodes: Any = None,
+) -> Path:
     """Export a finished run to a bundle directory; checks ONNX against torch on random inputs.
+
+    Then fits the position readout (``jepa_world_model.readout``) on ``episodes`` when given (e.g. the
+    training episodes), else on ``readout_episodes`` episodes of the run's own world or bags; without
+    such data (or with ``readout_episodes=0``) the bundle has no readout and a warning says why.
 
     Raises:
         FileNotFoundError: no ``final.pt`` in ``run_dir``.
@@ -256,7 +289,12 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, model_id: str | None
         [files["decoder"]] if files["decoder"] else []
     )
     manifest["checksums"] = {name: sha256_of(out / name) for name in listed}
+    check_manifest(json.loads(json.dumps(manifest)), str(out / MANIFEST))  # never write what the loader would refuse
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    if episodes is not None or readout_episodes:
+        from jepa_world_model.readout import try_add_position_readout
+
+        try_add_position_readout(out, episodes=episodes, n_episodes=readout_episodes)
     return out
 
 
@@ -279,11 +317,13 @@ def _check_onnx_matches(out: Path, checks: list[tuple[str, nn.Module, dict[str, 
 
 # ---- loading -------------------------------------------------------------------------------------
 def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
-    """Manifest of a bundle directory, with schema and (optionally) checksums verified.
+    """Manifest of a bundle directory, validated as a whole; every listed file inside the bundle and
+    (``verify``) matching its sha256. Nothing else of the bundle is opened before this passes.
 
     Raises:
         FileNotFoundError: no directory, no manifest, or a listed file missing.
-        ValueError: unreadable manifest, newer schema_version, checksum mismatch.
+        BundleError (a ValueError): unreadable or invalid manifest (one line naming the field), a path
+            leaving the bundle directory, a checksum mismatch.
     """
     root = Path(path)
     if not root.is_dir():
@@ -293,23 +333,16 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
         raise FileNotFoundError(f"{mpath} missing: {root} is not a model bundle (export one with jepa-export)")
     try:
         manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
-    version = manifest.get("schema_version")
-    if not isinstance(version, int):
-        raise ValueError(f"{mpath}: schema_version must be an integer, got {version!r}")
-    if version > SCHEMA_VERSION:
-        raise ValueError(
-            f"{mpath}: schema_version {version} is newer than this jepa_world_model supports ({SCHEMA_VERSION}); upgrade the package"
-        )
-    for name, digest in manifest.get("checksums", {}).items():
-        fpath = root / name
-        if not fpath.is_file():
-            raise FileNotFoundError(f"bundle file missing: {fpath} (listed in {MANIFEST}); re-export the bundle")
-        if verify and sha256_of(fpath) != digest:
-            raise ValueError(
-                f"checksum mismatch for {fpath}: the file changed after export or is corrupt; re-export or re-download it"
-            )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath} is not valid JSON: {' '.join(str(exc).split())}") from None
+    checked = check_manifest(manifest, str(mpath))
+    check_paths(root, checked)
+    if verify:
+        verify_checksums(root, checked)
+    else:
+        for name in checked.checksums:
+            if not safe_path(root, name, "checksums").is_file():
+                raise FileNotFoundError(f"bundle file missing: {root / name} (listed in {MANIFEST}); re-export the bundle")
     return manifest
 
 
@@ -348,6 +381,8 @@ class ModelBundle:
         self.noise_dim: int = int(m["predictor"].get("noise_dim", 0))
         self.has_decoder: bool = bool(m.get("has_decoder", False))
         self.model_id: str = m["model_id"]
+        position = (m.get("readout") or {}).get("position")
+        self._readout = PositionReadout.from_manifest(position) if position else None
         self.providers: list[str] = []
         self._model, _ = load_run_model(self.path / m["files"]["torch"], device)
         self._model.requires_grad_(False)  # gradients flow to inputs (actions) only, never to the weights
@@ -467,6 +502,26 @@ class ModelBundle:
             return self._model.encode_macro(actions.to(self.device), level)
         return torch.from_numpy(self._macros[level].run(None, {"actions": actions.cpu().numpy()})[0])
 
+    @property
+    def has_position_readout(self) -> bool:
+        return self._readout is not None
+
+    @property
+    def position_frame(self) -> str | None:
+        """frame_id of ``readout_position``'s positions (the odometry frame of the data it was fitted on)."""
+        return self._readout.frame_id if self._readout is not None else None
+
+    @property
+    def position_units(self) -> str | None:
+        return self._readout.units if self._readout is not None else None
+
+    def readout_position(self, latents: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Latents (..., *latent_shape), any leading batch dims -> positions (..., 2) float32 in
+        ``position_frame`` / ``position_units``; the same linear head for both backends (for display)."""
+        if self._readout is None:
+            raise ValueError(f"bundle {self.path} has no position readout; add one with: jepa-bundle add-readout {self.path}")
+        return self._readout(latents, self.latent_shape)
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """Latents (B, *latent_shape) -> uint8 images (B, H, W, 3); for pictures of imagined futures only."""
@@ -518,6 +573,13 @@ def summarise(manifest: dict[str, Any]) -> str:
     shown = {k: round(metrics[k], 4) for k in keys if k in metrics}
     lines.append(f"metrics:       {json.dumps(shown)}")
     lines.append(f"decoder:       {'yes' if manifest.get('has_decoder') else 'no'}")
+    pos = (manifest.get("readout") or {}).get("position")
+    if pos:
+        data = pos.get("fit", {}).get("data", {})
+        lines.append(f"readout:       position in frame '{pos['frame_id']}' ({pos['units']}), held-out R^2 {pos.get('r2')} "
+                     f"({data.get('source')} {data.get('world', '')}, {data.get('episodes')} episodes)")
+    else:
+        lines.append("readout:       none (plans are not drawn as paths; add one with jepa-bundle add-readout)")
     return "\n".join(lines)
 
 
@@ -528,9 +590,17 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model-id", default=None, help="model id for the manifest (default <config name>-<sha256 prefix of model.pt>)"
     )
+    p.add_argument(
+        "--readout-episodes",
+        type=int,
+        default=DEFAULT_EPISODES,
+        help="episodes of the run's world (or bags) the position readout is fitted on (0: no readout)",
+    )
     args = p.parse_args(argv)
+    if args.readout_episodes < 0:
+        p.error("--readout-episodes must be >= 0")
     try:
-        out = export_bundle(args.run, args.out, args.model_id)
+        out = export_bundle(args.run, args.out, args.model_id, readout_episodes=args.readout_episodes)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"jepa-export: {exc}", file=sys.stderr)
         return 1
@@ -539,21 +609,54 @@ def export_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _info(path: str, as_json: bool) -> int:
+    manifest = read_manifest(path, verify=True)
+    # the checkpoint must also load as tensors and plain data: a bundle that would run code is refused here too
+    load_run_model(Path(path) / manifest["files"]["torch"])
+    print(json.dumps(manifest, indent=2) if as_json else summarise(manifest))
+    print(f"checksums:     OK ({len(manifest['checksums'])} files)")
+    return 0
+
+
+def _add_readout(args: argparse.Namespace) -> int:
+    from jepa_world_model.readout import add_position_readout
+
+    torch.set_num_threads(max(1, args.threads))
+    entry = add_position_readout(args.path, n_episodes=args.episodes, seed=args.seed, frame_id=args.frame_id, units=args.units)
+    fit = entry["fit"]
+    print(
+        f"position readout of {args.path}: frame '{entry['frame_id']}' ({entry['units']}), held-out R^2 {entry['r2']:.4f} "
+        f"(x {fit['r2_xy'][0]:.4f}, y {fit['r2_xy'][1]:.4f}; RMSE {fit['rmse_xy'][0]:.3g}, {fit['rmse_xy'][1]:.3g} {entry['units']}) "
+        f"over {fit['heldout_frames']} frames of {fit['heldout_episodes']} held-out episodes"
+    )
+    return 0
+
+
 def bundle_main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="jepa-bundle", description="Inspect model bundles.")
+    p = argparse.ArgumentParser(prog="jepa-bundle", description="Inspect model bundles and add a position readout.")
     sub = p.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print the manifest summary and verify every file's sha256")
+    info = sub.add_parser("info", help="print the manifest summary; verify the manifest, every file's sha256 and the checkpoint")
     info.add_argument("path", help="bundle directory")
     info.add_argument("--json", action="store_true", help="print the whole manifest as JSON instead of a summary")
+    add = sub.add_parser(
+        "add-readout",
+        help="fit (or refit) the linear position readout latent -> odometry (x, y) on episodes of the bundle's own "
+        "world (or bags) and store it in manifest.json",
+    )
+    add.add_argument("path", help="bundle directory")
+    add.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes collected (a fifth is held out for R^2)")
+    add.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the collected episodes and the held-out split")
+    add.add_argument("--frame-id", default=None, help="frame of the positions (default: map for the sims, odom for bags)")
+    add.add_argument("--units", default=None, help="units of the positions (default: the world's, e.g. px or m)")
+    add.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = p.parse_args(argv)
     try:
-        manifest = read_manifest(args.path, verify=True)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"jepa-bundle: {exc}", file=sys.stderr)
+        if args.command == "info":
+            return _info(args.path, args.json)
+        return _add_readout(args)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"jepa-bundle: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    print(json.dumps(manifest, indent=2) if args.json else summarise(manifest))
-    print(f"checksums:     OK ({len(manifest.get('checksums', {}))} files)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 Runs as a single process or under ``torchrun`` (DDP, detected from WORLD_SIZE/LOCAL_RANK; gloo on CPU).
 Every epoch: a checkpoint (``checkpoints/last.pt``), a line in ``metrics.jsonl`` and TensorBoard scalars.
 Reseeding at every epoch start makes ``--resume`` reproduce an uninterrupted run exactly.
+Checkpoints and ``final.pt`` hold tensors and plain data only and are read back with
+``torch.load(weights_only=True)``: a tampered checkpoint is refused, never executed.
 """
 
 from __future__ import annotations
@@ -233,7 +235,14 @@ class Trainer:
     def load_checkpoint(self) -> None:
         if not self.ckpt_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {self.ckpt_path}; run without --resume to start fresh")
-        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        from jepa_world_model.bundle import safe_torch_load
+
+        # tensors and plain data only: a tampered checkpoint is refused, never executed
+        state = safe_torch_load(self.ckpt_path, self.device)
+        missing = [k for k in ("model", "optimizer", "epoch", "global_step", "collapse_bad_checks", "history", "config")
+                   if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f"--resume: {self.ckpt_path} is not a jepa-train checkpoint (missing {missing}); use a new --out")
         saved, now = state["config"], self.cfg.model_dump(mode="json")
         # only the epoch count and the decoder (trained after the JEPA, on frozen latents) may change on
         # resume; anything else would mix two experiments

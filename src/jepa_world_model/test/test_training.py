@@ -54,8 +54,8 @@ def test_resume_equals_uninterrupted(tmp_path, toy_data: EpisodeSet) -> None:
     Trainer(cfg2, tmp_path / "split", toy_data, TOY_META).fit(stop_after=1)  # "interrupted" after epoch 1
     assert not (tmp_path / "split" / "final.pt").exists()
     Trainer(cfg2, tmp_path / "split", toy_data, TOY_META).fit(resume=True)
-    full = torch.load(tmp_path / "full" / "final.pt", weights_only=False)
-    split = torch.load(tmp_path / "split" / "final.pt", weights_only=False)
+    full = torch.load(tmp_path / "full" / "final.pt", weights_only=True)
+    split = torch.load(tmp_path / "split" / "final.pt", weights_only=True)
     assert full["model"].keys() == split["model"].keys()
     for key, value in full["model"].items():
         assert torch.equal(value, split["model"][key]), key

@@ -28,6 +28,9 @@ class PlanStats:
         time_s: wall time of ``plan``.
         best_cost_per_iter: best cost seen so far after each iteration.
         budget_hit: whether ``max_time`` stopped the loop early.
+        candidate_latents: (K, H, *latent_shape) predicted latents of the K best candidates of the last
+            iteration, best first, when the planner was asked to keep them (``candidates_kept``), else None.
+        candidate_costs: (K,) their total costs.
     """
 
     iterations: int = 0
@@ -36,6 +39,8 @@ class PlanStats:
     time_s: float = 0.0
     best_cost_per_iter: list[float] = field(default_factory=list)
     budget_hit: bool = False
+    candidate_latents: torch.Tensor | None = None
+    candidate_costs: torch.Tensor | None = None
 
 
 @dataclass
@@ -109,6 +114,8 @@ class Planner(ABC):
         max_time: default time budget in seconds per ``plan`` call (None: no limit); at least one iteration always runs.
         warm_start: ``repeat`` (shift the previous plan, repeat its last step), ``prior`` (shift, append the
             prior mean) or ``none``.
+        candidates_kept: how many of the last iteration's best candidate rollouts ``PlanStats`` keeps
+            (for displays; 0 keeps none and costs nothing).
     """
 
     name = "base"
@@ -123,6 +130,7 @@ class Planner(ABC):
         seed: int = 0,
         max_time: float | None = None,
         warm_start: str = "repeat",
+        candidates_kept: int = 0,
     ) -> None:
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -142,6 +150,9 @@ class Planner(ABC):
         self.max_time, self.warm_start, self.seed = max_time, warm_start, seed
         self.generator = torch.Generator().manual_seed(seed)
         self._previous: torch.Tensor | None = None
+        if candidates_kept < 0:
+            raise ValueError(f"candidates_kept must be >= 0, got {candidates_kept}")
+        self.candidates_kept = int(candidates_kept)
 
     @property
     def action_dim(self) -> int:
@@ -250,6 +261,15 @@ class Planner(ABC):
         stats.model_steps += batch * actions.shape[1]
         return latents, breakdown
 
+    def keep_candidates(self, stats: PlanStats, latents: torch.Tensor, total: torch.Tensor) -> None:
+        """Store the ``candidates_kept`` best rollouts (B, H, *L) of the last iteration in ``stats``, best first."""
+        k = min(self.candidates_kept, int(latents.shape[0]))
+        if k <= 0:
+            return
+        idx = torch.topk(total.detach(), k, largest=False).indices
+        stats.candidate_latents = latents.detach()[idx]
+        stats.candidate_costs = total.detach()[idx]
+
     def validate(self, z_ctx: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Context as (1, C, *L) and goal as (*L); ValueError naming the bad input otherwise."""
         shape = tuple(self.model.latent_shape)
@@ -294,3 +314,14 @@ class Planner(ABC):
 def out_of_time(deadline: float) -> bool:
     """Whether the time budget has run out (checked after each iteration)."""
     return time.perf_counter() >= deadline
+
+
+def set_candidates_kept(planner: object, n: int) -> None:
+    """Ask a planner (every level of a hierarchical one, the planner inside a wrapper) to keep its ``n``
+    best candidate rollouts; planners without candidates (Mode-1 policy) are left alone."""
+    inner = getattr(planner, "planner", None)
+    if inner is not None:
+        set_candidates_kept(inner, n)
+    for p in getattr(planner, "planners", [planner]):
+        if hasattr(p, "candidates_kept"):
+            p.candidates_kept = max(0, int(n))

@@ -63,4 +63,5 @@ class CEMPlanner(Planner):
             if it < self.iterations - 1 and out_of_time(deadline):
                 stats.budget_hit = True
                 break
+        self.keep_candidates(stats, latents, costs.total)
         return best
