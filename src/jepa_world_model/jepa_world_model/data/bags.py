@@ -145,7 +145,9 @@ class BagTopics:
 
 @dataclass(frozen=True)
 class TopicsPerBag:
-    """A topics config per bag: the first glob that matches a bag's path (or its name) picks its config.
+    """A topics config per bag: the first glob that matches picks a bag's config.
+
+    A glob with a ``/`` is matched against the bag's path as given, one without against its name.
 
     Lets bags recorded differently (JPEG and raw cameras, renamed topics) train together.
     """
@@ -156,7 +158,7 @@ class TopicsPerBag:
     def for_bag(self, path: str | Path) -> BagTopics:
         text, name = str(path), Path(path).name
         for pattern, cfg in self.rules:
-            if fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(name, pattern):
+            if fnmatch.fnmatch(text if "/" in pattern else name, pattern):
                 return cfg
         return self.default
 
@@ -203,7 +205,7 @@ def topics_from_mapping(raw: dict[str, Any] | None, where: str = "topics config"
     """A topics config from its YAML mapping (None or {}: the built-in worlds' default).
 
     Keys are ``BagTopics`` fields; ``preset: <world>`` (with ``dt``) starts from a built-in world's topics;
-    ``per_bag: {glob: {overrides}}`` gives bags whose path or name matches the glob their own overrides of
+    ``per_bag: {glob: {overrides}}`` gives bags whose name (or path, for a glob with a ``/``) matches the glob their own overrides of
     the rest of the mapping (first match wins).
     """
     if not raw:
@@ -216,7 +218,9 @@ def topics_from_mapping(raw: dict[str, Any] | None, where: str = "topics config"
     if per_bag is None:
         return default
     if not isinstance(per_bag, dict) or not all(isinstance(v, dict) for v in per_bag.values()):
-        raise ValueError(f"{where}: per_bag must map a glob to a mapping of overrides, e.g. {{'*_jpeg*': {{image: /cam/compressed}}}}")
+        raise ValueError(
+            f"{where}: per_bag must map a glob to a mapping of overrides, e.g. {{'*_jpeg*': {{image: /cam/compressed}}}}"
+        )
     rules = tuple((str(g), _topics_one(v, default, f"{where}: per_bag[{g!r}]")) for g, v in per_bag.items())
     return TopicsPerBag(default, rules)
 
@@ -260,9 +264,8 @@ def format_data_report(reports: list[dict[str, Any]]) -> str:
         lines.append(
             f"bag {r['bag']}: kept {r['frames_kept']}/{r['frames_total']} frames in {r['episodes']} episode(s); dropped: {dropped}"
         )
-        rates = ", ".join(
-            f"{t['topic']} {t['rate_hz']:.1f} Hz" for t in r["topics"].values() if t.get("rate_hz") is not None
-        )
+        by_topic = {t["topic"]: t for t in r["topics"].values() if t.get("rate_hz") is not None}
+        rates = ", ".join(f"{topic} {t['rate_hz']:.1f} Hz" for topic, t in by_topic.items())
         if rates:
             lines.append(f"  rates: {rates}")
         a = r.get("actions") or {}
@@ -497,8 +500,7 @@ def _check_types(path: Path, config: BagTopics, types: dict[str, str]) -> None:
         fix = next((name for name, ty in COMMAND_TYPES.items() if ty == recorded), None)
         hint = f"set action_type: {fix}" if fix else f"use one of {', '.join(COMMAND_TYPES)} or action_type: proprio_diff"
         raise BagError(
-            f"bag {path}: topic {config.action} records {recorded} but action_type is {config.action_type} "
-            f"({expected}); {hint}"
+            f"bag {path}: topic {config.action} records {recorded} but action_type is {config.action_type} ({expected}); {hint}"
         )
 
 
