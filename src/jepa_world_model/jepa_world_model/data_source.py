@@ -32,24 +32,14 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
         ]
         sets = [
             collect_episodes(
-                data_cfg.world,
-                n,
-                data_cfg.steps,
-                policy=policy,
-                seed=seed,
-                policy_kwargs=kwargs,
-                progress=True,
+                data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True,
                 **data_cfg.world_kwargs,
             )
             for policy, n, kwargs, seed in parts
         ]
         eps = sets[0]
         if len(sets) > 1:
-            metadata = dict(
-                eps.metadata,
-                n_episodes=sum(len(s) for s in sets),
-                parts=[{k: v for k, v in s.metadata.items() if k != "goals"} for s in sets],
-            )
+            metadata = dict(eps.metadata, n_episodes=sum(len(s) for s in sets), parts=[{k: v for k, v in s.metadata.items() if k != "goals"} for s in sets])
             metadata["goals"] = [g for s in sets for g in s.metadata.get("goals", [])]
             eps = EpisodeSet(episodes=[e for s in sets for e in s.episodes], metadata=metadata)
         meta = {
