@@ -9,6 +9,7 @@ longer than the command timeout.
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,3 +371,24 @@ def test_data_source_uses_per_bag_topics_and_keeps_the_report(tmp_path: Path) ->
     reports = eps.metadata["data_report"]
     assert len(reports) == 2 and "resampled_out" in reports[0]["dropped"] and "resampled_out" not in reports[1]["dropped"]
     assert meta["source"] == "bags"
+
+
+def test_training_prints_and_saves_the_data_report(tmp_path: Path, capsys) -> None:
+    """``jepa-train`` on robot bags (documented settings) writes data_report.json into the run and prints it."""
+    from jepa_world_model import train as train_mod
+    from jepa_world_model.testing import toy_config
+
+    bags = []
+    for k in range(4):
+        bags.append(str(tmp_path / f"run_{k}"))
+        write_robot_bag(Path(bags[-1]), seconds=6.0, seed=k, pause=None)
+    block = DOCS.read_text().split("```yaml\n# robot_topics.yaml\n", 1)[1].split("```", 1)[0]
+    data = {"source": "bags", "paths": bags, "topics": yaml.safe_load(block), "val_fraction": 0.25}
+    cfg = toy_config(**{"data": data, "train.epochs": 1, "train.steps_per_epoch": 1, "decoder.enabled": False})
+    config = tmp_path / "robot.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    assert train_mod.main(["--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    saved = json.loads((tmp_path / "run" / "data_report.json").read_text())["bags"]
+    assert [r["bag"] for r in saved] == bags and all(r["dropped"]["leading_no_proprio"] > 0 for r in saved)
+    out = capsys.readouterr().out
+    assert all(f"bag {b}: kept" in out for b in bags) and "zero while moving" in out
