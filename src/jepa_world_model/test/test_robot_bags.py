@@ -194,6 +194,11 @@ def documented_topics() -> BagTopics:
     return cfg
 
 
+def test_shipped_own_robot_config_has_the_documented_topics() -> None:
+    shipped = yaml.safe_load((DOCS.parents[1] / "config" / "train" / "own_robot.yaml").read_text())
+    assert topics_from_mapping(shipped["data"]["topics"]) == documented_topics()
+
+
 @pytest.fixture(scope="module")
 def robot_bag(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RobotLog]:
     path = tmp_path_factory.mktemp("robot") / "run_01"
@@ -260,6 +265,20 @@ def test_old_skew_window_would_have_zeroed_most_actions(robot_bag) -> None:
     assert fresh.mean() < 0.7  # what a skew window keeps
     actions = np.concatenate([e.actions[:-1] for e in eps.episodes])
     assert (actions != 0).any(axis=1).mean() > 0.6  # what zero-order hold keeps
+
+
+def test_a_too_short_command_timeout_is_counted_and_warned(robot_bag) -> None:
+    """The issue's failure (a 50 ms window on 10 Hz commands) no longer passes silently: counted, warned."""
+    import dataclasses
+
+    path, _ = robot_bag
+    cfg = dataclasses.replace(documented_topics(), action_timeout_s=0.05)
+    report = load_bags([path], cfg).metadata["data_report"][0]
+    a = report["actions"]
+    assert a["zero_command_timeout"] > 0.3 * a["rows"] and a["zero_while_moving_fraction"] > 0.3
+    assert any("zero because no command was in force" in w for w in report["warnings"])
+    assert any("odometry shows motion have a zero action" in w for w in report["warnings"])
+    assert "warning:" in format_data_report([report])
 
 
 def test_sqlite3_bag_and_twist_stamped_mismatch(tmp_path: Path) -> None:
