@@ -247,7 +247,7 @@ class BagPlayer:
         self._clock_msg = Clock
         self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, 10)
         self.published = 0
-        self.last_clock = -1
+        self.last_clock, self.last_clock_wall = -1, 0.0
 
     def describe(self) -> str:
         lines = [f"bag {self.bag}: {self.reader.message_count} messages, {self.reader.duration * 1e-9:.2f} s"]
@@ -279,7 +279,7 @@ class BagPlayer:
         msg = self._clock_msg()
         msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
         self.clock_pub.publish(msg)
-        self.last_clock = int(t_ns)
+        self.last_clock, self.last_clock_wall = int(t_ns), time.monotonic()
 
     def _messages(self) -> Iterator[tuple[Any, int, bytes]]:
         conns = [c for c in self.reader.connections if c.id in self.connections]
@@ -306,7 +306,6 @@ class BagPlayer:
         next_tick = schedule.wall0
         self.last_clock = -1
         self.publish_clock(self.t_start)
-        start_wall = time.monotonic()
         pending: deque[list[Any]] = deque()  # [conn, t_ns, raw, wall time /clock reached t_ns or None]
         source = self._messages()
         exhausted = False
@@ -322,7 +321,8 @@ class BagPlayer:
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append([conn, t_ns, raw, start_wall if t_ns <= self.last_clock else None])
+                # already reached by /clock: count the lead from its latest publication (conservative)
+                pending.append([conn, t_ns, raw, self.last_clock_wall if t_ns <= self.last_clock else None])
             if not pending:
                 break
             # /clock: the newest log time due (lead ahead of its message), or a tick, never past the next message

@@ -236,6 +236,61 @@ def write_robot_bag(path: Path, seconds: float = 3.0) -> int:
     return n_images
 
 
+class _RecordingNode:
+    """Stands in for an rclpy node: publishers append (wall time, topic, /clock value or None) to ``log``."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[float, str, int | None]] = []
+
+    def create_publisher(self, msg_type: type, topic: str, qos: object) -> object:
+        log = self.log
+
+        class Pub:
+            def publish(self, msg: object) -> None:
+                value = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec if topic == "/clock" else None
+                log.append((time.monotonic(), topic, value))
+
+        return Pub()
+
+    def get_logger(self) -> object:
+        return type("Logger", (), {"error": lambda self, text: None})()
+
+
+def test_player_orders_clock_before_each_message_by_the_lead(tmp_path: Path) -> None:
+    """/clock reaches each message's log time at least ``clock_lead`` before it is published, never runs past
+    the next message, and the messages keep their recorded spacing (scaled by the rate)."""
+    from rosbags.rosbag2 import Reader
+
+    from jepa_sim.replay import BagPlayer
+
+    bag = tmp_path / "robot"
+    write_robot_bag(bag, seconds=1.0)
+    with Reader(bag) as reader:
+        log_times = [t for _, t, _ in reader.messages()]
+    node = _RecordingNode()
+    lead = 0.03
+    player = BagPlayer(node, bag, rate=2.0, clock_hz=40.0, clock_lead=lead)
+    assert player.play_once() == len(log_times) == 30 + 50 + 10
+    player.close()
+    clock = -1
+    sent = iter(sorted(log_times))
+    walls = []
+    for wall, topic, value in node.log:
+        if topic == "/clock":
+            assert value > clock  # strictly advancing
+            clock = value
+            continue
+        t = next(sent)
+        assert clock >= t, "a message was published before /clock reached its log time"
+        reached = min(w for w, tp, v in node.log if tp == "/clock" and v is not None and v >= t)
+        assert wall - reached >= lead - 1e-3
+        walls.append((wall, t))
+    clocks = [v for _, tp, v in node.log if tp == "/clock"]
+    assert clocks[-1] == max(log_times)  # never past the last message
+    span_wall = walls[-1][0] - walls[0][0]
+    assert span_wall == pytest.approx((walls[-1][1] - walls[0][1]) / 1e9 / 2.0, abs=0.15)
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_sim_time_has_reached_each_stamp_at_the_subscriber(tmp_path: Path, ros_env: dict[str, str]) -> None:
