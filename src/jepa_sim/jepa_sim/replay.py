@@ -5,9 +5,16 @@ messages, header stamps included, arrive bit for bit as recorded. Message classe
 type names and must be importable in this Python (standard interfaces, or the project's own); a topic
 whose type is not importable is reported by name and skipped while the other topics play.
 
-/clock (rosgraph_msgs/Clock) carries the bag's log time, at ``--clock-hz`` and just before every
-message, so nodes started with ``use_sim_time:=true`` run on recorded time. On a ROS install the
-equivalent is ``ros2 bag play --clock <bag>``.
+/clock (rosgraph_msgs/Clock) carries the bag's log time, so nodes started with ``use_sim_time:=true`` run
+on recorded time. Ordering at the subscriber: /clock reaches a message's log time ``--clock-lead``
+seconds (wall) before the message is published, and never runs past the next message's log time. Two
+publishers give no delivery order between them (and rclpy's time source subscribes best effort, so
+there is no acknowledgement to wait for); the lead is what makes /clock arrive first, and a node on sim
+time with a single-threaded executor (its time source subscribed before its own subscriptions) then
+runs a message's callback with sim time at or past its log time. A multi-threaded executor, or one
+backlogged by more than the lead, can still run a callback before the /clock that arrived first: such
+nodes should take a message's time from its header stamp. On a ROS install the equivalent is
+``ros2 bag play --clock <bag>``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import contextlib
 import importlib
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +32,11 @@ from typing import Any
 
 CLOCK_TOPIC = "/clock"
 DEFAULT_DEPTH = 10
+DEFAULT_CLOCK_LEAD_S = 0.05  # about a camera's transport delay: data arrives this late in sim time
+
+
+class BagReadError(ValueError):
+    """A bag that cannot be opened or read to the end (empty, truncated, corrupted); names the bag."""
 
 
 class UnknownMessageTypeError(ValueError):
@@ -119,8 +132,11 @@ def open_reader(path: Path) -> Any:
         raise FileNotFoundError(f"bag {path} does not exist")
     if path.is_file() and path.suffix == ".bag":
         raise ValueError(f"{path} is a ROS 1 bag; convert it first (rosbags-convert --src {path}) and play the rosbag2 output")
-    reader = Reader(path)
-    reader.open()
+    try:
+        reader = Reader(path)
+        reader.open()
+    except Exception as exc:  # rosbags raises its own errors (and struct/OS errors) for broken files
+        raise BagReadError(f"bag {path}: cannot open ({exc}); is it a complete rosbag2 bag (not empty or truncated)?") from None
     return reader
 
 
@@ -191,7 +207,9 @@ class BagPlayer:
         start_offset: seconds of the bag skipped at the start.
         topics: subset of topics to play (None: all playable).
         remaps: old -> new topic names.
-        clock_hz: /clock rate in wall Hz (0: only before each message).
+        clock_hz: /clock rate in wall Hz (0: only ahead of each message).
+        clock_lead: wall seconds between /clock reaching a message's log time and the message being
+            published, so subscribers have sim time at the stamp when the message arrives.
     """
 
     def __init__(
@@ -203,6 +221,7 @@ class BagPlayer:
         topics: Sequence[str] | None = None,
         remaps: dict[str, str] | None = None,
         clock_hz: float = 40.0,
+        clock_lead: float = DEFAULT_CLOCK_LEAD_S,
     ) -> None:
         from rosgraph_msgs.msg import Clock
 
@@ -212,7 +231,9 @@ class BagPlayer:
             raise ValueError(f"--start-offset must be >= 0 seconds, got {start_offset}")
         if clock_hz < 0:
             raise ValueError(f"--clock-hz must be >= 0, got {clock_hz}")
-        self.node, self.bag, self.rate, self.clock_hz = node, Path(bag), rate, clock_hz
+        if clock_lead < 0:
+            raise ValueError(f"--clock-lead must be >= 0 seconds, got {clock_lead}")
+        self.node, self.bag, self.rate, self.clock_hz, self.clock_lead = node, Path(bag), rate, clock_hz, clock_lead
         self.reader = open_reader(self.bag)
         self.plans, self.connections, self.problems = plan_topics(self.reader, topics, remaps or {})
         for problem in self.problems:
@@ -226,6 +247,7 @@ class BagPlayer:
         self._clock_msg = Clock
         self.clock_pub = node.create_publisher(Clock, CLOCK_TOPIC, 10)
         self.published = 0
+        self.last_clock, self.last_clock_wall = -1, 0.0
 
     def describe(self) -> str:
         lines = [f"bag {self.bag}: {self.reader.message_count} messages, {self.reader.duration * 1e-9:.2f} s"]
@@ -251,38 +273,92 @@ class BagPlayer:
             time.sleep(0.05)
 
     def publish_clock(self, t_ns: int) -> None:
+        """Publish /clock = ``t_ns`` unless it would not advance the clock."""
+        if t_ns <= self.last_clock:
+            return
         msg = self._clock_msg()
         msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 1_000_000_000)
         self.clock_pub.publish(msg)
+        self.last_clock, self.last_clock_wall = int(t_ns), time.monotonic()
 
     def _messages(self) -> Iterator[tuple[Any, int, bytes]]:
         conns = [c for c in self.reader.connections if c.id in self.connections]
-        yield from self.reader.messages(connections=conns, start=self.t_start)
+        it = iter(self.reader.messages(connections=conns, start=self.t_start))
+        while True:
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            except Exception as exc:  # a truncated or corrupted chunk shows up only while reading
+                raise BagReadError(f"bag {self.bag}: reading failed ({exc}); the bag may be truncated or corrupted") from None
+            yield item
 
     def play_once(self, should_stop: Any = lambda: False) -> int:
-        """Play the bag from ``start_offset`` to the end; returns the messages published."""
+        """Play the bag from ``start_offset`` to the end; returns the messages published.
+
+        Each message is published at its log time (scaled by the rate) and no earlier than ``clock_lead``
+        after the /clock that reached its log time; /clock also ticks at ``clock_hz``, ``clock_lead`` ahead
+        of the playback, capped at the next message's log time.
+        """
         schedule = Schedule(self.t_start, self.rate)
-        clock_period = 1.0 / self.clock_hz if self.clock_hz > 0 else None
-        next_clock = schedule.wall0
+        lead = self.clock_lead
+        tick = 1.0 / self.clock_hz if self.clock_hz > 0 else None
+        next_tick = schedule.wall0
+        self.last_clock = -1
         self.publish_clock(self.t_start)
+        pending: deque[list[Any]] = deque()  # [conn, t_ns, raw, wall time /clock reached t_ns or None]
+        source = self._messages()
+        exhausted = False
         published = 0
-        for conn, t_ns, raw in self._messages():
-            due = schedule.wall_of(t_ns)
-            # Sleep until the message is due, publishing /clock ticks on the way.
-            while True:
-                if should_stop():
-                    return published
-                now = time.monotonic()
-                if clock_period is not None and now >= next_clock:
-                    self.publish_clock(min(schedule.bag_now(), t_ns))
-                    next_clock = now + clock_period
-                if now >= due:
+        while True:
+            if should_stop():
+                break
+            now = time.monotonic()
+            # read ahead every message whose /clock is due now, plus the next one
+            while not exhausted and (not pending or schedule.wall_of(pending[-1][1]) - lead <= now):
+                try:
+                    conn, t_ns, raw = next(source)
+                except StopIteration:
+                    exhausted = True
                     break
-                wake = due if clock_period is None else min(due, next_clock)
-                time.sleep(max(0.0, min(wake - now, 0.1)))
-            self.publish_clock(t_ns)  # sim time reaches the stamp before the message arrives
-            self.publishers[conn.topic].publish(bytes(raw))
-            published += 1
+                # already reached by /clock: count the lead from its latest publication (conservative)
+                pending.append([conn, t_ns, raw, self.last_clock_wall if t_ns <= self.last_clock else None])
+            if not pending:
+                break
+            # /clock: the newest log time due (lead ahead of its message), or a tick, never past the next message
+            due_clock = [p[1] for p in pending if p[3] is None and schedule.wall_of(p[1]) - lead <= now]
+            if due_clock:
+                self.publish_clock(max(due_clock))
+            elif tick is not None and now >= next_tick:
+                self.publish_clock(min(schedule.bag_now() + int(lead * self.rate * 1e9), pending[0][1]))
+            if tick is not None and now >= next_tick:
+                next_tick = now + tick
+            for p in pending:
+                if p[3] is None and p[1] <= self.last_clock:
+                    p[3] = now
+            # publish what is due and has had its lead
+            while pending and pending[0][3] is not None:
+                conn, t_ns, raw, clocked = pending[0]
+                if now < schedule.wall_of(t_ns) or now < clocked + lead:
+                    break
+                pending.popleft()
+                self.publishers[conn.topic].publish(bytes(raw))
+                published += 1
+            if not pending and exhausted:
+                break
+            # sleep until the next thing to do
+            wakes = [now + 0.1]
+            if tick is not None:
+                wakes.append(next_tick)
+            if pending:
+                head = pending[0]
+                wakes.append(
+                    schedule.wall_of(head[1]) - lead if head[3] is None else max(schedule.wall_of(head[1]), head[3] + lead)
+                )
+                nxt = next((p for p in pending if p[3] is None), None)
+                if nxt is not None:
+                    wakes.append(schedule.wall_of(nxt[1]) - lead)
+            time.sleep(max(0.0, min(wakes) - time.monotonic()))
         self.published += published
         return published
 
@@ -320,6 +396,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
         "--clock-hz", type=float, default=40.0, help="/clock publish rate in wall Hz (0: only just before each message)"
     )
     parser.add_argument(
+        "--clock-lead",
+        type=float,
+        default=DEFAULT_CLOCK_LEAD_S,
+        help="wall seconds /clock reaches a message's log time before the message is published (so sim time has "
+        "reached it when the message arrives)",
+    )
+    parser.add_argument(
         "--wait-for-subscribers",
         type=int,
         default=0,
@@ -354,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node("bag_player")
     player = None
     try:
-        player = BagPlayer(node, Path(args.bag), args.rate, args.start_offset, args.topics, remaps, args.clock_hz)
+        player = BagPlayer(
+            node, Path(args.bag), args.rate, args.start_offset, args.topics, remaps, args.clock_hz, args.clock_lead
+        )
         print(player.describe(), flush=True)
         if args.wait_for_subscribers > 0:
             player.wait_for_subscribers(args.wait_for_subscribers, args.wait_timeout)

@@ -50,15 +50,10 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
             "action_norm_max": spec.action_norm_max,
         }
     else:
-        from jepa_world_model.data.bags import BagTopics, load_bags
+        from jepa_world_model.data.bags import load_bags, topics_from_mapping
 
-        topics = dict(data_cfg.topics)
-        # list values from YAML become the tuples BagTopics declares
-        topics = {k: tuple(v) if isinstance(v, list) else v for k, v in topics.items()}
-        try:
-            bag_topics = BagTopics(**topics) if topics else None
-        except TypeError as exc:
-            raise ValueError(f"data.topics: {exc}; valid keys are the fields of jepa_world_model.data.bags.BagTopics") from None
+        # one mapping for every bag, or per-bag overrides (``per_bag: {glob: {...}}``); bad keys are a ValueError
+        bag_topics = topics_from_mapping(dict(data_cfg.topics), "data.topics")
         eps = load_bags(data_cfg.paths, bag_topics)
         acts = np.concatenate([e.actions[:-1] for e in eps.episodes])
         meta = {

@@ -83,6 +83,7 @@ class OfflineEvalReport:
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
+    data: list[dict[str, Any]] = field(default_factory=list)  # per-bag data reports (load_bags)
 
     @property
     def frames_per_s(self) -> float:
@@ -379,11 +380,9 @@ def load_topics_config(path: str | Path | None) -> Any:
     """
     if path is None:
         return None
-    import dataclasses
-
     import yaml
 
-    from jepa_world_model.data.bags import BagTopics, default_topics
+    from jepa_world_model.data.bags import topics_from_mapping
 
     path = Path(path)
     if not path.is_file():
@@ -395,14 +394,7 @@ def load_topics_config(path: str | Path | None) -> Any:
         raw = raw["data"]["topics"]
     elif "topics" in raw and isinstance(raw["topics"], dict):
         raw = raw["topics"]
-    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    try:
-        if "preset" in raw:
-            base = default_topics(str(raw.pop("preset")), float(raw.pop("dt", 0.1)))
-            return dataclasses.replace(base, **raw)
-        return BagTopics(**raw)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"topics config {path}: {exc}") from exc
+    return topics_from_mapping(raw, f"topics config {path}")  # also ``per_bag: {glob: {...}}``
 
 
 def load_bag_episodes(
@@ -417,9 +409,10 @@ def load_bag_episodes(
 
     episodes: list[Episode] = []
     skipped: list[dict[str, str]] = []
+    reports: list[dict[str, Any]] = []
     for path in tqdm([Path(p) for p in paths], desc="read bags", unit="bag", disable=not progress):
         try:
-            check_image_topic(path, topics)
+            check_image_topic(path, topics.for_bag(path) if topics is not None else None)
             eps = load_bags([path], topics, cache_dir=cache_dir, on_error="raise")
         except Exception as exc:  # any reader failure of this bag must not stop the others
             skipped.append({"source": str(path), "topic": _topic_in(str(exc)), "reason": f"{type(exc).__name__}: {exc}"})
@@ -427,7 +420,8 @@ def load_bag_episodes(
         for entry in eps.metadata.get("skipped", []) or []:
             skipped.append(_skip_entry(entry, path))
         episodes.extend(eps.episodes)
-    return EpisodeSet(episodes=episodes, metadata={"bags": [str(p) for p in paths]}), skipped
+        reports.extend(eps.metadata.get("data_report", []))
+    return EpisodeSet(episodes=episodes, metadata={"bags": [str(p) for p in paths], "data_report": reports}), skipped
 
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -634,6 +628,7 @@ def run_offline_eval(
     )
     report.skipped = skipped + report.skipped
     report.inputs = [str(b) for b in bags]
+    report.data = episodes.metadata.get("data_report", [])
     report.model["load_seconds"] = round(load_s, 3)
     if planner is None and planner_info:
         report.planner = planner_info
@@ -715,6 +710,11 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
         return 1
     report.model.update(bundle=str(args.bundle), backend=args.backend)
     paths = write_report(report, args.out)
+    if report.data:
+        from jepa_world_model.data.bags import format_data_report, write_data_report
+
+        write_data_report(report.data, args.out)
+        print(format_data_report(report.data))
     for s in report.skipped:
         print(f"skipped {s['source']} {s.get('topic', '')}: {s['reason']}")
     errs = ", ".join(f"{e:.3f}" for e in report.horizon_error)

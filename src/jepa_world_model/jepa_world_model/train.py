@@ -173,6 +173,7 @@ class Trainer:
         from jepa_world_model.data.windows import WindowDataset, split_episodes
 
         self.meta = dict(meta or {})
+        self.data_report = episodes.metadata.get("data_report")  # per bag: frames kept/dropped, rates, zeroed actions
         self.train_eps, self.val_eps = split_episodes(episodes, cfg.data.val_fraction, cfg.data.seed)
         t_len = cfg.window_length()
         self.context, self.horizon = cfg.model.context, t_len - cfg.model.context
@@ -337,6 +338,11 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False))
+            if self.data_report:
+                from jepa_world_model.data.bags import format_data_report, write_data_report
+
+                write_data_report(self.data_report, self.out)
+                tqdm.write(format_data_report(self.data_report))
         if resume:
             self.load_checkpoint()
         writer = None

@@ -73,7 +73,7 @@ def world_bag(tmp_path_factory) -> Path:
     return out
 
 
-def test_bag_through_command_matches_direct_computation(world_bag: Path, tmp_path: Path) -> None:
+def test_bag_through_command_matches_direct_computation(world_bag: Path, tmp_path: Path, capsys) -> None:
     from jepa_sim.collect import collect_episodes
 
     model = PooledLinearModel()
@@ -90,6 +90,11 @@ def test_bag_through_command_matches_direct_computation(world_bag: Path, tmp_pat
     assert (out / "report.png").stat().st_size > 10_000
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "nothing skipped" in page
+    # the data report per bag: printed, saved, and in the JSON
+    saved = json.loads((out / "data_report.json").read_text())["bags"]
+    assert saved == data["data"] and saved[0]["frames_kept"] == saved[0]["frames_total"] == 93
+    assert saved[0]["actions"]["padding_rows"] == 3 and saved[0]["actions"]["zero_command_timeout"] == 0
+    assert f"bag {world_bag}: kept 93/93 frames in 3 episode(s)" in capsys.readouterr().out
 
 
 def test_surprise_matches_one_step_error_and_collapse_stats() -> None:
