@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     sim_params = node_section(params, "sim")
     world_name = args.world or sim_params.get("world", "two_rooms")
     defaults = WORLD_DEFAULTS.get(world_name, WorldDefaults())
-    default_args = defaults.world_args if args.world else sim_params.get("world_args", "")
+    default_args = defaults.world_args if args.world else (
+        sim_params.get("world_args") or (sim_params.get("world_options") or {}).get(world_name, ""))
     world_args_text = args.world_args if args.world_args is not None else default_args
     try:
         world_args = yaml.safe_load(world_args_text or "{}") or {}
