@@ -355,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
     p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for the nodes to come up")
+    p.add_argument("--composed", action="store_true",
+                   help="run the agent's nodes in one process (jepa_planner.composed) beside the sim: lower latency")
     return p
 
 
@@ -410,8 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     frames: list[np.ndarray] = []
     plans: list[np.ndarray] = []
     try:
-        for name, module in NODES.items():
-            procs.start(name, module)
+        if args.composed:
+            from jepa_planner.composed import start_composed
+
+            procs.start("sim", NODES["sim"])
+            start_composed(procs, [name for name in NODES if name != "sim"])
+        else:
+            for name, module in NODES.items():
+                procs.start(name, module)
         client = DemoClient(world_name, world_args)
         print(f"[demo] started {len(NODES)} node processes; waiting for them (logs: {out / 'logs'})")
         client.wait_ready(procs, args.startup_timeout)
