@@ -116,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``composed_agent``."""
     import rclpy
+    from rclpy.executors import MultiThreadedExecutor
     from rclpy.utilities import remove_ros_args
+
+    from jepa_sim.ros_common import exit_now
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     nodes: list[Any] = []
     runners: list[NodeExecutor] = []
     code = 0
+    interrupted = False
     try:
         for name in names:
             nodes.append(node_class(name)())
@@ -145,17 +149,27 @@ def main(argv: list[str] | None = None) -> int:
         nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
         while rclpy.ok() and all(r.thread.is_alive() for r in runners):
             threading.Event().wait(0.2)
+        interrupted = not rclpy.ok()  # the context was shut down by SIGINT/SIGTERM
+        if not interrupted:
+            dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
+            print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
+            code = 1
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[composed] error: {exc}", file=sys.stderr)
         code = 2
     finally:
-        for runner in runners:
-            runner.executor.shutdown(timeout_sec=1.0)
+        for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
+            if isinstance(runner.executor, MultiThreadedExecutor):
+                runner.executor.shutdown(timeout_sec=0, wait_for_threads=False)
+            else:
+                runner.executor.shutdown(timeout_sec=0)
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+    if interrupted:
+        exit_now(code)  # skip the interpreter's slow teardown, as every node's own process does
     return code
 
 

@@ -199,7 +199,8 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     A lifecycle node with parameter ``autostart`` true configures and activates itself (the
     robot launch files may instead leave that to a lifecycle manager). A failed configure is
     logged by the node and ends the process with exit code 1, so a launch file shows it at once
-    instead of a node that looks alive but does nothing. Ctrl-C (SIGINT) exits with 0.
+    instead of a node that looks alive but does nothing. Ctrl-C (SIGINT) exits with 0, at once
+    after the node is destroyed (see :func:`exit_now`).
     """
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -207,7 +208,9 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
 
     rclpy.init(args=args)
     node = None
+    executor = None
     code = 0
+    interrupted = False
     try:
         node = node_factory()
         if isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value:
@@ -220,18 +223,40 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
+        interrupted = True  # spin() returns once the context is shut down (SIGINT/SIGTERM)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         import sys
 
         print(f"[{getattr(node, 'get_name', lambda: 'node')()}] error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        if executor is not None:  # no new callbacks; one still running (a long plan) is not waited for
+            executor.shutdown(timeout_sec=0, wait_for_threads=False)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if interrupted:
+        exit_now(code)
     return code
+
+
+def exit_now(code: int) -> None:
+    """End the process at once after a clean node shutdown (Ctrl-C, launch's SIGINT).
+
+    The interpreter's own teardown (joining executor worker threads still inside a long callback,
+    finalising torch and onnxruntime) took seconds on a busy machine, past the launch's grace time;
+    everything the node owns was closed by ``destroy_node`` before this.
+    """
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def stamp_to_ns(stamp: Any) -> int:
