@@ -22,8 +22,8 @@ node that fails to configure ends the process with exit code 1 (a launch file th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
+import signal
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -85,11 +85,18 @@ class NodeExecutor:
         torch.set_num_threads(self.torch_threads)
 
     def spin(self) -> None:
+        import rclpy
         from rclpy.executors import ExternalShutdownException
 
         self.set_torch_threads()
-        with contextlib.suppress(ExternalShutdownException):
+        try:
             self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the context went down (Ctrl-C) while this executor was between two waits: a normal stop
 
 
 def autostart(node: Any) -> bool:
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[composed] error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not interrupt the cleanup
         for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
             if isinstance(runner.executor, MultiThreadedExecutor):
                 runner.executor.shutdown(timeout_sec=0, wait_for_threads=False)
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if interrupted:
         exit_now(code)  # skip the interpreter's slow teardown, as every node's own process does
     return code

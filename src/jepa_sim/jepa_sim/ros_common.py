@@ -202,6 +202,8 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     instead of a node that looks alive but does nothing. Ctrl-C (SIGINT) exits with 0, at once
     after the node is destroyed (see :func:`exit_now`).
     """
+    import signal
+
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
@@ -232,11 +234,14 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         print(f"[{getattr(node, 'get_name', lambda: 'node')()}] error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        # A second SIGINT (the terminal's and the launch service's both arrive) must not interrupt the cleanup.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if executor is not None:  # no new callbacks; one still running (a long plan) is not waited for
             executor.shutdown(timeout_sec=0, wait_for_threads=False)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # try_shutdown may have put the previous handler back
     if interrupted:
         exit_now(code)
     return code
