@@ -10,7 +10,9 @@ by one observer process (the demo client). Figures:
   planning rate          1 / median(camera frame -> new plan): how fast a frame becomes a plan,
                          transport and starvation included (in-process: 1 / median(encode + replan));
   plans per second       plans per second of task time (lockstep: also bounded by the per-step hops).
-Every mode runs one warm-up task first (not counted): first calls allocate and load lazily.
+Every mode runs one warm-up task first (not counted): first calls allocate and load lazily. Torch
+threads are the same for the planner in every mode (``--torch-threads``; the other nodes get one each,
+as agent.launch.py and the composed process give them).
 
     .venv/bin/python bench/bench_e2e.py --episodes 5
 """
@@ -40,14 +42,14 @@ def summary(values_s: list[float]) -> dict:
     return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95)), "n": int(ms.size)}
 
 
-def in_process(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int) -> dict:
+def in_process(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int, threads: int) -> dict:
     """Per-step latency of encode + controller.step, the actor's work without ROS."""
     from jepa_planner.controller import MPCController
     from jepa_planner.profiles import build_planner, load_profile
     from jepa_sim.worlds import make_world
     from jepa_world_model.bundle import load_bundle
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     encoder = load_bundle(bundle, backend="onnx")  # perception's backend in config/agent.yaml
     model = load_bundle(bundle, backend="torch")  # the actor's
     profile = load_profile(profile_name)
@@ -84,7 +86,8 @@ def in_process(bundle: str, profile_name: str, seeds: list[int], max_steps: int,
     }
 
 
-def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int, composed: bool) -> dict:
+def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int, composed: bool,
+             threads: int) -> dict:
     """The demo's nodes (separate processes or composed) on ReachGoal tasks, measured by the demo client."""
     from jepa_interfaces.msg import Plan
     from jepa_planner.composed import start_composed
@@ -103,10 +106,15 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
         try:
             if composed:
                 procs.start("sim", NODES["sim"])
-                start_composed(procs, [n for n in NODES if n != "sim"])
+                start_composed(procs, [n for n in NODES if n != "sim"], threads={"actor": threads})
             else:
+                os.environ["OMP_NUM_THREADS"] = "1"  # the batch-1 nodes' budget (agent.launch.py)...
                 for name, module in NODES.items():
+                    if name == "actor":  # ...and the planner's
+                        os.environ["OMP_NUM_THREADS"] = str(threads)
                     procs.start(name, module)
+                    os.environ["OMP_NUM_THREADS"] = "1"
+                del os.environ["OMP_NUM_THREADS"]
             client = DemoClient("two_rooms", WORLD_ARGS)
             planning_times: list[float] = []
             client.node.create_subscription(Plan, "plan", lambda m: planning_times.append(m.planning_time), reliable_qos(10))
@@ -149,6 +157,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=150)
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads of the planner in every mode")
     p.add_argument("--modes", default="in_process,composed,separate", help="comma-separated subset to run")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "e2e.json"))
     args = p.parse_args()
@@ -162,14 +171,15 @@ def main() -> None:
     for mode in modes:  # in one run, one after the other, on the same seeds
         start = time.monotonic()
         if mode == "in_process":
-            results[mode] = in_process(args.bundle, args.profile, seeds, args.max_steps, warmup)
+            results[mode] = in_process(args.bundle, args.profile, seeds, args.max_steps, warmup, args.torch_threads)
         elif mode in ("composed", "separate"):
-            results[mode] = over_ros(args.bundle, args.profile, seeds, args.max_steps, warmup, composed=mode == "composed")
+            results[mode] = over_ros(args.bundle, args.profile, seeds, args.max_steps, warmup, mode == "composed",
+                                     args.torch_threads)
         else:
             raise SystemExit(f"--modes: unknown mode '{mode}'; use in_process, composed, separate")
         results[mode]["wall_s"] = time.monotonic() - start
         results[mode]["load_average_1min_after"] = os.getloadavg()[0]
-    result = {"machine": machine_info(), "profile": args.profile, "episodes": args.episodes,
+    result = {"machine": machine_info(), "profile": args.profile, "episodes": args.episodes, "torch_threads": args.torch_threads,
               "load_average_1min_before": load_before[0], **results}
     base = results.get("in_process")
     if base:

@@ -54,6 +54,17 @@ NODE_OVERRIDES = {
     "memory": {},
 }
 
+# Torch (OpenMP) threads of the nodes whose torch work is batch 1 (one latent, one plan): one thread each,
+# so their per-frame work does not take the actor's cores; the actor keeps torch's default (all cores).
+# The composed process sets the same budgets per node itself (jepa_planner/composed.py).
+ONE_THREAD_NODES = ("perception", "world_model", "configurator", "cost", "memory")
+
+
+def node_env(node_name: str) -> dict[str, str]:
+    """Extra environment of a separately launched node: its torch thread budget."""
+    return {"OMP_NUM_THREADS": "1"} if node_name in ONE_THREAD_NODES else {}
+
+
 # Parameters whose launch argument is text "true"/"false" but whose ROS type is bool: a str value in
 # a launch_ros parameter dict stays a string parameter, which the node would reject.
 BOOL_PARAMETERS = ("autostart", "use_sim_time")
@@ -175,6 +186,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("perception", arguments)],
             arguments=log_args,
+            additional_env=node_env("perception"),
             output="screen",
         ),
         LifecycleNode(
@@ -184,6 +196,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("world_model", arguments)],
             arguments=log_args,
+            additional_env=node_env("world_model"),
             output="screen",
         ),
         LifecycleNode(
@@ -193,6 +206,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("actor", arguments)],
             arguments=log_args,
+            additional_env=node_env("actor"),
             output="screen",
         ),
         LifecycleNode(
@@ -202,6 +216,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("configurator", arguments)],
             arguments=log_args,
+            additional_env=node_env("configurator"),
             output="screen",
         ),
         LifecycleNode(
@@ -211,6 +226,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("cost", arguments)],
             arguments=log_args,
+            additional_env=node_env("cost"),
             output="screen",
         ),
         Node(
@@ -220,6 +236,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("memory", arguments)],
             arguments=log_args,
+            additional_env=node_env("memory"),
             output="screen",
         ),
     ]

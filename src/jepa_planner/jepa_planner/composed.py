@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -40,11 +41,17 @@ NODES = {
     "memory": ("jepa_planner.memory_node", "MemoryNode"),
 }
 
-# Executor threads per node: as each node's main() gives run_node in its own process (the configurator
-# waits on services inside callbacks; the actor takes latents, goals and the watchdog concurrently).
-# Torch intra-op threads per node: the actor's callbacks plan (the heavy part), the others' work is batch 1.
-EXECUTOR_THREADS = {"perception": 2, "world_model": 2, "actor": 3, "configurator": 4, "cost": 2, "memory": 2}
-TORCH_THREADS = {"perception": 1, "world_model": 1, "actor": 2, "configurator": 1, "cost": 1, "memory": 1}
+# Executor threads per node. The batch-1 nodes get one thread each (a single-threaded executor): with
+# thread pools for them too, their wake-ups for every latent and command fought the actor for the GIL
+# (measured on 2 busy cores: camera -> command median 40 ms and planner time x2-3, against 2-9 ms and
+# x1 with these). The configurator waits on services inside callbacks and the actor takes latents,
+# goals and its watchdog concurrently: they keep the pools their own processes give them.
+# Torch intra-op threads per node: the actor's callbacks plan (the heavy part) and get half the cores; the
+# others' torch work is batch 1 and stays on one thread. On a busy 2-core machine two OpenMP threads for
+# the actor made a replan 5-30x slower (threads wait on each other whenever one is descheduled): 1 there.
+EXECUTOR_THREADS = {"perception": 1, "world_model": 1, "actor": 3, "configurator": 4, "cost": 1, "memory": 1}
+TORCH_THREADS = {"perception": 1, "world_model": 1, "actor": max(1, (os.cpu_count() or 2) // 2), "configurator": 1,
+                 "cost": 1, "memory": 1}
 
 
 def parse_budgets(items: list[str], defaults: dict[str, int]) -> dict[str, int]:
@@ -182,20 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def start_composed(procs: Any, names: list[str], python: str = sys.executable) -> None:
+def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None = None, python: str = sys.executable) -> None:
     """Start ``names`` as one composed process in a demo ``NodeProcesses`` (registered as 'agent').
 
     Per-node overrides go in one extra params file with a ``/**/<name>`` section per node, the
     keys of the shared params file's own sections, so they win over them as in separate processes.
     """
-    import os
     import subprocess
 
     import yaml
 
     sections = {f"/**/{n}": {"ros__parameters": procs.overrides[n]} for n in names if procs.overrides.get(n)}
-    args = [python, "-m", "jepa_planner.composed", "--nodes", ",".join(names), "--ros-args", "--params-file",
-            str(procs.params_file)]
+    budgets = [f"{name}={n}" for name, n in (threads or {}).items()]
+    args = [python, "-m", "jepa_planner.composed", "--nodes", ",".join(names), *(["--threads", *budgets] if budgets else []),
+            "--ros-args", "--params-file", str(procs.params_file)]
     if sections:
         path = Path(procs.log_dir) / "agent.overrides.yaml"
         path.write_text(yaml.safe_dump(sections))
