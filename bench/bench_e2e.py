@@ -10,21 +10,26 @@ by one observer process (the demo client). Figures:
   planning rate          1 / median(camera frame -> new plan): how fast a frame becomes a plan,
                          transport and starvation included (in-process: 1 / median(encode + replan));
   plans per second       plans per second of task time (lockstep: also bounded by the per-step hops).
-Every mode runs one warm-up task first (not counted): first calls allocate and load lazily. Torch
+All processes share the bench's scheduling group (see one_scheduling_group). Every mode runs one
+warm-up task first (not counted): first calls allocate and load lazily. Torch
 threads are the same for the planner in every mode (``--torch-threads``; the other nodes get one each,
 as agent.launch.py and the composed process give them).
 
-    .venv/bin/python bench/bench_e2e.py --episodes 5
+    .venv/bin/python bench/bench_e2e.py --episodes 5 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,6 +91,27 @@ def in_process(bundle: str, profile_name: str, seeds: list[int], max_steps: int,
     }
 
 
+@contextlib.contextmanager
+def one_scheduling_group() -> Iterator[None]:
+    """Node processes started meanwhile stay in this process's session.
+
+    Linux's autogroup scheduling gives each session an equal CPU share against the machine's other
+    work: the demo starts every node in a session of its own, so on a shared machine seven separate
+    processes got seven shares and one composed process one. Here every mode runs in one group.
+    """
+    real = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen:
+        kwargs["start_new_session"] = False
+        return real(*args, **kwargs)
+
+    subprocess.Popen = popen  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        subprocess.Popen = real  # type: ignore[misc]
+
+
 def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int, composed: bool,
              threads: int) -> dict:
     """The demo's nodes (separate processes or composed) on ReachGoal tasks, measured by the demo client."""
@@ -104,17 +130,15 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
         procs = NodeProcesses(Path(tmp), ROOT / "config" / "agent.yaml", overrides)
         client = None
         try:
-            if composed:
-                procs.start("sim", NODES["sim"])
-                start_composed(procs, [n for n in NODES if n != "sim"], threads={"actor": threads})
-            else:
-                os.environ["OMP_NUM_THREADS"] = "1"  # the batch-1 nodes' budget (agent.launch.py)...
-                for name, module in NODES.items():
-                    if name == "actor":  # ...and the planner's
-                        os.environ["OMP_NUM_THREADS"] = str(threads)
-                    procs.start(name, module)
-                    os.environ["OMP_NUM_THREADS"] = "1"
-                del os.environ["OMP_NUM_THREADS"]
+            with one_scheduling_group():
+                if composed:
+                    procs.start("sim", NODES["sim"])
+                    start_composed(procs, [n for n in NODES if n != "sim"], threads={"actor": threads})
+                else:
+                    for name, module in NODES.items():  # the planner's torch budget, one thread for the others
+                        os.environ["OMP_NUM_THREADS"] = str(threads) if name == "actor" else "1"
+                        procs.start(name, module)
+                    del os.environ["OMP_NUM_THREADS"]
             client = DemoClient("two_rooms", WORLD_ARGS)
             planning_times: list[float] = []
             client.node.create_subscription(Plan, "plan", lambda m: planning_times.append(m.planning_time), reliable_qos(10))
@@ -150,11 +174,33 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
     }
 
 
+def run_round(args: argparse.Namespace, modes: list[str], seeds: list[int], warmup: int) -> dict:
+    """Every mode once, one after the other, on the same seeds; ratios to the in-process figures."""
+    results: dict = {"load_average_1min_before": os.getloadavg()[0]}
+    for mode in modes:
+        start = time.monotonic()
+        if mode == "in_process":
+            results[mode] = in_process(args.bundle, args.profile, seeds, args.max_steps, warmup, args.torch_threads)
+        else:
+            results[mode] = over_ros(args.bundle, args.profile, seeds, args.max_steps, warmup, mode == "composed",
+                                     args.torch_threads)
+        results[mode]["wall_s"] = time.monotonic() - start
+        results[mode]["load_average_1min_after"] = os.getloadavg()[0]
+    base = results.get("in_process")
+    for mode in ("composed", "separate"):
+        if base and mode in results:
+            r = results[mode]
+            results[f"ratio_planning_rate_{mode}_over_in_process"] = r["planning_rate_hz"] / base["planning_rate_hz"]
+            results[f"ratio_p95_latency_{mode}_over_in_process"] = r["latency_ms"]["p95"] / base["latency_ms"]["p95"]
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", default=str(ROOT / "models" / "two_rooms"))
     p.add_argument("--profile", default="flat_cem")
     p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="rounds of every mode; ratios are reported per round and as medians")
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads of the planner in every mode")
@@ -164,40 +210,33 @@ def main() -> None:
     os.environ.setdefault("ROS_DOMAIN_ID", str(50 + os.getpid() % 40))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     seeds = list(range(args.seed, args.seed + args.episodes))
-    warmup = args.seed - 1
     modes = [m.strip() for m in args.modes.split(",")]
-    load_before = os.getloadavg()
-    results: dict = {}
-    for mode in modes:  # in one run, one after the other, on the same seeds
-        start = time.monotonic()
-        if mode == "in_process":
-            results[mode] = in_process(args.bundle, args.profile, seeds, args.max_steps, warmup, args.torch_threads)
-        elif mode in ("composed", "separate"):
-            results[mode] = over_ros(args.bundle, args.profile, seeds, args.max_steps, warmup, mode == "composed",
-                                     args.torch_threads)
-        else:
-            raise SystemExit(f"--modes: unknown mode '{mode}'; use in_process, composed, separate")
-        results[mode]["wall_s"] = time.monotonic() - start
-        results[mode]["load_average_1min_after"] = os.getloadavg()[0]
-    result = {"machine": machine_info(), "profile": args.profile, "episodes": args.episodes, "torch_threads": args.torch_threads,
-              "load_average_1min_before": load_before[0], **results}
-    base = results.get("in_process")
-    if base:
-        for mode in ("composed", "separate"):
-            if mode in results:
-                r = results[mode]
-                result[f"ratio_planning_rate_{mode}_over_in_process"] = r["planning_rate_hz"] / base["planning_rate_hz"]
-                result[f"ratio_p95_latency_{mode}_over_in_process"] = r["latency_ms"]["p95"] / base["latency_ms"]["p95"]
+    unknown = set(modes) - {"in_process", "composed", "separate"}
+    if unknown:
+        raise SystemExit(f"--modes: unknown {sorted(unknown)}; use in_process, composed, separate")
+    rounds = []
+    for k in range(args.rounds):  # interleaved, so a change in the machine's load hits every mode alike
+        rounds.append(run_round(args, modes, seeds, args.seed - 1))
+        r = rounds[-1]
+        print(f"round {k + 1}: load {r['load_average_1min_before']:.1f}")
+        for mode in modes:
+            m = r[mode]
+            print(f"  {mode:>10}: camera -> command median {m['latency_ms']['median']:.1f} ms, p95 {m['latency_ms']['p95']:.1f} ms; "
+                  f"camera -> plan median {m['replan_latency_ms']['median']:.1f} ms (planning rate {m['planning_rate_hz']:.1f} Hz); "
+                  f"{m['plans_per_second']:.1f} plans/s; {m['success']}/{args.episodes} reached")
+    ratios = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0] if key.startswith("ratio_")}
+    medians = {mode: {"camera_to_command_p95_ms": float(np.median([r[mode]["latency_ms"]["p95"] for r in rounds])),
+                      "camera_to_command_median_ms": float(np.median([r[mode]["latency_ms"]["median"] for r in rounds])),
+                      "planning_rate_hz": float(np.median([r[mode]["planning_rate_hz"] for r in rounds])),
+                      "plans_per_second": float(np.median([r[mode]["plans_per_second"] for r in rounds]))}
+               for mode in modes}
+    result = {"machine": machine_info(), "profile": args.profile, "episodes": args.episodes, "rounds": args.rounds,
+              "torch_threads": args.torch_threads, "median_over_rounds": {**medians, **ratios}, "per_round": rounds}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    for mode, r in results.items():
-        print(f"{mode:>10}: camera -> command median {r['latency_ms']['median']:.1f} ms, p95 {r['latency_ms']['p95']:.1f} ms; "
-              f"camera -> plan median {r['replan_latency_ms']['median']:.1f} ms (planning rate {r['planning_rate_hz']:.1f} Hz); "
-              f"{r['plans_per_second']:.1f} plans/s; {r['success']}/{args.episodes} reached")
-    for key, value in result.items():
-        if key.startswith("ratio_"):
-            print(f"{key}: {value:.2f}")
-    print(f"load average (1 min) before {load_before[0]:.2f}; wrote {args.out}")
+    for key, value in ratios.items():
+        print(f"{key}: median {value:.2f} (rounds: {', '.join(f'{r[key]:.2f}' for r in rounds)})")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
