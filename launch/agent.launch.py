@@ -2,12 +2,21 @@
 
     ros2 launch jepa_planner agent.launch.py bundle:=/path/to/bundle
     ros2 launch jepa_planner agent.launch.py namespace:=robot1 use_sim_time:=true log_level:=debug
+    ros2 launch jepa_planner agent.launch.py composed:=true     # all nodes in one process (lower latency)
 
 Every node reads ``params_file`` (one ``node_name: ros__parameters:`` section per node) and then
 the overrides given by the launch arguments; an empty ``bundle`` or ``profile`` keeps the params
 file's value. The lifecycle nodes configure and activate themselves when ``autostart`` is true
 (their own ``autostart`` parameter), so no lifecycle manager is needed; with ``autostart:=false``
 they wait in the unconfigured state for ``ros2 lifecycle set <node> configure``.
+
+With ``composed:=true`` the same nodes run in one process (``composed_agent``, see
+jepa_planner/composed.py) with the same params file; the per-node overrides then go in a generated
+params file with one ``/**/<node>`` section per node, as one process cannot take per-node ``-p``.
+
+Any process of the launch (this file's nodes, and the sim of agent_sim.launch.py, which includes it)
+that exits by itself, e.g. a lifecycle node that failed to configure (exit code 1), shuts the whole
+launch down with one error line saying which and why, instead of leaving it running half-dead.
 
 Parameter overrides are computed in Python (an ``OpaqueFunction``) because a launch argument left
 empty must leave the params file's value alone, which a plain substitution cannot express.
@@ -20,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
@@ -43,6 +53,17 @@ NODE_OVERRIDES = {
     "cost": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
     "memory": {},
 }
+
+# Torch (OpenMP) threads of the nodes whose torch work is batch 1 (one latent, one plan): one thread each,
+# so their per-frame work does not take the actor's cores; the actor keeps torch's default (all cores).
+# The composed process sets the same budgets per node itself (jepa_planner/composed.py).
+ONE_THREAD_NODES = ("perception", "world_model", "configurator", "cost", "memory")
+
+
+def node_env(node_name: str) -> dict[str, str]:
+    """Extra environment of a separately launched node: its torch thread budget."""
+    return {"OMP_NUM_THREADS": "1"} if node_name in ONE_THREAD_NODES else {}
+
 
 # Parameters whose launch argument is text "true"/"false" but whose ROS type is bool: a str value in
 # a launch_ros parameter dict stays a string parameter, which the node would reject.
@@ -98,6 +119,40 @@ def namespace_problems(params_doc: Any, namespace: str, node_names: list[str]) -
     ]
 
 
+def exit_message(process: str, returncode: int) -> str:
+    """Why the launch shuts down when ``process`` exited by itself with ``returncode``."""
+    if returncode == 1:
+        why = "it failed to configure or activate (bad bundle, profile or file: see its error above)"
+    elif returncode == 2:
+        why = "its parameters are invalid (see its error above)"
+    elif returncode < 0:
+        why = f"it was killed by signal {-returncode}"
+    else:
+        why = "it stopped on its own"
+    return f"{process} exited with code {returncode}: {why}; shutting the launch down"
+
+
+def shutdown_on_exit(event: Any, context: LaunchContext) -> list:
+    """OnProcessExit callback: a node that ends while the launch is running takes the launch down with it."""
+    if context.is_shutdown:  # Ctrl-C or another node's exit: already going down
+        return []
+    import launch.logging
+
+    message = exit_message(event.process_name, event.returncode)
+    launch.logging.get_logger("launch").error(message)
+    return [Shutdown(reason=message)]
+
+
+def composed_overrides_file(arguments: dict[str, str]) -> str:
+    """A params file with each composed node's launch overrides in its own ``/**/<node>`` section."""
+    import tempfile
+
+    sections = {f"/**/{name}": {"ros__parameters": node_overrides(name, arguments)} for name in NODE_OVERRIDES}
+    with tempfile.NamedTemporaryFile("w", prefix="jepa_composed_", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(sections, f)
+    return f.name
+
+
 def launch_setup(context: LaunchContext) -> list:
     """The node actions, built once the launch arguments are known."""
     argument_names = {arg for table in NODE_OVERRIDES.values() for arg in table.values()} | {"use_sim_time"}
@@ -111,6 +166,18 @@ def launch_setup(context: LaunchContext) -> list:
     if problems:
         raise ValueError(f"{params_file}: " + "; ".join(problems))
     log_args = ["--ros-args", "--log-level", log_level]
+    if parse_bool("composed", LaunchConfiguration("composed").perform(context)):
+        # No name=: it would rename every node of the process. Executor and torch threads per node: composed.py.
+        return [
+            Node(
+                package="jepa_planner",
+                executable="composed_agent",
+                namespace=namespace,
+                parameters=[params_file, composed_overrides_file(arguments)],
+                arguments=log_args,
+                output="screen",
+            )
+        ]
     return [
         LifecycleNode(
             package="jepa_perception",
@@ -119,6 +186,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("perception", arguments)],
             arguments=log_args,
+            additional_env=node_env("perception"),
             output="screen",
         ),
         LifecycleNode(
@@ -128,6 +196,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("world_model", arguments)],
             arguments=log_args,
+            additional_env=node_env("world_model"),
             output="screen",
         ),
         LifecycleNode(
@@ -137,6 +206,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("actor", arguments)],
             arguments=log_args,
+            additional_env=node_env("actor"),
             output="screen",
         ),
         LifecycleNode(
@@ -146,6 +216,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("configurator", arguments)],
             arguments=log_args,
+            additional_env=node_env("configurator"),
             output="screen",
         ),
         LifecycleNode(
@@ -155,6 +226,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("cost", arguments)],
             arguments=log_args,
+            additional_env=node_env("cost"),
             output="screen",
         ),
         Node(
@@ -164,6 +236,7 @@ def launch_setup(context: LaunchContext) -> list:
             namespace=namespace,
             parameters=[params_file, node_overrides("memory", arguments)],
             arguments=log_args,
+            additional_env=node_env("memory"),
             output="screen",
         ),
     ]
@@ -226,6 +299,13 @@ def generate_launch_description() -> LaunchDescription:
                 default_value=str(config / "goals.yaml"),
                 description="named goals (images or latents) the configurator accepts in ReachGoal",
             ),
+            DeclareLaunchArgument(
+                "composed",
+                default_value="false",
+                choices=["true", "false"],
+                description="run all agent nodes in one process (jepa_planner composed_agent): lower latency",
+            ),
+            RegisterEventHandler(OnProcessExit(on_exit=shutdown_on_exit)),
             OpaqueFunction(function=launch_setup),
         ]
     )

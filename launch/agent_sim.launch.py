@@ -1,6 +1,11 @@
 """The agent against a built-in simulated world: the sim node plus everything in agent.launch.py.
 
     ros2 launch jepa_planner agent_sim.launch.py bundle:=/path/to/bundle world:=two_rooms mode:=lockstep
+    ros2 launch jepa_planner agent_sim.launch.py world:=multi_room bundle:=models/multi_room composed:=true
+
+The world's options come from the params file's ``world_options.<world>`` for the chosen world, or
+from ``world_args:='{...}'`` when given. A lockstep sim repeats its observation until the first
+command, so the agent's nodes may start in any order (as they do here, all at once).
 
 The agent's nodes run on sim time (``use_sim_time`` true): the sim publishes ``/clock`` and stamps
 its images with it, so stamps, timeouts and rates follow the world, not the wall clock. The sim
@@ -21,10 +26,10 @@ from launch_ros.actions import Node
 from launch import LaunchContext, LaunchDescription
 
 # Launch arguments that override sim parameters (parameter -> argument); empty keeps the params file's.
-SIM_OVERRIDES = {"world": "world", "mode": "mode"}
+SIM_OVERRIDES = {"world": "world", "world_args": "world_args", "mode": "mode"}
 
 # Arguments of agent.launch.py passed through unchanged (use_sim_time is forced to true).
-AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile")
+AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile", "composed")
 
 
 def sim_overrides(arguments: dict[str, str]) -> dict[str, Any]:
@@ -75,6 +80,17 @@ def generate_launch_description() -> LaunchDescription:
                 "world",
                 default_value="",
                 description="world: two_rooms, multi_room, point_maze, push_t (empty: the params file's)",
+            ),
+            DeclareLaunchArgument(
+                "world_args",
+                default_value="",
+                description="world options as a YAML mapping, e.g. '{goal_doors: 4}' (empty: the params file's for the world)",
+            ),
+            DeclareLaunchArgument(
+                "composed",
+                default_value="false",
+                choices=["true", "false"],
+                description="run all agent nodes in one process (lower latency)",
             ),
             DeclareLaunchArgument(
                 "mode",

@@ -26,6 +26,8 @@ LAUNCH_FILES = ("agent.launch.py", "agent_sim.launch.py", "rviz.launch.py")
 AGENT_YAML = REPO / "config" / "agent.yaml"
 RVIZ_CONFIG = REPO / "config" / "agent.rviz"
 NODE_CLASSES = ("Node", "LifecycleNode")
+# Executables that hold several nodes: launched without name= (it would rename every node of the process).
+COMPOSED_EXECUTABLES = {"composed_agent"}
 
 
 def parse(path: Path) -> ast.Module:
@@ -106,7 +108,7 @@ def launched_nodes() -> dict[str, dict[str, Any]]:
     out = {}
     for file in LAUNCH_FILES:
         for node in node_calls(parse(LAUNCH_DIR / file)):
-            if str(node.get("package", "")).startswith("jepa_"):
+            if str(node.get("package", "")).startswith("jepa_") and node.get("executable") not in COMPOSED_EXECUTABLES:
                 out[node["name"]] = {**node, "file": file}
     return out
 
@@ -152,8 +154,11 @@ def test_nodes_are_console_scripts_of_their_packages(file: str) -> None:
     nodes = node_calls(parse(LAUNCH_DIR / file))
     assert nodes, f"{file} starts no node"
     for node in nodes:
-        for key in ("package", "executable", "name"):
+        composed = node.get("executable") in COMPOSED_EXECUTABLES
+        for key in ("package", "executable") if composed else ("package", "executable", "name"):
             assert isinstance(node.get(key), str), f"{file}: a {node['class']} has no literal {key}="
+        if composed:
+            assert "name" not in node["keywords"], f"{file}: {node['executable']} must not get name= (it renames every node)"
         if node["package"].startswith("jepa_"):
             scripts = console_scripts(node["package"])
             assert node["executable"] in scripts, (
@@ -170,7 +175,7 @@ def test_agent_launch_starts_the_agent_nodes_with_the_right_classes() -> None:
     from rclpy.lifecycle import LifecycleNode as RclpyLifecycleNode
     from rclpy.node import Node as RclpyNode
 
-    nodes = {n["name"]: n for n in node_calls(parse(LAUNCH_DIR / "agent.launch.py"))}
+    nodes = {n["name"]: n for n in node_calls(parse(LAUNCH_DIR / "agent.launch.py")) if "name" in n}
     assert set(nodes) == {"perception", "world_model", "actor", "configurator", "cost", "memory"}
     for name, node in nodes.items():
         module = importlib.import_module(node_module(node))
@@ -234,12 +239,93 @@ def test_namespace_problems_flag_bare_node_sections() -> None:
 
 def test_sim_overrides() -> None:
     h = load_helpers("agent_sim.launch.py", ("SIM_OVERRIDES", "sim_overrides"))
-    assert h["sim_overrides"]({"world": "", "mode": ""}) == {"use_sim_time": False}
-    assert h["sim_overrides"]({"world": "push_t", "mode": "realtime"}) == {
+    assert h["sim_overrides"]({"world": "", "world_args": "", "mode": ""}) == {"use_sim_time": False}
+    assert h["sim_overrides"]({"world": "push_t", "world_args": "{image_size: 96}", "mode": "realtime"}) == {
         "use_sim_time": False,
         "world": "push_t",
+        "world_args": "{image_size: 96}",
         "mode": "realtime",
     }
+
+
+@pytest.mark.parametrize("world", ["two_rooms", "multi_room", "point_maze", "push_t"])
+def test_world_argument_alone_picks_that_worlds_options_from_the_params_file(world: str) -> None:
+    """world:=NAME with the shipped agent.yaml: the sim gets NAME's own options, never another world's."""
+    from jepa_sim.sim_node import build_world, node_section_params, world_options
+
+    h = load_helpers("agent_sim.launch.py", ("SIM_OVERRIDES", "sim_overrides"))
+    params = {**node_section_params(yaml.safe_load(AGENT_YAML.read_text())),
+              **h["sim_overrides"]({"world": world, "world_args": "", "mode": ""})}
+    assert world_options(params)[0] == f"world_options.{world}"
+    try:
+        built = build_world(params)
+    except ValueError as exc:
+        if "not available" in str(exc):
+            pytest.skip(f"{world}: optional extras not installed")
+        raise
+    assert built.spec.name == world
+
+
+def test_every_built_in_world_has_options_in_the_params_file() -> None:
+    from jepa_sim.worlds import world_names
+
+    sim = yaml.safe_load(AGENT_YAML.read_text())["/**/sim"]["ros__parameters"]
+    assert sim["world_args"] == "", "a non-empty world_args would apply to every world (world:=NAME would break)"
+    assert set(sim["world_options"]) == set(world_names())
+
+
+def test_agent_sim_declares_the_new_arguments_and_passes_composed() -> None:
+    sim_tree = parse(LAUNCH_DIR / "agent_sim.launch.py")
+    assert {"world", "world_args", "mode", "composed"} <= declared_arguments(sim_tree)
+    assert "composed" in module_literals(sim_tree)["AGENT_ARGUMENTS"]
+    assert "composed" in declared_arguments(parse(LAUNCH_DIR / "agent.launch.py"))
+
+
+def test_composed_launch_runs_the_composed_executable_with_every_agent_node() -> None:
+    """composed:=true starts composed_agent, which composes exactly the nodes agent.launch.py starts."""
+    from jepa_planner.composed import NODES
+
+    tree = parse(LAUNCH_DIR / "agent.launch.py")
+    composed = [n for n in node_calls(tree) if n.get("executable") in COMPOSED_EXECUTABLES]
+    assert len(composed) == 1 and composed[0]["package"] == "jepa_planner" and "namespace" in composed[0]["keywords"]
+    assert console_scripts("jepa_planner")["composed_agent"] == "jepa_planner.composed:main"
+    separate = {n["name"]: n for n in node_calls(tree) if "name" in n}
+    assert set(NODES) == set(separate)
+    for name, (module, _cls) in NODES.items():
+        assert node_module(separate[name]) == module, f"composed.py builds {name} from {module}, the launch from another module"
+
+
+def test_composed_overrides_file_has_one_section_per_node(tmp_path) -> None:
+    h = load_helpers(
+        "agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "parse_bool", "node_overrides", "composed_overrides_file")
+    )
+    h["yaml"] = yaml
+    arguments = {"bundle": "/b", "autostart": "true", "use_sim_time": "true", "profile": "flat_mppi",
+                 "profiles_file": "/p.yaml", "goals_file": "/g.yaml"}
+    path = Path(h["composed_overrides_file"](arguments))
+    try:
+        doc = yaml.safe_load(path.read_text())
+    finally:
+        path.unlink()
+    assert set(doc) == {f"/**/{name}" for name in h["NODE_OVERRIDES"]}
+    assert doc["/**/actor"]["ros__parameters"]["profile"] == "flat_mppi"
+    assert doc["/**/configurator"]["ros__parameters"]["default_profile"] == "flat_mppi"
+    assert doc["/**/memory"]["ros__parameters"] == {"use_sim_time": True}
+
+
+def test_a_node_exiting_by_itself_shuts_the_launch_down_with_a_reason() -> None:
+    """The global OnProcessExit handler: exit code -> one clear line; nothing while already shutting down."""
+    tree = parse(LAUNCH_DIR / "agent.launch.py")
+    handlers = [c for c in calls(tree, "OnProcessExit")]
+    assert len(handlers) == 1 and not any(kw.arg == "target_action" for kw in handlers[0].keywords), (
+        "one global handler: it must also cover the sim of agent_sim.launch.py"
+    )
+    assert calls(tree, "RegisterEventHandler")
+    h = load_helpers("agent.launch.py", ("exit_message",))
+    message = h["exit_message"]("perception_node-1", 1)
+    assert "perception_node-1" in message and "configure" in message and "shutting the launch down" in message
+    assert "parameters" in h["exit_message"]("sim-1", 2)
+    assert "signal 9" in h["exit_message"]("actor_node-3", -9)
 
 
 def test_jepa_planner_installs_what_the_launch_files_read() -> None:

@@ -51,7 +51,18 @@ def sections(path: Path) -> dict[str, dict[str, Any]]:
         assert isinstance(body, dict) and set(body) == {"ros__parameters"}, (
             f"{path.name}: section '{key}' must hold only ros__parameters"
         )
-        out[key if key == "/**" else LAUNCH.yaml_node_name(key)] = body["ros__parameters"]
+        out[key if key == "/**" else LAUNCH.yaml_node_name(key)] = flatten(body["ros__parameters"])
+    return out
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested keys as the dotted parameter names rcl gives them: {a: {b: 1}} -> {'a.b': 1}."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 

@@ -30,6 +30,7 @@ setup(
             "configurator_node = jepa_planner.configurator_node:main",
             "cost_node = jepa_planner.cost_node:main",
             "memory_node = jepa_planner.memory_node:main",
+            "composed_agent = jepa_planner.composed:main",
             "jepa-demo = jepa_planner.demo:main",
             "jepa-evaluate = jepa_planner.evaluate:main",
         ],

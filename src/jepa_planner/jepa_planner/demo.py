@@ -398,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
     p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for the nodes to come up")
+    p.add_argument("--composed", action="store_true",
+                   help="run the agent's nodes in one process (jepa_planner.composed) beside the sim: lower latency")
     return p
 
 
@@ -425,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     sim_params = node_section(params, "sim")
     world_name = args.world or sim_params.get("world", "two_rooms")
     defaults = WORLD_DEFAULTS.get(world_name, WorldDefaults())
-    default_args = defaults.world_args if args.world else sim_params.get("world_args", "")
+    default_args = defaults.world_args if args.world else (
+        sim_params.get("world_args") or (sim_params.get("world_options") or {}).get(world_name, ""))
     world_args_text = args.world_args if args.world_args is not None else default_args
     try:
         world_args = yaml.safe_load(world_args_text or "{}") or {}
@@ -487,8 +490,14 @@ def main(argv: list[str] | None = None) -> int:
     frames: list[np.ndarray] = []
     plans: list[np.ndarray] = []
     try:
-        for name, module in NODES.items():
-            procs.start(name, module)
+        if args.composed:
+            from jepa_planner.composed import start_composed
+
+            procs.start("sim", NODES["sim"])
+            start_composed(procs, [name for name in NODES if name != "sim"])
+        else:
+            for name, module in NODES.items():
+                procs.start(name, module)
         client = DemoClient(world_name, world_args)
         client.check = check
         print(f"[demo] started {len(NODES)} node processes; waiting for them (logs: {out / 'logs'})")

@@ -431,8 +431,9 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     process with exit code 1 and one line saying why, so a launch file shows it at once instead of
     a node that looks alive but does nothing. Invalid parameters at start (wrong type, out of
     range, unknown key in the node's params-file section) end it with code 2 and one line.
-    Ctrl-C (SIGINT) exits with 0.
+    Ctrl-C (SIGINT) exits with 0, at once after the node is destroyed (see :func:`exit_now`).
     """
+    import signal
     import sys
 
     import rclpy
@@ -443,7 +444,9 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     _ROS_ARGS = args
     rclpy.init(args=args)
     node = None
+    executor = None
     code = 0
+    interrupted = False
     try:
         node = node_factory()
         if isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value:
@@ -457,19 +460,44 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         executor = MultiThreadedExecutor(num_threads=threads)
         executor.add_node(node)
         executor.spin()
+        interrupted = True  # spin() returns once the context is shut down (SIGINT/SIGTERM)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        # A second SIGINT (the terminal's and the launch service's both arrive) must not interrupt the cleanup.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if executor is not None:  # no new callbacks; one still running (a long plan) is not waited for
+            executor.shutdown(timeout_sec=0, wait_for_threads=False)
         if node is not None:
             try:
                 node.destroy_node()
             except Exception as exc:  # exiting anyway: one line, not a trace
                 print(f"[{node.get_name()}] warning: while shutting down: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # try_shutdown may have put the previous handler back
+    if interrupted:
+        exit_now(code)
     return code
+
+
+def exit_now(code: int) -> None:
+    """End the process at once after a clean node shutdown (Ctrl-C, launch's SIGINT).
+
+    The interpreter's own teardown (joining executor worker threads still inside a long callback,
+    finalising torch and onnxruntime) took seconds on a busy machine, past the launch's grace time;
+    everything the node owns was closed by ``destroy_node`` before this.
+    """
+    import logging
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def stamp_to_ns(stamp: Any) -> int:

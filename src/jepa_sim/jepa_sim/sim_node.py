@@ -14,6 +14,16 @@ Services: ``~/reset`` std_srvs/Trigger (next seed), ``~/get_goal_image`` jepa_in
 Modes: ``realtime`` steps at ``rate`` Hz with the latest command (zero once it is older than
 ``command_timeout`` s); ``lockstep`` makes exactly one step per received command and then
 publishes the new observation (deterministic evaluation).
+
+A lockstep world waits for a command after each observation, so an observation lost on the way
+(a subscriber that was not active yet, as when ``ros2 launch`` starts every node at once, or a
+best-effort drop) would stall it for good. Until the first command after a start or reset, the
+sim therefore re-publishes the current observation (same stamp, same ``/clock``: time does not
+advance) every ``idle_republish_period`` s of the steady clock; the same observation is also
+served on request by ``~/republish``. Once commands flow, each observation is published once.
+
+World options: ``world_args`` (a YAML mapping) when non-empty, else ``world_options.<world>``, so
+one params file carries the options of every world and ``world:=NAME`` picks the matching set.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import numpy as np
 import yaml
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
@@ -39,7 +51,15 @@ from jepa_sim.worlds.point_mass import PointMassWorld
 
 PARAMS = {
     "world": Param("two_rooms", "world registry name", choices=tuple(world_names()), read_only=True),
-    "world_args": Param("", "world constructor options as a YAML mapping, e.g. '{goal_in_other_room: true}'", read_only=True),
+    "world_args": Param(
+        "",
+        "world constructor options as a YAML mapping, e.g. '{goal_in_other_room: true}' (empty: world_options.<world>)",
+        read_only=True,
+    ),
+    **{
+        f"world_options.{name}": Param("", f"options of world {name} (YAML mapping) when world_args is empty", read_only=True)
+        for name in world_names()
+    },
     "seed": Param(0, "seed of the first episode; each ~/reset uses the next", min=0),
     "image_size": Param(0, "camera image side in px (0 = the world's default)", min=0, max=2048, read_only=True),
     "rate": Param(10.0, "realtime mode: steps per second (wall clock)", min=0.1, max=1000.0, read_only=True),
@@ -55,6 +75,13 @@ PARAMS = {
     "command_timeout": Param(0.5, "realtime mode: a command older than this (s) counts as zero", min=0.0, max=60.0),
     "frame_id": Param("camera", "frame_id of the camera images"),
     "publish_state": Param(True, "publish the privileged true state on true_state (probes and evaluation only)"),
+    "idle_republish_period": Param(
+        1.0,
+        "lockstep: re-publish the current observation every this many s (steady clock) until a command arrives (0 = never)",
+        min=0.0,
+        max=60.0,
+        read_only=True,
+    ),
 }
 
 
@@ -71,16 +98,58 @@ def parse_world_args(text: str) -> dict[str, Any]:
     return value
 
 
+def world_options(params: dict[str, Any]) -> tuple[str, str]:
+    """(parameter name, YAML text) of the options for ``params['world']``: world_args, else world_options.<world>."""
+    if params["world_args"].strip():
+        return "world_args", params["world_args"]
+    name = f"world_options.{params['world']}"
+    return name, params.get(name, "")
+
+
+def flatten_params(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params-file values as ROS parameter names: {world_options: {a: x}} -> {'world_options.a': x}."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flatten_params(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def node_section_params(doc: dict[str, Any], name: str = "sim") -> dict[str, Any]:
+    """What node ``name`` reads from a params file: PARAMS defaults, then ``/**``, then its own section."""
+    values = {key: spec.default for key, spec in PARAMS.items()}
+    for key in ("/**", name, f"/{name}", f"/**/{name}"):
+        section = (doc.get(key) or {}).get("ros__parameters") or {}
+        values.update({k: v for k, v in flatten_params(section).items() if k in PARAMS})
+    return values
+
+
+def build_world(params: dict[str, Any]) -> World:
+    """The world the parameters ask for; ValueError with one clear line when it cannot be built."""
+    source, text = world_options(params)
+    try:
+        kwargs = parse_world_args(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("'world_args'", f"'{source}'")) from exc
+    if params["image_size"]:
+        kwargs["image_size"] = params["image_size"]
+    try:
+        return make_world(params["world"], **kwargs)
+    except ImportError as exc:  # an optional world whose extras are not installed
+        raise ValueError(f"world '{params['world']}' is not available: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # options the world does not take
+        raise ValueError(f"parameter '{source}' = {text!r} does not fit world '{params['world']}': {exc}") from exc
+
+
 class SimNode(Node):
     """Thin ROS wrapper over one ``World``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sim", **kwargs)
         self.params = declare_params(self, PARAMS)
-        world_kwargs = parse_world_args(self.params["world_args"])
-        if self.params["image_size"]:
-            world_kwargs["image_size"] = self.params["image_size"]
-        self.world: World = make_world(self.params["world"], **world_kwargs)
+        self.world: World = build_world(self.params)
         self.spec = self.world.spec
         self.point_mass = isinstance(self.world, PointMassWorld)
         self.lock = threading.Lock()
@@ -88,6 +157,8 @@ class SimNode(Node):
         self.seed = int(self.params["seed"])
         self.last_command = np.zeros(self.spec.action_dim)
         self.last_command_time = -np.inf
+        self.current: tuple[np.ndarray, np.ndarray, Any] | None = None  # the last published observation
+        self.awaiting_first_command = True  # lockstep: re-publish until a command arrives
 
         out_qos = reliable_qos(10)
         self.image_pub = self.create_publisher(Image, "camera/image_raw", out_qos)
@@ -105,8 +176,14 @@ class SimNode(Node):
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.goal_msg: Image | None = None
         self.create_service(GetGoalImage, "~/get_goal_image", self.on_get_goal_image)
+        self.create_service(Trigger, "~/republish", self.on_republish)
         if self.params["mode"] == "realtime":
             self.create_timer(1.0 / self.params["rate"], self.on_timer)
+        elif self.params["idle_republish_period"] > 0:
+            # Steady clock: independent of /clock (which this node drives) and of the wall clock jumping.
+            self.create_timer(
+                self.params["idle_republish_period"], self.on_idle_timer, clock=RosClock(clock_type=ClockType.STEADY_TIME)
+            )
         with self.lock:
             self.reset_world(self.seed)
         self.get_logger().info(
@@ -133,6 +210,7 @@ class SimNode(Node):
             return
         if self.params["mode"] == "lockstep":
             with self.lock:
+                self.awaiting_first_command = False
                 self.step_world(action)
         else:
             self.last_command, self.last_command_time = action, time.monotonic()
@@ -142,8 +220,25 @@ class SimNode(Node):
         with self.lock:
             self.step_world(self.last_command if fresh else np.zeros(self.spec.action_dim))
 
+    def on_idle_timer(self) -> None:
+        """Lockstep: re-publish the current observation while no command has arrived since start/reset."""
+        with self.lock:
+            if self.awaiting_first_command and self.current is not None:
+                self.publish(*self.current)
+
+    def on_republish(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Publish the current observation again (same stamp): for a subscriber that missed it."""
+        with self.lock:
+            if self.current is None:
+                response.success, response.message = False, "no episode has started yet"
+                return response
+            self.publish(*self.current)
+        response.success, response.message = True, f"re-published the observation of step {self.steps}"
+        return response
+
     def on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self.lock:
+            self.awaiting_first_command = True
             self.seed += 1
             self.reset_world(self.seed)
         response.success, response.message = True, f"reset with seed {self.seed}"
@@ -178,6 +273,7 @@ class SimNode(Node):
         return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
     def publish(self, image: np.ndarray, proprio: np.ndarray, stamp: Any) -> None:
+        self.current = (image, proprio, stamp)
         self.clock_pub.publish(Clock(clock=stamp))
         self.image_pub.publish(array_to_image(image, stamp, self.get_parameter("frame_id").value))
         if self.point_mass:

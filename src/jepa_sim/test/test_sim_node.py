@@ -70,6 +70,8 @@ def test_lockstep_n_commands_make_n_steps_matching_the_world(ros_procs, rclpy_no
         "seed:=3",
         "-p",
         "world_args:='{goal_in_other_room: true}'",
+        "-p",
+        "idle_republish_period:=0.0",  # exactly one observation per command, none repeated while idle
     )
     odoms: list = []
     rclpy_node.create_subscription(Odometry, "odom", odoms.append, 50)
@@ -116,3 +118,85 @@ def test_bad_parameter_is_a_clear_error_at_start(ros_env):
     )
     assert result.returncode != 0
     assert "mode" in result.stderr + result.stdout and "warp" in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_lockstep_repeats_its_observation_until_the_first_command(ros_procs, rclpy_node):
+    """A subscriber that joins late (as under ros2 launch) still gets the observation the lockstep sim waits on."""
+    from geometry_msgs.msg import Twist, Vector3
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    proc = ros_procs.start(
+        "jepa_sim.sim_node", "--ros-args", "-p", "mode:=lockstep", "-p", "seed:=4", "-p", "idle_republish_period:=0.2"
+    )
+    time.sleep(1.0)  # the sim's first publication happens before this subscription exists
+    images: list = []
+    rclpy_node.create_subscription(Image, "camera/image_raw", images.append, 50)
+    wait_for(lambda: len(images) >= 3, 20, "repeated observations", proc)
+    assert {stamp_ns(m) for m in images} == {0}  # the same observation: time does not advance while idle
+    world = TwoRooms()
+    assert bytes(images[0].data) == world.reset(seed=4).image.tobytes()
+    pub = rclpy_node.create_publisher(Twist, "cmd_vel", 10)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10, "the sim's command subscription", proc)
+    pub.publish(Twist(linear=Vector3(x=5.0)))
+    wait_for(lambda: any(stamp_ns(m) > 0 for m in images), 10, "the observation after the command", proc)
+    time.sleep(1.0)
+    after = [stamp_ns(m) for m in images if stamp_ns(m) > 0]
+    assert after == [round(0.1 * 1e9)]  # one step, published once: no repeats once commands flow
+    # ~/republish serves the current observation again on request
+    client = rclpy_node.create_client(Trigger, "sim/republish")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    wait_for(future.done, 10, "the republish service", proc)
+    assert future.result().success
+    wait_for(lambda: [stamp_ns(m) for m in images].count(round(0.1 * 1e9)) == 2, 10, "the re-published observation", proc)
+
+
+SHIPPED_PARAMS = Path(__file__).resolve().parents[3] / "config" / "agent.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", ["two_rooms", "multi_room", "point_maze", "push_t"])
+def test_every_world_starts_from_the_shipped_params_file(ros_procs, rclpy_node, tmp_path, world):
+    """world:=NAME with config/agent.yaml: the world's own options apply (not another world's), and it publishes."""
+    import yaml
+    from sensor_msgs.msg import Image
+
+    from jepa_sim.ros_common import latched_qos
+    from jepa_sim.sim_node import build_world, node_section_params
+
+    params = node_section_params(yaml.safe_load(SHIPPED_PARAMS.read_text()), "sim")
+    try:
+        expected = build_world({**params, "world": world})
+    except ValueError as exc:
+        if "not available" in str(exc):
+            pytest.skip(f"{world}: optional extras not installed ({exc})")
+        raise
+    override = tmp_path / "world.yaml"  # what agent_sim.launch.py world:=NAME passes after the params file
+    override.write_text(yaml.safe_dump({"/**/sim": {"ros__parameters": {"world": world}}}))
+    proc = ros_procs.start(
+        "jepa_sim.sim_node", "--ros-args", "--params-file", str(SHIPPED_PARAMS), "--params-file", str(override),
+        name=f"sim_{world}",
+    )
+    images, goals = [], []
+    rclpy_node.create_subscription(Image, "camera/image_raw", images.append, 10)
+    rclpy_node.create_subscription(Image, "goal_image", goals.append, latched_qos())
+    wait_for(lambda: images and goals, 60, f"{world}'s first observation and goal image", proc)
+    side = expected.spec.image_size
+    assert (images[0].height, images[0].width) == (side, side)
+    assert proc.poll() is None
+
+
+def test_world_options_follow_the_world_and_bad_ones_are_one_clear_error():
+    from jepa_sim.sim_node import PARAMS, build_world, world_options
+
+    params = {key: spec.default for key, spec in PARAMS.items()}
+    params.update({"world_options.two_rooms": "{goal_in_other_room: true}", "world_options.multi_room": "{goal_doors: 4}"})
+    assert world_options({**params, "world": "multi_room"}) == ("world_options.multi_room", "{goal_doors: 4}")
+    assert world_options({**params, "world_args": "{door_y: 20}"}) == ("world_args", "{door_y: 20}")
+    assert build_world({**params, "world": "multi_room"}).spec.name == "multi_room"
+    with pytest.raises(ValueError, match=r"'world_args' = .* does not fit world 'multi_room'"):
+        build_world({**params, "world": "multi_room", "world_args": "{goal_in_other_room: true}"})
+    with pytest.raises(ValueError, match=r"'world_options\.two_rooms' must be a YAML mapping"):
+        build_world({**params, "world_options.two_rooms": "[1, 2]"})

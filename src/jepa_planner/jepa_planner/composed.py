@@ -1,0 +1,217 @@
+"""The agent's nodes composed in one process, for latency: one Python, one DDS participant, no process hops.
+
+    python -m jepa_planner.composed --ros-args --params-file config/agent.yaml -p bundle:=models/two_rooms
+    ros2 launch jepa_planner agent_sim.launch.py composed:=true
+
+Same node classes, names, parameters and topics as the separate processes (``agent.launch.py``);
+the params file's per-node sections apply as they would there. What changes is scheduling: with
+seven processes on a small machine every process has its own interpreter, torch thread pool and
+executor, and a frame crosses three process boundaries before it becomes a command.
+
+Each node spins its own executor on its own thread(s), so a slow callback of one node never queues
+behind another node's, and each node's threads get their own torch intra-op budget (torch's
+OpenMP thread count is per calling thread): the actor plans with ``--threads actor=N`` threads
+while the cost node's per-plan rollout and the world model's per-frame prediction stay on one
+thread each and cannot take the actor's cores. rclpy has no intra-process transport: messages
+between the composed nodes still go through the middleware, in one participant.
+
+Lifecycle nodes with ``autostart`` true configure and activate themselves as with ``run_node``; a
+node that fails to configure ends the process with exit code 1 (a launch file then shuts down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+# node name -> (module, class): the agent's nodes in the order they are created.
+NODES = {
+    "perception": ("jepa_perception.perception_node", "PerceptionNode"),
+    "world_model": ("jepa_world_model.world_model_node", "WorldModelNode"),
+    "actor": ("jepa_planner.actor_node", "ActorNode"),
+    "configurator": ("jepa_planner.configurator_node", "ConfiguratorNode"),
+    "cost": ("jepa_planner.cost_node", "CostNode"),
+    "memory": ("jepa_planner.memory_node", "MemoryNode"),
+}
+
+# Executor threads per node. The batch-1 nodes get one thread each (a single-threaded executor): with
+# thread pools for them too, their wake-ups for every latent and command fought the actor for the GIL
+# (measured on 2 busy cores: camera -> command median 40 ms and planner time x2-3, against 2-9 ms and
+# x1 with these). The configurator waits on services inside callbacks and the actor takes latents,
+# goals and its watchdog concurrently: they keep the pools their own processes give them.
+# Torch intra-op threads per node: the actor's callbacks plan (the heavy part) and get half the cores; the
+# others' torch work is batch 1 and stays on one thread. On a busy 2-core machine two OpenMP threads for
+# the actor made a replan 5-30x slower (threads wait on each other whenever one is descheduled): 1 there.
+EXECUTOR_THREADS = {"perception": 1, "world_model": 1, "actor": 3, "configurator": 4, "cost": 1, "memory": 1}
+TORCH_THREADS = {"perception": 1, "world_model": 1, "actor": max(1, (os.cpu_count() or 2) // 2), "configurator": 1,
+                 "cost": 1, "memory": 1}
+
+
+def parse_budgets(items: list[str], defaults: dict[str, int]) -> dict[str, int]:
+    """``["actor=2", "cost=1"]`` over ``defaults``; ValueError naming a bad item."""
+    out = dict(defaults)
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in defaults or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--threads '{item}' must be NODE=N with N >= 1 and NODE one of {sorted(defaults)}")
+        out[name] = int(value)
+    return out
+
+
+def node_class(name: str) -> type:
+    module, cls = NODES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+class NodeExecutor:
+    """One node's executor on its own thread(s), each thread with the node's torch thread budget."""
+
+    def __init__(self, node: Any, threads: int, torch_threads: int) -> None:
+        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+        self.node, self.torch_threads = node, torch_threads
+        if threads > 1:
+            self.executor = MultiThreadedExecutor(num_threads=threads)
+            # Callbacks run on the pool's threads: give each of them the node's torch budget.
+            self.executor._executor = ThreadPoolExecutor(threads, initializer=self.set_torch_threads)
+        else:
+            self.executor = SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.spin, name=f"spin-{node.get_name()}", daemon=True)
+
+    def set_torch_threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
+
+    def spin(self) -> None:
+        import rclpy
+        from rclpy.executors import ExternalShutdownException
+
+        self.set_torch_threads()
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the context went down (Ctrl-C) while this executor was between two waits: a normal stop
+
+
+def autostart(node: Any) -> bool:
+    """Configure and activate a lifecycle node whose ``autostart`` is true; False when a transition failed."""
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    if not (isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value):
+        return True
+    for transition in (node.trigger_configure, node.trigger_activate):
+        if transition() != TransitionCallbackReturn.SUCCESS:
+            node.get_logger().fatal(f"{transition.__name__.removeprefix('trigger_')} failed; exiting (see the error above)")
+            return False
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="The agent's nodes in one process (ROS arguments after --ros-args).")
+    p.add_argument("--nodes", default=",".join(NODES), help=f"comma-separated nodes to compose (default: all of {list(NODES)})")
+    p.add_argument("--threads", nargs="*", default=[], metavar="NODE=N",
+                   help=f"torch intra-op threads per node (default {TORCH_THREADS})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``composed_agent``."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.utilities import remove_ros_args
+
+    from jepa_sim.ros_common import exit_now
+
+    argv = sys.argv if argv is None else [sys.argv[0], *argv]
+    args = build_parser().parse_args(remove_ros_args(argv)[1:])
+    try:
+        names = [n.strip() for n in args.nodes.split(",") if n.strip()]
+        unknown = [n for n in names if n not in NODES]
+        if unknown or not names:
+            raise ValueError(f"--nodes {args.nodes!r}: unknown {unknown}; known: {list(NODES)}")
+        budgets = parse_budgets(args.threads, TORCH_THREADS)
+    except ValueError as exc:
+        print(f"[composed] error: {exc}", file=sys.stderr)
+        return 2
+    rclpy.init(args=argv)
+    nodes: list[Any] = []
+    runners: list[NodeExecutor] = []
+    code = 0
+    interrupted = False
+    try:
+        for name in names:
+            nodes.append(node_class(name)())
+        for node in nodes:  # all constructed first: the topics exist before any node starts acting
+            if not autostart(node):
+                return 1
+        runners = [NodeExecutor(n, EXECUTOR_THREADS[n.get_name()], budgets[n.get_name()]) for n in nodes]
+        for runner in runners:
+            runner.thread.start()
+        nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
+        while rclpy.ok() and all(r.thread.is_alive() for r in runners):
+            threading.Event().wait(0.2)
+        interrupted = not rclpy.ok()  # the context was shut down by SIGINT/SIGTERM
+        if not interrupted:
+            dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
+            print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        interrupted = True
+    except ValueError as exc:  # invalid parameters at start: one clear line, no trace
+        print(f"[composed] error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not interrupt the cleanup
+        for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
+            if isinstance(runner.executor, MultiThreadedExecutor):
+                runner.executor.shutdown(timeout_sec=0, wait_for_threads=False)
+            else:
+                runner.executor.shutdown(timeout_sec=0)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if interrupted:
+        exit_now(code)  # skip the interpreter's slow teardown, as every node's own process does
+    return code
+
+
+def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None = None, python: str = sys.executable) -> None:
+    """Start ``names`` as one composed process in a demo ``NodeProcesses`` (registered as 'agent').
+
+    Per-node overrides go in one extra params file with a ``/**/<name>`` section per node, the
+    keys of the shared params file's own sections, so they win over them as in separate processes.
+    """
+    import subprocess
+
+    import yaml
+
+    sections = {f"/**/{n}": {"ros__parameters": procs.overrides[n]} for n in names if procs.overrides.get(n)}
+    budgets = [f"{name}={n}" for name, n in (threads or {}).items()]
+    args = [python, "-m", "jepa_planner.composed", "--nodes", ",".join(names), *(["--threads", *budgets] if budgets else []),
+            "--ros-args", "--params-file", str(procs.params_file)]
+    if sections:
+        path = Path(procs.log_dir) / "agent.overrides.yaml"
+        path.write_text(yaml.safe_dump(sections))
+        args += ["--params-file", str(path)]
+    log = open(Path(procs.log_dir) / "agent.log", "w")  # noqa: SIM115 - closed by procs.stop()
+    procs.logs.append(log)
+    procs.procs["agent"] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+                                            start_new_session=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""The composed process's command line: thread budgets and node lists are checked before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from jepa_planner.composed import EXECUTOR_THREADS, NODES, TORCH_THREADS, main, parse_budgets
+
+
+def test_budgets_cover_every_node_and_parse() -> None:
+    assert set(EXECUTOR_THREADS) == set(NODES) == set(TORCH_THREADS)
+    assert parse_budgets(["actor=3"], TORCH_THREADS)["actor"] == 3
+    assert parse_budgets([], TORCH_THREADS) == TORCH_THREADS
+    for bad in ("actor=0", "actor=x", "planner=2", "actor"):
+        with pytest.raises(ValueError, match="NODE=N"):
+            parse_budgets([bad], TORCH_THREADS)
+
+
+@pytest.mark.parametrize("argv", [["--nodes", "actor,planner"], ["--nodes", ","], ["--threads", "cost=0"]])
+def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("[composed] error:") and err.count("\n") == 1
