@@ -54,15 +54,20 @@ NODE_OVERRIDES = {
     "memory": {},
 }
 
-# Torch (OpenMP) threads of the nodes whose torch work is batch 1 (one latent, one plan): one thread each,
-# so their per-frame work does not take the actor's cores; the actor keeps torch's default (all cores).
-# The composed process sets the same budgets per node itself (jepa_planner/composed.py).
+# Torch (OpenMP) threads per node: the nodes whose torch work is batch 1 (one latent, one plan) get one
+# thread each, so their per-frame work does not take the actor's cores; the actor, which plans, half the
+# cores (on a busy 2-core machine two OpenMP threads made its replans 5-30x slower). The composed process
+# sets the same budgets per node itself (jepa_planner/composed.py).
 ONE_THREAD_NODES = ("perception", "world_model", "configurator", "cost", "memory")
 
 
-def node_env(node_name: str) -> dict[str, str]:
+def node_env(node_name: str, cpu_count: int | None = None) -> dict[str, str]:
     """Extra environment of a separately launched node: its torch thread budget."""
-    return {"OMP_NUM_THREADS": "1"} if node_name in ONE_THREAD_NODES else {}
+    import os
+
+    if node_name in ONE_THREAD_NODES:
+        return {"OMP_NUM_THREADS": "1"}
+    return {"OMP_NUM_THREADS": str(max(1, (cpu_count or os.cpu_count() or 2) // 2))}
 
 
 # Parameters whose launch argument is text "true"/"false" but whose ROS type is bool: a str value in

@@ -395,3 +395,10 @@ def test_rviz_shows_the_agent_view() -> None:
         ("rviz_default_plugins/Odometry", "odom"),
     }
     assert expected <= shown, f"agent.rviz lacks {sorted(expected - shown)}"
+
+
+def test_torch_thread_budgets_per_node() -> None:
+    h = load_helpers("agent.launch.py", ("ONE_THREAD_NODES", "node_env"))
+    assert h["node_env"]("cost", 8) == {"OMP_NUM_THREADS": "1"}
+    assert h["node_env"]("actor", 8) == {"OMP_NUM_THREADS": "4"}
+    assert h["node_env"]("actor", 1) == {"OMP_NUM_THREADS": "1"}

@@ -60,7 +60,7 @@ def parse_budgets(items: list[str], defaults: dict[str, int]) -> dict[str, int]:
     for item in items:
         name, _, value = item.partition("=")
         if name not in defaults or not value.isdigit() or int(value) < 1:
-            raise ValueError(f"--threads '{item}' must be NODE=N with N >= 1 and NODE one of {sorted(defaults)}")
+            raise ValueError(f"'{item}' must be NODE=N with N >= 1 and NODE one of {sorted(defaults)}")
         out[name] = int(value)
     return out
 
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", default=",".join(NODES), help=f"comma-separated nodes to compose (default: all of {list(NODES)})")
     p.add_argument("--threads", nargs="*", default=[], metavar="NODE=N",
                    help=f"torch intra-op threads per node (default {TORCH_THREADS})")
+    p.add_argument("--executor-threads", nargs="*", default=[], metavar="NODE=N",
+                   help=f"executor threads per node, 1 = single-threaded executor (default {EXECUTOR_THREADS})")
     return p
 
 
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not names:
             raise ValueError(f"--nodes {args.nodes!r}: unknown {unknown}; known: {list(NODES)}")
         budgets = parse_budgets(args.threads, TORCH_THREADS)
+        executor_threads = parse_budgets(args.executor_threads, EXECUTOR_THREADS)
     except ValueError as exc:
         print(f"[composed] error: {exc}", file=sys.stderr)
         return 2
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:  # all constructed first: the topics exist before any node starts acting
             if not autostart(node):
                 return 1
-        runners = [NodeExecutor(n, EXECUTOR_THREADS[n.get_name()], budgets[n.get_name()]) for n in nodes]
+        runners = [NodeExecutor(n, executor_threads[n.get_name()], budgets[n.get_name()]) for n in nodes]
         for runner in runners:
             runner.thread.start()
         nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")

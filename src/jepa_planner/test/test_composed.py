@@ -21,3 +21,19 @@ def test_bad_command_lines_exit_2_with_one_line(argv: list[str], capsys: pytest.
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("[composed] error:") and err.count("\n") == 1
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_node_failing_to_configure_ends_the_composed_process_with_code_1(ros_env, tmp_path) -> None:
+    """As each node's own process does: the launch then shuts down (its OnProcessExit handler)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "jepa_planner.composed", "--ros-args", "-p", f"bundle:={tmp_path / 'nope'}"],
+        env=ros_env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "model bundle directory not found" in out.stdout + out.stderr
+    assert "configure failed" in out.stdout + out.stderr
