@@ -264,6 +264,8 @@ class Trainer:
     # ---- loop --------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any], writer: Any) -> None:
         self.history.append(record)
+        if not self.is_main:  # every rank keeps the history (resume); only rank 0 writes the file
+            return
         with open(self.out / "metrics.jsonl", "w") as f:  # rewritten whole: stays consistent with the checkpoint
             for rec in self.history:
                 f.write(json.dumps(rec) + "\n")
