@@ -97,6 +97,10 @@ class ActorNode(LifecycleNode):
         super().__init__("actor", **kwargs)
         self.params = declare_params(self, PARAMS)
         self.lock = threading.Lock()
+        # Serialises "is this plan's goal still the goal? then send its command" against drop_goal's
+        # zero command, so a plan that finishes after a stop can never be the last command sent.
+        self.command_lock = threading.Lock()
+        self.goal_epoch = 0  # incremented by drop_goal
         self.model = None
         self.controller: MPCController | None = None
         self.profile_name = self.params["profile"]
@@ -243,8 +247,10 @@ class ActorNode(LifecycleNode):
     def drop_goal(self) -> None:
         """No goal any more (cleared, rejected, lease expired): stop the robot at once, then forget the goal
         (which may wait for a plan in progress; that plan's command is not sent, see control_once)."""
-        self.current_action = np.zeros(self.raw_dim, np.float32)
-        self.publish_command(self.current_action, None)  # once: in lockstep each command is a world step
+        with self.command_lock:
+            self.goal_epoch += 1
+            self.current_action = np.zeros(self.raw_dim, np.float32)
+            self.publish_command(self.current_action, None)  # once: in lockstep each command is a world step
         with self.lock:
             if self.controller is not None:
                 self.controller.goal = None
@@ -299,6 +305,7 @@ class ActorNode(LifecycleNode):
         if self.latest is None:
             return
         z, header, _ = self.latest
+        epoch = self.goal_epoch
         with self.lock:
             if self.controller is None or self.controller.goal is None:
                 return  # the watchdog reports and stops
@@ -313,9 +320,10 @@ class ActorNode(LifecycleNode):
             finally:
                 self.planning = False
         self.last_planned_ns = stamp_to_ns(header.stamp)
-        if self.lease_expired():  # the lease ran out while planning: the watchdog drops the goal
-            return
-        self.publish_command(step.action, header)
+        with self.command_lock:
+            if self.lease_expired() or epoch != self.goal_epoch:  # stopped while planning: never send this plan
+                return
+            self.publish_command(step.action, header)
         if step.replanned:
             self.plan_times.append(time.monotonic())
             self.publish_plan(step, header)
@@ -329,6 +337,7 @@ class ActorNode(LifecycleNode):
                 time.sleep(0.002)
                 continue
             z, header, _ = latest
+            epoch = self.goal_epoch
             with self.lock:
                 if self.controller is None or self.controller.goal is None:
                     time.sleep(0.01)
@@ -340,14 +349,18 @@ class ActorNode(LifecycleNode):
                     self.current_action = np.zeros(self.raw_dim, np.float32)
                     continue
             self.last_planned_ns = stamp_to_ns(header.stamp)
-            self.current_action = step.action
+            with self.command_lock:
+                if epoch != self.goal_epoch:  # the goal was dropped while planning
+                    continue
+                self.current_action = step.action
             if step.replanned:
                 self.plan_times.append(time.monotonic())
                 self.publish_plan(step, header)
 
     def on_command_timer(self) -> None:
-        if self.inputs_ok():
-            self.publish_command(self.current_action, self.latest[1] if self.latest else None)
+        with self.command_lock:  # never interleaved with drop_goal's zero command
+            if self.inputs_ok():
+                self.publish_command(self.current_action, self.latest[1] if self.latest else None)
 
     def inputs_ok(self) -> bool:
         if self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]:
