@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_scores  # noqa: E402
+from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_scores
 
-from jepa_sim.violations import kinds_for, make_pairs  # noqa: E402
-from jepa_world_model.bundle import load_bundle, read_manifest  # noqa: E402
-from jepa_world_model.surprise import (  # noqa: E402
+from jepa_sim.violations import kinds_for, make_pairs
+from jepa_world_model.bundle import load_bundle, read_manifest
+from jepa_world_model.surprise import (
     CALIBRATION_FILE,
     auroc,
     calibration_path,

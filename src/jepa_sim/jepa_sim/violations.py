@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_sim.worlds import make_batch_world, make_world
+from jepa_sim.worlds import make_batch_world, make_world  # make_world: Push-T
 from jepa_sim.worlds.point_mass import PointMassBatch
 from jepa_world_model.data.episodes import Episode
 
@@ -272,3 +272,83 @@ def _episode(env: PointMassBatch, pos: np.ndarray, actions: np.ndarray, source: 
         stamps_ns=(np.arange(len(pos)) * int(env.spec.dt * 1e9)).astype(np.int64),
         source=source,
     )
+
+
+# ------------------------------------------------------------------------------------------ Push-T
+def _push_t_pairs(
+    kind: str,
+    n: int,
+    rng: np.random.Generator,
+    steps: int,
+    first_step: int,
+    tail_steps: int,
+    world_kwargs: dict[str, Any],
+    min_clearance: float = 120.0,
+    min_jump: float = 60.0,
+) -> list[ViolationPair]:
+    """Push-T pairs: two simulators from the same seed and actions; in the second, after action ``step - 1``
+    the block jumps by at least ``min_jump`` px (``block_moves``) or leaves the scene (``block_vanishes``)
+    while the pusher is at least ``min_clearance`` px from it (no contact could have moved it)."""
+    worlds = [make_world("push_t", **world_kwargs), make_world("push_t", **world_kwargs)]
+    pairs: list[ViolationPair] = []
+    for _ in range(50 * n):
+        if len(pairs) >= n:
+            break
+        seed, k = int(rng.integers(2**31)), int(rng.integers(first_step, steps - tail_steps + 1))
+        speed = 0.5 * worlds[0].max_step
+        heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.3, size=steps))
+        actions = np.stack([np.cos(heading), np.sin(heading)], axis=1) * speed
+        runs = []
+        for j, world in enumerate(worlds):
+            obs = world.reset(seed=seed)
+            frames, proprio, states = [obs.image], [obs.proprio], [world.true_state()]
+            ok = True
+            for t in range(steps):
+                obs, _ = world.step(actions[t])
+                if j == 1 and t == k - 1:
+                    ok = _push_t_violate(world, kind, rng, min_clearance, min_jump)
+                    obs = world._observe()
+                frames.append(obs.image)
+                proprio.append(obs.proprio)
+                states.append(world.true_state())
+            runs.append((np.stack(frames), np.stack(proprio), np.stack(states), ok))
+        if not runs[1][3]:
+            continue
+        acts = np.concatenate([actions, np.zeros((1, 2))]).astype(np.float32)
+        eps = [
+            Episode(frames=f, actions=acts, proprio=pr.astype(np.float32), state=st.astype(np.float32), source=f"push_t:{kind}:{name}")
+            for (f, pr, st, _), name in zip(runs, ("possible", "impossible"), strict=True)
+        ]
+        pair = ViolationPair(kind=kind, world="push_t", step=k, possible=eps[0], impossible=eps[1], hold_steps=1)
+        try:
+            pair.check_matched()
+        except ValueError:
+            continue
+        pairs.append(pair)
+    for world in worlds:
+        world.close()
+    if len(pairs) < n:
+        raise RuntimeError(f"could not build {n} {kind!r} Push-T pairs (only {len(pairs)})")
+    return pairs
+
+
+def _push_t_violate(world: Any, kind: str, rng: np.random.Generator, min_clearance: float, min_jump: float) -> bool:
+    """Move the block of a running Push-T simulation without contact; False when the pusher is too close."""
+    env = world._env  # the gym-pusht simulation the world wraps
+    agent, block = np.asarray(env.agent.position), np.asarray(env.block.position)
+    if np.linalg.norm(agent - block) < min_clearance:
+        return False
+    if kind == "block_vanishes":
+        target = np.array([-1000.0, -1000.0])
+    else:
+        for _ in range(50):
+            target = rng.uniform(150, 362, size=2)
+            if np.linalg.norm(target - block) >= min_jump and np.linalg.norm(target - agent) >= min_clearance:
+                break
+        else:
+            return False
+    env.block.position = (float(target[0]), float(target[1]))
+    env.block.velocity = (0.0, 0.0)
+    env.block.angular_velocity = 0.0
+    env.space.reindex_shapes_for_body(env.block)
+    return True

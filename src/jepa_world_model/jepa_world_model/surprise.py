@@ -121,7 +121,7 @@ def threshold_for_rate(scores: np.ndarray, rate: float) -> float:
         raise ValueError("no finite surprise values to calibrate on")
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"false-alarm rate must be in [0, 1), got {rate}")
-    allowed = int(math.floor(rate * s.size))  # values allowed above the threshold
+    allowed = math.floor(rate * s.size)  # values allowed above the threshold
     return float(s[s.size - 1 - allowed])
 
 
