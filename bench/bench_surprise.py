@@ -30,6 +30,7 @@ import json
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ def plot(traces: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)  # frames before the model's first context
     rows = [(b, t) for b, t in traces.items() if t]
     if not rows:
         return
