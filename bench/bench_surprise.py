@@ -13,7 +13,8 @@ variant (``h1``: 1-step error; ``h2``: 2-step open-loop error) and backend it wr
   possible episodes);
 * detection: first frame at or after the violation whose surprise exceeds the alarm threshold,
   as a delay in model steps ((frame - violation frame) / frameskip), the share detected within
-  2 model steps, and false alarms per normal frame (held-out normal episodes and the possible episodes).
+  2 model steps, and false alarms per normal frame (held-out normal episodes and the possible episodes);
+* with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop).
 
 The alarm threshold of ``h1`` is the bundle's calibration (``surprise_calibration.json``, written by
 bench/calibrate_surprise.py) when present and valid; otherwise, and for ``h2``, it is calibrated here
@@ -139,7 +140,46 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
     return out
 
 
-def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episodes: int) -> tuple[dict[str, Any], dict]:
+def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episodes: int, seed: int, threshold: float,
+                       profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
+    """False alarms while the agent itself drives (closed loop, the actor's MPCController and profile): the live
+    behaviour the alarm must stay quiet for. Planning uses the torch backend as the actor does; surprise uses ``model``."""
+    from jepa_planner.controller import MPCController
+    from jepa_planner.evaluate import encode_observation
+    from jepa_planner.profiles import build_planner
+    from jepa_sim.worlds import make_world
+
+    planning_model = load_bundle(bundle, backend="torch")
+    planner = build_planner(profile, planning_model)
+    env = make_world(world, **kwargs)
+    clip = getattr(getattr(env, "batch", None), "clip_actions", None)
+    scores, successes = [], 0
+    for i in range(episodes):
+        obs = env.reset(seed=seed + i)
+        planner.reset(seed + i)
+        controller = MPCController(planning_model, planner)
+        controller.set_goal(encode_observation(planning_model, env.goal_observation()))
+        frames, actions = [obs.image], []
+        for _ in range(max_steps):
+            action = controller.step(encode_observation(planning_model, obs)).action.astype(np.float64)
+            applied = clip(action[None])[0][0] if clip is not None else action
+            obs, info = env.step(applied)
+            frames.append(obs.image)
+            actions.append(applied)
+            if info.success:
+                successes += 1
+                break
+        actions.append(np.zeros_like(actions[-1]))
+        series = surprise_series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32))
+        scores.append(series[np.isfinite(series)])
+    flat = np.concatenate(scores)
+    return {"profile": profile, "episodes": episodes, "successes": successes, "frames": int(flat.size),
+            "false_alarms": int((flat > threshold).sum()), "false_alarm_rate": exceed_rate(flat, threshold),
+            "surprise_p99": float(np.quantile(flat, 0.99)), "surprise_max": float(flat.max())}
+
+
+def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episodes: int,
+                 agent_episodes: int = 0) -> tuple[dict[str, Any], dict]:
     """All metrics of one bundle, and the traces for the figure."""
     world, kwargs = bundle_world(bundle)
     kinds = kinds_for(world)
@@ -169,6 +209,9 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
                 traces["kinds"][kind] = (series["onnx"], steps_arr)
         result["kinds"][kind] = entry
     result["backends_max_abs_diff"] = max_diff
+    if agent_episodes > 0:
+        result["agent"] = agent_false_alarms(bundle, models["onnx"], world, kwargs, agent_episodes, seed + 11000,
+                                             thresholds["h1"]["threshold"])
     return result, traces
 
 
@@ -232,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundles", nargs="+", default=DEFAULT_BUNDLES)
     parser.add_argument("--steps", type=int, default=40, help="actions per episode")
     parser.add_argument("--calib-episodes", type=int, default=400, help="normal episodes for thresholds and false-alarm rates")
+    parser.add_argument("--agent-episodes", type=int, default=0,
+                        help="closed-loop episodes of the agent (flat_cem) for its own false-alarm rate (slow: planning on CPU)")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     if args.pairs < 1:
@@ -244,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         name = Path(bundle).name
         print(f"bundle {bundle} ...", file=sys.stderr)
         try:
-            results[name], traces[name] = bench_bundle(bundle, args.seed, args.pairs, args.steps, args.calib_episodes)
+            results[name], traces[name] = bench_bundle(bundle, args.seed, args.pairs, args.steps, args.calib_episodes,
+                                                       args.agent_episodes)
         except (FileNotFoundError, ValueError) as exc:
             results[name], traces[name] = {"skipped": str(exc)}, {}
     out = Path(args.out)
