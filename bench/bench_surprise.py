@@ -184,7 +184,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     world, kwargs = bundle_world(bundle)
     kinds = kinds_for(world)
     if not kinds:
-        return {"skipped": f"no violation pairs are defined for world {world!r}"}, {}
+        return {"skipped": f"no violation pairs are defined for world {world!r} (jepa_sim.violations covers "
+                           "two_rooms, multi_room and push_t)"}, {}
     try:
         models = {b: load_bundle(bundle, backend=b) for b in BACKENDS}
         pairs_by_kind = {k: make_pairs(world, k, n_pairs, seed=seed, steps=steps, world_kwargs=kwargs) for k in kinds}
