@@ -4,7 +4,8 @@ For every shipped bundle whose world imports, matched possible / impossible epis
 (``jepa_sim.violations``: same start, same actions, the violation at a known frame) are scored
 with ``jepa_world_model.surprise.surprise_series`` (the definition the world-model node publishes),
 with the torch and the ONNX backend (which must agree). Per bundle, violation kind, surprise
-variant (``h1``: 1-step error; ``h2``: 2-step open-loop error) and backend it writes:
+variant (``h1``: 1-step error, what the node publishes; ``h2``: 2-step open-loop error; ``h1_min5``: the
+1-step error that lasted 5 frames, its minimum over the last 5) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -17,8 +18,8 @@ variant (``h1``: 1-step error; ``h2``: 2-step open-loop error) and backend it wr
 * with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop).
 
 The alarm threshold of ``h1`` is the bundle's calibration (``surprise_calibration.json``, written by
-bench/calibrate_surprise.py) when present and valid; otherwise, and for ``h2``, it is calibrated here
-the same way. A figure shows surprise around the violation frame per kind.
+bench/calibrate_surprise.py) when present and valid; otherwise, and for the other variants, it is
+calibrated here the same way. A figure shows surprise around the violation frame per kind.
 
 Usage (the whole benchmark, about 2 minutes on 2 cores):
     python bench/bench_surprise.py --seed 0 --pairs 100 --out bench/results/surprise.json
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_scores
+from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_series
 
 from jepa_sim.violations import kinds_for, make_pairs
 from jepa_world_model.bundle import load_bundle, read_manifest
@@ -56,7 +57,8 @@ from jepa_world_model.surprise import (
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
-VARIANTS = {"h1": 1, "h2": 2}
+# name -> (horizon in model steps, persistence window in frames: the minimum over the last w frames)
+VARIANTS = {"h1": (1, 1), "h2": (2, 1), "h1_min5": (1, 5)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -119,6 +121,15 @@ def kind_metrics(possible: np.ndarray, impossible: np.ndarray, steps: np.ndarray
     }
 
 
+def persistent(series: np.ndarray, window: int) -> np.ndarray:
+    """Minimum over the last ``window`` frames (along the last axis; NaN until a full window): surprise that lasts."""
+    if window <= 1:
+        return series
+    padded = np.concatenate([np.full((*series.shape[:-1], window - 1), np.nan), series], axis=-1)
+    stacked = np.stack([padded[..., i : i + series.shape[-1]] for i in range(window)])
+    return np.where(np.isnan(stacked).any(axis=0), np.nan, stacked.min(axis=0))
+
+
 def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int, episodes: int) -> dict[str, dict[str, Any]]:
     """Alarm threshold per variant: the bundle's calibration where it applies, else calibrated here; plus the
     false-alarm rate on held-out normal episodes (a seed the calibration never used)."""
@@ -128,13 +139,21 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         stored = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
     except (FileNotFoundError, ValueError) as exc:
         print(f"  no usable calibration for {bundle}: {exc}", file=sys.stderr)
-    for name, horizon in VARIANTS.items():
-        if stored is not None and stored.horizon == horizon:
+    cache: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def scores(split_seed: int, horizon: int, window: int) -> np.ndarray:
+        if (split_seed, horizon) not in cache:
+            cache[(split_seed, horizon)] = normal_series(model, world, kwargs, episodes, 100, split_seed, horizon)
+        flat = np.concatenate([persistent(s, window) for s in cache[(split_seed, horizon)]])
+        return flat[np.isfinite(flat)]
+
+    for name, (horizon, window) in VARIANTS.items():
+        if stored is not None and stored.horizon == horizon and window == 1:
             thr, source = stored.threshold, f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
-            thr = threshold_for_rate(normal_scores(model, world, kwargs, episodes, 100, seed + 7000, horizon), DEFAULT_RATE)
+            thr = threshold_for_rate(scores(seed + 7000, horizon, window), DEFAULT_RATE)
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
-        held_out = normal_scores(model, world, kwargs, episodes, 100, seed + 9000, horizon)
+        held_out = scores(seed + 9000, horizon, window)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
                      "normal_frames": int(held_out.size)}
     return out
@@ -200,8 +219,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     for kind, pairs in pairs_by_kind.items():
         steps_arr = np.array([p.step for p in pairs])
         entry: dict[str, Any] = {"pairs": len(pairs), "violation_step_range": [int(steps_arr.min()), int(steps_arr.max())]}
-        for name, horizon in VARIANTS.items():
-            series = {b: pair_series(models[b], pairs, horizon) for b in BACKENDS}
+        for name, (horizon, window) in VARIANTS.items():
+            series = {b: tuple(persistent(x, window) for x in pair_series(models[b], pairs, horizon)) for b in BACKENDS}
             for j in range(2):
                 ok = np.isfinite(series["onnx"][j])
                 max_diff = max(max_diff, float(np.abs(series["onnx"][j][ok] - series["torch"][j][ok]).max()))
@@ -301,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "pairs": args.pairs,
         "steps": args.steps,
-        "variants": {k: f"{v}-model-step open-loop prediction error" for k, v in VARIANTS.items()},
+        "variants": {k: f"{h}-model-step open-loop prediction error" + (f", minimum over the last {w} frames" if w > 1 else "")
+                     for k, (h, w) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,
         "two_rooms_targets_met": summary(results),

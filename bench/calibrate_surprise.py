@@ -59,18 +59,26 @@ def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
     return str(world), dict(data.get("world_kwargs") or {})
 
 
-def normal_scores(
+def normal_series(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
-) -> np.ndarray:
-    """Surprise of every scored frame of ``episodes`` normal episodes (split evenly over NORMAL_POLICIES)."""
+) -> list[np.ndarray]:
+    """Surprise per frame (NaN before the first scored frame) of ``episodes`` normal episodes, split evenly over
+    NORMAL_POLICIES."""
     per = max(1, episodes // len(NORMAL_POLICIES))
     out = []
     for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
         data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
         for ep in data.episodes:
-            s = surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon)
-            out.append(s[np.isfinite(s)])
-    return np.concatenate(out)
+            out.append(surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
+    return out
+
+
+def normal_scores(
+    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
+) -> np.ndarray:
+    """Every scored frame's surprise of ``normal_series``, flat."""
+    flat = np.concatenate(normal_series(model, world, world_kwargs, episodes, steps, seed, horizon))
+    return flat[np.isfinite(flat)]
 
 
 def calibrate(
