@@ -21,7 +21,7 @@ The alarm threshold of ``h1`` is the bundle's calibration (``surprise_calibratio
 bench/calibrate_surprise.py) when present and valid; otherwise, and for the other variants, it is
 calibrated here the same way. A figure shows surprise around the violation frame per kind.
 
-Usage (the whole benchmark, about 2 minutes on 2 cores):
+Usage (15 min on 2 busy cores with --agent-episodes 10, about 8 without):
     python bench/bench_surprise.py --seed 0 --pairs 100 --out bench/results/surprise.json
 """
 
