@@ -16,6 +16,10 @@ latent, no rate heartbeat) for ``perception_timeout`` s, the actor sends no stat
 running one first stops the robot; an invalid one (unknown name, bad profile, non-finite tolerance or
 time limit, an image perception refuses) ends the running goal and leaves the robot stopped.
 
+The world model's ``surprise_alarm`` (std_msgs/Bool) shows in ``agent_status`` warnings; when it rises
+during a task the profile's ``on_surprise`` option ignores it, replans (the goal is handed to the actor
+again) or stops the task (reason "surprise").
+
 For hierarchical profiles (with ``plan_subgoals``) the configurator plans the upper levels itself, once
 per model step, and hands their first predicted latent to the actor on ``subgoal_latent`` (stamped
 with the latent it was planned from); the actor then plans only level 0, toward it. The two
@@ -37,7 +41,7 @@ import yaml
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from std_msgs.msg import Float32, Header, String
+from std_msgs.msg import Bool, Float32, Header, String
 
 from jepa_interfaces.action import ReachGoal
 from jepa_interfaces.msg import AgentStatus, LatentState, Plan
@@ -161,6 +165,7 @@ class ConfiguratorNode(LifecycleNode):
         steady = steady_clock()
         own(self.create_timer(1.0, self.publish_status, callback_group=group, clock=steady))
         own(self.create_timer(self.params["lease_period"], self.publish_lease, callback_group=group, clock=steady))
+        self.watch_surprise()
         self.get_logger().info(f"configurator ready: {len(self.goals)} named goals, {len(self.profiles)} profiles, "
                                f"default '{self.params['default_profile']}'")
         return TransitionCallbackReturn.SUCCESS
@@ -413,6 +418,9 @@ class ConfiguratorNode(LifecycleNode):
             if handle.is_cancel_requested:
                 reason = "canceled"
                 break
+            if self.react_to_surprise(profile, z_goal, start):
+                reason = "surprise"
+                break
             if time.monotonic() - start > time_limit or (self.params["max_steps"] and self.step >= self.params["max_steps"]):
                 reason = "timeout"
                 break
@@ -491,8 +499,48 @@ class ConfiguratorNode(LifecycleNode):
         msg.planning_rate = self.actor_status.planning_rate
         msg.command_rate = self.actor_status.command_rate
         msg.step = self.step
-        msg.warnings = list(self.actor_status.warnings)
+        msg.warnings = list(self.actor_status.warnings) + self.surprise_warnings()
         self.status_pub.publish(msg)
+
+    # ---------------------------------------------------------------- surprise alarm
+    SURPRISE_WARNING_S = 5.0  # a surprise warning stays in agent_status this long after the last alarm
+
+    def watch_surprise(self) -> None:
+        """Follow the world model's ``surprise_alarm``; rising edges are handled by the task loop."""
+        self.surprise_last = -float("inf")  # monotonic time of the last alarm
+        self.surprise_on = False
+        self.surprise_rise = -float("inf")  # monotonic time of the last rising edge
+        self.surprise_handled = -float("inf")  # the rising edge the task loop last acted on
+        self.owned.add(self.create_subscription(Bool, "surprise_alarm", guarded(self, "surprise_alarm", self.on_surprise_alarm),
+                                                reliable_qos(10), callback_group=self.group))
+
+    def on_surprise_alarm(self, msg: Bool) -> None:
+        if msg.data:
+            self.surprise_last = time.monotonic()
+            if not self.surprise_on:
+                self.surprise_rise = self.surprise_last
+        self.surprise_on = bool(msg.data)
+
+    def react_to_surprise(self, profile: str, z_goal: np.ndarray, task_start: float) -> bool:
+        """Apply the profile's ``on_surprise`` to an alarm that rose during this task (each once); True: stop the task."""
+        if self.surprise_rise <= max(task_start, self.surprise_handled):
+            return False
+        self.surprise_handled = self.surprise_rise
+        action = self.profiles[profile].on_surprise
+        if action == "stop":
+            self.get_logger().warning(f"surprise alarm: stopping the task (profile '{profile}': on_surprise: stop)")
+            return True
+        if action == "replan":
+            self.get_logger().warning(f"surprise alarm: replanning (profile '{profile}': on_surprise: replan)")
+            self.publish_goal(z_goal)
+        return False
+
+    def surprise_warnings(self) -> list[str]:
+        """The status warning while an alarm is recent."""
+        age = time.monotonic() - getattr(self, "surprise_last", -float("inf"))
+        if age > self.SURPRISE_WARNING_S:
+            return []
+        return [f"surprise alarm {age:.1f} s ago: the world did something the world model did not predict"]
 
 
 def main(args: list[str] | None = None) -> int:

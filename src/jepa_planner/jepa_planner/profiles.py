@@ -88,6 +88,9 @@ class PlannerProfile(BaseModel):
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
+        on_surprise: what the configurator does when the world model's surprise alarm rises during a task:
+            ``ignore`` (a status warning only), ``replan`` (hand the goal to the actor again, which drops its
+            plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -103,6 +106,7 @@ class PlannerProfile(BaseModel):
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
+    on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
 
     def replan_interval(self, frameskip: int) -> int:
         """Raw control steps between replans for a model with this ``frameskip``."""

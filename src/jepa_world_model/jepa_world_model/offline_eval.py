@@ -6,7 +6,9 @@ The same encoder and predictor that run on the robot are applied to recorded fra
   as ``WindowDataset(stride=1)`` cuts them) the context is encoded, the recorded actions are rolled out
   open-loop and each predicted latent is compared with the encoded real frame (normalised MSE: MSE
   divided by the mean per-dimension latent variance, so 1.0 is no better than predicting the mean);
-* surprise: the 1-step error at every raw frame that has a full context behind it (None before);
+* surprise: the 1-step error at every raw frame that has a full context behind it (None before), as
+  ``jepa_world_model.surprise`` defines it for the world-model node (RMS of the error in latent std);
+  frames above the alarm threshold (``--surprise-threshold``, else the bundle's calibration) are marked;
 * collapse statistics of the latents on this data: per-dimension std, effective rank, and the ratio
   to the training std in the bundle (a shift of the data distribution shows here first);
 * optionally the planner's first action vs the recorded action, with the goal taken from a later frame
@@ -37,6 +39,7 @@ from tqdm import tqdm
 from jepa_world_model.data.episodes import Episode, EpisodeSet
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
+from jepa_world_model.surprise import surprise_series
 
 DEFAULT_HORIZON = 8
 ENCODE_CHUNK = 256
@@ -55,6 +58,7 @@ class EpisodeResult:
         surprise: per raw frame 1-step normalised error, None where there is no full context.
         surprise_times_s: seconds since the episode's first frame, per raw frame.
         plan: planner vs recorded action for this episode (None when not evaluated).
+        surprising_frames: frame indices whose surprise exceeds the alarm threshold (``mark_surprising``).
     """
 
     source: str
@@ -64,6 +68,7 @@ class EpisodeResult:
     surprise: list[float | None]
     surprise_times_s: list[float]
     plan: dict[str, Any] | None = None
+    surprising_frames: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +89,7 @@ class OfflineEvalReport:
     inputs: list[str] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     data: list[dict[str, Any]] = field(default_factory=list)  # per-bag data reports (load_bags)
+    surprise_alarm: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
@@ -175,26 +181,43 @@ def horizon_errors(model: WorldModel, latents: torch.Tensor, actions: np.ndarray
     return torch.cat(errs), n
 
 
-@torch.no_grad()
 def surprise_per_frame(model: WorldModel, latents: torch.Tensor, actions: np.ndarray, scale: torch.Tensor) -> list[float | None]:
-    """1-step normalised prediction error at each raw frame t >= context*frameskip (None before: no full context)."""
-    c, f = model.context, model.frameskip
-    t_total = latents.shape[0]
-    first = c * f
-    out: list[float | None] = [None] * min(first, t_total)
-    if t_total <= first:
-        return out
-    targets = np.arange(first, t_total)
-    ctx_idx = targets[:, None] - f * np.arange(c, 0, -1)[None, :]
-    denom = scale.pow(2).mean().clamp_min(1e-12)
-    for lo in range(0, len(targets), ROLLOUT_CHUNK):
-        sl = slice(lo, lo + ROLLOUT_CHUNK)
-        z_ctx = latents[torch.from_numpy(ctx_idx[sl])]
-        acts = stacked_actions(actions, targets[sl] - f, f)
-        pred = model.predict(z_ctx, acts).float()
-        err = (pred - latents[torch.from_numpy(targets[sl])]).pow(2).reshape(pred.shape[0], -1).mean(dim=1) / denom
-        out.extend(float(e) for e in err)
-    return out
+    """Surprise (``jepa_world_model.surprise.surprise_series``, 1 model step) at each raw frame; None without full context."""
+    series = surprise_series(model, latents, actions, scale)
+    return [float(v) if np.isfinite(v) else None for v in series]
+
+
+def mark_surprising(report: OfflineEvalReport, threshold: float | None, source: str = "") -> None:
+    """Mark every frame whose surprise exceeds ``threshold`` (None: nothing marked, the reason in ``source``)."""
+    scored = [s for e in report.episodes for s in e.surprise if s is not None]
+    if threshold is None:
+        report.surprise_alarm = {"threshold": None, "source": source}
+        return
+    for ep in report.episodes:
+        ep.surprising_frames = [i for i, v in enumerate(ep.surprise) if v is not None and v > threshold]
+    marked = sum(len(e.surprising_frames) for e in report.episodes)
+    report.surprise_alarm = {
+        "threshold": float(threshold),
+        "source": source,
+        "surprising_frames": marked,
+        "rate": marked / len(scored) if scored else 0.0,
+    }
+
+
+def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tuple[float | None, str]:
+    """The threshold for ``mark_surprising``: ``override``, else the bundle's calibration (model-std units only)."""
+    if override is not None:
+        return override, "--surprise-threshold"
+    if normalise != "model":
+        return None, "the calibrated threshold is in model-std units; --normalise data has none"
+    from jepa_world_model.bundle import read_manifest
+    from jepa_world_model.surprise import calibration_path, read_calibration
+
+    try:
+        cal = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
+    except (FileNotFoundError, ValueError) as exc:
+        return None, str(exc)
+    return cal.threshold, f"{calibration_path(bundle).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
 
 
 def collapse_stats(model: WorldModel, latents: torch.Tensor) -> dict[str, Any]:
@@ -493,7 +516,11 @@ def _png_report(report: OfflineEvalReport, path: Path) -> None:
     for i, ep in enumerate(report.episodes[:12]):
         ys = np.array([np.nan if s is None else s for s in ep.surprise], dtype=float)
         ax.plot(ep.surprise_times_s[: len(ys)], ys, lw=0.9, label=Path(ep.source).name[-28:] or f"episode {i}")
-    ax.set(xlabel="time in episode (s)", ylabel="1-step normalised error", title="surprise per frame")
+        marked = [i for i in ep.surprising_frames if i < len(ys)]
+        ax.plot([ep.surprise_times_s[i] for i in marked], ys[marked], "rx", ms=5)
+    if report.surprise_alarm.get("threshold") is not None:
+        ax.axhline(report.surprise_alarm["threshold"], color="C3", ls="--", lw=1, label="alarm threshold (x: above)")
+    ax.set(xlabel="time in episode (s)", ylabel="1-step error (latent std)", title="surprise per frame")
     if report.episodes:
         ax.legend(fontsize=6, ncol=2, loc="upper right")
 
@@ -554,6 +581,7 @@ def _html_report(report: OfflineEvalReport, png: Path, path: Path) -> None:
         ("throughput", f"{report.frames_per_s:.1f} frames/s"),
         ("1-step / H-step error", f"{h1:.4f} / {hh:.4f} (H = {report.horizon}, normalised by {report.normalise} std)"),
         ("effective rank", f"{report.collapse['effective_rank']:.2f} of {report.collapse['dim']}"),
+        ("surprising frames", _surprise_row(report)),
         ("std ratio (data / training), median", f"{report.collapse['std_ratio_median']:.3f}"),
         ("planner", json.dumps({k: v for k, v in _json_safe(report.planner).items() if k != "correlation_per_dim"})),
     ]
@@ -574,6 +602,15 @@ def _html_report(report: OfflineEvalReport, png: Path, path: Path) -> None:
         f"<h2>Skipped</h2><table><tr><th>source</th><th>topic</th><th>reason</th></tr>{skipped}</table>"
         "<p>Details: offline_eval.json next to this page.</p></body></html>"
     )
+
+
+def _surprise_row(report: OfflineEvalReport) -> str:
+    alarm = report.surprise_alarm
+    if alarm.get("threshold") is None:
+        return f"not marked ({alarm.get('source') or 'no threshold'})"
+    where = "; ".join(f"{Path(e.source).name or i}: {e.surprising_frames[:20]}" for i, e in enumerate(report.episodes) if e.surprising_frames)
+    return (f"{alarm['surprising_frames']} above {alarm['threshold']:.3f} ({alarm['rate']:.2%} of frames; "
+            f"threshold from {alarm['source']}){': ' + where if where else ''}")
 
 
 def write_report(report: OfflineEvalReport, out_dir: str | Path) -> dict[str, Path]:
@@ -677,6 +714,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where decoded episodes are cached between runs (load_bags cache)")
     p.add_argument("--out", default="offline_eval", help="output directory for offline_eval.json, report.png and report.html")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--surprise-threshold",
+        type=float,
+        default=None,
+        help="mark frames whose surprise exceeds this (default: the bundle's surprise_calibration.json)",
+    )
     return p
 
 
@@ -709,6 +752,7 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
         print(f"jepa-offline-eval: {exc}")
         return 1
     report.model.update(bundle=str(args.bundle), backend=args.backend)
+    mark_surprising(report, *alarm_threshold(args.bundle, args.surprise_threshold, args.normalise))
     paths = write_report(report, args.out)
     if report.data:
         from jepa_world_model.data.bags import format_data_report, write_data_report

@@ -1,9 +1,13 @@
 """World-model node: the ``rollout_latents`` service and the surprise signal.
 
-Surprise is the normalised distance between the latent the model predicted for now (from the
-latents and commands of the last model step) and the latent perception observed. It rises when
-the world does something the model did not expect (a push, a slip, a new obstacle), which a
-person can watch in a plot and other nodes can use (e.g. to slow down or to log data).
+Surprise (``jepa_world_model.surprise``, the definition offline evaluation and the benchmark share)
+is the normalised distance between the latent the model predicted for now (from the latents and
+commands of the last model step) and the latent perception observed. It rises when the world does
+something the model did not expect (a push, a slip, a new obstacle, a teleport). When it exceeds the
+alarm threshold (calibrated on normal data for a stated false-alarm rate: the bundle's
+``surprise_calibration.json``, or the ``surprise_threshold`` parameter) the node publishes
+``surprise_alarm`` (std_msgs/Bool, on every surprise value) and a text marker for rviz on
+``surprise_marker``; the configurator turns the alarm into a status warning, a replan or a stop.
 
 The planner does not call this service in its inner loop (it runs the same bundle in-process);
 the service is for tools, other agents and inspection. Every input is validated (latent shape and
@@ -19,7 +23,8 @@ import numpy as np
 import torch
 from geometry_msgs.msg import Twist
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from std_msgs.msg import Float32, Float32MultiArray
+from std_msgs.msg import Bool, Float32, Float32MultiArray
+from visualization_msgs.msg import Marker
 
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import RolloutLatents
@@ -35,6 +40,7 @@ from jepa_sim.ros_common import (
     run_node,
     stamp_to_ns,
 )
+from jepa_world_model.surprise import normalised_distance, surprise_series
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -43,14 +49,17 @@ PARAMS = {
     "dt": Param(0.1, "seconds per raw control step (Twist velocity x dt = action)", min=1e-4, max=10.0, dynamic=True),
     "max_candidates": Param(4096, "largest K accepted by rollout_latents", min=1, max=1_000_000, dynamic=True),
     "max_horizon": Param(64, "longest horizon accepted by rollout_latents", min=1, max=10_000, dynamic=True),
+    "surprise_threshold": Param(
+        0.0,
+        "alarm when surprise exceeds this; 0 = the calibrated threshold of surprise_calibration (no file: no alarm)",
+        min=0.0,
+        max=1e6,
+        read_only=True,
+    ),
+    "surprise_calibration": Param("", "surprise calibration JSON (default: <bundle>/surprise_calibration.json)", read_only=True),
+    "marker_frame_id": Param("map", "frame of the rviz surprise marker", read_only=True),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }
-
-
-def normalised_distance(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """RMS over latent dimensions of (a - b) / std (the unit used for tolerances and surprise)."""
-    axes = tuple(range(-std.ndim, 0))
-    return np.sqrt(np.mean(((a - b) / std) ** 2, axis=axes))
 
 
 class WorldModelNode(LifecycleNode):
@@ -86,6 +95,7 @@ class WorldModelNode(LifecycleNode):
         else:
             own(self.create_subscription(Float32MultiArray, "action", guarded(self, "action", self.on_action), reliable_qos(5)))
         own(self.create_service(RolloutLatents, "rollout_latents", self.on_rollout))
+        self.setup_surprise_alarm()
         self.get_logger().info(f"world model ready: bundle {self.model.model_id} ({self.params['backend']})")
         return TransitionCallbackReturn.SUCCESS
 
@@ -128,21 +138,69 @@ class WorldModelNode(LifecycleNode):
         self.publish_surprise()
 
     def publish_surprise(self) -> None:
+        """Surprise of the newest latent (``surprise_series`` over the last model step's window), then the alarm."""
         fs, steps = self.frameskip, list(self.history)
         if len(steps) < fs + 1 or not self.surprise_pub.is_activated:
             return
-        window = steps[-(fs + 1):]
-        if any(s["action"] is None for s in window[:-1]):
+        window = steps[-((self.model.context - 1) * fs + fs + 1):]
+        if any(s["action"] is None for s in window[-(fs + 1):-1]):
             return
-        raw = np.concatenate([s["action"] for s in window[:-1]])
-        level0 = next(s for s in self.model.levels if s.level == 0)
-        if raw.size != level0.action_dim:
+        raw_dim = next(s for s in self.model.levels if s.level == 0).action_dim // fs
+        if any(s["action"] is not None and s["action"].size != raw_dim for s in window[:-1]):
             return
-        ctx_steps = steps[: -fs][::-1][::fs][: self.model.context][::-1]
-        ctx = torch.from_numpy(np.stack([s["z"] for s in ctx_steps]))[None]
-        with torch.no_grad():
-            pred = self.model.predict(ctx, torch.from_numpy(raw)[None]).cpu().numpy()[0]
-        self.surprise_pub.publish(Float32(data=float(normalised_distance(pred, window[-1]["z"], self.std))))
+        latents = torch.from_numpy(np.stack([s["z"] for s in window]))
+        actions = np.stack([s["action"] if s["action"] is not None else np.zeros(raw_dim, np.float32) for s in window])
+        value = float(surprise_series(self.model, latents, actions, torch.from_numpy(self.std))[-1])
+        if not np.isfinite(value):
+            return
+        self.surprise_pub.publish(Float32(data=value))
+        self.publish_alarm(value)
+
+    def setup_surprise_alarm(self) -> None:
+        """Alarm threshold from the parameter or the bundle's calibration; publishers for the flag and the marker.
+
+        A missing or mismatched calibration is a warning (surprise is still published, without an alarm),
+        never a failed configure: the alarm is an aid, not something the robot needs to move."""
+        from pathlib import Path
+
+        from jepa_world_model.surprise import calibration_path, read_calibration
+
+        self.alarm_threshold: float | None = self.params["surprise_threshold"] or None
+        self.alarm_on = False
+        if self.alarm_threshold is None:
+            path = self.params["surprise_calibration"] or calibration_path(self.params["bundle"])
+            try:
+                cal = read_calibration(Path(path), getattr(self.model, "manifest", None))
+                if cal.horizon != 1:
+                    raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the node publishes the 1-step one")
+                self.alarm_threshold = float(cal.threshold)
+                self.get_logger().info(
+                    f"surprise alarm above {cal.threshold:.4g} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
+                )
+            except (FileNotFoundError, ValueError) as exc:
+                self.get_logger().warning(f"surprise alarm off: {exc}")
+        self.alarm_pub = self.owned.add(self.create_lifecycle_publisher(Bool, "surprise_alarm", reliable_qos(10)))
+        self.marker_pub = self.owned.add(self.create_lifecycle_publisher(Marker, "surprise_marker", reliable_qos(1)))
+
+    def publish_alarm(self, value: float) -> None:
+        """The alarm flag for every surprise value; the rviz marker when the alarm turns on or off."""
+        if self.alarm_threshold is None:
+            return
+        alarm = value > self.alarm_threshold
+        self.alarm_pub.publish(Bool(data=alarm))
+        if alarm != self.alarm_on:
+            self.alarm_on = alarm
+            marker = Marker()
+            marker.header.frame_id = self.params["marker_frame_id"]
+            marker.header.stamp = self.get_clock().now().to_msg()
+            marker.ns, marker.id, marker.type = "surprise", 0, Marker.TEXT_VIEW_FACING
+            marker.action = Marker.ADD if alarm else Marker.DELETE
+            marker.scale.z = 4.0
+            marker.color.r, marker.color.a = 1.0, 1.0
+            marker.text = f"SURPRISE {value:.2f} > {self.alarm_threshold:.2f}"
+            self.marker_pub.publish(marker)
+            if alarm:
+                self.get_logger().warning(f"surprise alarm: {value:.3f} > threshold {self.alarm_threshold:.3f}")
 
     # ---------------------------------------------------------------- rollout service
     def on_rollout(self, request: RolloutLatents.Request, response: RolloutLatents.Response) -> RolloutLatents.Response:

@@ -1,0 +1,153 @@
+"""Calibrate a bundle's surprise alarm threshold on normal data for a stated false-alarm rate.
+
+Normal data: episodes of the bundle's own world (options from its manifest) under four behaviour
+policies in equal shares (random_momentum with and without bouncing off walls, random, noisy_goal:
+smooth runs, pushing into walls, jerky moves and goal-directed trips through doors). Every raw frame
+with a full context is scored with ``jepa_world_model.surprise.surprise_series`` (the definition the
+world-model node publishes). The threshold is the value at most ``--rate`` of the calibration split
+exceeds; the false-alarm rate is then measured on a held-out split drawn with another seed. The
+result is written to ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file
+checksums; the world-model node reads it) and printed.
+
+Rerun after retraining a bundle:
+    python bench/calibrate_surprise.py --bundle models/two_rooms
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepa_sim.collect import collect_episodes
+from jepa_world_model.bundle import load_bundle, read_manifest
+from jepa_world_model.protocol import WorldModel
+from jepa_world_model.surprise import (
+    SurpriseCalibration,
+    calibration_path,
+    encode_frames,
+    exceed_rate,
+    surprise_series,
+    threshold_for_rate,
+    write_calibration,
+)
+
+# (policy, policy options): the mix of normal behaviour the threshold must tolerate
+NORMAL_POLICIES: list[tuple[str, dict[str, Any]]] = [
+    ("random_momentum", {}),
+    ("random_momentum", {"bounce": False}),
+    ("random", {}),
+    ("noisy_goal", {}),
+]
+DEFAULT_RATE = 5e-4  # calibration target: half the 1/1000 budget, so the held-out rate stays inside it
+
+
+def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
+    """The world a bundle was trained in and its options (manifest provenance)."""
+    prov = read_manifest(bundle, verify=False).get("provenance", {})
+    data = prov.get("data", {}) or {}
+    world = data.get("world") or prov.get("world")
+    if not world:
+        raise ValueError(f"{bundle}: the manifest names no world in provenance; pass --world")
+    return str(world), dict(data.get("world_kwargs") or {})
+
+
+def normal_series(
+    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
+) -> list[np.ndarray]:
+    """Surprise per frame (NaN before the first scored frame) of ``episodes`` normal episodes, split evenly over
+    NORMAL_POLICIES."""
+    per = max(1, episodes // len(NORMAL_POLICIES))
+    out = []
+    for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
+        data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
+        for ep in data.episodes:
+            out.append(surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
+    return out
+
+
+def normal_scores(
+    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
+) -> np.ndarray:
+    """Every scored frame's surprise of ``normal_series``, flat."""
+    flat = np.concatenate(normal_series(model, world, world_kwargs, episodes, steps, seed, horizon))
+    return flat[np.isfinite(flat)]
+
+
+def calibrate(
+    bundle: str,
+    backend: str = "onnx",
+    rate: float = DEFAULT_RATE,
+    episodes: int = 400,
+    steps: int = 100,
+    seed: int = 0,
+    horizon: int = 1,
+    world: str | None = None,
+    command: str = "",
+) -> SurpriseCalibration:
+    """Threshold for ``rate`` on one split, false-alarm rate measured on another."""
+    model = load_bundle(bundle, backend=backend)
+    name, kwargs = (world, {}) if world else bundle_world(bundle)
+    cal_scores = normal_scores(model, name, kwargs, episodes, steps, seed, horizon)
+    val_scores = normal_scores(model, name, kwargs, episodes, steps, seed + 1000, horizon)
+    threshold = threshold_for_rate(cal_scores, rate)
+    manifest = read_manifest(bundle, verify=False)
+    return SurpriseCalibration(
+        threshold=round(threshold, 6),
+        horizon=horizon,
+        target_false_alarm_rate=rate,
+        false_alarm_rate=exceed_rate(val_scores, threshold),
+        calibration_frames=int(cal_scores.size),
+        validation_frames=int(val_scores.size),
+        model_id=manifest["model_id"],
+        checksums=dict(manifest.get("checksums", {})),
+        data={
+            "world": name,
+            "world_kwargs": kwargs,
+            "policies": [{"policy": p, "policy_kwargs": k} for p, k in NORMAL_POLICIES],
+            "episodes": episodes,
+            "steps": steps,
+            "seed": seed,
+            "validation_seed": seed + 1000,
+            "backend": backend,
+        },
+        command=command,
+        quantiles={q: float(np.quantile(val_scores, float(q))) for q in ("0.5", "0.99", "0.999", "1.0")},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="models/two_rooms", help="bundle directory (the result is written into it)")
+    parser.add_argument("--backend", default="onnx", choices=("onnx", "torch"))
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="target false alarms per raw step (calibration split)")
+    parser.add_argument("--episodes", type=int, default=400, help="normal episodes per split")
+    parser.add_argument("--steps", type=int, default=100, help="actions per episode")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--horizon", type=int, default=1, help="model steps of the surprise (1: the 1-step error)")
+    parser.add_argument("--world", default=None, help="override the manifest's world")
+    parser.add_argument("--out", default=None, help="output JSON (default <bundle>/surprise_calibration.json)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    started = time.time()
+    command = "python bench/calibrate_surprise.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        print(f"calibrate_surprise: {exc}", file=sys.stderr)
+        return 2
+    out = write_calibration(cal, args.out or calibration_path(args.bundle))
+    print(json.dumps({k: v for k, v in cal.to_dict().items() if k != "checksums"}, indent=2))
+    print(f"wrote {out} in {time.time() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

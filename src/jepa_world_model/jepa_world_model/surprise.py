@@ -1,0 +1,222 @@
+"""Surprise: how far what the camera shows is from what the world model predicted, and its alarm threshold.
+
+One definition serves the world-model node (live ``/surprise``), offline evaluation and the
+violation-of-expectation benchmark:
+
+    surprise(t) = RMS over latent dimensions of (pred(t) - z(t)) / latent_std
+
+where ``pred(t)`` is the model's open-loop prediction of frame t from the context ending ``horizon``
+model steps earlier (frame ``t - horizon * frameskip``, then every ``frameskip`` frames back) and the
+raw actions applied in between, stacked ``frameskip`` at a time. With ``horizon = 1`` this is the
+1-step prediction error, evaluated at every raw frame (frameskip-aware: a frame is compared with the
+prediction made one model step before it). The unit is the one of goal tolerances: latent standard
+deviations of the training data.
+
+The alarm threshold is calibrated on normal data for a stated false-alarm rate per raw step and stored
+as ``surprise_calibration.json`` next to the bundle's manifest, tied to the bundle by its model id and
+file checksums, so a retrained bundle cannot silently use an old threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepa_world_model.protocol import WorldModel
+
+CALIBRATION_FILE = "surprise_calibration.json"
+CALIBRATION_SCHEMA = 1
+CHUNK = 512
+
+
+def normalised_distance(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """RMS over latent dimensions of (a - b) / std (the unit of tolerances and surprise)."""
+    axes = tuple(range(-std.ndim, 0))
+    return np.sqrt(np.mean(((a - b) / std) ** 2, axis=axes))
+
+
+def model_std(model: WorldModel) -> torch.Tensor:
+    """The bundle's per-dimension training latent std (floored at 1e-6), shaped like a latent."""
+    return torch.as_tensor(model.latent_std, dtype=torch.float32).reshape(model.latent_shape).clamp_min(1e-6)
+
+
+def first_scored_frame(model: WorldModel, horizon: int = 1) -> int:
+    """Index of the first raw frame with a full context ``horizon`` model steps behind it."""
+    return (int(model.context) - 1 + int(horizon)) * int(model.frameskip)
+
+
+@torch.no_grad()
+def surprise_series(
+    model: WorldModel,
+    latents: torch.Tensor,
+    actions: np.ndarray,
+    std: torch.Tensor | None = None,
+    horizon: int = 1,
+) -> np.ndarray:
+    """Surprise at every raw frame of one episode (NaN before ``first_scored_frame``).
+
+    Args:
+        model: the world model (any backend).
+        latents: (T, *latent_shape) encoded frames, in order, one per raw control step.
+        actions: (T, A_raw) raw actions; ``actions[t]`` moves frame t to t + 1 (the last row is unused).
+        std: per-dimension scale (default: the bundle's training latent std).
+        horizon: model steps between the context and the scored frame (1: the 1-step error).
+
+    Returns:
+        float64 (T,) surprise per frame.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 model step, got {horizon}")
+    c, f = int(model.context), int(model.frameskip)
+    latents = torch.as_tensor(latents, dtype=torch.float32)
+    actions = np.asarray(actions, dtype=np.float32)
+    t_total = latents.shape[0]
+    if actions.shape[0] < t_total - 1:
+        raise ValueError(f"need one raw action per frame transition: {t_total} frames, {actions.shape[0]} actions")
+    scale = (model_std(model) if std is None else torch.as_tensor(std, dtype=torch.float32)).clamp_min(1e-6)
+    out = np.full(t_total, np.nan)
+    first = first_scored_frame(model, horizon)
+    if t_total <= first:
+        return out
+    targets = np.arange(first, t_total)
+    last_ctx = targets - horizon * f
+    ctx_idx = last_ctx[:, None] - f * np.arange(c - 1, -1, -1)[None, :]
+    act_idx = last_ctx[:, None, None] + f * np.arange(horizon)[None, :, None] + np.arange(f)[None, None, :]  # (N, H, f)
+    dims = tuple(range(1, 1 + len(model.latent_shape)))
+    for lo in range(0, len(targets), CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        z_ctx = latents[torch.from_numpy(ctx_idx[sl])]
+        acts = torch.from_numpy(actions[act_idx[sl]].reshape(len(targets[sl]), horizon, -1))
+        pred = model.predict(z_ctx, acts[:, 0]) if horizon == 1 else model.rollout(z_ctx, acts)[:, -1]
+        diff = (pred.float() - latents[torch.from_numpy(targets[sl])]) / scale
+        out[first + lo : first + lo + len(targets[sl])] = diff.pow(2).mean(dim=dims).sqrt().double().numpy()
+    return out
+
+
+def encode_frames(model: WorldModel, frames: np.ndarray, proprio: np.ndarray | None = None, chunk: int = 256) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> latents (T, *latent_shape), in chunks; proprio goes in when the model fuses it."""
+    uses_proprio = bool(getattr(model, "uses_proprio", False))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(frames), chunk):
+            batch = np.asarray(frames[i : i + chunk], dtype=np.uint8)
+            if uses_proprio:
+                out.append(model.encode(batch, np.asarray(proprio[i : i + chunk], dtype=np.float32)))  # type: ignore[call-arg,index]
+            else:
+                out.append(model.encode(batch))
+    return torch.cat(out).float()
+
+
+# ------------------------------------------------------------------------------------- statistics
+def threshold_for_rate(scores: np.ndarray, rate: float) -> float:
+    """Smallest threshold that at most a fraction ``rate`` of the (normal) ``scores`` exceed (strictly)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64)[np.isfinite(scores)])
+    if s.size == 0:
+        raise ValueError("no finite surprise values to calibrate on")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"false-alarm rate must be in [0, 1), got {rate}")
+    allowed = math.floor(rate * s.size)  # values allowed above the threshold
+    return float(s[s.size - 1 - allowed])
+
+
+def exceed_rate(scores: np.ndarray, threshold: float) -> float:
+    """Fraction of finite scores strictly above ``threshold``."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    return float((s > threshold).mean()) if s.size else 0.0
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Area under the ROC curve: probability a positive scores above a negative (ties count half)."""
+    pos = np.asarray(positives, dtype=np.float64)
+    neg = np.asarray(negatives, dtype=np.float64)
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    neg_sorted = np.sort(neg)
+    below = np.searchsorted(neg_sorted, pos, side="left")
+    equal = np.searchsorted(neg_sorted, pos, side="right") - below
+    return float((below + 0.5 * equal).sum() / (pos.size * neg.size))
+
+
+# ------------------------------------------------------------------------------------- calibration
+@dataclass
+class SurpriseCalibration:
+    """An alarm threshold for one bundle, measured on normal data.
+
+    Attributes:
+        threshold: alarm when surprise > threshold.
+        horizon: model steps of the surprise it was calibrated for.
+        target_false_alarm_rate: per raw step, on the calibration split.
+        false_alarm_rate: measured per raw step on a held-out normal split.
+        calibration_frames / validation_frames: scored frames in each split.
+        model_id / checksums: the bundle it belongs to (its manifest's values).
+        data: how the normal data was made (world, policies, episodes, seed).
+        command: the command that wrote it (to redo it on a new bundle).
+    """
+
+    threshold: float
+    horizon: int
+    target_false_alarm_rate: float
+    false_alarm_rate: float
+    calibration_frames: int
+    validation_frames: int
+    model_id: str
+    checksums: dict[str, str]
+    data: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    schema_version: int = CALIBRATION_SCHEMA
+    quantiles: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibration_path(bundle_dir: str | Path) -> Path:
+    """Where a bundle's calibration lives."""
+    return Path(bundle_dir) / CALIBRATION_FILE
+
+
+def write_calibration(cal: SurpriseCalibration, path: str | Path) -> Path:
+    """Write the calibration JSON (sorted keys, one stable format)."""
+    path = Path(path)
+    path.write_text(json.dumps(cal.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -> SurpriseCalibration:
+    """Load and validate a calibration; with ``manifest`` also check it belongs to that bundle.
+
+    Raises:
+        FileNotFoundError: no file.
+        ValueError: unreadable, wrong schema, a bad threshold, or calibrated for another bundle.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"surprise calibration {path} not found; write one with bench/calibrate_surprise.py --bundle <dir>")
+    try:
+        data = json.loads(path.read_text())
+        cal = SurpriseCalibration(**data)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"{path} is not a surprise calibration ({exc}); rerun bench/calibrate_surprise.py") from None
+    if cal.schema_version != CALIBRATION_SCHEMA:
+        raise ValueError(f"{path}: schema_version {cal.schema_version}, expected {CALIBRATION_SCHEMA}; rerun bench/calibrate_surprise.py")
+    if not (isinstance(cal.threshold, (int, float)) and math.isfinite(cal.threshold) and cal.threshold > 0):
+        raise ValueError(f"{path}: threshold must be a finite number > 0, got {cal.threshold!r}")
+    if not (isinstance(cal.horizon, int) and cal.horizon >= 1):
+        raise ValueError(f"{path}: horizon must be an integer >= 1, got {cal.horizon!r}")
+    if manifest is not None:
+        mismatch = [k for k, v in manifest.get("checksums", {}).items() if cal.checksums.get(k) != v]
+        if cal.model_id != manifest.get("model_id") or mismatch:
+            raise ValueError(
+                f"{path} was calibrated for bundle {cal.model_id!r}, not {manifest.get('model_id')!r}"
+                f"{' (files changed: ' + ', '.join(mismatch) + ')' if mismatch else ''}; "
+                "recalibrate with bench/calibrate_surprise.py --bundle <dir>"
+            )
+    return cal

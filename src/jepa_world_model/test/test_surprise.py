@@ -1,0 +1,115 @@
+"""jepa_world_model.surprise: the one surprise definition, thresholds, AUROC, calibration files; offline marking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jepa_world_model.protocol import LevelSpec, sliding_rollout
+from jepa_world_model.surprise import (
+    SurpriseCalibration,
+    auroc,
+    exceed_rate,
+    first_scored_frame,
+    normalised_distance,
+    read_calibration,
+    surprise_series,
+    threshold_for_rate,
+    write_calibration,
+)
+
+CONTEXT, FRAMESKIP, DIM, RAW = 2, 3, 5, 2
+
+
+class LinearModel:
+    """A known WorldModel double over given latents: z' = z_last A + z_first 0.1 + action B."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.latent_shape, self.context, self.frameskip = (DIM,), CONTEXT, FRAMESKIP
+        a = RAW * FRAMESKIP
+        self.levels = [LevelSpec(0, 1, a, (-3.0,) * a, (3.0,) * a)]
+        self.a_mat = torch.eye(DIM) * 0.9 + 0.05 * torch.randn(DIM, DIM, generator=g)
+        self.b_mat = 0.2 * torch.randn(a, DIM, generator=g)
+        self.latent_mean = torch.zeros(DIM)
+        self.latent_std = torch.linspace(0.5, 2.0, DIM)
+
+    def predict(self, z_ctx, action, level=0):
+        return z_ctx[:, -1] @ self.a_mat + 0.1 * z_ctx[:, 0] + action @ self.b_mat
+
+    def rollout(self, z_ctx, actions, level=0):
+        return sliding_rollout(self, z_ctx, actions, level)
+
+
+def test_series_is_the_frameskip_aware_prediction_error() -> None:
+    model = LinearModel()
+    rng = np.random.default_rng(0)
+    t_len = 30
+    z = torch.from_numpy(rng.normal(size=(t_len, DIM)).astype(np.float32))
+    actions = rng.uniform(-1, 1, size=(t_len, RAW)).astype(np.float32)
+    std = model.latent_std.numpy()
+    for horizon in (1, 2):
+        s = surprise_series(model, z, actions, horizon=horizon)
+        first = first_scored_frame(model, horizon)
+        assert first == (CONTEXT - 1 + horizon) * FRAMESKIP
+        assert np.isnan(s[:first]).all() and np.isfinite(s[first:]).all()
+        for t in range(first, t_len):
+            last = t - horizon * FRAMESKIP
+            ctx = z[[last - FRAMESKIP * j for j in range(CONTEXT - 1, -1, -1)]][None]
+            acts = torch.from_numpy(actions[last : last + horizon * FRAMESKIP].reshape(1, horizon, -1))
+            pred = model.rollout(ctx, acts)[0, -1].numpy()
+            assert s[t] == pytest.approx(float(normalised_distance(pred, z[t].numpy(), std)), rel=1e-5)
+
+
+def test_thresholds_rates_and_auroc() -> None:
+    scores = np.arange(1000, dtype=float)
+    thr = threshold_for_rate(scores, 0.01)
+    assert exceed_rate(scores, thr) <= 0.01 and exceed_rate(scores, thr - 1) > 0.01
+    assert threshold_for_rate(np.array([np.nan, 1.0, 2.0]), 0.0) == 2.0
+    with pytest.raises(ValueError, match="no finite"):
+        threshold_for_rate(np.array([np.nan]), 0.01)
+    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auroc(np.array([1.0]), np.array([1.0])) == 0.5
+    assert auroc(np.array([0.0, 5.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(0.5)
+
+
+def _calibration(**overrides) -> SurpriseCalibration:
+    base = dict(threshold=0.8, horizon=1, target_false_alarm_rate=5e-4, false_alarm_rate=2e-4, calibration_frames=100,
+                validation_frames=100, model_id="m-1", checksums={"model.pt": "abc"}, command="python bench/calibrate_surprise.py")
+    return SurpriseCalibration(**{**base, **overrides})
+
+
+def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
+    path = write_calibration(_calibration(), tmp_path / "cal.json")
+    manifest = {"model_id": "m-1", "checksums": {"model.pt": "abc"}}
+    assert read_calibration(path, manifest).threshold == 0.8
+    with pytest.raises(ValueError, match="recalibrate"):
+        read_calibration(path, {"model_id": "m-2", "checksums": {"model.pt": "abc"}})
+    with pytest.raises(ValueError, match=r"files changed: model\.pt"):
+        read_calibration(path, {"model_id": "m-1", "checksums": {"model.pt": "def"}})
+    with pytest.raises(FileNotFoundError, match="calibrate_surprise"):
+        read_calibration(tmp_path / "missing.json")
+    bad = write_calibration(_calibration(threshold=-1.0), tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="threshold"):
+        read_calibration(bad)
+    (tmp_path / "junk.json").write_text(json.dumps({"threshold": 1}))
+    with pytest.raises(ValueError, match="not a surprise calibration"):
+        read_calibration(tmp_path / "junk.json")
+
+
+def test_offline_eval_marks_frames_above_the_threshold() -> None:
+    from jepa_world_model.offline_eval import EpisodeResult, OfflineEvalReport, mark_surprising
+
+    eps = [EpisodeResult("a", 5, 0, [], [None, 0.1, 0.9, 0.3, 1.2], [0.0] * 5),
+           EpisodeResult("b", 3, 0, [], [None, 0.2, 0.1], [0.0] * 3)]
+    report = OfflineEvalReport(1, 1, 1, "model", [], eps, {}, {})
+    mark_surprising(report, 0.5, "test")
+    assert eps[0].surprising_frames == [2, 4] and eps[1].surprising_frames == []
+    assert report.surprise_alarm["surprising_frames"] == 2 and report.surprise_alarm["rate"] == pytest.approx(2 / 6)
+    assert report.to_dict()["episodes"][0]["surprising_frames"] == [2, 4]
+    mark_surprising(report, None, "no calibration")
+    assert report.surprise_alarm == {"threshold": None, "source": "no calibration"}

@@ -1,0 +1,60 @@
+"""The violation-of-expectation benchmark end to end on a tiny run: JSON schema, figure, both backends agree."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_PATH = REPO / "bench" / "bench_surprise.py"
+BUNDLE = REPO / "models" / "two_rooms"
+
+if not (BUNDLE / "manifest.json").exists():
+    pytest.skip(f"the shipped bundle {BUNDLE} is missing", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_surprise", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_persistence_is_the_running_minimum(bench) -> None:
+    import numpy as np
+
+    x = np.array([[np.nan, 1.0, 3.0, 2.0, 5.0, 4.0]])
+    np.testing.assert_array_equal(bench.persistent(x, 2), [[np.nan, np.nan, 1.0, 2.0, 2.0, 4.0]])
+    assert bench.persistent(x, 1) is x
+
+
+def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
+    out = tmp_path / "surprise.json"
+    rc = bench.main(["--seed", "1", "--pairs", "3", "--steps", "30", "--calib-episodes", "8", "--out", str(out),
+                     "--bundles", str(BUNDLE), str(REPO / "models" / "no_such_bundle")])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report["pairs"] == 3 and report["seed"] == 1 and "bench_surprise.py" in report["command"]
+    assert "skipped" in report["bundles"]["no_such_bundle"]
+    two = report["bundles"]["two_rooms"]
+    assert two["backends_max_abs_diff"] < 1e-3  # torch and ONNX agree
+    assert set(two["thresholds"]) == {"h1", "h2", "h1_min5"}
+    for t in two["thresholds"].values():
+        assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > 0
+    assert set(two["kinds"]) == {"teleport", "through_wall", "freeze", "drift", "slow_drift"}
+    for kind, entry in two["kinds"].items():
+        assert entry["pairs"] == 3
+        for variant in ("h1", "h2", "h1_min5"):
+            for backend in ("torch", "onnx"):
+                m = entry[variant][backend]
+                assert 0 <= m["pairwise_accuracy"] <= 1 and 0 <= m["auroc"] <= 1, (kind, variant, backend)
+                assert 0 <= m["detected_within_2_model_steps"] <= m["detected"] <= 1
+                assert set(m["delay_model_steps"]) == {"median", "p90", "max"}
+                assert math.isfinite(m["surprise_at_violation_median"])
+    assert set(report["two_rooms_targets_met"]) >= {"teleport", "false_alarm_rate_ok"}
+    assert out.with_suffix(".png").stat().st_size > 10_000
