@@ -30,10 +30,11 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
             (part.policy, part.episodes, part.policy_kwargs, data_cfg.seed + 1000 * (i + 1) if part.seed is None else part.seed)
             for i, part in enumerate(data_cfg.extra)
         ]
+        collect_kwargs = {**data_cfg.world_kwargs, **data_cfg.randomise}  # randomisation: training data only
         sets = [
             collect_episodes(
                 data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True,
-                **data_cfg.world_kwargs,
+                batch_size=data_cfg.collect_batch, **collect_kwargs,
             )
             for policy, n, kwargs, seed in parts
         ]
