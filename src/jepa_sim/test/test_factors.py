@@ -39,7 +39,7 @@ def test_every_factor_has_a_test_level():
 
 
 def test_unknown_factor_is_refused_with_the_valid_list():
-    with pytest.raises(ValueError, match="unknown factor 'nois'.*noise=.*brightness="):
+    with pytest.raises(ValueError, match=r"unknown factor 'nois'.*noise=.*brightness="):
         parse_factors(["nois=0.1"], "two_rooms")
     with pytest.raises(ValueError, match="NAME=LEVEL"):
         parse_factors(["noise"], "two_rooms")
