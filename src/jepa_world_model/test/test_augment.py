@@ -61,9 +61,9 @@ def test_invariance_loss_is_zero_for_an_invariant_encoder_and_positive_otherwise
 def test_config_sections_are_validated():
     cfg = parse_config({"augment": {"enabled": True, "noise_std": 0.02}, "data": {"source": "sim", "randomise": {"door_y": "random"}}})
     assert cfg.augment.noise_std == 0.02 and cfg.data.randomise == {"door_y": "random"}
-    with pytest.raises(ValueError, match="augment.brightness"):
+    with pytest.raises(ValueError, match=r"augment\.brightness"):
         parse_config({"augment": {"brightness": 1.5}})
-    with pytest.raises(ValueError, match="augment.nois"):
+    with pytest.raises(ValueError, match=r"augment\.nois"):
         parse_config({"augment": {"nois": 0.1}})
 
 
