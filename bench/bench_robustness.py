@@ -181,7 +181,7 @@ def markdown(result: dict[str, Any]) -> str:
     """The table for a README: factor, level, success with its Wilson 95% interval."""
     lines = [
         f"Robustness of `{result['bundle']}` ({result['world']}, profile `{result['profile']}`, seeds from "
-        f"{result['first_seed']}, {result['rows'][0].get('episodes', '?')} episodes per row):",
+        f"{result['first_seed']}; episodes per row in the success column):",
         "",
         "| factor | level | success | Wilson 95% CI |",
         "|---|---|---|---|",
@@ -239,10 +239,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out-dir", default="bench/results", help="output directory, relative to the repository")
     p.add_argument("--tag", default="", help="suffix of the output file names")
+    p.add_argument(
+        "--merge", nargs="+", default=None, metavar="JSON",
+        help="merge the rows of earlier runs of one bundle (e.g. split over processes) into robustness_<bundle><tag>.*",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out_dir = ROOT / args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        parts = [json.loads((ROOT / f).read_text()) for f in args.merge]
+        merged = dict(parts[0], rows=[r for part in parts for r in part["rows"] if part is parts[0] or r["factor"] != "nominal"])
+        merged["merged_from"] = [str(f) for f in args.merge]
+        stem = f"robustness_{Path(merged['bundle']).name}{args.tag}"
+        (out_dir / f"{stem}.json").write_text(json.dumps(merged, indent=1))
+        (out_dir / f"{stem}.md").write_text(markdown(merged))
+        plot(merged, out_dir / f"{stem}.png")
+        print(markdown(merged))
+        return 0
     for bundle in args.bundle or SHIPPED:
         try:
             result = bench_bundle(bundle, args)

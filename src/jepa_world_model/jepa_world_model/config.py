@@ -27,6 +27,7 @@ class SimDataPart(_Strict):
     episodes: int = Field(ge=1)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None  # default: the main seed + 1000 x (part index + 1)
+    randomise: dict[str, Any] | None = None  # domain randomisation of this part (default: the data section's)
 
 
 class SimDataConfig(_Strict):
