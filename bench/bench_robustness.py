@@ -71,11 +71,11 @@ SHIPPED = ["models/two_rooms", "models/multi_room", "models/point_maze"]
 
 
 def rows_for(world: str, only: list[str] | None) -> list[tuple[str, Any]]:
-    """(factor, level) rows for a world, nominal first; ``only`` keeps the named factors, or exact NAME=LEVEL rows."""
+    """(factor, level) rows for a world, nominal first; ``only`` keeps the named factors ('nominal' included) or NAME=LEVEL rows."""
     rows = [("nominal", None), *CAMERA_ROWS, *WORLD_ROWS.get(world, [])]
     if only is None:
         return rows
-    picked = [r for r in rows if r[0] in only or r[0] == "nominal"]
+    picked = [r for r in rows if r[0] in only]
     for item in only:
         if "=" in item:
             name, level = item.split("=", 1)
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "--bundle", action="append", default=None, help="bundle directory, relative to the repository (repeatable; default every shipped one)"
     )
     p.add_argument("--episodes", type=int, default=30, help="episodes per row")
-    p.add_argument("--rows", nargs="*", default=None, help="only these factors (plus the nominal row)")
+    p.add_argument("--rows", nargs="*", default=None, help="only these factors or NAME=LEVEL rows ('nominal' for the nominal row)")
     p.add_argument("--profile", default=None, help="planner profile (default per world: two_rooms flat_cem, else hierarchical)")
     p.add_argument("--max-steps", type=int, default=None, help="raw steps per episode (default per world)")
     p.add_argument("--seed", type=int, default=0, help="offset added to the held-out first seed")
