@@ -123,7 +123,8 @@ def encoder_sensitivity(model, world, n: int = 256, seed: int = 0) -> dict[str, 
     return out
 
 
-def bench_bundle(bundle: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench_bundle(bundle: str, args: argparse.Namespace, partial: Path | None = None) -> dict[str, Any]:
+    """All rows of one bundle; after each row the rows so far go to ``partial`` (a long run can be stopped)."""
     world_name, world_kwargs, notes = world_settings(str(ROOT / bundle), None, {})
     model = load_model(str(ROOT / bundle), None, "torch")
     profile_name = args.profile or PROFILES.get(world_name, "flat_cem")
@@ -162,6 +163,8 @@ def bench_bundle(bundle: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{bundle} {factor}={level}: {row['success_rate']:.0%} [{row['success_ci95'][0]:.0%}, {row['success_ci95'][1]:.0%}]"
               f" ({row['wall_s']} s)", flush=True)
         world.close()
+        if partial is not None:
+            partial.write_text(json.dumps({"bundle": bundle, "rows": rows}, indent=1))
     sensitivity = encoder_sensitivity(model, make_varied_world(world_name, world_kwargs, {})) if world_name in WORLD_ROWS else None
     return {
         "bundle": bundle,
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for bundle in args.bundle or SHIPPED:
         try:
-            result = bench_bundle(bundle, args)
+            result = bench_bundle(bundle, args, out_dir / f"robustness_{Path(bundle).name}{args.tag}.partial.json")
         except ImportError as err:  # optional simulator missing (point_maze needs gymnasium-robotics)
             print(f"{bundle}: skipped ({err})")
             continue
@@ -267,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         result["args"] = vars(args)
         stem = f"robustness_{Path(bundle).name}{args.tag}"
         (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=1))
+        (out_dir / f"{stem}.partial.json").unlink(missing_ok=True)
         (out_dir / f"{stem}.md").write_text(markdown(result))
         plot(result, out_dir / f"{stem}.png")
         print(markdown(result))
