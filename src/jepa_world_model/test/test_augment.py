@@ -94,3 +94,15 @@ def test_batchnorm_variance_floor_bounds_the_gain_of_constant_features():
         with torch.no_grad():
             gains[eps] = (enc(noisy) - enc(images)).norm(dim=1).mean().item()
     assert gains[1.0] < gains[1e-5] / 5
+
+
+def test_a_part_of_the_data_can_be_randomised_alone():
+    from jepa_world_model.config import SimDataPart
+    from jepa_world_model.data_source import load_episodes
+
+    part = SimDataPart(policy="random", episodes=3, randomise={"door_y": "random"})
+    cfg = SimDataConfig(episodes=2, steps=3, extra=[part], collect_batch=1, seed=4)
+    eps, _ = load_episodes(cfg)
+    walls = [e.frames[0][:, 32, 2].tobytes() for e in eps.episodes]
+    assert walls[0] == walls[1]  # the main part keeps the world's door
+    assert len(set(walls[2:])) == 3 and walls[0] not in walls[2:]
