@@ -4,7 +4,14 @@ Each episode: encode the observation and the goal image, plan, execute the plan'
 ``replan_every`` raw steps (each model step is ``frameskip`` raw actions), replan, until success or
 ``max_steps`` raw steps.
 Writes ``evaluation.json`` (success rate with a Wilson 95% interval, steps to goal, planning time per
-replan, model evaluations per episode), ``trajectories.png`` and ``episode.gif``.
+replan, model evaluations per episode, success by realised task length), ``trajectories.png`` (in the
+world's position units) and ``episode.gif``.
+
+The world is built with the settings the bundle was trained with (its manifest's data provenance:
+world name and constructor options), then the evaluation defaults, then ``--world-arg`` (each
+override of a bundle setting is printed), then ``--factor`` factors of variation (camera and world,
+see ``jepa_sim.factors``). By default starts and goals are placed uniformly, near walls or in
+corners (``placement: mixed``); ``--factor placement=uniform`` gives the uniform-only figure.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from tqdm import tqdm
 
 from jepa_sim.machine import machine_info
 
-DEFAULT_WORLD_KWARGS: dict[str, dict[str, Any]] = {"two_rooms": {"goal_in_other_room": True}, "multi_room": {"goal_far": True}}
+DEFAULT_WORLD_KWARGS: dict[str, dict[str, Any]] = {
+    "two_rooms": {"goal_in_other_room": True, "placement": "mixed"},
+    "multi_room": {"goal_far": True, "placement": "mixed"},
+}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,9 +60,10 @@ class EpisodeRecord:
     replans: int
     model_steps: int
     plan_times: list[float]
-    final_distance: float
+    final_distance: float  # of the position part of the state only (world units), never velocities
     trajectory: list[list[float]]
     goal: list[float]
+    task_length: int | None = None  # realised task length (doors, maze cells) when the world reports it
     frames: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per replan, for the GIF
 
 
@@ -111,9 +122,11 @@ def run_episode(
         steps += 1
         trajectory.append(info.true_state.tolist())
         success = info.success
-    final = float(np.linalg.norm(world.true_state() - world.goal_state))
+    final = float(np.linalg.norm(world.true_state()[:2] - world.goal_state[:2]))
+    task_length = world.task_length() if hasattr(world, "task_length") else None
     rec = EpisodeRecord(
-        seed, bool(success), steps, replans, model_steps, plan_times, final, trajectory, world.goal_state.tolist(), frames
+        seed, bool(success), steps, replans, model_steps, plan_times, final, trajectory, world.goal_state.tolist(),
+        task_length, frames,
     )
     return rec, pairs
 
@@ -162,7 +175,18 @@ def summarise(records: list[EpisodeRecord]) -> dict[str, Any]:
         "replans_per_episode": statistics.fmean(r.replans for r in records) if records else 0.0,
         "model_evals_per_episode": statistics.fmean(r.model_steps for r in records) if records else 0.0,
         "final_distance_mean": statistics.fmean(r.final_distance for r in records) if records else None,
+        "by_task_length": by_task_length(records),
     }
+
+
+def by_task_length(records: list[EpisodeRecord]) -> dict[str, dict[str, Any]]:
+    """Success per realised task length (episodes whose world reports one); {} otherwise."""
+    out: dict[str, dict[str, Any]] = {}
+    for length in sorted({r.task_length for r in records if r.task_length is not None}):
+        group = [r for r in records if r.task_length == length]
+        wins = sum(r.success for r in group)
+        out[str(length)] = {"episodes": len(group), "success_rate": wins / len(group), "success_ci95": list(wilson_interval(wins, len(group)))}
+    return out
 
 
 def evaluate(
@@ -205,6 +229,26 @@ def arena_size(world) -> float:
     return float(layout.size) if layout is not None else float(world.spec.image_size)
 
 
+def map_extent(world) -> tuple[float, float, float, float]:
+    """(left, right, bottom, top) of the camera/map image in the world's position units, for ``imshow(extent=...)``.
+
+    Uses the world's ``pixel_to_world`` (PointMaze: metres, y up), else the point-mass arena in px.
+    """
+    to_world = getattr(world, "pixel_to_world", None)
+    if to_world is None:
+        size = arena_size(world)
+        return 0.0, size, size, 0.0
+    side = world.spec.image_size
+    (x0, y0), (x1, y1) = np.asarray(to_world(np.array([[-0.5, -0.5], [side - 0.5, side - 0.5]])), dtype=float)
+    return float(x0), float(x1), float(y1), float(y0)
+
+
+def _frame_axes(ax, world) -> None:
+    left, right, bottom, top = map_extent(world)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+
+
 def plot_trajectories(world, records: list[EpisodeRecord], path: Path, title: str = "") -> None:
     """Trajectories over the map: green = success, red = failure; circle = start, star = goal."""
     import matplotlib
@@ -212,17 +256,18 @@ def plot_trajectories(world, records: list[EpisodeRecord], path: Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    size = arena_size(world)
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(world.render_map(), extent=(0, size, size, 0))
+    ax.imshow(world.render_map(), extent=map_extent(world))
     for r in records:
         traj = np.asarray(r.trajectory)
         colour = "tab:green" if r.success else "tab:red"
         ax.plot(traj[:, 0], traj[:, 1], color=colour, lw=1.2, alpha=0.9)
         ax.plot(traj[0, 0], traj[0, 1], "o", color=colour, ms=4)
         ax.plot(r.goal[0], r.goal[1], "*", color="gold", ms=9, mec="k", mew=0.5)
-    ax.set_xlim(0, size)
-    ax.set_ylim(size, 0)
+    _frame_axes(ax, world)
+    unit = getattr(world, "position_unit", "px")
+    ax.set_xlabel(f"x ({unit})", fontsize=8)
+    ax.set_ylabel(f"y ({unit})", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -243,7 +288,6 @@ def write_gif(world, record: EpisodeRecord, probe: np.ndarray, path: Path, max_f
 
     if not record.frames:
         raise ValueError("the episode has no recorded frames (run it with record=True)")
-    size = arena_size(world)
     frames = record.frames[:: max(1, math.ceil(len(record.frames) / max_frames))]
     has_imagined = frames[0]["imagined"] is not None
     out = []
@@ -251,7 +295,7 @@ def write_gif(world, record: EpisodeRecord, probe: np.ndarray, path: Path, max_f
         cols = 2 if has_imagined else 1
         fig, axes = plt.subplots(1, cols, figsize=(3.2 * cols, 3.4))
         ax = axes[0] if has_imagined else axes
-        ax.imshow(fr["image"], extent=(0, size, size, 0))
+        ax.imshow(fr["image"], extent=map_extent(world))
         path_xy = apply_probe(probe, fr["latents"])
         start = fr["state"][:2]
         ax.plot([start[0], *path_xy[:, 0]], [start[1], *path_xy[:, 1]], "-o", color="cyan", ms=2, lw=1, label="plan")
@@ -262,8 +306,7 @@ def write_gif(world, record: EpisodeRecord, probe: np.ndarray, path: Path, max_f
             sg = apply_probe(probe, fr["subgoal"][None])[0]
             ax.plot(sg[0], sg[1], "D", color="orange", ms=5, mec="k", mew=0.5, label="subgoal")
         ax.plot(record.goal[0], record.goal[1], "*", color="gold", ms=10, mec="k", mew=0.5, label="goal")
-        ax.set_xlim(0, size)
-        ax.set_ylim(size, 0)
+        _frame_axes(ax, world)
         ax.set_title(f"replan {i * max(1, math.ceil(len(record.frames) / max_frames))}", fontsize=8)
         ax.axis("off")
         if has_imagined:
@@ -296,6 +339,41 @@ def load_model(spec: str, world, backend: str = "torch", frameskip: int = 5, str
     return load_bundle(path, backend=backend)
 
 
+def bundle_world(model_spec: str) -> tuple[str | None, dict[str, Any]]:
+    """(world name, world constructor options) a bundle was trained with, from its manifest; (None, {}) otherwise."""
+    manifest = Path(model_spec) / "manifest.json"
+    if model_spec == "oracle" or not manifest.is_file():
+        return None, {}
+    try:
+        prov = json.loads(manifest.read_text()).get("provenance", {}) or {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"cannot read {manifest}: {err}") from None
+    data = prov.get("data", {}) or {}
+    return prov.get("world") or data.get("world"), dict(data.get("world_kwargs") or {})
+
+
+def world_settings(
+    model_spec: str, world: str | None, world_args: dict[str, Any]
+) -> tuple[str, dict[str, Any], list[str]]:
+    """World name and options for an evaluation: the bundle's, then the evaluation defaults, then ``world_args``.
+
+    Returns:
+        (world name, constructor options, notes saying where settings came from and what overrode the bundle).
+    """
+    trained_world, trained = bundle_world(model_spec)
+    notes: list[str] = []
+    name = world or trained_world or "two_rooms"
+    if trained_world and world and world != trained_world:
+        notes.append(f"--world {world} overrides the bundle's world {trained_world} (its settings are not used)")
+        trained = {}
+    elif trained:
+        notes.append(f"world settings from the bundle's manifest: {trained}")
+    kwargs = {**DEFAULT_WORLD_KWARGS.get(name, {}), **trained}
+    for key, value in world_args.items():
+        if key in trained and trained[key] != value:
+            notes.append(f"--world-arg {key}={value!r} overrides the bundle's {key}={trained[key]!r}")
+        kwargs[key] = value
+    return name, kwargs, notes
 
 
 def _parse_world_args(items: list[str]) -> dict[str, Any]:
@@ -316,13 +394,24 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend", default="torch", choices=["torch", "onnx"], help="bundle backend (the gradient planner needs torch)"
     )
-    p.add_argument("--world", default="two_rooms", help="built-in world name (default two_rooms)")
+    p.add_argument(
+        "--world", default=None, help="built-in world name (default: the bundle's training world, else two_rooms)"
+    )
     p.add_argument(
         "--world-arg",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="world constructor option (repeatable; default goal_in_other_room=true for two_rooms, goal_far=true for multi_room)",
+        help="world constructor option (repeatable; defaults: the bundle's training settings, plus goal_in_other_room=true "
+        "for two_rooms, goal_far=true for multi_room, placement=mixed for both)",
+    )
+    p.add_argument(
+        "--factor",
+        action="append",
+        default=[],
+        metavar="NAME=LEVEL",
+        help="factor of variation (repeatable), e.g. noise=0.012 brightness=1.2 door_y=random placement=corner; "
+        "see jepa_sim.factors (an unknown name or level lists the valid ones)",
     )
     p.add_argument("--profile", default="flat_cem", help="planner profile name (see config/planner_profiles.yaml)")
     p.add_argument("--profiles-file", default=None, help="planner profiles YAML (default: config/planner_profiles.yaml)")
@@ -348,13 +437,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     from jepa_planner.policy import DistilledPolicy
     from jepa_planner.profiles import build_planner, load_profile
-    from jepa_sim.worlds import make_world
+    from jepa_sim.factors import make_varied_world, parse_factors
 
     if args.episodes < 1:
         raise SystemExit("--episodes must be >= 1")
     torch.set_num_threads(max(1, args.threads))
-    world_kwargs = {**DEFAULT_WORLD_KWARGS.get(args.world, {}), **_parse_world_args(args.world_arg)}
-    world = make_world(args.world, **world_kwargs)
+    try:
+        world_name, world_kwargs, notes = world_settings(args.model, args.world, _parse_world_args(args.world_arg))
+        factors = parse_factors(args.factor, world_name)
+        world = make_varied_world(world_name, world_kwargs, factors)
+    except (ValueError, ImportError) as err:
+        raise SystemExit(f"jepa-evaluate: {err}") from None
+    for note in notes:
+        print(f"jepa-evaluate: {note}")
+    if factors:
+        print(f"jepa-evaluate: factors of variation: {factors}")
+    args.world = world_name
     try:
         model = load_model(args.model, world, args.backend, args.oracle_frameskip, (args.oracle_stride,))
     except (FileNotFoundError, ValueError) as exc:  # a bad or unsafe bundle: one line, nothing loaded
@@ -385,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             "backend": args.backend,
             "world": args.world,
             "world_kwargs": world_kwargs,
+            "factors": factors,
+            "world_notes": notes,
             "profile": profile.model_dump(),
             "seed": args.seed,
             "replan_every_raw_steps": replan_every,
@@ -402,8 +502,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.profile} on {args.world} ({args.episodes} episodes, model {args.model}): success {s['success_rate']:.1%} "
         f"[{s['success_ci95'][0]:.1%}, {s['success_ci95'][1]:.1%}], steps to goal median {s['steps_to_goal_median']}, "
         f"plan time median {1000 * (s['plan_time_median_s'] or 0):.1f} ms (p95 {1000 * (s['plan_time_p95_s'] or 0):.1f} ms), "
-        f"model evals/episode {s['model_evals_per_episode']:.0f}; wrote {out}/evaluation.json, trajectories.png, episode.gif"
+        f"model evals/episode {s['model_evals_per_episode']:.0f}; wrote {out}/evaluation.json, trajectories.png"
+        + (", episode.gif" if gif_frames else "")
     )
+    if s["by_task_length"] and len(s["by_task_length"]) > 1:
+        print("  by realised task length: " + ", ".join(
+            f"{k}: {v['success_rate']:.0%} of {v['episodes']}" for k, v in s["by_task_length"].items()))
     return 0
 
 

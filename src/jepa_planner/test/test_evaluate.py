@@ -119,3 +119,64 @@ def test_evaluate_hierarchical_and_policy_profiles(tmp_path):
         ]
     )
     assert rc == 0 and not (tmp_path / "p" / "episode.gif").exists()
+
+
+def _fake_bundle(tmp_path, world: str, world_kwargs: dict):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(
+        json.dumps({"provenance": {"world": world, "data": {"world": world, "world_kwargs": world_kwargs}}})
+    )
+    return str(bundle)
+
+
+def test_world_settings_come_from_the_bundle_and_overrides_are_named(tmp_path):
+    from jepa_planner.evaluate import world_settings
+
+    bundle = _fake_bundle(tmp_path, "point_maze", {"maze": "large", "action_repeat": 2, "show_target": False})
+    name, kwargs, notes = world_settings(bundle, None, {})
+    assert name == "point_maze" and kwargs == {"maze": "large", "action_repeat": 2, "show_target": False}
+    assert any("from the bundle's manifest" in n for n in notes)
+    name, kwargs, notes = world_settings(bundle, None, {"action_repeat": 1})
+    assert kwargs["action_repeat"] == 1 and any("action_repeat=1 overrides the bundle's action_repeat=2" in n for n in notes)
+    name, kwargs, notes = world_settings(bundle, "two_rooms", {})
+    assert name == "two_rooms" and "maze" not in kwargs and any("overrides the bundle's world point_maze" in n for n in notes)
+    name, kwargs, _ = world_settings("oracle", None, {})
+    assert name == "two_rooms" and kwargs == {"goal_in_other_room": True, "placement": "mixed"}
+
+
+def test_factors_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="unknown factor 'nois'; valid factors for two_rooms: noise="):
+        main(["--factor", "nois=0.1", "--episodes", "1", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match=r"noise=0.9 for world 'two_rooms' is out of range"):
+        main(["--factor", "noise=0.9", "--episodes", "1", "--out", str(tmp_path / "x")])
+    out = tmp_path / "f"
+    args = ["--factor", "door_y=random", "--factor", "noise=0.0118", "--episodes", "2", "--max-steps", "10"]
+    rc = main([*args, "--out", str(out), "--no-progress", "--gif-episode", "-1", "--threads", "1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "factors of variation: {'door_y': 'random', 'noise': 0.0118}" in printed
+    assert "episode.gif" not in printed and not (out / "episode.gif").exists()
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["config"]["factors"] == {"door_y": "random", "noise": 0.0118}
+    assert all(e["task_length"] == 1 for e in report["episodes"])  # two rooms, goal in the other one
+    assert all(e["final_distance"] >= 0 for e in report["episodes"])
+
+
+def test_map_extent_is_in_world_units():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from jepa_planner.evaluate import map_extent
+    from jepa_sim.worlds import make_world
+
+    assert map_extent(make_world("two_rooms")) == pytest.approx((0.0, 64.0, 64.0, 0.0))
+
+    # a world in metres, y up, centred (as PointMaze): the extent follows its pixel_to_world
+    def to_world(colrow):
+        c = np.asarray(colrow, float)
+        return np.stack([(c[..., 0] + 0.5) / 10 - 3.0, 3.0 - (c[..., 1] + 0.5) / 10], axis=-1)
+
+    maze_like = SimpleNamespace(spec=SimpleNamespace(image_size=60), pixel_to_world=to_world)
+    assert map_extent(maze_like) == pytest.approx((-3.0, 3.0, -3.0, 3.0))

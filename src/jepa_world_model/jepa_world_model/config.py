@@ -27,6 +27,7 @@ class SimDataPart(_Strict):
     episodes: int = Field(ge=1)
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = None  # default: the main seed + 1000 x (part index + 1)
+    randomise: dict[str, Any] | None = None  # domain randomisation of this part (default: the data section's)
 
 
 class SimDataConfig(_Strict):
@@ -39,6 +40,11 @@ class SimDataConfig(_Strict):
     source: Literal["sim"] = "sim"
     world: str = "two_rooms"
     world_kwargs: dict[str, Any] = Field(default_factory=dict)  # world constructor options, e.g. {maze: large}
+    # Domain randomisation: world options used only to collect training data (e.g. {door_y: random}: a new door
+    # per reset). Kept apart from world_kwargs, which describe the world the model is for and which evaluation
+    # tools read back from the bundle's manifest.
+    randomise: dict[str, Any] = Field(default_factory=dict)
+    collect_batch: int = Field(64, ge=1)  # environments stepped together; a randomised layout is drawn per batch
     episodes: int = Field(200, ge=1)
     steps: int = Field(100, ge=2)
     policy: str = "random_momentum"
@@ -71,6 +77,9 @@ class EncoderConfig(_Strict):
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     use_proprio: bool = False
     feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
+    # BatchNorm's variance floor: features that are almost constant over the data (empty floor, an unused colour
+    # channel) are divided by sqrt(var + eps); the default 1e-5 turns a 1/255 camera change there into a large jump.
+    feature_norm_eps: float = Field(1e-5, gt=0.0, le=10.0)
     # ViT
     patch_size: int = Field(8, ge=2)
     vit_dim: int = Field(64, ge=8)
@@ -149,6 +158,27 @@ class DecoderConfig(_Strict):
     foreground_weight: float = Field(50.0, ge=0.0)  # extra loss weight on pixels that differ from the mean frame
 
 
+class AugmentConfig(_Strict):
+    """Photometric augmentation of training frames (``jepa_world_model.augment``): the camera changes a model must ignore.
+
+    Each frame (independently) is augmented with probability ``probability``, drawing its own levels:
+    gain in [1 - brightness, 1 + brightness], contrast scale in [1 - contrast, 1 + contrast], gamma exponent
+    log-uniform in [1 / (1 + gamma), 1 + gamma], per-channel offset in [-colour_shift, colour_shift], Gaussian
+    noise of std uniform in [0, noise_std] (fractions of full scale), then rounded back to uint8.
+    ``invariance_weight`` adds a loss pulling the latents of two augmented views of the same frames together.
+    """
+
+    enabled: bool = False
+    probability: float = Field(0.8, ge=0.0, le=1.0)
+    noise_std: float = Field(0.0, ge=0.0, le=0.5)
+    brightness: float = Field(0.0, ge=0.0, lt=1.0)
+    contrast: float = Field(0.0, ge=0.0, lt=1.0)
+    gamma: float = Field(0.0, ge=0.0, le=4.0)
+    colour_shift: float = Field(0.0, ge=0.0, le=0.5)
+    invariance_weight: float = Field(0.0, ge=0.0)
+    invariance_frames: int = Field(32, ge=2)
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -177,13 +207,14 @@ class TrainConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    """The whole experiment: data, model, training, decoder."""
+    """The whole experiment: data, model, training, augmentation, decoder."""
 
     name: str = "experiment"
     seed: int = 0
     data: DataConfig = Field(default_factory=SimDataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
 
     def window_length(self) -> int:

@@ -25,17 +25,23 @@ def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, 
         spec = world.spec
         world.close()
         # by name, so worlds with a numpy batch are stepped many at once
-        parts = [(data_cfg.policy, data_cfg.episodes, data_cfg.policy_kwargs, data_cfg.seed)]
+        parts = [(data_cfg.policy, data_cfg.episodes, data_cfg.policy_kwargs, data_cfg.seed, data_cfg.randomise)]
         parts += [
-            (part.policy, part.episodes, part.policy_kwargs, data_cfg.seed + 1000 * (i + 1) if part.seed is None else part.seed)
+            (
+                part.policy,
+                part.episodes,
+                part.policy_kwargs,
+                data_cfg.seed + 1000 * (i + 1) if part.seed is None else part.seed,
+                data_cfg.randomise if part.randomise is None else part.randomise,
+            )
             for i, part in enumerate(data_cfg.extra)
         ]
         sets = [
-            collect_episodes(
+            collect_episodes(  # randomised options reach the training data only, never world_kwargs
                 data_cfg.world, n, data_cfg.steps, policy=policy, seed=seed, policy_kwargs=kwargs, progress=True,
-                **data_cfg.world_kwargs,
+                batch_size=data_cfg.collect_batch, **{**data_cfg.world_kwargs, **randomise},
             )
-            for policy, n, kwargs, seed in parts
+            for policy, n, kwargs, seed, randomise in parts
         ]
         eps = sets[0]
         if len(sets) > 1:

@@ -27,6 +27,7 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from jepa_world_model.augment import augment_frames, invariance_loss
 from jepa_world_model.config import ExperimentConfig, load_config
 from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.data_source import FrameSample, load_episodes, sample_frames
@@ -310,7 +311,12 @@ class Trainer:
             actions = batch["actions"].to(self.device).float()
             proprio = batch["proprio"].to(self.device).float() if "proprio" in batch else None
             self._set_lr(n_batches)
-            loss, logs = self.ddp_model(frames, actions, proprio)
+            loss, logs = self.ddp_model(augment_frames(frames, cfg.augment), actions, proprio)
+            if cfg.augment.enabled and cfg.augment.invariance_weight > 0 and not self.model.encoder_frozen:
+                inv = invariance_loss(self.model.encoder, frames, cfg.augment)
+                loss = loss + cfg.augment.invariance_weight * inv
+                logs["invariance"] = inv.item()
+                logs["loss"] = loss.item()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip > 0:

@@ -71,6 +71,7 @@ class World(ABC):
     """One environment. Deterministic given the seed passed to ``reset``."""
 
     spec: WorldSpec
+    position_unit: str = "px"  # unit of the position part (first two components) of true states
 
     @abstractmethod
     def reset(self, seed: int | None = None, goal: np.ndarray | None = None) -> Observation:

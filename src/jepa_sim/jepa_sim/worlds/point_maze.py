@@ -67,7 +67,7 @@ def _import_simulator() -> tuple[Any, Any, Any]:
 
 
 class PointMaze(World):
-    """One PointMaze environment.
+    """One PointMaze environment (positions in metres, y up, origin at the maze centre).
 
     Args:
         maze: "umaze", "medium" or "large".
@@ -83,6 +83,8 @@ class PointMaze(World):
         show_target: draw the goal region (red disc) in every image; False leaves the goal to the
             goal image alone.
     """
+
+    position_unit = "m"
 
     def __init__(
         self,
@@ -214,6 +216,7 @@ class PointMaze(World):
         if goal_xy is None:
             goal_xy = self._sample_goal(rng, start_xy)
         self._goal = goal_xy
+        self._start_xy = np.asarray(start_xy, dtype=np.float64).copy()
         self._env.goal = goal_xy.copy()
         self._env.update_target_site_pos()
         self.model.site_pos[self._target_site, 2] = TARGET_Z
@@ -260,6 +263,11 @@ class PointMaze(World):
     @property
     def goal_state(self) -> np.ndarray:
         return np.concatenate([self._goal, np.zeros(2)]).astype(np.float32)
+
+    def task_length(self) -> int:
+        """Maze moves (4-neighbour cells) from the start cell to the goal cell this episode: the realised task
+        length (``goal_cells`` is lowered to the farthest reachable cell when the maze has none that far)."""
+        return int(self.cell_distances(self.cell_of(self._start_xy)).get(self.cell_of(self._goal), -1))
 
     def render_map(self) -> np.ndarray:
         """The maze from the camera without ball and goal marker."""

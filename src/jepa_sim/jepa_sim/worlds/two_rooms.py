@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from jepa_sim.worlds.layout import RectLayout, grid_layout
 from jepa_sim.worlds.point_mass import PointMassBatch, PointMassWorld
 
@@ -26,6 +28,11 @@ def two_rooms_layout(
     return grid_layout(size, (1, 2), [(0, 1)], {(0, 1): door_y}, wall_width=wall_width, door_half_width=door_half_width)
 
 
+def door_range(size: int = 64, door_half_width: float = 4.0) -> tuple[float, float]:
+    """Lowest and highest door centre (px) that keeps the whole door inside the arena."""
+    return door_half_width + 1, size - door_half_width - 1
+
+
 class TwoRoomsBatch(PointMassBatch):
     """``n`` two-rooms environments stepped together.
 
@@ -33,7 +40,9 @@ class TwoRoomsBatch(PointMassBatch):
         n: number of environments.
         size: arena side in px (64).
         image_size: image side in px (default ``size``).
-        wall_width, door_y, door_half_width: the wall and its door (px).
+        wall_width, door_y, door_half_width: the wall and its door (px). ``door_y="random"`` draws a
+            new door position (uniform over ``door_range``) at every reset, from the first env's seed:
+            domain randomisation for training, "door anywhere" for evaluation.
         goal_in_other_room: sample start and goal in different rooms (the evaluation setting).
         **kwargs: ``PointMassBatch`` options (max_step, sigma, success_radius, max_steps, dt, sample_margin).
     """
@@ -44,14 +53,25 @@ class TwoRoomsBatch(PointMassBatch):
         size: int = 64,
         image_size: int | None = None,
         wall_width: int = 3,
-        door_y: float | None = None,
+        door_y: float | str | None = None,
         door_half_width: float = 4.0,
         goal_in_other_room: bool = False,
         **kwargs: Any,
     ) -> None:
-        layout = two_rooms_layout(size, wall_width, door_y, door_half_width)
+        self.random_door = door_y == "random"
+        if isinstance(door_y, str) and not self.random_door:
+            raise ValueError(f"door_y must be a number of px or 'random', got {door_y!r}")
+        self._layout_args = (size, wall_width, door_half_width)
+        layout = two_rooms_layout(size, wall_width, None if self.random_door else door_y, door_half_width)
         goal_mode = "other_room" if goal_in_other_room else "any"
         super().__init__(layout, n, "two_rooms", image_size=image_size, goal_mode=goal_mode, **kwargs)
+
+    def _layout_for_episode(self, rng: np.random.Generator) -> RectLayout | None:
+        if not self.random_door:
+            return None
+        size, wall_width, half = self._layout_args
+        lo, hi = door_range(size, half)
+        return two_rooms_layout(size, wall_width, float(rng.uniform(lo, hi)), half)
 
 
 class TwoRooms(PointMassWorld):

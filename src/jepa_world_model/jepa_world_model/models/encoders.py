@@ -51,7 +51,8 @@ class CNNEncoder(nn.Module):
         # Per-feature batch normalisation before the head: in sparse scenes (a small agent on a static
         # background) the features that depend on the agent are tiny next to the constant ones, so an
         # unnormalised head starts with near-constant latents that the variance term cannot pull apart.
-        self.feature_norm = nn.BatchNorm1d(flat) if cfg.feature_norm == "batch" else nn.Identity()
+        # ``feature_norm_eps`` floors the variance so near-constant features are not blown up (camera noise robustness).
+        self.feature_norm = nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" else nn.Identity()
         self.head = nn.Sequential(
             nn.Linear(flat + (proprio_dim if self.use_proprio else 0), 256), nn.GELU(), nn.Linear(256, cfg.latent_dim)
         )

@@ -1,0 +1,108 @@
+"""Training augmentation, domain randomisation and the BatchNorm variance floor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jepa_world_model.augment import augment_frames, invariance_loss
+from jepa_world_model.config import AugmentConfig, EncoderConfig, SimDataConfig, parse_config
+from jepa_world_model.models.encoders import CNNEncoder
+
+torch.set_num_threads(1)
+
+FULL = AugmentConfig(
+    enabled=True, probability=1.0, noise_std=0.02, brightness=0.3, contrast=0.2, gamma=0.3, colour_shift=0.03
+)
+
+
+def _frames(b: int = 3, t: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (b, t, 16, 16, 3), generator=g, dtype=torch.uint8)
+
+
+def test_disabled_augmentation_returns_the_frames_unchanged():
+    frames = _frames()
+    assert augment_frames(frames, AugmentConfig()) is frames
+
+
+def test_augmentation_changes_every_frame_differently_and_keeps_uint8():
+    frames = _frames()
+    out = augment_frames(frames, FULL, torch.Generator().manual_seed(1))
+    assert out.dtype == torch.uint8 and out.shape == frames.shape
+    diffs = (out.float() - frames.float()).abs().mean(dim=(-3, -2, -1)).flatten()
+    assert (diffs > 0).all() and len(set(diffs.tolist())) == diffs.numel()  # independent levels per frame
+
+
+def test_probability_leaves_some_frames_clean():
+    frames = _frames(b=40, t=1)
+    out = augment_frames(frames, FULL.model_copy(update={"probability": 0.5}), torch.Generator().manual_seed(2))
+    clean = (out == frames).flatten(1).all(dim=1)
+    assert 5 < int(clean.sum()) < 35
+
+
+def test_each_augmentation_alone_changes_the_image():
+    frames = torch.full((1, 8, 8, 3), 100, dtype=torch.uint8)
+    frames[0, :4] = 30
+    for field in ("noise_std", "brightness", "contrast", "gamma", "colour_shift"):
+        cfg = AugmentConfig(enabled=True, probability=1.0, **{field: 0.3})
+        outs = [augment_frames(frames, cfg, torch.Generator().manual_seed(s)) for s in range(4)]
+        assert any(not torch.equal(o, frames) for o in outs), field
+
+
+def test_invariance_loss_is_zero_for_an_invariant_encoder_and_positive_otherwise():
+    frames = _frames()
+    constant = lambda x: torch.zeros(x.shape[0], 4, requires_grad=True)  # noqa: E731
+    assert invariance_loss(constant, frames, FULL).item() == 0.0
+    mean_pixel = lambda x: x.float().mean(dim=(1, 2, 3)).unsqueeze(1)  # noqa: E731
+    assert invariance_loss(mean_pixel, frames, FULL).item() > 0.0
+
+
+def test_config_sections_are_validated():
+    cfg = parse_config({"augment": {"enabled": True, "noise_std": 0.02}, "data": {"source": "sim", "randomise": {"door_y": "random"}}})
+    assert cfg.augment.noise_std == 0.02 and cfg.data.randomise == {"door_y": "random"}
+    with pytest.raises(ValueError, match=r"augment\.brightness"):
+        parse_config({"augment": {"brightness": 1.5}})
+    with pytest.raises(ValueError, match=r"augment\.nois"):
+        parse_config({"augment": {"nois": 0.1}})
+
+
+def test_randomised_world_options_reach_the_data_but_not_the_world_settings():
+    from jepa_world_model.data_source import load_episodes
+
+    cfg = SimDataConfig(episodes=6, steps=3, randomise={"door_y": "random"}, collect_batch=1, seed=3)
+    eps, meta = load_episodes(cfg)
+    walls = {e.frames[0][:, 32, 2].tobytes() for e in eps.episodes}
+    assert len(walls) == 6  # a door of its own in every episode
+    assert "door_y" not in cfg.world_kwargs and meta["world"] == "two_rooms"
+
+
+def test_batchnorm_variance_floor_bounds_the_gain_of_constant_features():
+    torch.manual_seed(0)
+    images = torch.zeros(64, 16, 16, 3, dtype=torch.uint8)
+    images[:, 4:8, 4:8, 0] = torch.randint(0, 256, (64, 1, 1), dtype=torch.uint8)  # only one region varies
+    gains = {}
+    for eps in (1e-5, 1.0):
+        enc = CNNEncoder(EncoderConfig(channels=[8, 8], latent_dim=4, feature_norm_eps=eps), 16)
+        enc.feature_norm.reset_running_stats()
+        enc.feature_norm.momentum = None  # running statistics = those of this batch (as after recalibration)
+        enc.train()
+        enc(images)
+        enc.eval()
+        noisy = images.clone()
+        noisy[:, 12:, 12:, 1] = 1  # +1/255 on an always-empty corner of the unused channel
+        with torch.no_grad():
+            gains[eps] = (enc(noisy) - enc(images)).norm(dim=1).mean().item()
+    assert gains[1.0] < gains[1e-5] / 5
+
+
+def test_a_part_of_the_data_can_be_randomised_alone():
+    from jepa_world_model.config import SimDataPart
+    from jepa_world_model.data_source import load_episodes
+
+    part = SimDataPart(policy="random", episodes=3, randomise={"door_y": "random"})
+    cfg = SimDataConfig(episodes=2, steps=3, extra=[part], collect_batch=1, seed=4)
+    eps, _ = load_episodes(cfg)
+    walls = [e.frames[0][:, 32, 2].tobytes() for e in eps.episodes]
+    assert walls[0] == walls[1]  # the main part keeps the world's door
+    assert len(set(walls[2:])) == 3 and walls[0] not in walls[2:]
