@@ -186,8 +186,8 @@ class Bench:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Float32, Header, String
 
+        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos
         from jepa_interfaces.msg import AgentStatus, CostReport, LatentState, Plan
-        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos
 
         shape = json.loads((BUNDLE / "manifest.json").read_text())["latent_shape"]
         n = int(np.prod(shape))

@@ -36,9 +36,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import Float32MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
-from jepa_planner.controller import ControlStep, MPCController
-from jepa_sim.ros_common import (
+from jepa_common.convert import fill_twist
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     array_to_image,
@@ -52,6 +51,8 @@ from jepa_sim.ros_common import (
     stamp_to_ns,
     steady_clock,
 )
+from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
+from jepa_planner.controller import ControlStep, MPCController
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -394,11 +395,7 @@ class ActorNode(LifecycleNode):
             return
         a = self.bounded(action)
         kind = self.params["command_type"]
-        twist = Twist()
-        vel = a / self.params["dt"]
-        twist.linear.x = float(vel[0]) if vel.size > 0 else 0.0
-        twist.linear.y = float(vel[1]) if vel.size > 1 else 0.0
-        twist.angular.z = float(vel[2]) if vel.size > 2 else 0.0
+        twist = fill_twist(Twist(), a, self.params["dt"])
         stamped = TwistStamped(twist=twist)
         if header is not None:
             stamped.header = header  # the stamp of the camera image this command was computed from

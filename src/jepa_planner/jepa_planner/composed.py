@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.utilities import remove_ros_args
 
-    from jepa_sim.ros_common import exit_now
+    from jepa_common.ros_common import exit_now
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])

@@ -39,10 +39,8 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Float32, Header, String
 
-from jepa_interfaces.action import ReachGoal
-from jepa_interfaces.msg import AgentStatus, LatentState, Plan
-from jepa_interfaces.srv import EncodeImage
-from jepa_sim.ros_common import (
+from jepa_common.convert import latent_distance
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     array_to_image,
@@ -54,6 +52,9 @@ from jepa_sim.ros_common import (
     run_node,
     steady_clock,
 )
+from jepa_interfaces.action import ReachGoal
+from jepa_interfaces.msg import AgentStatus, LatentState, Plan
+from jepa_interfaces.srv import EncodeImage
 
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
@@ -227,7 +228,7 @@ class ConfiguratorNode(LifecycleNode):
 
     def normalised_distance(self, z: np.ndarray, goal: np.ndarray) -> float:
         """RMS over latent dimensions of (z - goal) / latent_std: the unit of tolerances and of distance_to_goal."""
-        return float(np.sqrt(np.mean(((z - goal) / self.latent_std) ** 2)))
+        return latent_distance(z, goal, self.latent_std)
 
     # ---------------------------------------------------------------- goals
     def on_goal_request(self, goal: ReachGoal.Goal) -> GoalResponse:
@@ -275,7 +276,7 @@ class ConfiguratorNode(LifecycleNode):
         response = future.result()
         if not response.success:
             raise ValueError(f"goal image rejected by perception: {response.message}")
-        from jepa_sim.ros_common import parse_latent
+        from jepa_common.ros_common import parse_latent
 
         return parse_latent(response.latent, self.latent_shape, self.manifest["model_id"], "encode_image response")
 

@@ -152,9 +152,9 @@ class DemoClient:
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
+        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_interfaces.action import ReachGoal
         from jepa_interfaces.msg import AgentStatus, Plan
-        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_sim.worlds import make_world
 
         self.rclpy, self.ReachGoal, self.stamp_to_ns = rclpy, ReachGoal, stamp_to_ns
@@ -191,7 +191,7 @@ class DemoClient:
 
     # ------------------------------------------------------------------ callbacks
     def on_image(self, msg: Any) -> None:
-        from jepa_sim.ros_common import image_to_array
+        from jepa_common.ros_common import image_to_array
 
         ns = self.stamp_to_ns(msg.header.stamp)
         with self.lock:

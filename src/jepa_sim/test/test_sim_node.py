@@ -38,7 +38,7 @@ def test_realtime_streams_images_and_proprio_with_increasing_stamps(ros_procs, r
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image
 
-    from jepa_sim.ros_common import latched_qos
+    from jepa_common.ros_common import latched_qos
 
     proc = ros_procs.start("jepa_sim.sim_node", "--ros-args", "-p", "mode:=realtime", "-p", "rate:=20.0", "-p", "seed:=1")
     images, odoms, goals = [], [], []
@@ -163,7 +163,7 @@ def test_every_world_starts_from_the_shipped_params_file(ros_procs, rclpy_node, 
     import yaml
     from sensor_msgs.msg import Image
 
-    from jepa_sim.ros_common import latched_qos
+    from jepa_common.ros_common import latched_qos
     from jepa_sim.sim_node import build_world, node_section_params
 
     params = node_section_params(yaml.safe_load(SHIPPED_PARAMS.read_text()), "sim")

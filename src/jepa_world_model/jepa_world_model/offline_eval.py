@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_world_model.data.episodes import Episode, EpisodeSet
+from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
 
