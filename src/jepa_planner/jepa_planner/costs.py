@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import yaml
 
+from jepa_common import plugins
+
 
 @dataclass
 class CostInputs:
@@ -324,9 +326,10 @@ def build_term(entry: Mapping[str, Any], where: str = "cost term", **objects: An
     if unknown_keys:
         raise ValueError(f"{where}: unknown keys {sorted(unknown_keys)}; valid: type, weight, params, name")
     kind = entry["type"]
-    if kind not in COST_TYPES:
-        raise ValueError(f"{where}: unknown cost type {kind!r}; valid types: {sorted(COST_TYPES)}")
-    cls = COST_TYPES[kind]
+    valid = plugins.names(plugins.COST_TERMS, COST_TYPES)
+    if kind not in valid:
+        raise ValueError(f"{where}: unknown cost type {kind!r}; valid types: {sorted(valid)}")
+    cls = plugins.load(plugins.COST_TERMS, kind, COST_TYPES)
     params = dict(entry.get("params") or {})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     bad = set(params) - accepted

@@ -17,6 +17,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jepa_common import plugins
 from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
 from jepa_planner.planners import PLANNER_TYPES, Planner
@@ -39,8 +40,9 @@ class CostTermConfig(BaseModel):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in COST_TYPES:
-            raise ValueError(f"unknown cost type {value!r}; valid types: {sorted(COST_TYPES)}")
+        valid = plugins.names(plugins.COST_TERMS, COST_TYPES)
+        if value not in valid:
+            raise ValueError(f"unknown cost type {value!r}; valid types: {sorted(valid)}")
         return value
 
 
@@ -49,13 +51,21 @@ class LevelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     level: int = Field(0, ge=0)
-    type: Literal["cem", "mppi", "gradient"] = "cem"
+    type: str = Field("cem", description="a planner registered in entry point group jepa.planners (built-ins: cem, mppi, gradient)")
     horizon: int = Field(5, ge=1)
     max_time: float | None = Field(None, gt=0)
     warm_start: Literal["repeat", "prior", "none"] = "repeat"
     params: dict[str, Any] = Field(default_factory=dict)
     costs: list[CostTermConfig] = Field(default_factory=lambda: [CostTermConfig(type="goal_distance")])
     replan_every: int = Field(1, ge=1, description="upper levels: calls of the level below between replans")
+
+    @field_validator("type")
+    @classmethod
+    def _known_planner(cls, value: str) -> str:
+        valid = plugins.names(plugins.PLANNERS, PLANNER_TYPES)
+        if value not in valid:
+            raise ValueError(f"unknown planner type {value!r}; valid types: {valid} (register more under entry point group jepa.planners)")
+        return value
 
     @model_validator(mode="after")
     def _known_params(self) -> LevelConfig:
@@ -164,7 +174,7 @@ def build_level_planner(cfg: LevelConfig, model: WorldModel, seed: int = 0, **co
     """One level's planner with its cost module (``cost_objects``: critic=..., readout=... for the terms)."""
     costs = CostModule.from_config([t.model_dump() for t in cfg.costs], **cost_objects)
     params = {"seed": seed, **cfg.params}
-    return PLANNER_TYPES[cfg.type](
+    return plugins.load(plugins.PLANNERS, cfg.type, PLANNER_TYPES)(
         model, costs, horizon=cfg.horizon, level=cfg.level, max_time=cfg.max_time, warm_start=cfg.warm_start, **params
     )
 
