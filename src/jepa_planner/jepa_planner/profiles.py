@@ -69,7 +69,7 @@ class LevelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_params(self) -> LevelConfig:
-        cls = PLANNER_TYPES[self.type]
+        cls = plugins.load(plugins.PLANNERS, self.type, PLANNER_TYPES)
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "costs", "kwargs"}
         accepted |= {"seed"}
         bad = set(self.params) - accepted
