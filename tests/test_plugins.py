@@ -66,7 +66,7 @@ def test_profile_uses_a_planner_and_cost_term_from_a_plugin(toy_plugins: None, t
 def test_without_the_plugin_the_profile_is_rejected_by_name(tmp_path: Path) -> None:
     from jepa_planner.profiles import load_profiles
 
-    with pytest.raises(ValueError, match="unknown planner type 'random_shooting'.*cem"):
+    with pytest.raises(ValueError, match=r"unknown planner type 'random_shooting'.*cem"):
         load_profiles(_profiles(tmp_path))
 
 
@@ -81,15 +81,15 @@ def test_world_and_encoder_from_a_plugin(toy_plugins: None) -> None:
     encoder = build_encoder(EncoderConfig(type="mean_colour"), image_size=32)
     assert encoder.latent_shape == (3,)
     assert encoder(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
-    with pytest.raises(ValueError, match="unknown encoder.type 'nope'"):
+    with pytest.raises(ValueError, match=r"unknown encoder.type 'nope'"):
         EncoderConfig(type="nope")
 
 
 def test_a_broken_plugin_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _install_fake(tmp_path, "jepa_broken", {plugins.WORLDS: ["broken = jepa_no_such_module:make"]}, monkeypatch)
-    with pytest.raises(plugins.PluginError, match="'broken' .*does not load: ModuleNotFoundError"):
+    with pytest.raises(plugins.PluginError, match=r"'broken' .*does not load: ModuleNotFoundError"):
         plugins.load(plugins.WORLDS, "broken")
-    with pytest.raises(plugins.PluginError, match="unknown world 'nope'; valid names: .*broken"):
+    with pytest.raises(plugins.PluginError, match=r"unknown world 'nope'; valid names: .*broken"):
         plugins.load(plugins.WORLDS, "nope")
 
 
