@@ -54,7 +54,8 @@ class Bench:
     def __init__(self, out: Path) -> None:
         from geometry_msgs.msg import Twist
 
-        from jepa_planner.demo import DemoClient, NodeProcesses
+        from jepa_common.processes import NodeProcesses
+        from jepa_planner.demo import DemoClient
 
         self.out = out
         overrides = {name: {"bundle": str(BUNDLE)} for name in MODULES}

@@ -51,7 +51,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 def start_nodes(tmp_path: Path, names: list[str], extra: dict | None = None):
     """The named nodes as processes with the shipped params file and bundle; returns NodeProcesses."""
-    from jepa_planner.demo import NodeProcesses
+    from jepa_common.processes import NodeProcesses
 
     overrides = {name: {"bundle": str(BUNDLE)} for name in names if name not in ("sim", "memory")}
     overrides["sim"] = {"mode": "lockstep", "seed": 99}

@@ -31,8 +31,9 @@ def test_plan_path_candidates_and_predicted_positions_during_a_goal(ros_env, tmp
     from nav_msgs.msg import Path as PathMsg
     from visualization_msgs.msg import Marker, MarkerArray
 
+    from jepa_common.processes import NodeProcesses
     from jepa_interfaces.msg import Plan
-    from jepa_planner.demo import DemoClient, NodeProcesses
+    from jepa_planner.demo import DemoClient
 
     overrides = {name: {"bundle": str(BUNDLE)} for name in ("perception", "actor", "configurator")}
     overrides["actor"].update(max_candidates_shown=SHOWN, display_rate=DISPLAY_RATE)
@@ -128,7 +129,7 @@ def test_bad_bundle_is_one_logged_line(ros_env, tmp_path, node_name: str, tamper
     malicious checkpoint (checksum fixed up as an attacker would) is refused without running its code."""
     import torch
 
-    from jepa_planner.demo import NodeProcesses
+    from jepa_common.processes import NodeProcesses
     from jepa_world_model.bundle import sha256_of
 
     bundle = tmp_path / "bundle"
