@@ -101,6 +101,7 @@ class ActorNode(LifecycleNode):
         self.model = None
         self.controller: MPCController | None = None
         self.profile_name = self.params["profile"]
+        self.profile_kind = ""  # the active profile's kind (flat, hierarchical, policy): policy is Mode 1
         self.goal_stamp: tuple[int, int] | None = None
         self.goal_time = 0.0
         self.lease_time = 0.0  # monotonic time of the last lease refresh for the current goal
@@ -211,7 +212,7 @@ class ActorNode(LifecycleNode):
         self.controller = MPCController(self.model, planner, replan_every=replan)
         if goal is not None:
             self.controller.set_goal(goal)
-        self.profile_name = name
+        self.profile_name, self.profile_kind = name, profile.kind
 
     def on_profile(self, msg: String) -> None:
         if msg.data == self.profile_name or self.model is None:
@@ -529,7 +530,7 @@ class ActorNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         has_goal = self.controller is not None and self.controller.goal is not None
         stale = self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]
-        msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_name == "policy" else "mode2")
+        msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_kind == "policy" else "mode2")
         msg.profile = self.profile_name
         msg.distance_to_goal = -1.0
         msg.planning_rate = float(self.rate(self.plan_times))

@@ -94,7 +94,6 @@ class PlannerProfile(BaseModel):
         replan_raw_steps: raw control steps between replans, overriding ``execute_steps`` (1 = replan at
             every camera frame: the tightest feedback, for models whose one-step error is near the
             success tolerance).
-        goal_tolerance: normalised latent distance at which the goal counts as reached (for the actor).
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
@@ -107,7 +106,6 @@ class PlannerProfile(BaseModel):
     levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()])
     execute_steps: int = Field(1, ge=1)
     replan_raw_steps: int | None = Field(None, ge=1)
-    goal_tolerance: float | None = Field(None, ge=0)
     subgoal_tolerance: float | None = Field(None, ge=0)
     direct_goal_distance: float | None = Field(None, ge=0)
     subgoal_index: int = Field(0, ge=0)
@@ -117,6 +115,16 @@ class PlannerProfile(BaseModel):
     def replan_interval(self, frameskip: int) -> int:
         """Raw control steps between replans for a model with this ``frameskip``."""
         return int(self.replan_raw_steps or self.execute_steps * frameskip)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "goal_tolerance" in data:
+            raise ValueError(
+                "goal_tolerance is no longer a profile key (it was never used): a goal's tolerance is the ReachGoal "
+                "goal's 'tolerance', else the configurator's 'default_tolerance' parameter; remove the key"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent_levels(self) -> PlannerProfile:
