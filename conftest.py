@@ -18,7 +18,7 @@ def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment for ROS child processes (and this one) on a test-private ROS_DOMAIN_ID.
 
     Children must get this dict as ``env=``: it keeps LD_LIBRARY_PATH and the ROS wheels'
-    bootstrap marker consistent (see ROS2_FROM_PIP.md, pitfall 4).
+    bootstrap marker consistent (see docs/ros2_from_pip.md, pitfall 4).
     """
     domain = str(1 + next(_DOMAINS) % 100)
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)

@@ -92,7 +92,7 @@ class GoalDistanceCost(CostTerm):
     """Distance between predicted latents and the goal latent, on normalised latents.
 
     Args:
-        norm: ``l2`` (mean squared error, the anchors' best) or ``l1``.
+        norm: ``l2`` (mean squared error, the best in published latent planners: docs/background.md) or ``l1``.
         mode: ``terminal`` (last predicted latent only) or ``all`` (weighted over the horizon).
         step_weighting: ``uniform`` or ``linear`` (for ``mode: all``).
         normalise: divide by the model's latent_std after removing latent_mean.
