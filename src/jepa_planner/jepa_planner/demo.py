@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from jepa_common.paths import portable_path
 from jepa_common.processes import NodeProcesses
 from jepa_planner.evaluate import wilson_interval
 
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = wilson_interval(ok, n)
     summary = {
         "world": world_name,
-        "bundle": str(bundle),
+        "bundle": portable_path(bundle),
         "profile": args.profile or node_section(params, "configurator").get("default_profile"),
         "mode": "realtime" if args.realtime else "lockstep",
         "episodes": n,
