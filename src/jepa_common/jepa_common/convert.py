@@ -65,6 +65,13 @@ def fill_twist(twist: Any, action: np.ndarray, dt: float) -> Any:
     return twist
 
 
+def latent_distances(a: np.ndarray, b: np.ndarray, latent_std: np.ndarray) -> np.ndarray:
+    """Batched :func:`latent_distance` (NumPy): RMS over the trailing ``latent_std.ndim`` axes."""
+    std = np.maximum(np.asarray(latent_std), STD_FLOOR)
+    d = (np.asarray(a) - np.asarray(b)) / std
+    return np.sqrt(np.mean(d * d, axis=tuple(range(-std.ndim, 0))))
+
+
 def latent_distance(a: Any, b: Any, latent_std: Any) -> float:
     """RMS over all elements of (a - b) / latent_std: the suite's one "distance to goal" unit.
 

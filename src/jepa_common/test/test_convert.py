@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_common.convert import action_to_twist_components, fill_twist, latent_distance, twist_to_action
+from jepa_common.convert import action_to_twist_components, fill_twist, latent_distance, latent_distances, twist_to_action
 
 
 def _twist() -> SimpleNamespace:
@@ -38,3 +38,11 @@ def test_latent_distance_is_rms_for_numpy_and_torch() -> None:
     assert latent_distance(a, b, std) == pytest.approx(np.sqrt((1 + 9) / 2))
     assert latent_distance(torch.tensor(a), torch.tensor(b), torch.tensor(std) * 2) == pytest.approx(np.sqrt(10 / 2) / 2)
     assert np.isfinite(latent_distance(a, b, np.zeros(2)))  # std floored
+
+
+def test_batched_distances_match_single() -> None:
+    rng = np.random.default_rng(0)
+    a, b, std = rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 3)), rng.uniform(0.5, 2, size=(2, 3))
+    batch = latent_distances(a, b, std)
+    assert batch.shape == (5,)
+    np.testing.assert_allclose(batch, [latent_distance(x, b, std) for x in a], rtol=1e-12)

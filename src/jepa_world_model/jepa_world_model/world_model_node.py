@@ -21,7 +21,7 @@ from geometry_msgs.msg import Twist
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Float32, Float32MultiArray
 
-from jepa_common.convert import twist_to_action
+from jepa_common.convert import latent_distances, twist_to_action
 from jepa_common.ros_common import (
     OwnedEntities,
     Param,
@@ -50,8 +50,7 @@ PARAMS = {
 
 def normalised_distance(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> np.ndarray:
     """RMS over latent dimensions of (a - b) / std (the unit used for tolerances and surprise)."""
-    axes = tuple(range(-std.ndim, 0))
-    return np.sqrt(np.mean(((a - b) / std) ** 2, axis=axes))
+    return latent_distances(a, b, std)
 
 
 class WorldModelNode(LifecycleNode):
