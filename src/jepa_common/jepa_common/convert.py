@@ -5,6 +5,8 @@ as a velocity (action / dt). Components map in :data:`TWIST_FIELDS` order: a 2-D
 (linear.x, linear.y), a third component is the yaw rate (angular.z), then linear.z, angular.x,
 angular.y. Fields beyond the action's dimension are zero.
 
+LatentState -> array: :func:`parse_latent` (the one set of checks every node applies).
+
 One latent distance: :func:`latent_distance` is the RMS over latent dimensions of
 (a - b) / latent_std ("normalised distance"). Goal tolerances, ``distance_to_goal`` feedback and
 the hierarchical planner's subgoal/direct-goal thresholds are all in this unit.
@@ -80,3 +82,25 @@ def latent_distance(a: Any, b: Any, latent_std: Any) -> float:
     std = latent_std.clamp_min(STD_FLOOR) if hasattr(latent_std, "clamp_min") else np.maximum(latent_std, STD_FLOOR)
     d = (a - b) / std
     return float((d * d).mean()) ** 0.5
+
+
+def parse_latent(msg: Any, shape: tuple[int, ...], model_id: str = "", topic: str = "latent") -> np.ndarray:
+    """LatentState -> float32 array of ``shape``, validated; ValueError naming ``topic`` and the problem.
+
+    Checks the model id (when both are set), the declared shape, the number of values and that all
+    are finite: one place for the rules every node applies to latents.
+    """
+    if model_id and msg.model_id and msg.model_id != model_id:
+        raise ValueError(f"{topic} comes from model '{msg.model_id}', this node runs '{model_id}'")
+    data = np.asarray(msg.data, np.float32)
+    got = tuple(int(s) for s in msg.shape)
+    if got != tuple(shape) or data.size != int(np.prod(shape)):
+        raise ValueError(f"{topic} has shape {list(got)} with {data.size} values, expected {list(shape)}")
+    if not np.isfinite(data).all():
+        raise ValueError(f"{topic} contains NaN/inf")
+    return data.reshape(shape)
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
