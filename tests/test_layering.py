@@ -141,3 +141,11 @@ def test_layering_check_sees_lazy_and_upward_imports(tmp_path: Path, monkeypatch
     (src / "m.py").write_text("def f():\n    from jepa_planner.profiles import build_planner\n    return build_planner\n")
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     assert _internal("jepa_sim") == {"jepa_planner"}
+
+
+def test_every_package_is_layered_and_installed_by_setup() -> None:
+    on_disk = {p.parent.name for p in (REPO / "src").glob("*/package.xml")}
+    assert on_disk == set(ORDER), f"packages not in the layer order: {sorted(on_disk ^ set(ORDER))}"
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    match = re.search(r"^pkgs=\(([^)]*)\)", setup, re.M)
+    assert match and set(match.group(1).split()) == set(PYTHON_PACKAGES), "scripts/setup.sh must install every Python package"
