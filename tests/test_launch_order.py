@@ -62,6 +62,7 @@ def test_first_goal_is_reached_when_all_nodes_start_at_once(ros_env, tmp_path, o
 
     # As agent_sim.launch.py: the shipped params file, the bundle, the agent on sim time, the sim on the wall clock.
     overrides = {name: {"bundle": str(BUNDLE), "use_sim_time": True} for name in AGENT}
+    del overrides["memory"]["bundle"]  # memory has no bundle parameter (unknown parameters are refused)
     overrides["sim"] = {"use_sim_time": False, "seed": 100}
     overrides["memory"]["record_dir"] = str(tmp_path / "memory")
     procs = NodeProcesses(tmp_path, PARAMS, overrides)
