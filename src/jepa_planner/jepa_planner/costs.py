@@ -57,8 +57,9 @@ def _mean_over_latent(x: torch.Tensor, latent_ndim: int) -> torch.Tensor:
     return x.flatten(start_dim=x.dim() - latent_ndim).mean(dim=-1) if latent_ndim else x
 
 
-def latent_distance(a: torch.Tensor, b: torch.Tensor, latent_ndim: int, norm: str = "l2") -> torch.Tensor:
-    """Mean squared (``l2``) or mean absolute (``l1``) difference over the latent dimensions."""
+def latent_error(a: torch.Tensor, b: torch.Tensor, latent_ndim: int, norm: str = "l2") -> torch.Tensor:
+    """Mean squared (``l2``) or mean absolute (``l1``) difference over the latent dimensions (a cost; the
+    distance unit of tolerances is ``jepa_common.convert.latent_distance``, its square root for ``l2``)."""
     diff = a - b
     per_dim = diff.pow(2) if norm == "l2" else diff.abs()
     return _mean_over_latent(per_dim, latent_ndim)
@@ -122,8 +123,8 @@ class GoalDistanceCost(CostTerm):
             goal = goal.unsqueeze(1)
         if self.mode == "terminal":
             z = prep(inputs.latents[:, -1:])
-            return latent_distance(z, goal, inputs.latent_ndim, self.norm)[:, 0]
-        per_step = latent_distance(prep(inputs.latents), goal, inputs.latent_ndim, self.norm)  # (B, H)
+            return latent_error(z, goal, inputs.latent_ndim, self.norm)[:, 0]
+        per_step = latent_error(prep(inputs.latents), goal, inputs.latent_ndim, self.norm)  # (B, H)
         return per_step @ _step_weights(per_step.shape[1], self.step_weighting, per_step.device)
 
 
