@@ -18,7 +18,7 @@ def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment for ROS child processes (and this one) on a test-private ROS_DOMAIN_ID.
 
     Children must get this dict as ``env=``: it keeps LD_LIBRARY_PATH and the ROS wheels'
-    bootstrap marker consistent (see ROS2_FROM_PIP.md, pitfall 4).
+    bootstrap marker consistent (see docs/ros2_from_pip.md, pitfall 4).
     """
     domain = str(1 + next(_DOMAINS) % 100)
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)
@@ -27,48 +27,12 @@ def ros_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
-class RosProcesses:
-    """Starts ROS node processes for a test and stops them (SIGINT, then SIGKILL) at teardown."""
-
-    def __init__(self, env: dict[str, str], tmp_path) -> None:
-        self.env = env
-        self.tmp_path = tmp_path
-        self.procs: list = []
-
-    def start(self, module: str, *args: str, name: str | None = None):
-        """Run ``python -m module args...`` with output to a log file in tmp_path."""
-        import subprocess
-        import sys
-
-        log = open(self.tmp_path / f"{name or module.rsplit('.', 1)[-1]}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        proc.log_path = log.name  # type: ignore[attr-defined]
-        self.procs.append((proc, log))
-        return proc
-
-    def stop(self, proc, timeout: float = 5.0) -> int:
-        import signal
-        import subprocess
-
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
-
-    def close(self) -> None:
-        for proc, log in self.procs:
-            self.stop(proc)
-            log.close()
-
-
 @pytest.fixture
 def ros_procs(ros_env: dict[str, str], tmp_path):
-    """Factory for node processes on the test's private ROS domain."""
-    procs = RosProcesses(ros_env, tmp_path)
+    """Node processes on the test's private ROS domain (the demo's launcher; ``run(module, *args)``)."""
+    from jepa_common.processes import NodeProcesses
+
+    procs = NodeProcesses(tmp_path, env=ros_env)
     yield procs
     procs.close()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_sim.bag_format import write_episodes_bag
+from jepa_common.bag_format import write_episodes_bag
 from jepa_sim.collect import collect_metadata, iter_episodes
 from jepa_sim.machine import machine_info
 from jepa_world_model.data.bags import default_topics, load_bags

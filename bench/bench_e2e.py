@@ -115,10 +115,11 @@ def one_scheduling_group() -> Iterator[None]:
 def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, warmup_seed: int, composed: bool,
              threads: int) -> dict:
     """The demo's nodes (separate processes or composed) on ReachGoal tasks, measured by the demo client."""
+    from jepa_common.processes import NodeProcesses
+    from jepa_common.ros_common import reliable_qos
     from jepa_interfaces.msg import Plan
     from jepa_planner.composed import start_composed
-    from jepa_planner.demo import NODES, DemoClient, NodeProcesses
-    from jepa_sim.ros_common import reliable_qos
+    from jepa_planner.demo import NODES, DemoClient
 
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {name: {"bundle": bundle} for name in NODES}

@@ -54,7 +54,8 @@ class Bench:
     def __init__(self, out: Path) -> None:
         from geometry_msgs.msg import Twist
 
-        from jepa_planner.demo import DemoClient, NodeProcesses
+        from jepa_common.processes import NodeProcesses
+        from jepa_planner.demo import DemoClient
 
         self.out = out
         overrides = {name: {"bundle": str(BUNDLE)} for name in MODULES}
@@ -186,8 +187,8 @@ class Bench:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Float32, Header, String
 
+        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos
         from jepa_interfaces.msg import AgentStatus, CostReport, LatentState, Plan
-        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos
 
         shape = json.loads((BUNDLE / "manifest.json").read_text())["latent_shape"]
         n = int(np.prod(shape))

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from jepa_common.paths import portable_args
 from jepa_sim.machine import machine_info
 from jepa_world_model.ort_session import (
     PROVIDER_NAMES,
@@ -445,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench_gpu",
         "machine": machine_info(gpu=gpu_identity(0)),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": portable_args(args),
         "models": {
             "source": str(args.bundle) if args.bundle else "built-in",
             "image_shape": list(image_shape),

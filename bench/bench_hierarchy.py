@@ -33,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from jepa_common.paths import portable_args
 from jepa_planner.evaluate import EpisodeRecord, evaluate, load_model, machine_info
 from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
 from jepa_sim.worlds import make_world
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     flat, hier = load_profile(args.flat), load_profile(args.hierarchical)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result: dict = {"machine": machine_info(), "args": vars(args), "length_sweep": [], "budget_sweep": []}
+    result: dict = {"machine": machine_info(), "args": portable_args(args), "length_sweep": [], "budget_sweep": []}
 
     def save() -> None:
         out.write_text(json.dumps(result, indent=1))

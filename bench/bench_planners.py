@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jepa_common.paths import portable_args
 from jepa_planner.evaluate import DEFAULT_WORLD_KWARGS, evaluate, load_model, machine_info
 from jepa_planner.profiles import build_planner, load_profile
 from jepa_sim.worlds import make_world
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     world = make_world("two_rooms", **DEFAULT_WORLD_KWARGS["two_rooms"])
     bundle_dir = ROOT / "models" / "two_rooms"
     specs = {"auto": ["oracle"] + ([str(bundle_dir)] if bundle_dir.exists() else [])}.get(args.model, [args.model])
-    results: dict = {"machine": machine_info(), "args": vars(args), "models": {}}
+    results: dict = {"machine": machine_info(), "args": portable_args(args), "models": {}}
     for spec in tqdm(specs, desc="models"):
         name = "oracle" if spec == "oracle" else Path(spec).name
         model = load_model(spec, world)

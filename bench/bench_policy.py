@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jepa_common.paths import portable_path
 from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def main() -> None:
                          "decision_ms_p95": 1000 * float(np.percentile(times, 95))}
     result = {
         "machine": machine_info(),
-        "bundle": args.bundle, "profile": args.profile, "train_decisions": len(record), "fit_loss_final": losses[-1],
+        "bundle": portable_path(args.bundle), "profile": args.profile, "train_decisions": len(record), "fit_loss_final": losses[-1],
         **results,
         "speedup_mode1_over_mode2": results["mode2_planner"]["decision_ms_median"] / results["mode1_policy"]["decision_ms_median"],
         "eval_episodes": args.eval_episodes,

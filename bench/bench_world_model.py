@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_common.paths import portable_path
 from jepa_sim.machine import machine_info
 from jepa_world_model.bundle import load_bundle
 
@@ -85,7 +86,7 @@ def main() -> None:
         if k.endswith("_ms")
     }
     report = {
-        "bundle": str(args.bundle),
+        "bundle": portable_path(args.bundle),
         "model_id": any_model.model_id,
         "latent_shape": list(any_model.latent_shape),
         "candidates": args.candidates,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_common.paths import portable_path
 from jepa_sim.machine import machine_info
 from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle
@@ -56,7 +57,7 @@ def main() -> None:
     d = distances_per_px(args.bundle, args.world, args.n)
     out = RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json")
     result = {
-        "bundle": args.bundle,
+        "bundle": portable_path(args.bundle),
         "world": args.world,
         "pairs": len(d),
         "distance_per_px": {"median": float(np.median(d)), "p10": float(np.quantile(d, 0.1)), "p90": float(np.quantile(d, 0.9))},

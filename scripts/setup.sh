@@ -141,7 +141,7 @@ import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)
 EOF
 
 # ---------------------------------------------------------------- the Python packages (editable)
-pkgs=(jepa_sim jepa_world_model jepa_perception jepa_planner)
+pkgs=(jepa_common jepa_sim jepa_world_model jepa_perception jepa_planner)
 pkg_hash=$( (for p in "${pkgs[@]}"; do cat "$ROOT/src/$p/setup.py" "$ROOT/src/$p/setup.cfg" "$ROOT/src/$p/package.xml"; done; echo "$deps_hash") | sha256sum | cut -c1-16)
 if ! stamp_ok packages "$pkg_hash"; then
   log "installing ${pkgs[*]} (editable)"
@@ -155,7 +155,7 @@ if ! stamp_ok packages "$pkg_hash"; then
 fi
 
 # ---------------------------------------------------------------- check
-if ! out=$("$VPY" -c 'import rclpy, jepa_interfaces.msg, jepa_interfaces.srv, jepa_interfaces.action, jepa_sim, jepa_world_model, jepa_planner, jepa_perception' 2>&1); then
+if ! out=$("$VPY" -c 'import rclpy, jepa_interfaces.msg, jepa_interfaces.srv, jepa_interfaces.action, jepa_common, jepa_sim, jepa_world_model, jepa_planner, jepa_perception' 2>&1); then
   echo "$out" >&2
   die "the venv does not import the suite; remove .venv and build/ and run again"
 fi

@@ -38,7 +38,8 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 @pytest.fixture
 def agent(ros_env, tmp_path):
     """sim (lockstep) + perception + actor + configurator as separate processes, and a demo client."""
-    from jepa_planner.demo import DemoClient, NodeProcesses
+    from jepa_common.processes import NodeProcesses
+    from jepa_planner.demo import DemoClient
 
     overrides = {name: {"bundle": str(BUNDLE)} for name in ("perception", "actor", "configurator")}
     overrides["sim"] = {"mode": "lockstep", "seed": 99}

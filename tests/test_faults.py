@@ -51,7 +51,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 def start_nodes(tmp_path: Path, names: list[str], extra: dict | None = None):
     """The named nodes as processes with the shipped params file and bundle; returns NodeProcesses."""
-    from jepa_planner.demo import NodeProcesses
+    from jepa_common.processes import NodeProcesses
 
     overrides = {name: {"bundle": str(BUNDLE)} for name in names if name not in ("sim", "memory")}
     overrides["sim"] = {"mode": "lockstep", "seed": 99}
@@ -297,7 +297,7 @@ def test_no_single_message_kills_a_node(ros_env, tmp_path, rclpy_node) -> None:
         nan_twist = cases[(Twist, "cmd_vel")]
         nan_twist[0].linear.x = float("nan")
         nan_twist[1].linear.y = float("inf")
-        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos
+        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos
 
         pubs = {}
         for (msg_type, topic) in cases:
@@ -442,9 +442,9 @@ def test_memory_episodes_survive_sigkill(ros_env, tmp_path, rclpy_node) -> None:
     from geometry_msgs.msg import Twist
     from rosbags.highlevel import AnyReader
 
+    from jepa_common.ros_common import latched_qos, reliable_qos
     from jepa_interfaces.msg import LatentState
     from jepa_planner.episode_bag import project_typestore
-    from jepa_sim.ros_common import latched_qos, reliable_qos
 
     record = tmp_path / "rec"
     node = rclpy_node

@@ -50,7 +50,7 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     from jepa_interfaces.msg import LatentState
     from jepa_interfaces.srv import EncodeImage, RolloutLatents
 
-    peer = ros_procs.start("tests.peers.interface_peer")
+    peer = ros_procs.run("tests.peers.interface_peer")
     node = rclpy_node
 
     # Topic: LatentState with shape and float32 data.

@@ -55,12 +55,14 @@ def stop_all_within(procs, seconds: float) -> dict[str, tuple[float, int | None]
 
 @pytest.mark.parametrize("order", ["sim_first", "sim_last", "composed"])
 def test_first_goal_is_reached_when_all_nodes_start_at_once(ros_env, tmp_path, order: str) -> None:
+    from jepa_common.processes import NodeProcesses
     from jepa_interfaces.action import ReachGoal
     from jepa_planner.composed import start_composed
-    from jepa_planner.demo import NODES, DemoClient, NodeProcesses
+    from jepa_planner.demo import NODES, DemoClient
 
     # As agent_sim.launch.py: the shipped params file, the bundle, the agent on sim time, the sim on the wall clock.
     overrides = {name: {"bundle": str(BUNDLE), "use_sim_time": True} for name in AGENT}
+    del overrides["memory"]["bundle"]  # memory has no bundle parameter (unknown parameters are refused)
     overrides["sim"] = {"use_sim_time": False, "seed": 100}
     overrides["memory"] = {"use_sim_time": True, "record_dir": str(tmp_path / "memory")}  # memory loads no bundle
     procs = NodeProcesses(tmp_path, PARAMS, overrides)

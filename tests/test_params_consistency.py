@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jepa_sim.ros_common import Param, check_param
+from jepa_common.ros_common import Param, check_param
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT_YAML = REPO / "config" / "agent.yaml"

@@ -34,5 +34,20 @@ setup(
             "jepa-demo = jepa_planner.demo:main",
             "jepa-evaluate = jepa_planner.evaluate:main",
         ],
+        # Plugin points (jepa_common.plugins): the built-ins are registered like any third-party plugin.
+        "jepa.planners": [
+            "cem = jepa_planner.planners.cem:CEMPlanner",
+            "mppi = jepa_planner.planners.mppi:MPPIPlanner",
+            "gradient = jepa_planner.planners.gradient:GradientPlanner",
+        ],
+        "jepa.cost_terms": [
+            "goal_distance = jepa_planner.costs:GoalDistanceCost",
+            "proprio_goal = jepa_planner.costs:ProprioGoalCost",
+            "action_effort = jepa_planner.costs:ActionEffortCost",
+            "action_smoothness = jepa_planner.costs:ActionSmoothnessCost",
+            "critic = jepa_planner.costs:CriticCost",
+            "safety = jepa_planner.costs:SafetyCost",
+        ],
+        "jepa.planner_builders": ["profiles = jepa_planner.profiles:build_planner"],
     },
 )

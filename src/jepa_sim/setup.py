@@ -30,5 +30,12 @@ setup(
             "jepa-collect = jepa_sim.collect:main",
             "jepa-sim-node = jepa_sim.sim_node:main",
         ],
+        # Plugin points (jepa_common.plugins): factories taking the world's keyword arguments.
+        "jepa.worlds": [
+            "two_rooms = jepa_sim.worlds:_two_rooms",
+            "multi_room = jepa_sim.worlds:_multi_room",
+            "point_maze = jepa_sim.worlds:_point_maze",
+            "push_t = jepa_sim.worlds:_push_t",
+        ],
     },
 )

@@ -31,5 +31,10 @@ setup(
             "jepa-export = jepa_world_model.bundle:export_main",
             "jepa-bundle = jepa_world_model.bundle:bundle_main",
         ],
+        # Plugin points (jepa_common.plugins); "onnx" is built into build_encoder (it needs the bundle's bytes).
+        "jepa.encoders": [
+            "cnn = jepa_world_model.models.encoders:CNNEncoder",
+            "vit = jepa_world_model.models.encoders:ViTEncoder",
+        ],
     },
 )

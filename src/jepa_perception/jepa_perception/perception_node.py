@@ -19,9 +19,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 
-from jepa_interfaces.msg import LatentState
-from jepa_interfaces.srv import EncodeImage
-from jepa_sim.ros_common import (
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     configure_failed,
@@ -33,6 +31,8 @@ from jepa_sim.ros_common import (
     sensor_qos,
     steady_clock,
 )
+from jepa_interfaces.msg import LatentState
+from jepa_interfaces.srv import EncodeImage
 
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest.json, encoder.onnx, model.pt)", read_only=True),

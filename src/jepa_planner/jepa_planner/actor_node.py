@@ -36,9 +36,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import Float32MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
-from jepa_planner.controller import ControlStep, MPCController
-from jepa_sim.ros_common import (
+from jepa_common.convert import fill_twist
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     array_to_image,
@@ -52,6 +51,8 @@ from jepa_sim.ros_common import (
     stamp_to_ns,
     steady_clock,
 )
+from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
+from jepa_planner.controller import ControlStep, MPCController
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -104,6 +105,7 @@ class ActorNode(LifecycleNode):
         self.model = None
         self.controller: MPCController | None = None
         self.profile_name = self.params["profile"]
+        self.profile_kind = ""  # the active profile's kind (flat, hierarchical, policy): policy is Mode 1
         self.goal_stamp: tuple[int, int] | None = None
         self.goal_time = 0.0
         self.lease_time = 0.0  # monotonic time of the last lease refresh for the current goal
@@ -214,7 +216,7 @@ class ActorNode(LifecycleNode):
         self.controller = MPCController(self.model, planner, replan_every=replan)
         if goal is not None:
             self.controller.set_goal(goal)
-        self.profile_name = name
+        self.profile_name, self.profile_kind = name, profile.kind
 
     def on_profile(self, msg: String) -> None:
         if msg.data == self.profile_name or self.model is None:
@@ -407,11 +409,7 @@ class ActorNode(LifecycleNode):
             return
         a = self.bounded(action)
         kind = self.params["command_type"]
-        twist = Twist()
-        vel = a / self.params["dt"]
-        twist.linear.x = float(vel[0]) if vel.size > 0 else 0.0
-        twist.linear.y = float(vel[1]) if vel.size > 1 else 0.0
-        twist.angular.z = float(vel[2]) if vel.size > 2 else 0.0
+        twist = fill_twist(Twist(), a, self.params["dt"])
         stamped = TwistStamped(twist=twist)
         if header is not None:
             stamped.header = header  # the stamp of the camera image this command was computed from
@@ -545,7 +543,7 @@ class ActorNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         has_goal = self.controller is not None and self.controller.goal is not None
         stale = self.latest is None or time.monotonic() - self.latest[2] > self.params["stale_timeout"]
-        msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_name == "policy" else "mode2")
+        msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_kind == "policy" else "mode2")
         msg.profile = self.profile_name
         msg.distance_to_goal = -1.0
         msg.planning_rate = float(self.rate(self.plan_times))

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.utilities import remove_ros_args
 
-    from jepa_sim.ros_common import exit_now
+    from jepa_common.ros_common import exit_now
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -193,13 +193,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None = None, python: str = sys.executable) -> None:
-    """Start ``names`` as one composed process in a demo ``NodeProcesses`` (registered as 'agent').
+    """Start ``names`` as one composed process in a ``jepa_common.processes.NodeProcesses`` (registered as 'agent').
 
     Per-node overrides go in one extra params file with a ``/**/<name>`` section per node, the
     keys of the shared params file's own sections, so they win over them as in separate processes.
     """
-    import subprocess
-
     import yaml
 
     sections = {f"/**/{n}": {"ros__parameters": procs.overrides[n]} for n in names if procs.overrides.get(n)}
@@ -210,10 +208,7 @@ def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None 
         path = Path(procs.log_dir) / "agent.overrides.yaml"
         path.write_text(yaml.safe_dump(sections))
         args += ["--params-file", str(path)]
-    log = open(Path(procs.log_dir) / "agent.log", "w")  # noqa: SIM115 - closed by procs.stop()
-    procs.logs.append(log)
-    procs.procs["agent"] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-                                            start_new_session=True)
+    procs.spawn("agent", args)
 
 
 if __name__ == "__main__":

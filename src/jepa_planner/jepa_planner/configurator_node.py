@@ -43,10 +43,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Bool, Float32, Header, String
 
-from jepa_interfaces.action import ReachGoal
-from jepa_interfaces.msg import AgentStatus, LatentState, Plan
-from jepa_interfaces.srv import EncodeImage
-from jepa_sim.ros_common import (
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     array_to_image,
@@ -58,6 +55,10 @@ from jepa_sim.ros_common import (
     run_node,
     steady_clock,
 )
+from jepa_interfaces.action import ReachGoal
+from jepa_interfaces.msg import AgentStatus, LatentState, Plan
+from jepa_interfaces.srv import EncodeImage
+from jepa_planner.supervision import REACHED, GoalSupervisor
 
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
@@ -230,10 +231,6 @@ class ConfiguratorNode(LifecycleNode):
             raise ValueError(f"perception rate is {msg.data}")
         self.perception_rate = float(msg.data)
 
-    def normalised_distance(self, z: np.ndarray, goal: np.ndarray) -> float:
-        """RMS over latent dimensions of (z - goal) / latent_std: the unit of tolerances and of distance_to_goal."""
-        return float(np.sqrt(np.mean(((z - goal) / self.latent_std) ** 2)))
-
     # ---------------------------------------------------------------- goals
     def on_goal_request(self, goal: ReachGoal.Goal) -> GoalResponse:
         """Accept a well-formed goal; refuse any other and, as it was meant to replace a running goal, end that one
@@ -280,7 +277,7 @@ class ConfiguratorNode(LifecycleNode):
         response = future.result()
         if not response.success:
             raise ValueError(f"goal image rejected by perception: {response.message}")
-        from jepa_sim.ros_common import parse_latent
+        from jepa_common.ros_common import parse_latent
 
         return parse_latent(response.latent, self.latent_shape, self.manifest["model_id"], "encode_image response")
 
@@ -408,44 +405,32 @@ class ConfiguratorNode(LifecycleNode):
             result.reason = f"rejected: {exc}"
             return result
         history: deque = deque(maxlen=1 if planner is None else (self.model.context - 1) * self.model.frameskip + 1)
-        last_stamp = None
-        distance = float("inf")
-        reason = "timeout"
+        sup = GoalSupervisor(z_goal, self.latent_std, tolerance, time_limit, self.params["max_steps"], start)
         while True:
-            if self.active_goal_id != goal_id:
-                reason = self.end_reasons.pop(goal_id, "preempted")
-                break
-            if handle.is_cancel_requested:
-                reason = "canceled"
-                break
-            if self.react_to_surprise(profile, z_goal, start):
+            reason = sup.end_reason(
+                preempted=self.end_reasons.pop(goal_id, "preempted") if self.active_goal_id != goal_id else None,
+                cancel_requested=handle.is_cancel_requested,
+                dead_input=self.dead_input(supervised_since),
+            )
+            if not reason and self.react_to_surprise(profile, z_goal, start):
                 reason = "surprise"
-                break
-            if time.monotonic() - start > time_limit or (self.params["max_steps"] and self.step >= self.params["max_steps"]):
-                reason = "timeout"
-                break
-            dead = self.dead_input(supervised_since)
-            if dead:
-                reason = f"error: {dead}"
+            if reason:
                 break
             self.latent_event.wait(0.1)
             self.latent_event.clear()
             latest = self.latest
-            if latest is None or (latest.header.stamp.sec, latest.header.stamp.nanosec) == last_stamp:
+            if latest is None:
                 continue
-            last_stamp = (latest.header.stamp.sec, latest.header.stamp.nanosec)
-            z = np.asarray(latest.data, np.float32)
-            if z.size != z_goal.size or not np.isfinite(z).all():
+            z = sup.observe(latest.data, (latest.header.stamp.sec, latest.header.stamp.nanosec))
+            if z is None:
                 continue
-            z = z.reshape(self.latent_shape)
-            distance = self.normalised_distance(z, z_goal)
             if planner is not None:
                 self.follow_subgoals(planner, history, z, z_goal, latest.header.stamp)
-            self.step += 1
-            self.distance = distance
-            handle.publish_feedback(ReachGoal.Feedback(step=self.step, distance_to_goal=distance, plan_cost=self.plan_cost))
-            if distance < tolerance:
-                reason = "reached"
+            reached = sup.advance()
+            self.step, self.distance = sup.step, sup.distance
+            handle.publish_feedback(ReachGoal.Feedback(step=self.step, distance_to_goal=sup.distance, plan_cost=self.plan_cost))
+            if reached:
+                reason = REACHED
                 break
         with self.goal_lock:
             if self.active_goal_id == goal_id:
@@ -453,11 +438,11 @@ class ConfiguratorNode(LifecycleNode):
                 self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
             if planner is not None and self.subgoal_pub.is_activated:
                 self.subgoal_pub.publish(self.latent_msg(None))
-        result.success = reason == "reached"
+        result.success = reason == REACHED
         result.reason = reason
-        result.steps = self.step
-        result.final_distance = float(distance) if np.isfinite(distance) else -1.0
-        result.elapsed = time.monotonic() - start
+        result.steps = sup.step
+        result.final_distance = sup.final_distance
+        result.elapsed = sup.elapsed()
         if reason == "reached":
             handle.succeed()
         elif reason == "canceled":

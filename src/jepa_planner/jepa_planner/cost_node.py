@@ -21,9 +21,8 @@ import torch
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import String
 
-from jepa_interfaces.msg import CostReport, CostTerm, LatentState, Plan
-from jepa_planner.costs import CostInputs, CostModule, latent_distance
-from jepa_sim.ros_common import (
+from jepa_common.convert import latent_distance
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     configure_failed,
@@ -35,6 +34,8 @@ from jepa_sim.ros_common import (
     reliable_qos,
     run_node,
 )
+from jepa_interfaces.msg import CostReport, CostTerm, LatentState, Plan
+from jepa_planner.costs import CostInputs, CostModule
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -164,8 +165,9 @@ class CostNode(LifecycleNode):
                 action_high=torch.tensor(spec.action_high),
             )
             breakdown = self.costs(inputs)
-            norm = inputs.normalise
-            intrinsic = float(latent_distance(norm(z)[None], norm(goal)[None], z.dim())[0])
+            # intrinsic cost = squared normalised distance (the unit of the goal_distance cost term)
+            std = self.model.latent_std if self.model.latent_std is not None else torch.ones_like(z)
+            intrinsic = latent_distance(z, goal, std) ** 2
             critic_value = float(self.critic(z[None], goal[None])[0]) if self.critic is not None else math.nan
         report = CostReport(header=latest.header, total=float(breakdown.total[0]), critic_value=critic_value, intrinsic=intrinsic)
         report.terms = [CostTerm(name=t.name, weight=float(t.weight), value=float(t.value)) for t in breakdown.summary(0)]

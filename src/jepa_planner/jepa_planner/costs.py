@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import yaml
 
+from jepa_common import plugins
+
 
 @dataclass
 class CostInputs:
@@ -55,8 +57,9 @@ def _mean_over_latent(x: torch.Tensor, latent_ndim: int) -> torch.Tensor:
     return x.flatten(start_dim=x.dim() - latent_ndim).mean(dim=-1) if latent_ndim else x
 
 
-def latent_distance(a: torch.Tensor, b: torch.Tensor, latent_ndim: int, norm: str = "l2") -> torch.Tensor:
-    """Mean squared (``l2``) or mean absolute (``l1``) difference over the latent dimensions."""
+def latent_error(a: torch.Tensor, b: torch.Tensor, latent_ndim: int, norm: str = "l2") -> torch.Tensor:
+    """Mean squared (``l2``) or mean absolute (``l1``) difference over the latent dimensions (a cost; the
+    distance unit of tolerances is ``jepa_common.convert.latent_distance``, its square root for ``l2``)."""
     diff = a - b
     per_dim = diff.pow(2) if norm == "l2" else diff.abs()
     return _mean_over_latent(per_dim, latent_ndim)
@@ -90,7 +93,7 @@ class GoalDistanceCost(CostTerm):
     """Distance between predicted latents and the goal latent, on normalised latents.
 
     Args:
-        norm: ``l2`` (mean squared error, the anchors' best) or ``l1``.
+        norm: ``l2`` (mean squared error, the best in published latent planners: docs/background.md) or ``l1``.
         mode: ``terminal`` (last predicted latent only) or ``all`` (weighted over the horizon).
         step_weighting: ``uniform`` or ``linear`` (for ``mode: all``).
         normalise: divide by the model's latent_std after removing latent_mean.
@@ -120,8 +123,8 @@ class GoalDistanceCost(CostTerm):
             goal = goal.unsqueeze(1)
         if self.mode == "terminal":
             z = prep(inputs.latents[:, -1:])
-            return latent_distance(z, goal, inputs.latent_ndim, self.norm)[:, 0]
-        per_step = latent_distance(prep(inputs.latents), goal, inputs.latent_ndim, self.norm)  # (B, H)
+            return latent_error(z, goal, inputs.latent_ndim, self.norm)[:, 0]
+        per_step = latent_error(prep(inputs.latents), goal, inputs.latent_ndim, self.norm)  # (B, H)
         return per_step @ _step_weights(per_step.shape[1], self.step_weighting, per_step.device)
 
 
@@ -324,9 +327,10 @@ def build_term(entry: Mapping[str, Any], where: str = "cost term", **objects: An
     if unknown_keys:
         raise ValueError(f"{where}: unknown keys {sorted(unknown_keys)}; valid: type, weight, params, name")
     kind = entry["type"]
-    if kind not in COST_TYPES:
-        raise ValueError(f"{where}: unknown cost type {kind!r}; valid types: {sorted(COST_TYPES)}")
-    cls = COST_TYPES[kind]
+    valid = plugins.names(plugins.COST_TERMS, COST_TYPES)
+    if kind not in valid:
+        raise ValueError(f"{where}: unknown cost type {kind!r}; valid types: {sorted(valid)}")
+    cls = plugins.load(plugins.COST_TERMS, kind, COST_TYPES)
     params = dict(entry.get("params") or {})
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     bad = set(params) - accepted

@@ -20,12 +20,10 @@ not exist relative to the working directory, so the demo runs from anywhere.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from jepa_common.paths import portable_path
+from jepa_common.processes import NodeProcesses
 from jepa_planner.evaluate import wilson_interval
 
 REPO = Path(__file__).resolve().parents[3]
@@ -51,80 +51,6 @@ NODES = {
 
 class DemoInterruptedError(Exception):
     """Ctrl-C / SIGTERM: the demo stops everything and exits."""
-
-
-class NodeProcesses:
-    """The agent's nodes as child processes, each in its own process group, logs in ``log_dir``;
-    SIGINT to the group on exit, SIGKILL to the group if it hangs."""
-
-    def __init__(self, log_dir: Path, params_file: Path, overrides: dict[str, dict[str, Any]]) -> None:
-        self.log_dir, self.params_file, self.overrides = log_dir, params_file, overrides
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: list = []
-
-    def start(self, name: str, module: str) -> None:
-        """Start ``module`` as node ``name`` with the shared params file, then this run's overrides.
-
-        Overrides go in a second params file keyed ``/**/<name>`` like the node's own section: a
-        ``-p`` override would lose to that section (rclpy applies ``/**`` values, where ``-p`` lands,
-        before node-specific sections).
-        """
-        import yaml
-
-        args = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={name}", "--params-file", str(self.params_file)]
-        overrides = self.overrides.get(name, {})
-        if overrides:
-            path = self.log_dir / f"{name}.overrides.yaml"
-            path.write_text(yaml.safe_dump({f"/**/{name}": {"ros__parameters": overrides}}))
-            args += ["--params-file", str(path)]
-        log = open(self.log_dir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
-        self.logs.append(log)
-        self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-                                            start_new_session=True)
-
-    def dead(self) -> list[str]:
-        return [name for name, p in self.procs.items() if p.poll() is not None]
-
-    def describe_dead(self) -> str:
-        """'name (exit code N): last log line' for each dead node."""
-        parts = []
-        for name in self.dead():
-            code = self.procs[name].returncode
-            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            try:
-                lines = [ln for ln in (self.log_dir / f"{name}.log").read_text().splitlines() if ln.strip()]
-            except OSError:
-                lines = []
-            parts.append(f"{name} ({why})" + (f": {lines[-1][:300]}" if lines else ""))
-        return "; ".join(parts)
-
-    @staticmethod
-    def _signal_group(p: subprocess.Popen, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, sig)  # the node and anything it started (start_new_session: group id = pid)
-
-    def kill_all(self) -> None:
-        """SIGKILL every node's process group at once (second Ctrl-C, or a stop that timed out)."""
-        for p in self.procs.values():
-            self._signal_group(p, signal.SIGKILL)
-
-    def stop(self, name: str | None = None, timeout: float = 5.0) -> None:
-        targets = [name] if name else list(self.procs)
-        for n in targets:
-            self._signal_group(self.procs[n], signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for n in targets:
-            p = self.procs[n]
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(max(0.1, deadline - time.monotonic()))
-            if p.poll() is None:
-                print(f"[demo] node {n} did not stop within {timeout:.0f} s of SIGINT: killed", file=sys.stderr)
-            self._signal_group(p, signal.SIGKILL)  # also whatever the node left in its group
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(5)
-        if name is None:
-            for log in self.logs:
-                log.close()
 
 
 @dataclass
@@ -152,9 +78,9 @@ class DemoClient:
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
+        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_interfaces.action import ReachGoal
         from jepa_interfaces.msg import AgentStatus, Plan
-        from jepa_sim.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_sim.worlds import make_world
 
         self.rclpy, self.ReachGoal, self.stamp_to_ns = rclpy, ReachGoal, stamp_to_ns
@@ -191,7 +117,7 @@ class DemoClient:
 
     # ------------------------------------------------------------------ callbacks
     def on_image(self, msg: Any) -> None:
-        from jepa_sim.ros_common import image_to_array
+        from jepa_common.ros_common import image_to_array
 
         ns = self.stamp_to_ns(msg.header.stamp)
         with self.lock:
@@ -532,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = wilson_interval(ok, n)
     summary = {
         "world": world_name,
-        "bundle": str(bundle),
+        "bundle": portable_path(bundle),
         "profile": args.profile or node_section(params, "configurator").get("default_profile"),
         "mode": "realtime" if args.realtime else "lockstep",
         "episodes": n,

@@ -31,6 +31,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from jepa_common.paths import portable_path
 from jepa_sim.machine import machine_info
 
 DEFAULT_WORLD_KWARGS: dict[str, dict[str, Any]] = {
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "summary": summary,
         "config": {
-            "model": args.model,
+            "model": portable_path(args.model),
             "backend": args.backend,
             "world": args.world,
             "world_kwargs": world_kwargs,

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import torch
 
-from jepa_planner.costs import latent_distance
+from jepa_common.convert import latent_distance
 from jepa_planner.planners.base import Planner, PlanResult
 
 
@@ -30,7 +30,7 @@ class HierarchicalPlanner:
         replan_every: per upper level, number of ``plan`` calls between its replans (int = same for all).
         subgoal_index: which predicted latent of an upper plan is handed down (0 = after its first macro-step).
         subgoal_tolerance: replan an upper level early when the current latent is within this normalised
-            mean squared distance of its subgoal (None: only on schedule).
+            distance (``jepa_common.convert.latent_distance``, RMS) of its subgoal (None: only on schedule).
         direct_goal_distance: when the current latent is within this normalised distance of the goal,
             level 0 plans straight to the goal (the last stretch needs no subgoal; None: never).
     """
@@ -163,8 +163,7 @@ class HierarchicalPlanner:
         return False
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> float:
-        std = self.model.latent_std.clamp_min(1e-6)
-        return float(latent_distance(a / std, b / std, a.dim()))
+        return latent_distance(a, b, self.model.latent_std)
 
 
 def _reused(plan: PlanResult) -> PlanResult:

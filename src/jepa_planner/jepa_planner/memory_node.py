@@ -22,9 +22,10 @@ from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from jepa_common.convert import twist_to_action
+from jepa_common.ros_common import Param, declare_params, finite_values, guarded, latched_qos, reliable_qos, run_node
 from jepa_interfaces.msg import CostReport, LatentState
 from jepa_planner.memory import EpisodeMemory
-from jepa_sim.ros_common import Param, declare_params, finite_values, guarded, latched_qos, reliable_qos, run_node
 
 PARAMS = {
     "record_dir": Param("", "directory for the episode MCAP bag and the critic ('' = keep in memory only)", read_only=True),
@@ -66,7 +67,7 @@ class MemoryNode(Node):
 
     def on_twist(self, msg: Twist) -> None:
         finite_values(msg.linear.x, msg.linear.y, what="cmd_vel")
-        self.action = np.array([msg.linear.x, msg.linear.y], np.float32) * self.params["dt"]
+        self.action = twist_to_action(msg, 2, self.params["dt"]).astype(np.float32)
 
     def on_cost(self, msg: CostReport) -> None:
         finite_values(msg.intrinsic, what="cost intrinsic")
@@ -77,7 +78,7 @@ class MemoryNode(Node):
         shape = tuple(int(s) for s in msg.shape)
         if self.shape is not None and shape != self.shape:
             raise ValueError(f"{topic} has shape {list(shape)}, this run's latents are {list(self.shape)}")
-        from jepa_sim.ros_common import parse_latent
+        from jepa_common.ros_common import parse_latent
 
         z = parse_latent(msg, shape, topic=topic)
         self.shape = shape

@@ -16,13 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_world_model.protocol import LevelSpec, sliding_rollout
-
 # Same stand-off from a wall as jepa_sim's layout.move (px), so predictions match the world.
-try:
-    from jepa_sim.worlds.layout import _STOP_GAP as STOP_GAP
-except ImportError:  # pragma: no cover - older jepa_sim
-    STOP_GAP = 1e-3
+from jepa_sim.worlds.layout import STOP_GAP
+from jepa_world_model.protocol import LevelSpec, sliding_rollout
 
 AGENT_CHANNEL = 0
 

@@ -17,6 +17,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jepa_common import plugins
 from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
 from jepa_planner.planners import PLANNER_TYPES, Planner
@@ -39,8 +40,9 @@ class CostTermConfig(BaseModel):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in COST_TYPES:
-            raise ValueError(f"unknown cost type {value!r}; valid types: {sorted(COST_TYPES)}")
+        valid = plugins.names(plugins.COST_TERMS, COST_TYPES)
+        if value not in valid:
+            raise ValueError(f"unknown cost type {value!r}; valid types: {sorted(valid)}")
         return value
 
 
@@ -49,7 +51,7 @@ class LevelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     level: int = Field(0, ge=0)
-    type: Literal["cem", "mppi", "gradient"] = "cem"
+    type: str = Field("cem", description="a planner registered in entry point group jepa.planners (built-ins: cem, mppi, gradient)")
     horizon: int = Field(5, ge=1)
     max_time: float | None = Field(None, gt=0)
     warm_start: Literal["repeat", "prior", "none"] = "repeat"
@@ -57,9 +59,17 @@ class LevelConfig(BaseModel):
     costs: list[CostTermConfig] = Field(default_factory=lambda: [CostTermConfig(type="goal_distance")])
     replan_every: int = Field(1, ge=1, description="upper levels: calls of the level below between replans")
 
+    @field_validator("type")
+    @classmethod
+    def _known_planner(cls, value: str) -> str:
+        valid = plugins.names(plugins.PLANNERS, PLANNER_TYPES)
+        if value not in valid:
+            raise ValueError(f"unknown planner type {value!r}; valid types: {valid} (register more under entry point group jepa.planners)")
+        return value
+
     @model_validator(mode="after")
     def _known_params(self) -> LevelConfig:
-        cls = PLANNER_TYPES[self.type]
+        cls = plugins.load(plugins.PLANNERS, self.type, PLANNER_TYPES)
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model", "costs", "kwargs"}
         accepted |= {"seed"}
         bad = set(self.params) - accepted
@@ -84,7 +94,6 @@ class PlannerProfile(BaseModel):
         replan_raw_steps: raw control steps between replans, overriding ``execute_steps`` (1 = replan at
             every camera frame: the tightest feedback, for models whose one-step error is near the
             success tolerance).
-        goal_tolerance: normalised latent distance at which the goal counts as reached (for the actor).
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
@@ -100,7 +109,6 @@ class PlannerProfile(BaseModel):
     levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()])
     execute_steps: int = Field(1, ge=1)
     replan_raw_steps: int | None = Field(None, ge=1)
-    goal_tolerance: float | None = Field(None, ge=0)
     subgoal_tolerance: float | None = Field(None, ge=0)
     direct_goal_distance: float | None = Field(None, ge=0)
     subgoal_index: int = Field(0, ge=0)
@@ -111,6 +119,16 @@ class PlannerProfile(BaseModel):
     def replan_interval(self, frameskip: int) -> int:
         """Raw control steps between replans for a model with this ``frameskip``."""
         return int(self.replan_raw_steps or self.execute_steps * frameskip)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "goal_tolerance" in data:
+            raise ValueError(
+                "goal_tolerance is no longer a profile key (it was never used): a goal's tolerance is the ReachGoal "
+                "goal's 'tolerance', else the configurator's 'default_tolerance' parameter; remove the key"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent_levels(self) -> PlannerProfile:
@@ -168,7 +186,7 @@ def build_level_planner(cfg: LevelConfig, model: WorldModel, seed: int = 0, **co
     """One level's planner with its cost module (``cost_objects``: critic=..., readout=... for the terms)."""
     costs = CostModule.from_config([t.model_dump() for t in cfg.costs], **cost_objects)
     params = {"seed": seed, **cfg.params}
-    return PLANNER_TYPES[cfg.type](
+    return plugins.load(plugins.PLANNERS, cfg.type, PLANNER_TYPES)(
         model, costs, horizon=cfg.horizon, level=cfg.level, max_time=cfg.max_time, warm_start=cfg.warm_start, **params
     )
 

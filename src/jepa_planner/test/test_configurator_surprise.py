@@ -47,13 +47,13 @@ def test_replan_and_stop_on_surprise(ros_procs, rclpy_node, tmp_path: Path) -> N
     from rclpy.action import ActionClient
     from std_msgs.msg import Bool
 
+    from jepa_common.ros_common import latched_qos
     from jepa_interfaces.action import ReachGoal
     from jepa_interfaces.msg import AgentStatus, LatentState
-    from jepa_sim.ros_common import latched_qos
 
     manifest = yaml.safe_load((BUNDLE / "manifest.json").read_text())
     shape = manifest["latent_shape"]
-    proc = ros_procs.start("jepa_planner.configurator_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
+    proc = ros_procs.run("jepa_planner.configurator_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
                            "-p", f"profiles_file:={profiles_file(tmp_path)}", "-p", "plan_subgoals:=false",
                            "-p", "default_time_limit:=120.0")
     node = rclpy_node

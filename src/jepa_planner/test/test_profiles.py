@@ -56,6 +56,8 @@ def test_bad_profiles_raise_clear_errors(tmp_path: Path):
         load_profiles(write({"levels": [{"type": "cem", "params": {"num_smaples": 3}}]}))
     with pytest.raises(ValueError, match="exactly one level"):
         load_profiles(write({"kind": "flat", "levels": [{"level": 1}, {"level": 0}]}))
+    with pytest.raises(ValueError, match="goal_tolerance is no longer a profile key"):
+        load_profiles(write({"goal_tolerance": 0.1}))
     with pytest.raises(ValueError, match="unknown planner profile"):
         load_profile("nope")
     with pytest.raises(FileNotFoundError):

@@ -1,7 +1,7 @@
 """Record behaviour-policy episodes in a built-in world: in memory, or to a rosbag2 MCAP bag.
 
 ``collect_episodes`` returns an ``EpisodeSet`` directly (training and tests without bags);
-the ``jepa-collect`` CLI writes the same episodes to a bag (format in ``jepa_sim.bag_format``).
+the ``jepa-collect`` CLI writes the same episodes to a bag (format in ``jepa_common.bag_format``).
 
 Episode layout: ``steps`` actions give ``steps + 1`` frames; ``actions[t]`` is the (clipped)
 displacement applied between frame t and t+1 and the last row is zero padding. Frame stamps are
@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from jepa_common.episodes import Episode, EpisodeSet
 from jepa_sim.batching import as_batch
 from jepa_sim.policies import Policy, PolicyInput, make_policy
 from jepa_sim.worlds import World, batch_world_names, make_batch_world, make_world
-from jepa_world_model.data.episodes import Episode, EpisodeSet
 
 EPISODE_GAP_STEPS = 10
 DEFAULT_BATCH = 64
@@ -188,7 +188,7 @@ def parse_world_args(items: list[str]) -> dict[str, Any]:
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jepa-collect",
-        description="Record behaviour-policy episodes of a built-in world to a rosbag2 MCAP bag (topics in jepa_sim.bag_format).",
+        description="Record behaviour-policy episodes of a built-in world to a rosbag2 MCAP bag (topics in jepa_common.bag_format).",
     )
     parser.add_argument(
         "--config",
@@ -230,7 +230,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jepa-collect``."""
-    from jepa_sim.bag_format import write_episodes_bag
+    from jepa_common.bag_format import write_episodes_bag
 
     parser = build_arg_parser()
     args = parser.parse_args(argv)

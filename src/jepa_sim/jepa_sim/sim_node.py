@@ -44,8 +44,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray
 from std_srvs.srv import Trigger
 
+from jepa_common.convert import twist_to_action
+from jepa_common.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
 from jepa_interfaces.srv import GetGoalImage
-from jepa_sim.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
 from jepa_sim.worlds import World, make_world, world_names
 from jepa_sim.worlds.point_mass import PointMassWorld
 
@@ -192,8 +193,12 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------ commands
     def on_twist(self, msg: Twist) -> None:
-        values = [msg.linear.x, msg.linear.y, msg.linear.z, msg.angular.x, msg.angular.y, msg.angular.z]
-        self.on_action(np.asarray(values[: self.spec.action_dim], dtype=np.float64) * self.spec.dt)
+        try:
+            action = twist_to_action(msg, self.spec.action_dim, self.spec.dt)
+        except ValueError as exc:
+            self.get_logger().error(f"cmd_vel ignored: {exc}")
+            return
+        self.on_action(action)
 
     def on_array(self, msg: Float32MultiArray) -> None:
         data = np.asarray(msg.data, dtype=np.float64)

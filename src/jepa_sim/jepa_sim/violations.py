@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from jepa_common.episodes import Episode
 from jepa_sim.worlds import make_batch_world, make_world  # make_world: Push-T
 from jepa_sim.worlds.point_mass import PointMassBatch
-from jepa_world_model.data.episodes import Episode
 
 POINT_MASS_KINDS = ("teleport", "through_wall", "freeze", "drift", "slow_drift")
 PUSH_T_KINDS = ("block_moves", "block_vanishes")

@@ -38,9 +38,9 @@ def test_realtime_streams_images_and_proprio_with_increasing_stamps(ros_procs, r
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Image
 
-    from jepa_sim.ros_common import latched_qos
+    from jepa_common.ros_common import latched_qos
 
-    proc = ros_procs.start("jepa_sim.sim_node", "--ros-args", "-p", "mode:=realtime", "-p", "rate:=20.0", "-p", "seed:=1")
+    proc = ros_procs.run("jepa_sim.sim_node", "--ros-args", "-p", "mode:=realtime", "-p", "rate:=20.0", "-p", "seed:=1")
     images, odoms, goals = [], [], []
     rclpy_node.create_subscription(Image, "camera/image_raw", images.append, 50)
     rclpy_node.create_subscription(Odometry, "odom", odoms.append, 50)
@@ -61,7 +61,7 @@ def test_lockstep_n_commands_make_n_steps_matching_the_world(ros_procs, rclpy_no
     from geometry_msgs.msg import Twist, Vector3
     from nav_msgs.msg import Odometry
 
-    proc = ros_procs.start(
+    proc = ros_procs.run(
         "jepa_sim.sim_node",
         "--ros-args",
         "-p",
@@ -127,7 +127,7 @@ def test_lockstep_repeats_its_observation_until_the_first_command(ros_procs, rcl
     from sensor_msgs.msg import Image
     from std_srvs.srv import Trigger
 
-    proc = ros_procs.start(
+    proc = ros_procs.run(
         "jepa_sim.sim_node", "--ros-args", "-p", "mode:=lockstep", "-p", "seed:=4", "-p", "idle_republish_period:=0.2"
     )
     time.sleep(1.0)  # the sim's first publication happens before this subscription exists
@@ -163,7 +163,7 @@ def test_every_world_starts_from_the_shipped_params_file(ros_procs, rclpy_node, 
     import yaml
     from sensor_msgs.msg import Image
 
-    from jepa_sim.ros_common import latched_qos
+    from jepa_common.ros_common import latched_qos
     from jepa_sim.sim_node import build_world, node_section_params
 
     params = node_section_params(yaml.safe_load(SHIPPED_PARAMS.read_text()), "sim")
@@ -175,7 +175,7 @@ def test_every_world_starts_from_the_shipped_params_file(ros_procs, rclpy_node, 
         raise
     override = tmp_path / "world.yaml"  # what agent_sim.launch.py world:=NAME passes after the params file
     override.write_text(yaml.safe_dump({"/**/sim": {"ros__parameters": {"world": world}}}))
-    proc = ros_procs.start(
+    proc = ros_procs.run(
         "jepa_sim.sim_node", "--ros-args", "--params-file", str(SHIPPED_PARAMS), "--params-file", str(override),
         name=f"sim_{world}",
     )

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jepa_common.paths import portable_path
 from jepa_world_model.config import ExperimentConfig
 from jepa_world_model.manifest import (
     MANIFEST,
@@ -280,7 +281,7 @@ def export_bundle(
             "data": cfg.data.model_dump(mode="json"),
             "seed": cfg.seed,
             "config": cfg.model_dump(mode="json"),
-            "run_dir": str(run_dir),
+            "run_dir": portable_path(run_dir),
             "torch_version": torch.__version__,
         },
         "metrics": state.get("metrics", {}),

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jepa_common import plugins
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -70,7 +72,7 @@ DataConfig = Annotated[SimDataConfig | BagDataConfig, Field(discriminator="sourc
 class EncoderConfig(_Strict):
     """Image encoder. ``cnn``/``vit`` are trained; ``onnx`` wraps a frozen user encoder."""
 
-    type: Literal["cnn", "vit", "onnx"] = "cnn"
+    type: str = "cnn"  # cnn, vit, onnx, or an encoder registered under entry point group jepa.encoders
     latent_dim: int = Field(32, ge=1, le=4096)
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64], min_length=1, max_length=6)
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -94,6 +96,9 @@ class EncoderConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> EncoderConfig:
+        valid = plugins.names(plugins.ENCODERS, dict.fromkeys(("cnn", "vit", "onnx")))
+        if self.type not in valid:
+            raise ValueError(f"unknown encoder.type {self.type!r}; valid: {valid} (register more under entry point group jepa.encoders)")
         if self.type == "onnx" and not self.onnx_path:
             raise ValueError("encoder.type 'onnx' needs encoder.onnx_path (the frozen encoder's .onnx file)")
         if self.type == "vit" and self.vit_dim % self.vit_heads:

@@ -6,8 +6,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.config import BagDataConfig, SimDataConfig
-from jepa_world_model.data.episodes import EpisodeSet
 
 
 def load_episodes(data_cfg: SimDataConfig | BagDataConfig) -> tuple[EpisodeSet, dict[str, Any]]:

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_world_model.data.episodes import Episode, EpisodeSet
+from jepa_common import plugins
+from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import surprise_series
@@ -625,13 +626,17 @@ def write_report(report: OfflineEvalReport, out_dir: str | Path) -> dict[str, Pa
 
 
 def make_planner(profile: str | None, model: WorldModel) -> tuple[Any, dict[str, Any]]:
-    """``jepa_planner.build_planner(profile, model)`` or (None, reason) when the planner package is not there yet."""
+    """A planner for ``profile`` from the installed planner builder, or (None, reason) when none is installed.
+
+    The builder is found through entry point group ``jepa.planner_builders`` (jepa_planner registers
+    ``profiles``), so this package does not import the planner package above it.
+    """
     if not profile:
         return None, {"status": "not requested"}
     try:
-        from jepa_planner.profiles import build_planner
-    except ImportError as exc:
-        return None, {"status": "skipped", "reason": f"jepa_planner.profiles.build_planner is not importable ({exc})"}
+        build_planner = plugins.load(plugins.PLANNER_BUILDERS, "profiles")
+    except plugins.PluginError as exc:
+        return None, {"status": "skipped", "reason": f"no planner builder is installed ({exc})"}
     return build_planner(profile, model), {"status": "requested", "profile": profile}
 
 

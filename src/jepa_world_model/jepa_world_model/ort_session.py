@@ -8,7 +8,7 @@ and runs sessions with IO binding so a planner loop keeps tensors on the device.
 
 Why the cache key: TensorRT engines are specific to the model, the GPU architecture and the
 TensorRT build; a stale engine either fails to load or is silently rebuilt for minutes at every
-start (the top complaint about Isaac ROS DNN inference, see shared/ANCHORS.md).
+start (the top complaint about Isaac ROS DNN inference, see docs/background.md).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_world_model.data.episodes import EpisodeSet
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.manifest import MANIFEST, BundleError, check_manifest
 
 RIDGE = 1e-3  # relative to the number of frames, on standardised latents

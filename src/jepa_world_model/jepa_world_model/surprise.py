@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_common.convert import latent_distances
 from jepa_world_model.protocol import WorldModel
 
 CALIBRATION_FILE = "surprise_calibration.json"
@@ -36,9 +37,9 @@ CHUNK = 512
 
 
 def normalised_distance(a: np.ndarray, b: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """RMS over latent dimensions of (a - b) / std (the unit of tolerances and surprise)."""
-    axes = tuple(range(-std.ndim, 0))
-    return np.sqrt(np.mean(((a - b) / std) ** 2, axis=axes))
+    """RMS over latent dimensions of (a - b) / std (the unit of tolerances and surprise): the suite's one
+    distance, :func:`jepa_common.convert.latent_distances`."""
+    return latent_distances(a, b, std)
 
 
 def model_std(model: WorldModel) -> torch.Tensor:

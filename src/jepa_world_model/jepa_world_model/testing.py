@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.config import ExperimentConfig, parse_config
-from jepa_world_model.data.episodes import Episode, EpisodeSet
 
 TOY_SIZE = 16
 TOY_LOW, TOY_HIGH = 2.0, 13.0

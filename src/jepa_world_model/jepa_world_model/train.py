@@ -27,9 +27,9 @@ import yaml
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.augment import augment_frames, invariance_loss
 from jepa_world_model.config import ExperimentConfig, load_config
-from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.data_source import FrameSample, load_episodes, sample_frames
 from jepa_world_model.metrics import (
     CollapseDetector,

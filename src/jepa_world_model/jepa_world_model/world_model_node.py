@@ -26,9 +26,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from visualization_msgs.msg import Marker
 
-from jepa_interfaces.msg import LatentState
-from jepa_interfaces.srv import RolloutLatents
-from jepa_sim.ros_common import (
+from jepa_common.convert import twist_to_action
+from jepa_common.ros_common import (
     OwnedEntities,
     Param,
     configure_failed,
@@ -40,6 +39,8 @@ from jepa_sim.ros_common import (
     run_node,
     stamp_to_ns,
 )
+from jepa_interfaces.msg import LatentState
+from jepa_interfaces.srv import RolloutLatents
 from jepa_world_model.surprise import normalised_distance, surprise_series
 
 PARAMS = {
@@ -116,7 +117,7 @@ class WorldModelNode(LifecycleNode):
 
     def on_twist(self, msg: Twist) -> None:
         finite_values(msg.linear.x, msg.linear.y, what="cmd_vel")
-        self.pending_action = np.array([msg.linear.x, msg.linear.y], np.float32) * self.params["dt"]
+        self.pending_action = twist_to_action(msg, 2, self.params["dt"]).astype(np.float32)
 
     def on_action(self, msg: Float32MultiArray) -> None:
         action = np.asarray(msg.data, np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jepa_world_model.data.episodes import EpisodeSet
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.testing import toy_episodes
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.bundle import SCHEMA_VERSION, bundle_main, export_bundle, export_main, load_bundle
-from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.testing import TOY_META, TOY_SIZE, render_dots, toy_config
 from jepa_world_model.train import Trainer

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import torch
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.bundle import BundleError, bundle_main, export_bundle, load_bundle, read_manifest, sha256_of
-from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.testing import TOY_META, toy_config
 from jepa_world_model.train import Trainer
 

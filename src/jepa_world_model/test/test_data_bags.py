@@ -10,7 +10,7 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from jepa_sim.bag_format import write_episodes_bag
+from jepa_common.bag_format import write_episodes_bag
 from jepa_sim.collect import collect_episodes, collect_metadata, iter_episodes, main
 from jepa_world_model.data.bags import BagError, BagTopics, default_topics, load_bags
 

@@ -44,7 +44,7 @@ def test_sim_source_mixes_behaviour_policies() -> None:
 
 
 def test_bag_source_reads_recorded_episodes(tmp_path) -> None:
-    from jepa_sim.bag_format import write_episodes_bag
+    from jepa_common.bag_format import write_episodes_bag
     from jepa_sim.collect import collect_metadata, iter_episodes
 
     bag = tmp_path / "bag"

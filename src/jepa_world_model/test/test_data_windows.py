@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_world_model.data.episodes import Episode, EpisodeSet
+from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.data.windows import WindowDataset, split_episodes
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_world_model.data.episodes import EpisodeSet
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.data.windows import WindowDataset
 from jepa_world_model.offline_eval import evaluate_episodes, load_topics_config, main, run_offline_eval, write_report
 from jepa_world_model.protocol import LevelSpec, sliding_rollout

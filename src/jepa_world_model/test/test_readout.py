@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model.bundle import bundle_main, export_bundle, load_bundle
-from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.readout import add_position_readout, fit_position_readout
 from jepa_world_model.testing import TOY_META, export_centroid_onnx, render_dots, toy_config, toy_episodes
 from jepa_world_model.train import Trainer

@@ -62,7 +62,7 @@ def test_alarm_on_teleport_not_on_normal_motion(ros_procs, rclpy_node) -> None:
     threshold = read_calibration(calibration_path(BUNDLE), model.manifest).threshold
     pair, (z_p, s_p), (z_i, s_i) = pick_pair(model, threshold)
     dt = 0.1
-    proc = ros_procs.start("jepa_world_model.world_model_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
+    proc = ros_procs.run("jepa_world_model.world_model_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
                            "-p", "backend:=onnx", "-p", f"dt:={dt}")
     node = rclpy_node
     surprise: list[float] = []

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from jepa_common.episodes import EpisodeSet
 from jepa_world_model import train as train_mod
-from jepa_world_model.data.episodes import EpisodeSet
 from jepa_world_model.metrics import CollapseDetector, RepresentationCollapseError, effective_rank, ridge_probe_r2
 from jepa_world_model.testing import TOY_META, toy_config, toy_episodes
 from jepa_world_model.train import Trainer

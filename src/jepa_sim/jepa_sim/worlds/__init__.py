@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from jepa_common import plugins
 from jepa_sim.worlds.base import Observation, StepInfo, World, WorldSpec
 from jepa_sim.worlds.point_mass import BatchStepInfo, PointMassBatch, PointMassWorld
 
@@ -73,8 +74,8 @@ _WORLDS: dict[str, Callable[..., World]] = {
 
 
 def world_names() -> list[str]:
-    """Registry names accepted by ``make_world``."""
-    return list(_WORLDS)
+    """Registry names accepted by ``make_world``: the built-ins, then worlds registered under ``jepa.worlds``."""
+    return plugins.names(plugins.WORLDS, _WORLDS)
 
 
 def batch_world_names() -> list[str]:
@@ -83,15 +84,15 @@ def batch_world_names() -> list[str]:
 
 
 def _check_name(name: str) -> None:
-    if name not in _WORLDS:
-        raise ValueError(f"unknown world {name!r}; valid names: {', '.join(_WORLDS)}")
+    if name not in world_names():
+        raise ValueError(f"unknown world {name!r}; valid names: {', '.join(world_names())}")
 
 
 def make_world(name: str, **kwargs: Any) -> World:
     """Build one environment by registry name; ``kwargs`` go to the world's constructor."""
     _check_name(name)
     try:
-        return _WORLDS[name](**kwargs)
+        return plugins.load(plugins.WORLDS, name, _WORLDS)(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad arguments for world {name!r}: {err}") from err
 

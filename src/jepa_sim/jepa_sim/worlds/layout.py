@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Distance (px) kept between a blocked agent and the wall it ran into, so it is never inside it.
-_STOP_GAP = 1e-3
+STOP_GAP = 1e-3
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class RectLayout:
         blocked = t_hit <= 1.0
         length = np.linalg.norm(disp, axis=1)
         safe_len = np.where(length > 0, length, 1.0)
-        frac = np.where(blocked, np.maximum(t_hit - _STOP_GAP / safe_len, 0.0), 1.0)
+        frac = np.where(blocked, np.maximum(t_hit - STOP_GAP / safe_len, 0.0), 1.0)
         return pos + frac[:, None] * disp, blocked
 
     def is_free(self, pts: np.ndarray, margin: float = 0.0) -> np.ndarray:

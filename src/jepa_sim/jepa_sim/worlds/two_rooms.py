@@ -1,6 +1,6 @@
 """The two-rooms world: a point mass in a square arena split by a wall with one door.
 
-Re-implemented from the public description of PLDM's wall environment (see docs ANCHORS.md):
+Re-implemented from the public description of PLDM's wall environment (see docs/background.md):
 64 px arena, a vertical wall about 3 px thick at x = size/2 with a door gap of +-4 px around
 ``door_y``, displacement actions with L2 norm <= 2.45 px, success within 1 px of the goal.
 Dynamics, images and proprio are those of ``jepa_sim.worlds.point_mass``.

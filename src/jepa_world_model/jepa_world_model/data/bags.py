@@ -39,8 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jepa_sim.ros_common import ImageError, image_to_array
-from jepa_world_model.data.episodes import Episode, EpisodeSet
+from jepa_common.episodes import Episode, EpisodeSet
+from jepa_common.ros_common import ImageError, image_to_array
 
 CACHE_VERSION = 2
 ACTION_TYPES = ("TwistStamped", "Twist", "Float32MultiArray", "JointState", "proprio_diff", "none")
@@ -174,7 +174,7 @@ class TopicsPerBag:
 
 
 def default_topics(world: str = "two_rooms", dt: float = 0.1) -> BagTopics:
-    """Topic config for bags written by ``jepa-collect`` (see ``jepa_sim.bag_format``)."""
+    """Topic config for bags written by ``jepa-collect`` (see ``jepa_common.bag_format``)."""
     if world in ("two_rooms", "multi_room"):
         return BagTopics(proprio_scale=(1.0, 1.0, dt, dt), action_scale=(dt, dt), state="/true_state")
     return BagTopics(

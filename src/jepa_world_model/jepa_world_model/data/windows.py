@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from jepa_world_model.data.episodes import EpisodeSet
+from jepa_common.episodes import EpisodeSet
 
 
 def split_episodes(eps: EpisodeSet, val_fraction: float = 0.1, seed: int = 0) -> tuple[EpisodeSet, EpisodeSet]:

@@ -6,12 +6,14 @@ bytes and nobody has to copy mean/std into another node.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from jepa_common import plugins
 from jepa_world_model.config import EncoderConfig
 
 
@@ -156,9 +158,14 @@ class OnnxFrozenEncoder(nn.Module):
 
 
 def build_encoder(cfg: EncoderConfig, image_size: int, proprio_dim: int = 0, onnx_bytes: bytes | None = None) -> nn.Module:
-    """Encoder named by ``cfg.type``; every encoder exposes ``latent_shape``."""
-    if cfg.type == "cnn":
-        return CNNEncoder(cfg, image_size, proprio_dim)
-    if cfg.type == "vit":
-        return ViTEncoder(cfg, image_size, proprio_dim)
-    return OnnxFrozenEncoder(cfg, image_size, onnx_bytes)
+    """Encoder named by ``cfg.type``; every encoder exposes ``latent_shape``.
+
+    ``cnn``/``vit``/``onnx`` are built in; any other name is loaded from entry point group
+    ``jepa.encoders`` and called as ``factory(cfg, image_size, proprio_dim)``.
+    """
+    if cfg.type == "onnx":
+        return OnnxFrozenEncoder(cfg, image_size, onnx_bytes)
+    return plugins.load(plugins.ENCODERS, cfg.type, BUILTIN_ENCODERS)(cfg, image_size, proprio_dim)
+
+
+BUILTIN_ENCODERS: dict[str, Callable[[EncoderConfig, int, int], nn.Module]] = {"cnn": CNNEncoder, "vit": ViTEncoder}

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from jepa_common.convert import parse_latent as parse_latent
+from jepa_common.convert import stamp_to_ns as stamp_to_ns
+
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
@@ -309,23 +312,6 @@ def steady_clock() -> Any:
     return Clock(clock_type=ClockType.STEADY_TIME)
 
 
-def parse_latent(msg: Any, shape: tuple[int, ...], model_id: str = "", topic: str = "latent") -> np.ndarray:
-    """LatentState -> float32 array of ``shape``, validated; ValueError naming ``topic`` and the problem.
-
-    Checks the model id (when both are set), the declared shape, the number of values and that all
-    are finite: one place for the rules every node applies to latents.
-    """
-    if model_id and msg.model_id and msg.model_id != model_id:
-        raise ValueError(f"{topic} comes from model '{msg.model_id}', this node runs '{model_id}'")
-    data = np.asarray(msg.data, np.float32)
-    got = tuple(int(s) for s in msg.shape)
-    if got != tuple(shape) or data.size != int(np.prod(shape)):
-        raise ValueError(f"{topic} has shape {list(got)} with {data.size} values, expected {list(shape)}")
-    if not np.isfinite(data).all():
-        raise ValueError(f"{topic} contains NaN/inf")
-    return data.reshape(shape)
-
-
 def finite_values(*values: float, what: str) -> None:
     """ValueError naming ``what`` when any value is NaN or infinite."""
     if not all(np.isfinite(v) for v in values):
@@ -498,8 +484,3 @@ def exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

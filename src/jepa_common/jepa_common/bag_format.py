@@ -39,7 +39,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from jepa_world_model.data.episodes import Episode
+from jepa_common.convert import action_to_twist_components
+from jepa_common.episodes import Episode
 
 IMAGE_TOPIC = "/camera/image_raw"
 ODOM_TOPIC = "/odom"
@@ -113,8 +114,9 @@ class _Messages:
         )
 
     def twist_stamped(self, action: np.ndarray, dt: float, stamp_ns: int) -> Any:
+        parts = action_to_twist_components(np.asarray(action)[:2], dt)
         twist = self.t["geometry_msgs/msg/Twist"](
-            linear=self.vector3(float(action[0]) / dt, float(action[1]) / dt), angular=self.vector3()
+            linear=self.vector3(*parts["linear"]), angular=self.vector3(*parts["angular"])
         )
         return self.t["geometry_msgs/msg/TwistStamped"](header=self.header(stamp_ns, "map"), twist=twist)
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from jepa_sim.ros_common import ImageError, Param, check_param, image_to_array
+from jepa_common.ros_common import ImageError, Param, check_param, image_to_array
 
 
 def fake_image(arr: np.ndarray, encoding: str, pad: int = 0) -> SimpleNamespace:
@@ -62,7 +62,7 @@ def test_check_param() -> None:
 def test_declared_ranges_are_enforced_by_rclpy(ros_env) -> None:
     import rclpy
 
-    from jepa_sim.ros_common import declare_params
+    from jepa_common.ros_common import declare_params
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -88,7 +88,7 @@ def test_declared_ranges_are_enforced_by_rclpy(ros_env) -> None:
 
 
 def test_unknown_keys_in_a_node_section_are_named_with_the_closest_key(tmp_path) -> None:
-    from jepa_sim.ros_common import params_files, unknown_param_keys
+    from jepa_common.ros_common import params_files, unknown_param_keys
 
     f = tmp_path / "p.yaml"
     f.write_text("/**:\n  ros__parameters: {bundle: x, anything: 1}\n"
@@ -103,7 +103,7 @@ def test_unknown_keys_in_a_node_section_are_named_with_the_closest_key(tmp_path)
 
 
 def test_parse_latent_names_the_problem() -> None:
-    from jepa_sim.ros_common import parse_latent
+    from jepa_common.ros_common import parse_latent
 
     msg = SimpleNamespace(model_id="m", shape=[2, 2], data=np.arange(4, dtype=np.float32))
     assert parse_latent(msg, (2, 2), "m").shape == (2, 2)
