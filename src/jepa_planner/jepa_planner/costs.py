@@ -185,6 +185,8 @@ class CriticCost(CostTerm):
     Args:
         critic: callable ``(latents (B, *L), goal (B, *L)) -> (B,)``, e.g. ``jepa_planner.critic.Critic``.
             When None the term scores zero, so a profile can list it before a critic is trained.
+        path: a critic checkpoint to load when no ``critic`` object is given (a profile naming its critic);
+            a missing file leaves the term at zero until one is hot-swapped in (``swap_critic``).
     """
 
     type_name = "critic"
@@ -193,17 +195,23 @@ class CriticCost(CostTerm):
         self,
         weight: float = 1.0,
         critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        path: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(weight, name)
+        if critic is None and path and Path(path).is_file():
+            from jepa_planner.critic import load_critic_checked
+
+            critic = load_critic_checked(path)
         self.critic = critic
 
     def score(self, inputs: CostInputs) -> torch.Tensor:
-        if self.critic is None:
+        critic = self.critic  # read once: a hot swap between here and the call cannot mix two critics
+        if critic is None:
             return inputs.latents.new_zeros(inputs.latents.shape[0])
         z = inputs.latents[:, -1]
         goal = inputs.goal if inputs.goal.dim() == z.dim() else inputs.goal.unsqueeze(0).expand_as(z)
-        return self.critic(z, goal).reshape(-1)
+        return critic(z, goal).reshape(-1)
 
 
 class SafetyCost(CostTerm):

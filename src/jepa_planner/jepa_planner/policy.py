@@ -95,8 +95,14 @@ class DistilledPolicy(nn.Module):
         lr: float = 3e-3,
         seed: int = 0,
         progress: bool = False,
+        val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> list[float]:
-        """Regress planned actions (N, A) or (N, >= num_actions, A) from (latents, goals); returns loss per epoch."""
+        """Regress planned actions (N, A) or (N, >= num_actions, A) from (latents, goals); returns loss per epoch.
+
+        Args:
+            val: held-out (latents, goals, actions) (e.g. whole episodes kept out of training): the weights of
+                the epoch with the lowest validation loss are kept, and ``self.val_losses`` records the curve.
+        """
         if actions.dim() == 2:
             actions = actions.unsqueeze(1)
         if actions.shape[1] < self.num_actions or actions.shape[2] != self.action_dim:
@@ -109,8 +115,11 @@ class DistilledPolicy(nn.Module):
         target = actions[:, : self.num_actions]
         gen = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-4)
-        losses = []
+        losses: list[float] = []
+        self.val_losses: list[float] = []
+        best: tuple[float, dict] | None = None
         for _ in tqdm(range(epochs), desc="policy", disable=not progress):
+            self.train()
             order, total = torch.randperm(latents.shape[0], generator=gen), 0.0
             for start in range(0, latents.shape[0], batch_size):
                 idx = order[start : start + batch_size]
@@ -120,7 +129,23 @@ class DistilledPolicy(nn.Module):
                 optimiser.step()
                 total += float(loss.detach()) * idx.numel()
             losses.append(total / latents.shape[0])
+            if val is not None:
+                v = self.validation_loss(*val)
+                self.val_losses.append(v)
+                if best is None or v < best[0]:
+                    best = (v, {k: t.clone() for k, t in self.state_dict().items()})
+        if best is not None:
+            self.load_state_dict(best[1])
+        self.eval()
         return losses
+
+    @torch.no_grad()
+    def validation_loss(self, latents: torch.Tensor, goals: torch.Tensor, actions: torch.Tensor) -> float:
+        """Mean squared error (half-range units) of the first ``num_actions`` actions on held-out data."""
+        if actions.dim() == 2:
+            actions = actions.unsqueeze(1)
+        half = ((self.high - self.low) / 2).clamp_min(1e-6)
+        return float(((self(latents, goals) - actions[:, : self.num_actions]) / half).pow(2).mean())
 
     @torch.no_grad()
     def propose(
