@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         policy.save(args.policy_out)
 
     full = int(profile.levels[0].params["num_samples"])
-    reduced_total = max(2, int(round(full * args.sample_fraction)))
+    reduced_total = max(2, round(full * args.sample_fraction))
     reduced = profile.model_copy(deep=True)
     reduced.levels[0].params["num_samples"] = reduced_total
     elites = int(reduced.levels[0].params.get("num_elites", 10))

@@ -2,7 +2,8 @@
 
 Each term is a small class with a ``name``, a ``weight`` and ``score(inputs) -> (B,)`` raw values
 (one per candidate); ``CostModule`` sums the weighted terms and keeps the per-term values for display.
-Terms are listed in YAML (``config/costs.yaml``) as ``{type, weight, params}``.
+Each level of a planner profile (``config/planner_profiles.yaml``) lists its terms as ``{type, weight, params}``;
+the defaults of a term's params are those of its class below (there is no separate cost file).
 """
 
 from __future__ import annotations
