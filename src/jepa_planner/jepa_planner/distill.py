@@ -94,6 +94,7 @@ def distil_dagger(
         train = DaggerData.stack(data.train)
         val = DaggerData.stack(data.val) if data.val else None
         policy.fit(*train, epochs=epochs, seed=seed + r, val=val)
+        policy.set_familiar_goals(train[1])
         val_loss = min(policy.val_losses) if policy.val_losses else float("nan")
         history.append(DaggerRound(r, episodes_per_round, wins / episodes_per_round, len(data.train), len(data.val), val_loss))
         if progress is not None:

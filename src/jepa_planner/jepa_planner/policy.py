@@ -52,6 +52,8 @@ class DistilledPolicy(nn.Module):
         self.register_buffer("high", high)
         self.action_dim, self.num_actions = low.numel(), num_actions
         self.net = LatentGoalMLP(latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std)
+        # goal latents the policy was trained on: a goal near one of them is "familiar" (Mode 1 may act alone)
+        self.register_buffer("familiar_goals", torch.zeros(0, *latent_shape))
 
     @classmethod
     def for_model(cls, model: WorldModel, level: int = 0, **kwargs) -> DistilledPolicy:
@@ -83,6 +85,20 @@ class DistilledPolicy(nn.Module):
 
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
+
+    def set_familiar_goals(self, goals: torch.Tensor) -> None:
+        """Remember the (distinct) goal latents of the training data, for ``goal_distance``."""
+        goals = torch.as_tensor(goals, dtype=torch.float32).reshape(-1, *self.net.latent_shape)
+        self.familiar_goals = torch.unique(goals, dim=0) if goals.shape[0] else goals
+
+    @torch.no_grad()
+    def goal_distance(self, goal: torch.Tensor, latent_std: torch.Tensor | None = None) -> float:
+        """RMS distance (in units of ``latent_std``) from ``goal`` to the nearest training goal; inf when none is known."""
+        if self.familiar_goals.shape[0] == 0:
+            return float("inf")
+        std = torch.ones(()) if latent_std is None else torch.as_tensor(latent_std, dtype=torch.float32).clamp_min(1e-6)
+        diff = (self.familiar_goals - torch.as_tensor(goal, dtype=torch.float32)) / std
+        return float(diff.pow(2).flatten(1).mean(dim=1).sqrt().min())
 
     def fit(
         self,
@@ -193,7 +209,14 @@ class DistilledPolicy(nn.Module):
         policy = cls(
             tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"]
         )
-        policy.load_state_dict(blob["state"])
+        state = dict(blob["state"])
+        familiar = state.pop("familiar_goals", None)
+        policy.load_state_dict(state, strict=False)
+        missing = set(policy.state_dict()) - set(state) - {"familiar_goals"}
+        if missing:
+            raise ValueError(f"policy checkpoint {path} lacks {sorted(missing)}")
+        if familiar is not None:
+            policy.familiar_goals = familiar
         return policy.eval()
 
 

@@ -112,3 +112,27 @@ def test_policy_fit_keeps_the_best_validation_epoch():
     assert len(policy.val_losses) == 30
     assert policy.validation_loss(*val) == pytest.approx(min(policy.val_losses), rel=1e-4)
     assert min(policy.val_losses) < policy.val_losses[0]
+
+
+def test_familiar_goals_switch_to_mode1(tmp_path):
+    from jepa_planner.profiles import choose_profile, load_profiles
+
+    model = LinearWorldModel()
+    policy = DistilledPolicy.for_model(model, hidden=8)
+    policy.set_familiar_goals(torch.tensor([[1.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]))
+    assert policy.familiar_goals.shape == (2, 2)
+    policy.save(tmp_path / "policy.pt")
+    loaded = DistilledPolicy.load(tmp_path / "policy.pt")
+    assert loaded.goal_distance(torch.tensor([1.0, 1.1])) == pytest.approx(0.1 / 2**0.5, rel=1e-4)
+    (tmp_path / "p.yaml").write_text(
+        "profiles:\n"
+        "  plan:\n    kind: flat\n    mode1_profile: act\n    familiar_distance: 0.2\n"
+        f"  act:\n    kind: policy\n    policy_path: {tmp_path / 'policy.pt'}\n    levels: [{{level: 0, horizon: 1}}]\n"
+    )
+    profiles = load_profiles(tmp_path / "p.yaml")
+    assert choose_profile(profiles, "plan", np.array([1.0, 1.05]))[0] == "act"
+    name, why = choose_profile(profiles, "plan", np.array([0.0, 3.0]))
+    assert name == "plan" and "unfamiliar" in why
+    (tmp_path / "bad.yaml").write_text("profiles:\n  plan:\n    kind: flat\n    mode1_profile: nope\n    familiar_distance: 0.2\n")
+    with pytest.raises(ValueError, match="mode1_profile 'nope'"):
+        load_profiles(tmp_path / "bad.yaml")
