@@ -12,7 +12,7 @@ needs a rerun):
    critic term) with the critic and without one (the term then scores zero: same samples, same iterations); success with a Wilson 95%
    interval, planning time per replan and samples per replan.
 
-    nice -n 5 .venv/bin/python bench/bench_critic.py --seed 0 --episodes 60 --out bench/results/critic.json
+    nice -n 5 .venv/bin/python bench/bench_critic.py --seed 0 --episodes 20 --max-steps 200 --out bench/results/critic.json
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-driver", default="noisy_goal",
                    help="what drives the memory episodes: 'noisy_goal' (scripted shortest path plus noise, like a "
                         "teleoperated demonstration; cheap) or a planner profile name (the agent's own Mode 2)")
-    p.add_argument("--memory-episodes", type=int, default=40)
-    p.add_argument("--curve", default="5,10,20", help="memory sizes of the learning curve between 0 (the without_critic "
+    p.add_argument("--memory-episodes", type=int, default=100)
+    p.add_argument("--curve", default="25,50", help="memory sizes of the learning curve between 0 (the without_critic "
                    "result) and --memory-episodes (the with_critic result), each on the first --curve-episodes held-out seeds")
-    p.add_argument("--curve-episodes", type=int, default=30, help="held-out episodes per learning-curve point")
+    p.add_argument("--curve-episodes", type=int, default=10, help="held-out episodes per learning-curve point")
     p.add_argument("--critic-epochs", type=int, default=300)
     p.add_argument("--hindsight", type=int, default=4, help="later-state goals per memory state (0: own goals only)")
     p.add_argument("--weight", type=float, default=None, help="critic term weight (default: the profile's)")
