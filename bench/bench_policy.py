@@ -113,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     reduced.levels[0].params["num_elites"] = min(elites, max(1, reduced_total // 10))
     seeded = reduced.model_copy(deep=True)
     seeded.levels[0].params["num_samples"] = reduced_total - args.proposals  # proposals count in the budget
-    results = {
-        "mode1_policy": run_condition(model, lambda s: PolicyPlanner(model, policy), world, heldout, max_steps, replan, "Mode 1"),
-        "mode2_planner": run_condition(model, lambda s: build_planner(profile, model, seed=s), world, heldout, max_steps,
-                                       replan, "Mode 2"),
-        "mode2_reduced": run_condition(model, lambda s: build_planner(reduced, model, seed=s), world, heldout, max_steps,
-                                       replan, "Mode 2 reduced"),
-        "mode2_reduced_seeded_by_mode1": run_condition(
-            model, lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy, args.proposals), world,
-            heldout, max_steps, replan, "Mode 2 reduced + Mode 1 seeds"),
+    conditions = {
+        "mode1_policy": lambda s: PolicyPlanner(model, policy),
+        "mode2_planner": lambda s: build_planner(profile, model, seed=s),
+        "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
+        "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
+                                                                       args.proposals),
     }
+    results: dict = {}
+    partial = Path(args.out).with_suffix(".partial.json")
+    for name, make in conditions.items():
+        results[name] = run_condition(model, make, world, heldout, max_steps, replan, name)
+        print(f"{name}: {results[name]}", flush=True)
+        partial.write_text(json.dumps({"dagger": [asdict(h) for h in history], **results}, indent=2))
     m1, m2 = results["mode1_policy"], results["mode2_planner"]
     result = {
         "command": "bench/bench_policy.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -140,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
+    partial.unlink(missing_ok=True)
     for name, r in results.items():
         print(f"{name}: success {100 * r['success_rate']:.0f}% [{100 * r['success_ci95'][0]:.0f}, "
               f"{100 * r['success_ci95'][1]:.0f}], {r['decision_ms_median']:.2f} ms/decision, "
