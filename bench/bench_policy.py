@@ -1,110 +1,156 @@
-"""Mode 1 vs Mode 2: a policy distilled from the planner's closed-loop decisions, then run alone.
+"""Mode 1 vs Mode 2: a policy distilled from Mode-2 decisions with DAgger, alone and seeding Mode 2.
 
-1. Mode 2 (a planner profile, MPCController) drives ``--train-episodes`` episodes; every replan's
-   (latent, goal latent, first planned model action) is kept: the states Mode 2 actually visits.
-2. A DistilledPolicy is fitted to those decisions (amortised inference).
-3. Mode 1 (the policy alone, through the same controller) and Mode 2 run the same held-out seeds:
-   success rate and time per decision, and their ratio, measured in one run.
+One command regenerates everything from the bundle (the policy is trained here, never shipped):
 
-    .venv/bin/python bench/bench_policy.py --train-episodes 20 --eval-episodes 10
+1. DAgger (``jepa_planner.distill``): one round of Mode-2 demonstrations, then ``--rounds`` rounds where
+   the policy drives and Mode 2 labels the states it visits; every 5th episode is held out for validation.
+2. On held-out seeds (disjoint from the training seeds), through the same controller:
+   Mode 1 alone; Mode 2 (``--profile``); Mode 2 at reduced samples, unseeded; and Mode 2 at reduced
+   samples seeded by Mode 1 (the policy's proposals count in the samples). Success with a Wilson 95%
+   interval, time per decision, samples per decision.
+
+    nice -n 5 .venv/bin/python bench/bench_policy.py --seed 0 --episodes 40 --out bench/results/policy.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from jepa_common.paths import portable_path
-from jepa_sim.machine import machine_info
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def drive(model, planner, world, seed: int, max_steps: int, replan_every: int, record: list | None = None) -> tuple[bool, list[float]]:
-    """One closed-loop episode; returns (success, decision times) and appends (z, goal, action) to ``record``."""
-    from jepa_planner.controller import MPCController
+def run_condition(model, make_planner, world, seeds: list[int], max_steps: int, replan: int, name: str) -> dict:
+    """Success (Wilson interval), time and samples per decision of one planner factory on ``seeds``."""
+    from jepa_planner.evaluate import wilson_interval
+    from jepa_planner.experience import drive
 
-    obs = world.reset(seed=seed)
-    planner.reset(seed)
-    ctl = MPCController(model, planner, replan_every=replan_every)
-    goal = model.encode(world.goal_observation().image[None])[0]
-    ctl.set_goal(goal)
-    times = []
-    for _ in range(max_steps):
-        z = model.encode(obs.image[None])[0]
-        start = time.perf_counter()
-        step = ctl.step(z)
-        if step.replanned:
-            times.append(time.perf_counter() - start)
-            if record is not None:
-                record.append((z, goal, step.plan.actions[0].detach()))
-        obs, info = world.step(step.action.astype(np.float64))
-        if info.success:
-            return True, times
-    return False, times
+    wins, times, samples, decisions = 0, [], 0, 0
+    for s in tqdm(seeds, desc=name):
+        log = drive(model, make_planner(s), world, s, max_steps, replan)
+        wins += log.success
+        times += log.plan_times
+        samples += log.samples
+        decisions += len(log.plan_times)
+    lo, hi = wilson_interval(wins, len(seeds))
+    return {
+        "episodes": len(seeds),
+        "successes": wins,
+        "success_rate": wins / len(seeds),
+        "success_ci95": [lo, hi],
+        "decision_ms_median": 1000 * statistics.median(times),
+        "decision_ms_p95": 1000 * float(np.percentile(times, 95)),
+        "samples_per_decision": samples / max(decisions, 1),
+    }
 
 
-def main() -> None:
-    from jepa_planner.policy import DistilledPolicy, PolicyPlanner
-    from jepa_planner.profiles import build_planner, load_profile
+def main(argv: list[str] | None = None) -> int:
+    from jepa_planner.distill import distil_dagger
+    from jepa_planner.policy import PolicyPlanner
+    from jepa_planner.profiles import PolicySeededPlanner, build_planner, load_profile
+    from jepa_sim.machine import machine_info
     from jepa_sim.worlds import make_world
     from jepa_world_model.bundle import load_bundle
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", default=str(ROOT / "models" / "two_rooms"))
-    p.add_argument("--profile", default="flat_cem")
-    p.add_argument("--train-episodes", type=int, default=20)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--max-steps", type=int, default=200)
-    p.add_argument("--policy-out", default=str(ROOT / "artifacts" / "policy" / "two_rooms_policy.pt"))
+    p.add_argument("--seed", type=int, default=0, help="base seed: training and held-out seeds derive from it")
+    p.add_argument("--episodes", type=int, default=40, help="held-out evaluation episodes per condition")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy.json"))
-    args = p.parse_args()
+    p.add_argument("--bundle", default=str(ROOT / "models" / "two_rooms"))
+    p.add_argument("--world", default="two_rooms")
+    p.add_argument("--profile", default="flat_cem", help="the Mode-2 profile (a flat sampling planner)")
+    p.add_argument("--rounds", type=int, default=4, help="DAgger rounds after the demonstration round")
+    p.add_argument("--episodes-per-round", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
+    p.add_argument("--proposals", type=int, default=16, help="Mode-1 proposals per iteration of the seeded Mode 2")
+    p.add_argument("--policy-out", default="", help="also save the policy here (it belongs to this bundle only)")
+    p.add_argument("--max-steps", type=int, default=0, help="raw steps per episode (0: the world's)")
+    args = p.parse_args(argv)
     torch.set_num_threads(2)
-    model = load_bundle(args.bundle, backend="torch")
-    world = make_world("two_rooms", goal_in_other_room=True)
-    profile = load_profile(args.profile)
+    try:
+        model = load_bundle(args.bundle, backend="torch")
+        profile = load_profile(args.profile)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"bench_policy: {exc}", file=sys.stderr)
+        return 2
+    if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
+        print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
+        return 2
+    kwargs = {"two_rooms": {"goal_in_other_room": True}, "multi_room": {"goal_far": True}}.get(args.world, {})
+    world = make_world(args.world, **kwargs)
+    max_steps = args.max_steps or world.spec.max_steps
     replan = profile.replan_interval(model.frameskip)
+    base = 1_000_000 * (args.seed + 1)
+    train_seeds = [base + i for i in range(500_000)]
+    heldout = [base + 500_000 + i for i in range(args.episodes)]
 
-    record: list = []
-    for i in tqdm(range(args.train_episodes), desc="Mode 2 demonstrations"):
-        drive(model, build_planner(profile, model, seed=i), world, 10_000 + i, args.max_steps, replan, record)
-    z = torch.stack([r[0] for r in record])
-    g = torch.stack([r[1] for r in record])
-    a = torch.stack([r[2] for r in record])
-    policy = DistilledPolicy.for_model(model, hidden=256, depth=3)
-    losses = policy.fit(z, g, a, epochs=300, progress=False)
-    Path(args.policy_out).parent.mkdir(parents=True, exist_ok=True)
-    policy.save(args.policy_out)
+    start = time.perf_counter()
+    policy, history = distil_dagger(
+        model, lambda s: build_planner(profile, model, seed=s), world, train_seeds, rounds=args.rounds,
+        episodes_per_round=args.episodes_per_round, max_steps=max_steps, replan_every=replan, epochs=args.epochs,
+        seed=args.seed, progress=lambda line: print(line, flush=True),
+    )
+    train_s = time.perf_counter() - start
+    if args.policy_out:
+        Path(args.policy_out).parent.mkdir(parents=True, exist_ok=True)
+        policy.save(args.policy_out)
 
-    results = {}
-    for mode, make in (("mode1_policy", lambda s: PolicyPlanner(model, policy, horizon=1)),
-                       ("mode2_planner", lambda s: build_planner(profile, model, seed=s))):
-        ok, times = 0, []
-        for s in tqdm(range(args.eval_episodes), desc=mode):
-            success, t = drive(model, make(s), world, s, args.max_steps, replan)
-            ok += success
-            times += t
-        results[mode] = {"success_rate": ok / args.eval_episodes, "decision_ms_median": 1000 * float(np.median(times)),
-                         "decision_ms_p95": 1000 * float(np.percentile(times, 95))}
-    result = {
-        "machine": machine_info(),
-        "bundle": portable_path(args.bundle), "profile": args.profile, "train_decisions": len(record), "fit_loss_final": losses[-1],
-        **results,
-        "speedup_mode1_over_mode2": results["mode2_planner"]["decision_ms_median"] / results["mode1_policy"]["decision_ms_median"],
-        "eval_episodes": args.eval_episodes,
+    full = int(profile.levels[0].params["num_samples"])
+    reduced_total = max(2, round(full * args.sample_fraction))
+    reduced = profile.model_copy(deep=True)
+    reduced.levels[0].params["num_samples"] = reduced_total
+    elites = int(reduced.levels[0].params.get("num_elites", 10))
+    reduced.levels[0].params["num_elites"] = min(elites, max(1, reduced_total // 10))
+    seeded = reduced.model_copy(deep=True)
+    seeded.levels[0].params["num_samples"] = reduced_total - args.proposals  # proposals count in the budget
+    conditions = {
+        "mode1_policy": lambda s: PolicyPlanner(model, policy),
+        "mode2_planner": lambda s: build_planner(profile, model, seed=s),
+        "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
+        "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
+                                                                       args.proposals),
     }
+    results: dict = {}
+    partial = Path(args.out).with_suffix(".partial.json")
+    for name, make in conditions.items():
+        results[name] = run_condition(model, make, world, heldout, max_steps, replan, name)
+        print(f"{name}: {results[name]}", flush=True)
+        partial.write_text(json.dumps({"dagger": [asdict(h) for h in history], **results}, indent=2))
+    m1, m2 = results["mode1_policy"], results["mode2_planner"]
+    result = {
+        "command": "bench/bench_policy.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine_info(),
+        "bundle": Path(args.bundle).name,
+        "world": args.world,
+        "profile": args.profile,
+        "dagger": [asdict(h) for h in history],
+        "train_s": train_s,
+        "heldout_seeds": [heldout[0], heldout[-1]],
+        "samples": {"mode2": full, "reduced": reduced_total, "seeded_random": reduced_total - args.proposals,
+                    "seeded_proposals": args.proposals},
+        **results,
+        "speedup_mode1_over_mode2": m2["decision_ms_median"] / m1["decision_ms_median"],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"Mode 1 (distilled from {len(record)} Mode-2 decisions): success {100 * results['mode1_policy']['success_rate']:.0f}%, "
-          f"{results['mode1_policy']['decision_ms_median']:.2f} ms/decision; Mode 2: success "
-          f"{100 * results['mode2_planner']['success_rate']:.0f}%, {results['mode2_planner']['decision_ms_median']:.1f} ms/decision; "
-          f"Mode 1 is {result['speedup_mode1_over_mode2']:.0f}x faster ({args.eval_episodes} held-out episodes)")
+    partial.unlink(missing_ok=True)
+    for name, r in results.items():
+        print(f"{name}: success {100 * r['success_rate']:.0f}% [{100 * r['success_ci95'][0]:.0f}, "
+              f"{100 * r['success_ci95'][1]:.0f}], {r['decision_ms_median']:.2f} ms/decision, "
+              f"{r['samples_per_decision']:.0f} samples/decision")
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

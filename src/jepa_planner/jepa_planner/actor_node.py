@@ -120,6 +120,7 @@ class ActorNode(LifecycleNode):
         self.plan_times: list[float] = []
         self.cmd_times: list[float] = []
         self.publishers_ready = False
+        self.critic = None  # the latest valid critic from 'critic_updated' (hot-swapped into the planner)
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -161,6 +162,7 @@ class ActorNode(LifecycleNode):
             (Header, "goal_lease", self.on_lease, reliable_qos(1)),
             (LatentState, "subgoal_latent", self.on_subgoal, reliable_qos(1)),
             (String, "profile", self.on_profile, latched_qos()),
+            (String, "critic_updated", self.on_critic_updated, reliable_qos(1)),
         ):
             own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
         steady = steady_clock()
@@ -210,13 +212,28 @@ class ActorNode(LifecycleNode):
         if name not in self.profiles:
             raise KeyError(f"unknown planner profile '{name}'; known: {sorted(self.profiles)}")
         profile = self.profiles[name]
-        planner = build_planner(profile, self.model)
+        planner = build_planner(profile, self.model, critic=self.critic)
         replan = profile.replan_interval(int(self.model.frameskip))
         goal = self.controller.goal if self.controller is not None else None
         self.controller = MPCController(self.model, planner, replan_every=replan)
         if goal is not None:
             self.controller.set_goal(goal)
         self.profile_name, self.profile_kind = name, profile.kind
+
+    def on_critic_updated(self, msg: String) -> None:
+        """Hot-swap a new critic into the planner's critic terms; a bad file keeps the current one (one warning)."""
+        from jepa_planner.critic import load_critic_checked, swap_critic
+
+        try:
+            critic = load_critic_checked(msg.data, tuple(self.model.latent_shape))
+        except Exception as exc:  # any file can arrive here: it must cost neither the node nor the current critic
+            self.warn(f"critic '{msg.data}' not loaded, keeping the current one: {type(exc).__name__}: "
+                      f"{(str(exc).strip().splitlines() or [''])[0][:200]}")
+            return
+        with self.lock:
+            self.critic = critic
+            swapped = swap_critic(self.controller.planner, critic) if self.controller is not None else 0
+        self.get_logger().info(f"critic '{msg.data}' swapped into {swapped} cost term(s)")
 
     def on_profile(self, msg: String) -> None:
         if msg.data == self.profile_name or self.model is None:

@@ -231,6 +231,15 @@ class ConfiguratorNode(LifecycleNode):
             raise ValueError(f"perception rate is {msg.data}")
         self.perception_rate = float(msg.data)
 
+    def mode1_if_familiar(self, profile: str, z_goal: np.ndarray) -> str:
+        """The profile's ``mode1_profile`` when the goal is familiar to its policy (profile option), else the profile."""
+        from jepa_planner.profiles import choose_profile
+
+        chosen, why = choose_profile(self.profiles, profile, z_goal, self.latent_std)
+        if chosen != profile:
+            self.get_logger().info(f"profile '{profile}' -> Mode 1 '{chosen}': {why}")
+        return chosen
+
     # ---------------------------------------------------------------- goals
     def on_goal_request(self, goal: ReachGoal.Goal) -> GoalResponse:
         """Accept a well-formed goal; refuse any other and, as it was meant to replace a running goal, end that one
@@ -381,7 +390,7 @@ class ConfiguratorNode(LifecycleNode):
             handle.abort()
             result.reason = f"rejected: {exc}"
             return result
-        profile = goal.profile or self.params["default_profile"]
+        profile = self.mode1_if_familiar(goal.profile or self.params["default_profile"], z_goal)
         tolerance = goal.tolerance if goal.tolerance > 0 else self.params["default_tolerance"]
         time_limit = goal.time_limit if goal.time_limit > 0 else self.params["default_time_limit"]
         with self.goal_lock:

@@ -2,7 +2,8 @@
 
 Each term is a small class with a ``name``, a ``weight`` and ``score(inputs) -> (B,)`` raw values
 (one per candidate); ``CostModule`` sums the weighted terms and keeps the per-term values for display.
-Terms are listed in YAML (``config/costs.yaml``) as ``{type, weight, params}``.
+Each level of a planner profile (``config/planner_profiles.yaml``) lists its terms as ``{type, weight, params}``;
+the defaults of a term's params are those of its class below (there is no separate cost file).
 """
 
 from __future__ import annotations
@@ -188,6 +189,8 @@ class CriticCost(CostTerm):
     Args:
         critic: callable ``(latents (B, *L), goal (B, *L)) -> (B,)``, e.g. ``jepa_planner.critic.Critic``.
             When None the term scores zero, so a profile can list it before a critic is trained.
+        path: a critic checkpoint to load when no ``critic`` object is given (a profile naming its critic);
+            a missing file leaves the term at zero until one is hot-swapped in (``swap_critic``).
     """
 
     type_name = "critic"
@@ -196,17 +199,23 @@ class CriticCost(CostTerm):
         self,
         weight: float = 1.0,
         critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        path: str | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(weight, name)
+        if critic is None and path and Path(path).is_file():
+            from jepa_planner.critic import load_critic_checked
+
+            critic = load_critic_checked(path)
         self.critic = critic
 
     def score(self, inputs: CostInputs) -> torch.Tensor:
-        if self.critic is None:
+        critic = self.critic  # read once: a hot swap between here and the call cannot mix two critics
+        if critic is None:
             return inputs.latents.new_zeros(inputs.latents.shape[0])
         z = inputs.latents[:, -1]
         goal = inputs.goal if inputs.goal.dim() == z.dim() else inputs.goal.unsqueeze(0).expand_as(z)
-        return self.critic(z, goal).reshape(-1)
+        return critic(z, goal).reshape(-1)
 
 
 class SafetyCost(CostTerm):

@@ -44,6 +44,7 @@ class Critic(nn.Module):
         data: EpisodeMemory | tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         *,
         gamma: float = 0.99,
+        hindsight: int = 0,
         epochs: int = 200,
         batch_size: int = 256,
         lr: float = 3e-3,
@@ -52,10 +53,17 @@ class Critic(nn.Module):
     ) -> list[float]:
         """Regress the cost-to-go of stored episodes (or a given (latents, goals, targets) triple).
 
+        Args:
+            hindsight: extra later-state goals per stored state (``EpisodeMemory.hindsight_dataset``); 0 uses
+                each episode's own goal only.
+
         Returns:
             Mean training loss (MSE in units of the target scale) per epoch.
         """
-        z, g, y = data.critic_dataset(gamma) if isinstance(data, EpisodeMemory) else data
+        if isinstance(data, EpisodeMemory):
+            z, g, y = data.hindsight_dataset(gamma, hindsight, seed) if hindsight > 0 else data.critic_dataset(gamma)
+        else:
+            z, g, y = data
         if z.shape[0] == 0:
             raise ValueError("the critic got an empty training set")
         self.target_scale.fill_(float(y.abs().mean().clamp_min(1e-6)))
@@ -88,3 +96,49 @@ class Critic(nn.Module):
         critic = cls(tuple(cfg["latent_shape"]), cfg["hidden"], cfg["depth"])
         critic.load_state_dict(blob["state"])
         return critic.eval()
+
+
+def load_critic_checked(path: str | Path, latent_shape: tuple[int, ...] | None = None) -> Critic:
+    """Load a critic and check it fits ``latent_shape`` and gives finite values (hot swap: refuse bad files).
+
+    Raises:
+        FileNotFoundError / ValueError / RuntimeError with a message naming the file.
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # torch's warnings about a foreign file are not the one line callers log
+        warnings.simplefilter("ignore")
+        try:
+            critic = Critic.load(Path(path))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"{path} is not a critic checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from exc
+    shape = tuple(critic.config["latent_shape"])
+    if latent_shape is not None and shape != tuple(latent_shape):
+        raise ValueError(f"critic {path} is for latents of shape {list(shape)}, the model's are {list(latent_shape)}")
+    with torch.no_grad():
+        probe = critic(torch.zeros(1, *shape), torch.zeros(1, *shape))
+    if not torch.isfinite(probe).all():
+        raise ValueError(f"critic {path} outputs NaN/inf")
+    return critic
+
+
+def swap_critic(planner: object, critic: object) -> int:
+    """Point every ``critic`` cost term of a planner (all levels, wrappers included) at ``critic``.
+
+    One attribute assignment per term, so a plan in progress scores with either the old or the new critic,
+    never a mix within one term evaluation. Returns how many terms were swapped.
+    """
+    from jepa_planner.costs import CriticCost
+
+    count = 0
+    inner = getattr(planner, "planner", None)
+    if inner is not None:
+        count += swap_critic(inner, critic)
+    for p in getattr(planner, "planners", [planner]):
+        for term in getattr(getattr(p, "costs", None), "terms", []):
+            if isinstance(term, CriticCost):
+                term.critic = critic
+                count += 1
+    return count

@@ -111,6 +111,50 @@ class EpisodeMemory:
             torch.from_numpy(np.concatenate(targets)),
         )
 
+    def hindsight_dataset(
+        self, gamma: float = 0.99, goals_per_state: int = 4, seed: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Critic data with hindsight goals: each state paired with later states of its episode as goals.
+
+        The target for (z_t, goal z_k), k >= t, is the discounted sum of d(z_j, z_k) for j = t..k, with d the
+        mean squared difference of the stored latents (the intrinsic goal distance up to the latent
+        normalisation, which the stored costs already carry for the episode's own goal). One episode thus
+        teaches the cost-to-go toward every place it passed, not only toward its own goal, which is what
+        lets a few dozen episodes cover the goals of new tasks. The episodes' own goals are included too.
+        """
+        z_own, g_own, y_own = self.critic_dataset(gamma)
+        rng = np.random.default_rng(seed)
+        zs, goals, targets = [z_own.numpy()], [g_own.numpy()], [y_own.numpy()]
+        scale = self._cost_scale()
+        for e in self.episodes:
+            t_len = len(e)
+            if t_len < 2:
+                continue
+            flat = e.latents.reshape(t_len, -1)
+            for t in range(t_len):
+                ks = rng.integers(t, t_len, size=goals_per_state)
+                for k in ks:
+                    d = ((flat[t : k + 1] - flat[k]) ** 2).mean(axis=1) * scale
+                    zs.append(e.latents[t][None])
+                    goals.append(e.latents[k][None])
+                    targets.append(np.array([float((gamma ** np.arange(k - t + 1)) @ d)], np.float32))
+        return (
+            torch.from_numpy(np.concatenate(zs).astype(np.float32)),
+            torch.from_numpy(np.concatenate(goals).astype(np.float32)),
+            torch.from_numpy(np.concatenate(targets).astype(np.float32)),
+        )
+
+    def _cost_scale(self) -> float:
+        """Ratio of the stored costs to the raw mean squared latent distance to the episode goal (the
+        normalisation the intrinsic cost used), so relabelled targets are in the same units."""
+        num, den = 0.0, 0.0
+        for e in self.episodes:
+            if e.goal is None:
+                continue
+            raw = ((e.latents.reshape(len(e), -1) - e.goal.reshape(1, -1)) ** 2).mean(axis=1)
+            num, den = num + float(e.costs @ raw), den + float(raw @ raw)
+        return num / den if den > 0 else 1.0
+
     def sample(self, batch_size: int, generator: np.random.Generator, gamma: float = 0.99):
         """A random batch (with replacement) of (latent, goal, cost-to-go) for critic training."""
         z, g, y = self.critic_dataset(gamma)

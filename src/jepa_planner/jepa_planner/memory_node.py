@@ -6,7 +6,7 @@ as its own rosbag2 MCAP bag (latents as jepa_interfaces/LatentState, commands, c
 closed and synced when the episode closes: a killed memory node loses at most the open episode.
 Each run records into a new session directory under ``record_dir``/episodes and never deletes or
 overwrites earlier bags. Every ``critic_every`` episodes it fits the critic on the stored episodes,
-saves it (atomically) and announces its path on ``critic_updated`` (the cost node reloads it).
+saves it (atomically) and announces its path on ``critic_updated`` (the actor and the cost node hot-swap it).
 Every input is validated (latent shape and values, NaN commands); a bad message costs a warning.
 """
 
@@ -32,6 +32,8 @@ PARAMS = {
     "max_transitions": Param(100000, "transitions kept in memory", min=1, max=100_000_000),
     "critic_every": Param(5, "fit the critic after this many new episodes (0 = never)", min=0, max=100000, dynamic=True),
     "critic_epochs": Param(100, "critic training epochs per update", min=1, max=100000, dynamic=True),
+    "critic_hindsight": Param(4, "later-state goals per stored state when fitting the critic (0 = episode goals only)",
+                              min=0, max=1000, dynamic=True),
     "dt": Param(0.1, "seconds per control step (Twist velocity x dt = action)", min=1e-4, max=10.0, dynamic=True),
 }
 
@@ -121,7 +123,8 @@ class MemoryNode(Node):
             if not episodes:
                 return
             shape = episodes[0].latents.shape[1:]
-            data = self.memory.critic_dataset()
+            k = int(self.params["critic_hindsight"])
+            data = self.memory.hindsight_dataset(goals_per_state=k) if k > 0 else self.memory.critic_dataset()
         critic = Critic(tuple(shape))
         losses = critic.fit(data, epochs=self.params["critic_epochs"])
         if self.params["record_dir"]:

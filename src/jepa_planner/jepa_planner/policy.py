@@ -52,6 +52,8 @@ class DistilledPolicy(nn.Module):
         self.register_buffer("high", high)
         self.action_dim, self.num_actions = low.numel(), num_actions
         self.net = LatentGoalMLP(latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std)
+        # goal latents the policy was trained on: a goal near one of them is "familiar" (Mode 1 may act alone)
+        self.register_buffer("familiar_goals", torch.zeros(0, *latent_shape))
 
     @classmethod
     def for_model(cls, model: WorldModel, level: int = 0, **kwargs) -> DistilledPolicy:
@@ -84,6 +86,20 @@ class DistilledPolicy(nn.Module):
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
+    def set_familiar_goals(self, goals: torch.Tensor) -> None:
+        """Remember the (distinct) goal latents of the training data, for ``goal_distance``."""
+        goals = torch.as_tensor(goals, dtype=torch.float32).reshape(-1, *self.net.latent_shape)
+        self.familiar_goals = torch.unique(goals, dim=0) if goals.shape[0] else goals
+
+    @torch.no_grad()
+    def goal_distance(self, goal: torch.Tensor, latent_std: torch.Tensor | None = None) -> float:
+        """RMS distance (in units of ``latent_std``) from ``goal`` to the nearest training goal; inf when none is known."""
+        if self.familiar_goals.shape[0] == 0:
+            return float("inf")
+        std = torch.ones(()) if latent_std is None else torch.as_tensor(latent_std, dtype=torch.float32).clamp_min(1e-6)
+        diff = (self.familiar_goals - torch.as_tensor(goal, dtype=torch.float32)) / std
+        return float(diff.pow(2).flatten(1).mean(dim=1).sqrt().min())
+
     def fit(
         self,
         latents: torch.Tensor,
@@ -95,8 +111,14 @@ class DistilledPolicy(nn.Module):
         lr: float = 3e-3,
         seed: int = 0,
         progress: bool = False,
+        val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> list[float]:
-        """Regress planned actions (N, A) or (N, >= num_actions, A) from (latents, goals); returns loss per epoch."""
+        """Regress planned actions (N, A) or (N, >= num_actions, A) from (latents, goals); returns loss per epoch.
+
+        Args:
+            val: held-out (latents, goals, actions) (e.g. whole episodes kept out of training): the weights of
+                the epoch with the lowest validation loss are kept, and ``self.val_losses`` records the curve.
+        """
         if actions.dim() == 2:
             actions = actions.unsqueeze(1)
         if actions.shape[1] < self.num_actions or actions.shape[2] != self.action_dim:
@@ -109,8 +131,11 @@ class DistilledPolicy(nn.Module):
         target = actions[:, : self.num_actions]
         gen = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=1e-4)
-        losses = []
+        losses: list[float] = []
+        self.val_losses: list[float] = []
+        best: tuple[float, dict] | None = None
         for _ in tqdm(range(epochs), desc="policy", disable=not progress):
+            self.train()
             order, total = torch.randperm(latents.shape[0], generator=gen), 0.0
             for start in range(0, latents.shape[0], batch_size):
                 idx = order[start : start + batch_size]
@@ -120,7 +145,23 @@ class DistilledPolicy(nn.Module):
                 optimiser.step()
                 total += float(loss.detach()) * idx.numel()
             losses.append(total / latents.shape[0])
+            if val is not None:
+                v = self.validation_loss(*val)
+                self.val_losses.append(v)
+                if best is None or v < best[0]:
+                    best = (v, {k: t.clone() for k, t in self.state_dict().items()})
+        if best is not None:
+            self.load_state_dict(best[1])
+        self.eval()
         return losses
+
+    @torch.no_grad()
+    def validation_loss(self, latents: torch.Tensor, goals: torch.Tensor, actions: torch.Tensor) -> float:
+        """Mean squared error (half-range units) of the first ``num_actions`` actions on held-out data."""
+        if actions.dim() == 2:
+            actions = actions.unsqueeze(1)
+        half = ((self.high - self.low) / 2).clamp_min(1e-6)
+        return float(((self(latents, goals) - actions[:, : self.num_actions]) / half).pow(2).mean())
 
     @torch.no_grad()
     def propose(
@@ -168,7 +209,14 @@ class DistilledPolicy(nn.Module):
         policy = cls(
             tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"]
         )
-        policy.load_state_dict(blob["state"])
+        state = dict(blob["state"])
+        familiar = state.pop("familiar_goals", None)
+        policy.load_state_dict(state, strict=False)
+        missing = set(policy.state_dict()) - set(state) - {"familiar_goals"}
+        if missing:
+            raise ValueError(f"policy checkpoint {path} lacks {sorted(missing)}")
+        if familiar is not None:
+            policy.familiar_goals = familiar
         return policy.eval()
 
 

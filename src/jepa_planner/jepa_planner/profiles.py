@@ -100,6 +100,9 @@ class PlannerProfile(BaseModel):
         on_surprise: what the configurator does when the world model's surprise alarm rises during a task:
             ``ignore`` (a status warning only), ``replan`` (hand the goal to the actor again, which drops its
             plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
+        mode1_profile / familiar_distance: when a goal is familiar, i.e. within ``familiar_distance`` (RMS in
+            latent_std units) of a goal the Mode-1 profile's policy was trained on, the configurator runs
+            ``mode1_profile`` (a ``kind: policy`` profile) instead of this one (``choose_profile``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -115,6 +118,8 @@ class PlannerProfile(BaseModel):
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
+    mode1_profile: str | None = None
+    familiar_distance: float = Field(0.0, ge=0)
 
     def replan_interval(self, frameskip: int) -> int:
         """Raw control steps between replans for a model with this ``frameskip``."""
@@ -171,7 +176,45 @@ def load_profiles(path: str | Path | None = None) -> dict[str, PlannerProfile]:
             out[name] = PlannerProfile.model_validate({**(body or {}), "name": name})
         except ValidationError as err:
             raise ValueError(f"{path}: profile {name!r} is invalid:\n{err}") from err
+    _check_mode1_links(out, path)
     return out
+
+
+def _check_mode1_links(profiles: dict[str, PlannerProfile], path: Path) -> None:
+    for name, prof in profiles.items():
+        target = prof.mode1_profile
+        if target is not None and (target not in profiles or profiles[target].kind != "policy"):
+            raise ValueError(f"{path}: profile {name!r} has mode1_profile {target!r}, which is not a 'kind: policy' profile "
+                             f"of this file; policy profiles: {sorted(n for n, p in profiles.items() if p.kind == 'policy')}")
+
+
+_FAMILIARITY_CACHE: dict[tuple[str, float], DistilledPolicy] = {}
+
+
+def choose_profile(profiles: dict[str, PlannerProfile], name: str, goal, latent_std=None) -> tuple[str, str]:
+    """The profile to run for ``goal``: ``name``, or its ``mode1_profile`` when the goal is familiar to that policy.
+
+    Returns:
+        (profile name, why): the reason is a short phrase for the log (familiarity distance or why not).
+    """
+    profile = profiles[name]
+    target = profile.mode1_profile
+    if target is None or profile.familiar_distance <= 0:
+        return name, "no Mode-1 switch"
+    path = profiles[target].policy_path
+    if not path or not Path(path).is_file():
+        return name, f"Mode-1 policy {path!r} not available"
+    key = (str(path), Path(path).stat().st_mtime)
+    if key not in _FAMILIARITY_CACHE:
+        _FAMILIARITY_CACHE.clear()
+        try:
+            _FAMILIARITY_CACHE[key] = DistilledPolicy.load(path)
+        except Exception as exc:  # a bad policy file keeps Mode 2
+            return name, f"Mode-1 policy {path!r} unreadable ({type(exc).__name__})"
+    distance = _FAMILIARITY_CACHE[key].goal_distance(torch.as_tensor(goal, dtype=torch.float32), latent_std)
+    if distance <= profile.familiar_distance:
+        return target, f"familiar goal (distance {distance:.3f} <= {profile.familiar_distance})"
+    return name, f"unfamiliar goal (distance {distance:.3f} > {profile.familiar_distance})"
 
 
 def load_profile(name: str, path: str | Path | None = None) -> PlannerProfile:

@@ -74,8 +74,13 @@ def test_unknown_cost_type_lists_valid_ones():
         CostModule.from_config(REPO / "config" / "missing.yaml")
 
 
-def test_repo_costs_yaml_builds():
-    module = CostModule.from_config(REPO / "config" / "costs.yaml")
+def test_every_profile_cost_list_builds_and_every_type_builds_with_defaults():
+    from jepa_planner.profiles import load_profiles
+
+    for name, profile in load_profiles(REPO / "config" / "planner_profiles.yaml").items():
+        for level in profile.levels:
+            assert CostModule.from_config([t.model_dump() for t in level.costs]).terms, name
+    module = CostModule.from_config([{"type": kind} for kind in COST_TYPES])
     assert {t.type_name for t in module.terms} == set(COST_TYPES)
 
 
