@@ -24,12 +24,12 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 def test_actor_and_cost_node_swap_the_critic(ros_procs, rclpy_node, tmp_path) -> None:
     from std_msgs.msg import String
 
+    from jepa_common.ros_common import reliable_qos
     from jepa_planner.critic import Critic
-    from jepa_sim.ros_common import reliable_qos
 
     args = ["--ros-args", "-p", f"bundle:={BUNDLE}", "-p", "profile:=flat_cem_short_critic"]
-    actor = ros_procs.start("jepa_planner.actor_node", *args, name="actor")
-    cost = ros_procs.start("jepa_planner.cost_node", *args, name="cost")
+    actor = ros_procs.run("jepa_planner.actor_node", *args, name="actor")
+    cost = ros_procs.run("jepa_planner.cost_node", *args, name="cost")
     pub = rclpy_node.create_publisher(String, "critic_updated", reliable_qos(1))
     wait_for(lambda: rclpy_node.count_subscribers("critic_updated") >= 2 or actor.poll() is not None or cost.poll() is not None,
              240, "the actor and the cost node on critic_updated")
