@@ -96,8 +96,13 @@ class NodeProcesses:
 
     @staticmethod
     def _signal_group(p: subprocess.Popen, sig: int) -> None:
+        """Signal the process and anything it started (its own group); a child that shares our group
+        (started without a new session, e.g. by a benchmark) gets the signal alone."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, sig)  # the process and anything it started (start_new_session: group id = pid)
+            if os.getpgid(p.pid) == p.pid:
+                os.killpg(p.pid, sig)
+            else:
+                p.send_signal(sig)
 
     def kill_all(self) -> None:
         """SIGKILL every process group at once (second Ctrl-C, or a stop that timed out)."""
