@@ -43,12 +43,12 @@ def rclpy_node(ros_env: dict[str, str]):
     import threading
 
     rclpy = pytest.importorskip("rclpy")
-    from rclpy.executors import MultiThreadedExecutor
+    from jepa_common.ros_common import make_executor
 
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = make_executor(2, context=context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()

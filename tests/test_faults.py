@@ -440,6 +440,7 @@ def test_memory_episodes_survive_sigkill(ros_env, tmp_path, rclpy_node) -> None:
     """Each closed episode is its own readable bag at once; a SIGKILL loses only the open episode; a second
     session records beside the first and never touches its bags."""
     from geometry_msgs.msg import Twist
+    from rcl_interfaces.srv import ListParameters
     from rosbags.highlevel import AnyReader
 
     from jepa_common.ros_common import latched_qos, reliable_qos
@@ -460,16 +461,28 @@ def test_memory_episodes_survive_sigkill(ros_env, tmp_path, rclpy_node) -> None:
         msg.data = np.full(4, value, np.float32)
         return msg
 
-    def gids(topic: str) -> set:
-        return {bytes(i.endpoint_gid) for i in node.get_subscriptions_info_by_topic(topic)}
+    publishers = (goal_pub, latent_pub, cmd_pub)
+    list_params = node.create_client(ListParameters, "memory/list_parameters")
+
+    def spinning() -> bool:
+        """The memory node answers a service: its executor runs. Its subscriptions exist (and match) from
+        configure on, before it spins; a goal sent then waits in a depth-1 queue and the next one replaces it."""
+        future = list_params.call_async(ListParameters.Request())
+        deadline = time.monotonic() + 2.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return future.done()
 
     def session(kill: bool) -> None:
-        topics = ("latent", "cmd_vel", "goal_latent")
-        stale = {t: gids(t) for t in topics}  # a killed predecessor stays in the graph for a while: wait for the new one
+        # wait until each of our publishers has matched the new node's reader (a killed predecessor stays
+        # matched for a while) and the new node spins
+        before = [pub.get_subscription_count() for pub in publishers]
         procs = start_nodes(tmp_path, ["memory"], {"memory": {"record_dir": str(record), "critic_every": 0}})
         try:
-            wait_for(lambda: all(gids(t) - stale[t] for t in topics), 90, "the new memory node's subscriptions")
-            time.sleep(1.0)
+            wait_for(lambda: all(pub.get_subscription_count() > n for pub, n in zip(publishers, before, strict=True)),
+                     90, "our publishers matching the new memory node's subscriptions")
+            wait_for(spinning, 60, "the new memory node to answer a service (its executor spins)")
+            time.sleep(0.5)
             for episode, steps in ((1, 5), (2, 3)):
                 goal_pub.publish(latent(100.0 + episode))
                 time.sleep(0.3)

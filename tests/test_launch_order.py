@@ -53,15 +53,7 @@ def stop_all_within(procs, seconds: float) -> dict[str, tuple[float, int | None]
     return exits
 
 
-# Known bug (found when the goal lease and the composed mode were merged): in the composed process the
-# lockstep chain sim -> perception -> actor -> sim stalls for more than a second now and then, long enough
-# for the goal lease (lease_timeout 1 s) to expire; the actor then stops the robot (safe) and the first goal
-# ends as "stalled". Separate processes are not affected. Not strict: it passes when the stalls stay short.
-COMPOSED_STALLS = pytest.mark.xfail(reason="composed mode: lockstep stalls > lease_timeout (known bug, see README)",
-                                    strict=False)
-
-
-@pytest.mark.parametrize("order", ["sim_first", "sim_last", pytest.param("composed", marks=COMPOSED_STALLS)])
+@pytest.mark.parametrize("order", ["sim_first", "sim_last", "composed"])
 def test_first_goal_is_reached_when_all_nodes_start_at_once(ros_env, tmp_path, order: str) -> None:
     from jepa_common.processes import NodeProcesses
     from jepa_interfaces.action import ReachGoal

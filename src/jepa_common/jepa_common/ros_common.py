@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,6 +410,59 @@ def configure_failed(node: Any, exc: BaseException) -> Any:
     return TransitionCallbackReturn.FAILURE
 
 
+def make_executor(threads: int = 2, context: Any = None) -> Any:
+    """A multi-threaded rclpy executor that queues each ready callback once.
+
+    Why not plain ``MultiThreadedExecutor``: in the rclpy releases we run on (9.x here, older on
+    robots), a callback that is ready but still waiting for a pool thread is yielded again on every
+    pass of the executor loop and queued again. In a fast lockstep loop (a plan runs in one thread,
+    the next latent is already there) the main thread then spins through thousands of passes a second
+    holding the GIL, and the threads that should plan, refresh the goal lease or report status wait
+    for it: plans took 1.6 s instead of tens of ms and healthy goal leases expired (found with py-spy;
+    rclpy fixed the re-yield upstream in its 10.x line). Here a task already in the pool queue is not
+    queued again, and the loop sleeps 0.5 ms instead of spinning while it waits for a thread; a
+    coroutine that suspended (it left the queue) is resumed as rclpy does it.
+    """
+    import rclpy.executors as executors
+    from rclpy.executors import MultiThreadedExecutor
+
+    # what rclpy's own loop treats as "nothing to run this time" (names differ a little across releases)
+    done_waiting = tuple(getattr(executors, name) for name in (
+        "ExternalShutdownException", "ShutdownException", "TimeoutException", "ConditionReachedException")
+        if hasattr(executors, name))
+
+    class QueueOnceExecutor(MultiThreadedExecutor):
+        def __init__(self) -> None:
+            super().__init__(num_threads=threads, context=context)
+            self._queued: set[Any] = set()  # tasks handed to the pool that no thread has started yet
+
+        def _spin_once_impl(self, timeout_sec: Any = None, wait_condition: Callable[[], bool] = lambda: False) -> None:
+            while True:
+                try:
+                    handler, _entity, _node = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+                except done_waiting:
+                    return
+                if handler not in self._queued:
+                    break
+                # already waiting for a pool thread: do not queue it again, and let go of the GIL for a
+                # moment so that the pool threads can start it (rclpy's loop comes straight back here)
+                time.sleep(0.0005)
+
+            def run(task: Any = handler) -> None:
+                self._queued.discard(task)
+                task()
+
+            self._queued.add(handler)
+            self._executor.submit(run)
+            self._futures.append(handler)
+            for future in self._futures[:]:
+                if future.done():
+                    self._futures.remove(future)
+                    future.result()  # raise any exception of a finished callback, as rclpy does
+
+    return QueueOnceExecutor()
+
+
 def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int = 2) -> int:
     """``main()`` of every node: init, build, autostart lifecycle nodes, spin, clean shutdown.
 
@@ -423,7 +477,7 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     import sys
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
     from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
     global _ROS_ARGS
@@ -443,7 +497,7 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 print(f"[{node.get_name()}] error: activate failed; exiting", file=sys.stderr)
                 return 1
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = make_executor(threads)
         executor.add_node(node)
         executor.spin()
         interrupted = True  # spin() returns once the context is shut down (SIGINT/SIGTERM)

@@ -164,7 +164,11 @@ class ActorNode(LifecycleNode):
             (String, "profile", self.on_profile, latched_qos()),
             (String, "critic_updated", self.on_critic_updated, reliable_qos(1)),
         ):
-            own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos))
+            # the lease has its own group: planning runs inside on_latent (default group), and in a fast
+            # lockstep loop the next latent is always ready when a plan ends, so a lease sharing that
+            # group would never be taken and would expire under a healthy configurator
+            group = MutuallyExclusiveCallbackGroup() if topic == "goal_lease" else None
+            own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos, callback_group=group))
         steady = steady_clock()
         # the watchdog has its own group too: a goal lease that runs out stops the robot even during a long plan
         own(self.create_timer(0.05, self.watchdog, clock=steady, callback_group=MutuallyExclusiveCallbackGroup()))

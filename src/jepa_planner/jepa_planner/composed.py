@@ -74,11 +74,13 @@ class NodeExecutor:
     """One node's executor on its own thread(s), each thread with the node's torch thread budget."""
 
     def __init__(self, node: Any, threads: int, torch_threads: int) -> None:
-        from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
+
+        from jepa_common.ros_common import make_executor
 
         self.node, self.torch_threads = node, torch_threads
         if threads > 1:
-            self.executor = MultiThreadedExecutor(num_threads=threads)
+            self.executor = make_executor(threads)
             # Callbacks run on the pool's threads: give each of them the node's torch budget.
             self.executor._executor = ThreadPoolExecutor(threads, initializer=self.set_torch_threads)
         else:

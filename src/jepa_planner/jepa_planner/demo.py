@@ -74,11 +74,10 @@ class DemoClient:
         import rclpy
         from geometry_msgs.msg import TwistStamped
         from rclpy.action import ActionClient
-        from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
-        from jepa_common.ros_common import latched_qos, reliable_qos, sensor_qos, stamp_to_ns
+        from jepa_common.ros_common import latched_qos, make_executor, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_interfaces.action import ReachGoal
         from jepa_interfaces.msg import AgentStatus, Plan
         from jepa_sim.worlds import make_world
@@ -110,7 +109,7 @@ class DemoClient:
         n.create_subscription(AgentStatus, "agent_status", lambda m: setattr(self, "status", m), reliable_qos(5))
         self.reset_client = n.create_client(Trigger, "sim/reset")
         self.action = ActionClient(n, ReachGoal, "reach_goal")
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = make_executor(2)
         self.executor.add_node(n)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
@@ -297,7 +296,7 @@ class WorldDefaults:
 
 
 # The tolerances sit inside the 1 px success radius (bench/calibrate_tolerance.py: with models/multi_room 1 px of
-# displacement is 0.028 normalised latent distance, against 0.059 for models/two_rooms and its params-file 0.04).
+# displacement is 0.028 normalised latent distance, against 0.068 for models/two_rooms and its params-file 0.03).
 WORLD_DEFAULTS = {
     "two_rooms": WorldDefaults("{goal_in_other_room: true}"),
     "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600, tolerance=0.015),
