@@ -1,0 +1,91 @@
+"""The nodes' executor queues a ready callback once, even while every pool thread is busy.
+
+rclpy's MultiThreadedExecutor (9.x and older) yields a task that waits for a pool thread on every
+pass of its loop and queues it again: with one long callback holding the only thread, a timer that
+comes due is queued thousands of times a second and the loop spins holding the GIL. Counted here
+as submissions to the pool, which is what the busy loop does; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+pytestmark = pytest.mark.ros
+
+
+def count_submissions(executor_factory) -> tuple[int, int, int, int]:
+    """(pool submissions, long, short and traffic callbacks run) over 1.2 s with one pool thread."""
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("executor_probe", context=context)
+    runs = {"long": 0, "short": 0, "traffic": 0}
+
+    def long_callback() -> None:
+        runs["long"] += 1
+        time.sleep(0.4)  # holds the pool's only thread
+
+    def short_callback() -> None:
+        runs["short"] += 1
+
+    node.create_timer(0.05, long_callback, callback_group=MutuallyExclusiveCallbackGroup())
+    node.create_timer(0.05, short_callback, callback_group=MutuallyExclusiveCallbackGroup())
+    # traffic (like latents arriving in a lockstep loop): wakes the executor's wait while the timers wait
+    def traffic_callback() -> None:
+        runs["traffic"] += 1
+
+    traffic = node.create_guard_condition(traffic_callback, callback_group=MutuallyExclusiveCallbackGroup())
+    stop = threading.Event()
+
+    def wake() -> None:
+        while not stop.is_set():
+            traffic.trigger()
+            time.sleep(0.001)
+    executor = executor_factory(context)
+    executor.add_node(node)
+    submissions = [0]
+    submit = executor._executor.submit
+
+    def counting_submit(fn, *args, **kwargs):
+        submissions[0] += 1
+        return submit(fn, *args, **kwargs)
+
+    executor._executor.submit = counting_submit
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    threading.Thread(target=wake, daemon=True).start()
+    time.sleep(1.2)
+    stop.set()
+    executor.shutdown(timeout_sec=1.0)
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    thread.join(timeout=2)
+    return submissions[0], runs["long"], runs["short"], runs["traffic"]
+
+
+def test_a_waiting_callback_is_queued_once(ros_env) -> None:
+    from jepa_common.ros_common import make_executor
+
+    submissions, long_runs, short_runs, traffic = count_submissions(lambda context: make_executor(1, context=context))
+    assert long_runs >= 2 and short_runs >= 2 and traffic >= 2, "every callback must still run"
+    # each run is one submission (a callback due while the thread is busy waits once in the queue)
+    assert submissions <= long_runs + short_runs + traffic + 6, (submissions, long_runs, short_runs, traffic)
+
+
+def test_rclpy_executor_requeues_here(ros_env) -> None:
+    """The control: where the installed rclpy has the re-queueing loop, the plain executor shows it."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    submissions, long_runs, short_runs, traffic = count_submissions(
+        lambda context: MultiThreadedExecutor(num_threads=1, context=context))
+    runs = long_runs + short_runs + traffic
+    if submissions <= 1.5 * runs:
+        pytest.skip(f"this rclpy queues each callback once already ({submissions} submissions for "
+                    f"{runs} runs): the workaround is harmless here")
+    assert submissions > 1.5 * runs
