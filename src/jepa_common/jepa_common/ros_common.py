@@ -483,6 +483,8 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     global _ROS_ARGS
     _ROS_ARGS = args
     rclpy.init(args=args)
+    exit_code = [0]  # what the stop deadline exits with, should the process hang on its way out
+    threading.Thread(target=_stop_deadline, args=(rclpy.ok, STOP_DEADLINE_S, exit_code), daemon=True).start()
     node = None
     executor = None
     code = 0
@@ -493,9 +495,11 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 why = getattr(node, "configure_error", "") or "on_configure raised an exception"
                 print(f"[{node.get_name()}] error: configure failed: {why}; exiting", file=sys.stderr)
+                exit_code[0] = 1
                 return 1
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 print(f"[{node.get_name()}] error: activate failed; exiting", file=sys.stderr)
+                exit_code[0] = 1
                 return 1
         executor = make_executor(threads)
         executor.add_node(node)
@@ -505,7 +509,7 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
-        code = 2
+        code = exit_code[0] = 2
     finally:
         # A second SIGINT (the terminal's and the launch service's both arrive) must not interrupt the cleanup.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -521,6 +525,28 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     if interrupted:
         exit_now(code)
     return code
+
+
+STOP_DEADLINE_S = 2.5  # Ctrl-C to exit at most this long (the launch service escalates after 5 s)
+
+
+def _stop_deadline(running: Callable[[], bool], seconds: float, exit_code: list[int]) -> None:
+    """Once shutdown has begun, end the process if it is still there ``seconds`` later.
+
+    A node that hangs on Ctrl-C (a callback that never returns, a middleware call blocked on a peer
+    that died at the same moment) would hold the robot's launch until it is killed. Seen once in
+    about 50 all-at-once stops, never reproduced alone: the thread stacks go to the log so the next
+    one says where, and the process exits with the code it was about to return (0 for a clean stop).
+    """
+    import faulthandler
+    import sys
+
+    while running():
+        time.sleep(0.1)
+    time.sleep(seconds)
+    print(f"warning: still running {seconds} s after shutdown began; thread stacks follow; exiting now", file=sys.stderr)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    exit_now(exit_code[0])
 
 
 def exit_now(code: int) -> None:

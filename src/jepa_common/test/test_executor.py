@@ -1,4 +1,5 @@
-"""The nodes' executor queues a ready callback once, even while every pool thread is busy.
+"""The nodes' executor queues a ready callback once, even while every pool thread is busy; a node that
+hangs on Ctrl-C still exits.
 
 rclpy's MultiThreadedExecutor (9.x and older) yields a task that waits for a pool thread on every
 pass of its loop and queues it again: with one long callback holding the only thread, a timer that
@@ -89,3 +90,40 @@ def test_rclpy_executor_requeues_here(ros_env) -> None:
         pytest.skip(f"this rclpy queues each callback once already ({submissions} submissions for "
                     f"{runs} runs): the workaround is harmless here")
     assert submissions > 1.5 * runs
+
+
+# A node whose cleanup never ends (a middleware call blocked on a peer that died at the same moment).
+HANGING_NODE = """
+import time
+import rclpy.node
+from jepa_common.ros_common import run_node
+
+class Hang(rclpy.node.Node):
+    def __init__(self):
+        super().__init__("hang")
+        print("ready", flush=True)
+
+    def destroy_node(self):
+        time.sleep(60)
+
+raise SystemExit(run_node(Hang))
+"""
+
+
+def test_a_node_that_hangs_on_ctrl_c_still_exits(ros_env, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_NODE], env=ros_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)  # spinning
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)  # the stop deadline (2.5 s), far before the 60 s hang ends
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert code == 0, err
+    assert "still running 2.5 s after shutdown began" in err and "destroy_node" in err, err
