@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_common.processes import wait_for
 from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,14 +39,6 @@ MODULES = {
 READY_LINE = {"perception": "loaded bundle", "actor": "actor ready", "memory": "recording each episode",
               "configurator": "configurator ready", "world_model": "world model ready", "cost": "cost node ready"}
 TARGET_ZERO_S = 1.5
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Bench:

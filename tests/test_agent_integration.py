@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "two_rooms"
 PARAMS = REPO / "config" / "agent.yaml"
@@ -24,15 +26,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 if not (BUNDLE / "manifest.json").exists():
     pytest.skip(f"the shipped bundle {BUNDLE} is missing", allow_module_level=True)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "two_rooms"
 PARAMS = REPO / "config" / "agent.yaml"
@@ -38,15 +40,6 @@ MODULES = {
     "cost": "jepa_planner.cost_node",
     "memory": "jepa_planner.memory_node",
 }
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def start_nodes(tmp_path: Path, names: list[str], extra: dict | None = None):

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "two_rooms"
 PARAMS = REPO / "config" / "agent.yaml"
@@ -26,17 +28,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 if not (BUNDLE / "manifest.json").exists():
     pytest.skip(f"the shipped bundle {BUNDLE} is missing", allow_module_level=True)
-
-
-def wait_for(predicate, timeout: float, what: str, procs=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if procs is not None and procs.dead():
-            raise AssertionError(f"node(s) {procs.dead()} exited while waiting for {what}; logs in {procs.log_dir}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stop_all_within(procs, seconds: float) -> dict[str, tuple[float, int | None]]:

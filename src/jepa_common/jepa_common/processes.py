@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -146,3 +147,21 @@ class NodeProcesses:
         for log in self.logs:
             log.close()
         self.logs.clear()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             watch: NodeProcesses | subprocess.Popen | None = None) -> None:
+    """Poll ``predicate`` until it is true; AssertionError after ``timeout`` s, or at once when a watched
+    process died (then the message carries its exit and last log line, so a test failure says why)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if isinstance(watch, NodeProcesses) and watch.dead():
+            raise AssertionError(f"{watch.describe_dead()} while waiting for {what}; logs in {watch.log_dir}")
+        if isinstance(watch, subprocess.Popen) and watch.poll() is not None:
+            log = getattr(watch, "log_path", None)
+            tail = Path(log).read_text()[-2000:] if log else ""
+            raise AssertionError(f"process exited with {watch.returncode} while waiting for {what}; log: {tail}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from jepa_common.processes import wait_for
+
 pytestmark = pytest.mark.ros
 
 BUNDLE = Path(__file__).resolve().parents[3] / "models" / "two_rooms"
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_actor_and_cost_node_swap_the_critic(ros_procs, rclpy_node, tmp_path) -> None:

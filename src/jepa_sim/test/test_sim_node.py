@@ -11,22 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
 from jepa_sim.worlds.two_rooms import TwoRooms
 
 pytestmark = pytest.mark.ros
-
-
-def wait_for(predicate, timeout: float, what: str, proc=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(
-                f"sim node exited with {proc.returncode} while waiting for {what}; log: {Path(proc.log_path).read_text()}"
-            )
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stamp_ns(msg) -> int:

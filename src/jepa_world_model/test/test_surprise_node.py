@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
+
 REPO = Path(__file__).resolve().parents[3]
 BUNDLE = REPO / "models" / "two_rooms"
 
@@ -21,17 +23,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 if not (BUNDLE / "surprise_calibration.json").exists():
     pytest.skip(f"{BUNDLE} has no surprise calibration", allow_module_level=True)
-
-
-def wait_for(predicate, timeout: float, what: str, proc=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"node exited with {proc.returncode} waiting for {what}: {Path(proc.log_path).read_text()}")
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def pick_pair(model, threshold: float):
