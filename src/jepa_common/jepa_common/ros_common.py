@@ -410,6 +410,21 @@ def configure_failed(node: Any, exc: BaseException) -> Any:
     return TransitionCallbackReturn.FAILURE
 
 
+def background_thread(nice: int = 19) -> None:
+    """Give the calling thread the lowest CPU priority: for learning that runs beside a control loop
+    (the memory node's critic fits). On Linux a thread is its own scheduling entity, so ``setpriority``
+    on its thread id lowers this thread only (elsewhere: no change). Torch's thread count is one value
+    per process, so it is left alone here.
+    """
+    import contextlib
+    import os
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):  # not permitted in some containers
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 def make_executor(threads: int = 2, context: Any = None) -> Any:
     """A multi-threaded rclpy executor that queues each ready callback once.
 

@@ -9,10 +9,10 @@ seven processes on a small machine every process has its own interpreter, torch 
 executor, and a frame crosses three process boundaries before it becomes a command.
 
 Each node spins its own executor on its own thread(s), so a slow callback of one node never queues
-behind another node's, and each node's threads get their own torch intra-op budget (torch's
-OpenMP thread count is per calling thread): the actor plans with ``--threads actor=N`` threads
-while the cost node's per-plan rollout and the world model's per-frame prediction stay on one
-thread each and cannot take the actor's cores. rclpy has no intra-process transport: messages
+behind another node's. Torch's intra-op thread count is one value for the whole process (set from
+one thread, read back the same in every other: measured with torch 2.13), so the process uses the
+largest budget of ``--threads`` (the actor's); the other nodes' batch-1 work is below torch's
+parallel grain size and stays on its calling thread anyway. rclpy has no intra-process transport: messages
 between the composed nodes still go through the middleware, in one participant.
 
 Lifecycle nodes with ``autostart`` true configure and activate themselves as with ``run_node``; a
@@ -27,7 +27,6 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,33 +70,25 @@ def node_class(name: str) -> type:
 
 
 class NodeExecutor:
-    """One node's executor on its own thread(s), each thread with the node's torch thread budget."""
+    """One node's executor on its own thread(s)."""
 
-    def __init__(self, node: Any, threads: int, torch_threads: int) -> None:
+    def __init__(self, node: Any, threads: int) -> None:
         from rclpy.executors import SingleThreadedExecutor
 
         from jepa_common.ros_common import make_executor
 
-        self.node, self.torch_threads = node, torch_threads
+        self.node = node
         if threads > 1:
             self.executor = make_executor(threads)
-            # Callbacks run on the pool's threads: give each of them the node's torch budget.
-            self.executor._executor = ThreadPoolExecutor(threads, initializer=self.set_torch_threads)
         else:
             self.executor = SingleThreadedExecutor()
         self.executor.add_node(node)
         self.thread = threading.Thread(target=self.spin, name=f"spin-{node.get_name()}", daemon=True)
 
-    def set_torch_threads(self) -> None:
-        import torch
-
-        torch.set_num_threads(self.torch_threads)
-
     def spin(self) -> None:
         import rclpy
         from rclpy.executors import ExternalShutdownException
 
-        self.set_torch_threads()
         try:
             self.executor.spin()
         except ExternalShutdownException:
@@ -125,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="The agent's nodes in one process (ROS arguments after --ros-args).")
     p.add_argument("--nodes", default=",".join(NODES), help=f"comma-separated nodes to compose (default: all of {list(NODES)})")
     p.add_argument("--threads", nargs="*", default=[], metavar="NODE=N",
-                   help=f"torch intra-op threads per node (default {TORCH_THREADS})")
+                   help=f"torch intra-op threads per node; the process uses the largest (default {TORCH_THREADS})")
     p.add_argument("--executor-threads", nargs="*", default=[], metavar="NODE=N",
                    help=f"executor threads per node, 1 = single-threaded executor (default {EXECUTOR_THREADS})")
     return p
@@ -151,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"[composed] error: {exc}", file=sys.stderr)
         return 2
+    import torch
+
+    torch.set_num_threads(max(budgets[n] for n in names))  # one value per process (see the module docstring)
     rclpy.init(args=argv)
     nodes: list[Any] = []
     runners: list[NodeExecutor] = []
@@ -162,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for node in nodes:  # all constructed first: the topics exist before any node starts acting
             if not autostart(node):
                 return 1
-        runners = [NodeExecutor(n, executor_threads[n.get_name()], budgets[n.get_name()]) for n in nodes]
+        runners = [NodeExecutor(n, executor_threads[n.get_name()]) for n in nodes]
         for runner in runners:
             runner.thread.start()
         nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
