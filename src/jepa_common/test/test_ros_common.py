@@ -117,3 +117,26 @@ def test_parse_latent_names_the_problem() -> None:
     msg.shape, msg.data = [2, 2], np.zeros(3, np.float32)
     with pytest.raises(ValueError, match="3 values"):
         parse_latent(msg, (2, 2))
+
+
+def test_planner_gate_holds_other_work_only_while_a_plan_runs() -> None:
+    import threading
+
+    from jepa_common.ros_common import PlannerGate
+
+    gate = PlannerGate()
+    assert gate.wait_idle(0.0)  # nobody plans: no wait (separate processes)
+    order: list[str] = []
+
+    def other_node() -> None:
+        assert gate.wait_idle(5.0)
+        order.append("other")
+
+    with gate.planning():
+        worker = threading.Thread(target=other_node)
+        worker.start()
+        assert not gate.wait_idle(0.05)  # bounded: a caller gets False, never a hang
+        order.append("plan")
+    worker.join(5.0)
+    assert order == ["plan", "other"]
+    assert gate.wait_idle(0.0)

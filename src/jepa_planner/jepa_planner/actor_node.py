@@ -38,6 +38,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from jepa_common.convert import fill_twist
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     OwnedEntities,
     Param,
     array_to_image,
@@ -335,7 +336,8 @@ class ActorNode(LifecycleNode):
             budget = self.params["plan_time_budget"] or None
             try:
                 self.planning = True
-                step = self.controller.step(z, max_time=budget)
+                with PLANNER_GATE.planning():
+                    step = self.controller.step(z, max_time=budget)
             except ValueError as exc:
                 self.warn(f"planning refused, stopping: {exc}")
                 self.publish_command(np.zeros(self.raw_dim, np.float32), header)
@@ -366,7 +368,8 @@ class ActorNode(LifecycleNode):
                     time.sleep(0.01)
                     continue
                 try:
-                    step = self.controller.step(z, max_time=self.params["plan_time_budget"] or None)
+                    with PLANNER_GATE.planning():
+                        step = self.controller.step(z, max_time=self.params["plan_time_budget"] or None)
                 except ValueError as exc:
                     self.warn(f"planning refused: {exc}")
                     self.current_action = np.zeros(self.raw_dim, np.float32)

@@ -23,6 +23,7 @@ from std_msgs.msg import String
 
 from jepa_common.convert import latent_distance
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     OwnedEntities,
     Param,
     configure_failed,
@@ -144,6 +145,7 @@ class CostNode(LifecycleNode):
         latest, goal = self.latest, self.goal
         if latest is None or goal is None or msg.level != 0:
             return
+        PLANNER_GATE.wait_idle()  # composed: never beside the actor's next plan
         spec = next(s for s in self.model.levels if s.level == 0)
         shape = tuple(int(x) for x in msg.action_shape)
         acts = np.asarray(msg.actions, np.float32)

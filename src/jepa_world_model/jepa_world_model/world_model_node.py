@@ -28,6 +28,7 @@ from visualization_msgs.msg import Marker
 
 from jepa_common.convert import twist_to_action
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     OwnedEntities,
     Param,
     configure_failed,
@@ -136,6 +137,7 @@ class WorldModelNode(LifecycleNode):
             self.history[-1]["action"] = self.pending_action  # the command applied after the previous latent
         self.pending_action = None
         self.history.append({"z": z, "action": None, "stamp": stamp_to_ns(msg.header.stamp)})
+        PLANNER_GATE.wait_idle()  # composed: the actor plans this latent first
         self.publish_surprise()
 
     def publish_surprise(self) -> None:
