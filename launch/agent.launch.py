@@ -16,7 +16,8 @@ params file with one ``/**/<node>`` section per node, as one process cannot take
 
 Any process of the launch (this file's nodes, and the sim of agent_sim.launch.py, which includes it)
 that exits by itself, e.g. a lifecycle node that failed to configure (exit code 1), shuts the whole
-launch down with one error line saying which and why, instead of leaving it running half-dead.
+launch down with one error line saying which and why, instead of leaving it running half-dead; the
+launch then exits with code 1 when that process failed (0 when it stopped cleanly, and after Ctrl-C).
 
 Parameter overrides are computed in Python (an ``OpaqueFunction``) because a launch argument left
 empty must leave the params file's value alone, which a plain substitution cannot express.
@@ -144,8 +145,17 @@ def shutdown_on_exit(event: Any, context: LaunchContext) -> list:
     import launch.logging
 
     message = exit_message(event.process_name, event.returncode)
+    if event.returncode != 0:
+        # launch ends with exit code 0 after a Shutdown action; an exception is its only way to end with
+        # 1 (it logs "Caught exception in launch ...: <message>" and shuts down), so that `ros2 launch`
+        # in a script or a systemd unit reports the failed node
+        raise NodeFailedError(message)
     launch.logging.get_logger("launch").error(message)
     return [Shutdown(reason=message)]
+
+
+class NodeFailedError(RuntimeError):
+    """A node of the launch ended with an error: the launch shuts down and exits with code 1."""
 
 
 def composed_overrides_file(arguments: dict[str, str]) -> str:

@@ -327,6 +327,13 @@ def test_a_node_exiting_by_itself_shuts_the_launch_down_with_a_reason() -> None:
     assert "parameters" in h["exit_message"]("sim-1", 2)
     assert "signal 9" in h["exit_message"]("actor_node-3", -9)
 
+    # a failed node ends the launch with exit code 1: launch gives 1 only for an exception from a handler
+    tree_names = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.ClassDef))}
+    assert "NodeFailedError" in tree_names
+    handler = next(s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == "shutdown_on_exit")
+    raised = [n for n in ast.walk(handler) if isinstance(n, ast.Raise)]
+    assert raised and "NodeFailedError" in ast.unparse(raised[0]), "shutdown_on_exit must raise NodeFailedError for a failed node"
+
 
 def test_jepa_planner_installs_what_the_launch_files_read() -> None:
     """setup.py data_files globs (run in src/jepa_planner, through its launch/ and config/ links) cover the files."""

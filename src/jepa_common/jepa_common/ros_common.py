@@ -341,6 +341,8 @@ def guarded(node: Any, topic: str, callback: Callable[[Any], None]) -> Callable[
         except ValueError as exc:
             logger.warning(f"'{topic}': message dropped: {one_line(exc)}", throttle_duration_sec=2.0)
         except Exception as exc:  # the node must outlive any single message
+            if not node.context.ok():
+                return  # shutting down (Ctrl-C): publishers are gone, nothing to report
             logger.error(f"'{topic}': message dropped after {type(exc).__name__}: {one_line(exc)}", throttle_duration_sec=2.0)
 
     return safe
