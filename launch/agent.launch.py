@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
@@ -183,15 +183,18 @@ def launch_setup(context: LaunchContext) -> list:
     log_args = ["--ros-args", "--log-level", log_level]
     if parse_bool("composed", LaunchConfiguration("composed").perform(context)):
         # No name=: it would rename every node of the process. Executor and torch threads per node: composed.py.
+        overrides = composed_overrides_file(arguments)
         return [
             Node(
                 package="jepa_planner",
                 executable="composed_agent",
                 namespace=namespace,
-                parameters=[params_file, composed_overrides_file(arguments)],
+                parameters=[params_file, overrides],
                 arguments=log_args,
                 output="screen",
-            )
+            ),
+            # the generated file goes with the launch (the node has read it long before)
+            RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: Path(overrides).unlink(missing_ok=True))),
         ]
     return [
         LifecycleNode(
