@@ -463,21 +463,27 @@ class ConfiguratorNode(LifecycleNode):
         return result
 
     def dead_input(self, since: float) -> str | None:
-        """Why the running goal is unsupervisable (perception or actor silent too long), or None."""
+        """Why the running goal is unsupervisable (perception or actor silent too long), or None.
+
+        Every silent input is named: when the actor dies in lockstep, perception can fall silent in the
+        same check, and the reason must still say that the actor is gone.
+        """
         now = time.monotonic()
-        silent = now - max(since, self.perception_rx)
-        if silent > self.params["perception_timeout"]:
-            return (f"perception silent for {silent:.1f} s (no latent, no heartbeat; > perception_timeout "
-                    f"{self.params['perception_timeout']} s): perception dead; robot stopped")
-        silent = now - max(since, self.latent_rx)
-        if silent > self.params["stall_timeout"]:
-            return (f"no latent for {silent:.1f} s (> stall_timeout {self.params['stall_timeout']} s): camera or "
-                    "simulator stalled; robot stopped")
+        problems = []
         silent = now - max(since, self.actor_rx)
         if silent > self.params["actor_timeout"]:
-            return (f"no actor/status for {silent:.1f} s (> actor_timeout {self.params['actor_timeout']} s): "
-                    "actor dead; goal aborted")
-        return None
+            problems.append(f"no actor/status for {silent:.1f} s (> actor_timeout {self.params['actor_timeout']} s): "
+                            "actor dead; goal aborted")
+        silent = now - max(since, self.perception_rx)
+        if silent > self.params["perception_timeout"]:
+            problems.append(f"perception silent for {silent:.1f} s (no latent, no heartbeat; > perception_timeout "
+                            f"{self.params['perception_timeout']} s): perception dead; robot stopped")
+        else:
+            silent = now - max(since, self.latent_rx)
+            if silent > self.params["stall_timeout"]:
+                problems.append(f"no latent for {silent:.1f} s (> stall_timeout {self.params['stall_timeout']} s): "
+                                "camera or simulator stalled; robot stopped")
+        return "; ".join(problems) or None
 
     def publish_status(self) -> None:
         if self.manifest is None or self.goal_pub is None or not self.status_pub.is_activated:
