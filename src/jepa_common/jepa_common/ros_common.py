@@ -416,9 +416,9 @@ def configure_failed(node: Any, exc: BaseException) -> Any:
 class PlannerGate:
     """Within one process, per-frame work of other nodes can wait while the actor plans.
 
-    In the composed agent every node shares one interpreter: the world model's surprise and the cost
-    node's plan evaluation, run for the same latent while the actor plans it, took the GIL from the
-    plan (planner time 25 ms composed against 21 ms alone). Those nodes call :meth:`wait_idle` first;
+    In the composed agent every node shares one interpreter: the world model's surprise, the cost
+    node's plan evaluation and the configurator's goal check, run for the same latent while the actor
+    plans it, took the GIL from the plan (planner time 25 ms composed against 21 ms alone). Those nodes call :meth:`wait_idle` first;
     the actor plans inside :meth:`planning`. Separate processes each have their own gate that nobody
     closes, so there the wait returns at once. The wait is bounded: a long plan never stalls them.
     """

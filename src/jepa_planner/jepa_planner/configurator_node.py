@@ -44,6 +44,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import Bool, Float32, Header, String
 
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     OwnedEntities,
     Param,
     array_to_image,
@@ -430,6 +431,7 @@ class ConfiguratorNode(LifecycleNode):
             latest = self.latest
             if latest is None:
                 continue
+            PLANNER_GATE.wait_idle()  # composed: the actor plans this latent first
             z = sup.observe(latest.data, (latest.header.stamp.sec, latest.header.stamp.nanosec))
             if z is None:
                 continue
