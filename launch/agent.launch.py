@@ -182,7 +182,7 @@ def launch_setup(context: LaunchContext) -> list:
         raise ValueError(f"{params_file}: " + "; ".join(problems))
     log_args = ["--ros-args", "--log-level", log_level]
     if parse_bool("composed", LaunchConfiguration("composed").perform(context)):
-        # No name=: it would rename every node of the process. Executor and torch threads per node: composed.py.
+        # No name=: it would rename every node of the process. Executor threads per node, torch threads: composed.py.
         overrides = composed_overrides_file(arguments)
         return [
             Node(
