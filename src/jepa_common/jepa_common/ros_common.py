@@ -538,8 +538,7 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     global _ROS_ARGS
     _ROS_ARGS = args
     rclpy.init(args=args)
-    exit_code = [0]  # what the stop deadline exits with, should the process hang on its way out
-    threading.Thread(target=_stop_deadline, args=(rclpy.ok, STOP_DEADLINE_S, exit_code), daemon=True).start()
+    exit_code = start_stop_deadline()
     node = None
     executor = None
     code = 0
@@ -583,6 +582,16 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
 
 
 STOP_DEADLINE_S = 2.5  # Ctrl-C to exit at most this long (the launch service escalates after 5 s)
+
+
+def start_stop_deadline() -> list[int]:
+    """Arm :func:`_stop_deadline` for this process (after ``rclpy.init``); returns the one-element list
+    whose value it exits with, for the caller to set when it knows its exit code."""
+    import rclpy
+
+    exit_code = [0]
+    threading.Thread(target=_stop_deadline, args=(rclpy.ok, STOP_DEADLINE_S, exit_code), daemon=True).start()
+    return exit_code
 
 
 def _stop_deadline(running: Callable[[], bool], seconds: float, exit_code: list[int]) -> None:

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.utilities import remove_ros_args
 
-    from jepa_common.ros_common import exit_now
+    from jepa_common.ros_common import exit_now, start_stop_deadline
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(budgets[n] for n in names))  # one value per process (see the module docstring)
     rclpy.init(args=argv)
+    exit_code = start_stop_deadline()  # a hang on the way out still ends the process
     nodes: list[Any] = []
     runners: list[NodeExecutor] = []
     code = 0
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             nodes.append(node_class(name)())
         for node in nodes:  # all constructed first: the topics exist before any node starts acting
             if not autostart(node):
+                exit_code[0] = 1
                 return 1
         runners = [NodeExecutor(n, executor_threads[n.get_name()]) for n in nodes]
         for runner in runners:
@@ -166,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         if not interrupted:
             dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
             print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
-            code = 1
+            code = exit_code[0] = 1
     except KeyboardInterrupt:
         interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[composed] error: {exc}", file=sys.stderr)
-        code = 2
+        code = exit_code[0] = 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not interrupt the cleanup
         for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
@@ -180,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 runner.executor.shutdown(timeout_sec=0)
         for node in nodes:
-            node.destroy_node()
+            try:
+                node.destroy_node()
+            except Exception as exc:  # exiting anyway: one line each, the other nodes still go
+                print(f"[{node.get_name()}] warning: while shutting down: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if interrupted:

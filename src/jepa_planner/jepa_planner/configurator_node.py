@@ -29,6 +29,7 @@ processes plan in parallel, and a person can watch the subgoals. The world model
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -78,8 +79,11 @@ PARAMS = {
                                 "perception/rate heartbeat (1 Hz) from perception", min=0.1, max=600.0, dynamic=True),
     "stall_timeout": Param(15.0, "abort a running goal after this many seconds without a latent while perception "
                            "is alive (camera or simulator stalled)", min=0.5, max=3600.0, dynamic=True),
-    "actor_timeout": Param(3.0, "abort a running goal after this many seconds without actor/status (1 Hz)", min=0.5,
-                           max=600.0, dynamic=True),
+    "actor_timeout": Param(3.0, "abort a running goal after this many seconds without actor/status (1 Hz) or a plan",
+                           min=0.5, max=600.0, dynamic=True),
+    "actor_discovery_timeout": Param(10.0, "abort a running goal after this many seconds when the actor was never "
+                                     "heard from (a just-started actor's status can take seconds to be discovered)",
+                                     min=0.5, max=600.0, dynamic=True),
     "plan_subgoals": Param(
         True,
         "hierarchical profiles: plan the upper levels here and hand subgoals to the actor on 'subgoal_latent' "
@@ -218,6 +222,7 @@ class ConfiguratorNode(LifecycleNode):
         self.latent_event.set()
 
     def on_plan(self, msg: Plan) -> None:
+        self.actor_rx = time.monotonic()  # a plan proves the actor alive, like its status
         if not np.isfinite(msg.total_cost):
             raise ValueError(f"plan total_cost is {msg.total_cost}")
         self.plan_cost = float(msg.total_cost)
@@ -417,6 +422,11 @@ class ConfiguratorNode(LifecycleNode):
         history: deque = deque(maxlen=1 if planner is None else (self.model.context - 1) * self.model.frameskip + 1)
         sup = GoalSupervisor(z_goal, self.latent_std, tolerance, time_limit, self.params["max_steps"], start)
         while True:
+            if not self.context.ok():  # Ctrl-C: the node is going away; publishing now would only raise
+                with contextlib.suppress(Exception):
+                    handle.abort()
+                result.reason = "shutdown"
+                return result
             reason = sup.end_reason(
                 preempted=self.end_reasons.pop(goal_id, "preempted") if self.active_goal_id != goal_id else None,
                 cancel_requested=handle.is_cancel_requested,
@@ -473,7 +483,12 @@ class ConfiguratorNode(LifecycleNode):
         now = time.monotonic()
         problems = []
         silent = now - max(since, self.actor_rx)
-        if silent > self.params["actor_timeout"]:
+        if self.actor_rx == 0.0:  # never heard from: it may still be being discovered (all nodes started at once)
+            if silent > self.params["actor_discovery_timeout"]:
+                problems.append(f"no actor/status or plan ever received ({silent:.1f} s into the goal; > "
+                                f"actor_discovery_timeout {self.params['actor_discovery_timeout']} s): actor not running; "
+                                "goal aborted")
+        elif silent > self.params["actor_timeout"]:
             problems.append(f"no actor/status for {silent:.1f} s (> actor_timeout {self.params['actor_timeout']} s): "
                             "actor dead; goal aborted")
         silent = now - max(since, self.perception_rx)
