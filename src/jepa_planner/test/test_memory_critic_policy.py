@@ -172,3 +172,12 @@ def test_policy_with_goal_difference_input_saves_and_loads(tmp_path):
     blob = {"config": {k: v for k, v in old.config.items() if k != "difference"}, "state": old.state_dict()}
     torch.save(blob, tmp_path / "old.pt")
     assert not DistilledPolicy.load(tmp_path / "old.pt").net.difference
+
+
+def test_intrinsic_cost_is_the_squared_normalised_distance():
+    from jepa_planner.experience import intrinsic_cost
+
+    model = LinearWorldModel(dim=2, bound=1.0)
+    model.latent_std = torch.tensor([2.0, 1.0])
+    # ((2 / 2)^2 + (1 / 1)^2) / 2 = 1, the cost node's ``intrinsic`` for the same pair
+    assert intrinsic_cost(model, torch.tensor([2.0, 1.0]), torch.zeros(2)) == pytest.approx(1.0)
