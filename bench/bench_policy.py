@@ -4,6 +4,8 @@ One command regenerates everything from the bundle (the policy is trained here, 
 
 1. DAgger (``jepa_planner.distill``): one round of Mode-2 demonstrations, then ``--rounds`` rounds where
    the policy drives and Mode 2 labels the states it visits; every 5th episode is held out for validation.
+   ``--label-k`` Mode-2 planners label each state (``MeanLabeller``: the mean of their final sampling means,
+   ``--keep-speed`` at the speed of their executed first actions); 0 labels with one planner's best action.
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
    Mode 1 alone; Mode 2 (``--profile``); Mode 2 at reduced samples, unseeded; and Mode 2 at reduced
    samples seeded by Mode 1 (the policy's proposals count in the samples). Success with a Wilson 95%
@@ -71,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4, help="DAgger rounds after the demonstration round")
     p.add_argument("--episodes-per-round", type=int, default=15)
     p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--hidden", type=int, default=256, help="policy MLP width")
+    p.add_argument("--depth", type=int, default=3, help="policy MLP hidden layers")
+    p.add_argument("--difference", action="store_true", help="the policy also sees (goal - latent)")
+    p.add_argument("--label-k", type=int, default=0,
+                   help="Mode-2 planners averaged per label (0: one planner's best first action, as executed)")
+    p.add_argument("--label-best", action="store_true",
+                   help="with --label-k: average the planners' best first actions, not their final sampling means")
+    p.add_argument("--keep-speed", action="store_true",
+                   help="with --label-k: the label keeps the mean's direction at the executed actions' mean speed")
     p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
     p.add_argument("--proposals", type=int, default=16, help="Mode-1 proposals per iteration of the seeded Mode 2")
     p.add_argument("--policy-out", default="", help="also save the policy here (it belongs to this bundle only)")
@@ -82,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = load_profile(args.profile)
     except (FileNotFoundError, ValueError) as exc:
         print(f"bench_policy: {exc}", file=sys.stderr)
+        return 2
+    if args.label_k < 0 or args.hidden < 1 or args.depth < 1:
+        print("bench_policy: --label-k must be >= 0 and --hidden, --depth >= 1", file=sys.stderr)
         return 2
     if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
         print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
@@ -98,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     policy, history = distil_dagger(
         model, lambda s: build_planner(profile, model, seed=s), world, train_seeds, rounds=args.rounds,
         episodes_per_round=args.episodes_per_round, max_steps=max_steps, replan_every=replan, epochs=args.epochs,
+        hidden=args.hidden, depth=args.depth, difference=args.difference, label_k=args.label_k,
+        label_mean=not args.label_best, label_keep_speed=args.keep_speed,
         seed=args.seed, progress=lambda line: print(line, flush=True),
     )
     train_s = time.perf_counter() - start
@@ -133,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": Path(args.bundle).name,
         "world": args.world,
         "profile": args.profile,
+        "policy": {"hidden": args.hidden, "depth": args.depth, "difference": args.difference, "epochs": args.epochs,
+                   "label": ("best first action of one planner" if not args.label_k else
+                             f"mean of {args.label_k} planners' " + ("best first actions" if args.label_best else
+                                                                     "final sampling means")
+                             + (", at their executed speed" if args.keep_speed else ""))},
         "dagger": [asdict(h) for h in history],
         "train_s": train_s,
         "heldout_seeds": [heldout[0], heldout[-1]],

@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from jepa_planner.costs import latent_distance
+from jepa_common.convert import latent_distance
 from jepa_planner.memory import MemoryEpisode
 
 
 def intrinsic_cost(model, z: torch.Tensor, goal: torch.Tensor) -> float:
     """Normalised squared distance between one latent and the goal latent (what the critic learns to sum)."""
-    mean, std = model.latent_mean, model.latent_std
-    if mean is not None and std is not None:
-        z, goal = (z - mean) / std.clamp_min(1e-6), (goal - mean) / std.clamp_min(1e-6)
-    return float(latent_distance(z[None], goal[None], z.dim())[0])
+    std = model.latent_std if model.latent_std is not None else torch.ones_like(z)
+    return latent_distance(z, goal, std) ** 2  # the cost node's ``intrinsic``
 
 
 @dataclass

@@ -14,6 +14,8 @@ class LatentGoalMLP(nn.Module):
         out_dim: output size.
         hidden: hidden width; depth: hidden layers.
         latent_mean / latent_std: normalisation (identity when None).
+        difference: also feed (goal - latent), normalised: a small offset to the goal is then an input the
+            net need not learn to subtract (the policy's precision in the last pixels before the goal).
     """
 
     def __init__(
@@ -24,6 +26,7 @@ class LatentGoalMLP(nn.Module):
         depth: int = 2,
         latent_mean: torch.Tensor | None = None,
         latent_std: torch.Tensor | None = None,
+        difference: bool = False,
     ) -> None:
         super().__init__()
         self.latent_shape = tuple(latent_shape)
@@ -33,7 +36,8 @@ class LatentGoalMLP(nn.Module):
         self.register_buffer("latent_mean", mean.reshape(self.latent_shape).clone())
         self.register_buffer("latent_std", std.reshape(self.latent_shape).clamp_min(1e-6).clone())
         layers: list[nn.Module] = []
-        width = 2 * flat
+        self.difference = bool(difference)
+        width = (3 if self.difference else 2) * flat
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.Mish()]
             width = hidden
@@ -47,4 +51,5 @@ class LatentGoalMLP(nn.Module):
             raise ValueError(f"latents must end with shape {self.latent_shape}, got {tuple(z.shape)} and {tuple(goal.shape)}")
         zn = ((z - self.latent_mean) / self.latent_std).flatten(start_dim=z.dim() - nd)
         gn = ((goal - self.latent_mean) / self.latent_std).flatten(start_dim=goal.dim() - nd)
-        return self.net(torch.cat([zn, gn.expand_as(zn)], dim=-1))
+        gn = gn.expand_as(zn)
+        return self.net(torch.cat([zn, gn, gn - zn] if self.difference else [zn, gn], dim=-1))

@@ -23,6 +23,7 @@ class DistilledPolicy(nn.Module):
         action_low / action_high: bounds of one action (the level's LevelSpec).
         num_actions: actions predicted per call (the first few of a plan).
         hidden / depth: MLP size; latent_mean / latent_std: latent normalisation.
+        difference: also feed the normalised (goal - latent) (see ``LatentGoalMLP``).
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class DistilledPolicy(nn.Module):
         depth: int = 2,
         latent_mean: torch.Tensor | None = None,
         latent_std: torch.Tensor | None = None,
+        difference: bool = False,
     ) -> None:
         super().__init__()
         if num_actions < 1:
@@ -46,12 +48,15 @@ class DistilledPolicy(nn.Module):
             "num_actions": num_actions,
             "hidden": hidden,
             "depth": depth,
+            "difference": bool(difference),
         }
         low, high = torch.tensor(action_low, dtype=torch.float32), torch.tensor(action_high, dtype=torch.float32)
         self.register_buffer("low", low)
         self.register_buffer("high", high)
         self.action_dim, self.num_actions = low.numel(), num_actions
-        self.net = LatentGoalMLP(latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std)
+        self.net = LatentGoalMLP(
+            latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std, difference=difference
+        )
         # goal latents the policy was trained on: a goal near one of them is "familiar" (Mode 1 may act alone)
         self.register_buffer("familiar_goals", torch.zeros(0, *latent_shape))
 
@@ -207,7 +212,8 @@ class DistilledPolicy(nn.Module):
         blob = torch.load(path, map_location="cpu", weights_only=True)
         cfg = blob["config"]
         policy = cls(
-            tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"]
+            tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"],
+            difference=bool(cfg.get("difference", False)),  # checkpoints from before the option: without
         )
         state = dict(blob["state"])
         familiar = state.pop("familiar_goals", None)

@@ -114,3 +114,70 @@ def test_policy_proposals_and_policy_planner():
         PolicyPlanner(model, policy).plan(torch.zeros(2), torch.ones(5))
     with pytest.raises(ValueError, match="action_dim"):
         PolicyPlanner(LinearWorldModel(dim=3, action_dim=3), policy)
+
+
+class _FixedPlanner:
+    """Returns a fixed plan; optionally exposes a CEM-like final sampling mean."""
+
+    def __init__(self, first: list[float], last_mean: list[float] | None = None) -> None:
+        self.first = torch.tensor([first])
+        self.last_mean = None if last_mean is None else torch.tensor([last_mean])
+        self.resets: list[int | None] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        self.resets.append(seed)
+
+    def plan(self, ctx, goal):
+        return PlanResult(self.first, torch.zeros(1, 2), 0.0, [], "fixed", 0, PlanStats())
+
+
+def test_mean_labeller_averages_planners_and_can_keep_their_speed():
+    from jepa_planner.distill import MeanLabeller
+
+    # two raw actions of size 2 per model action; planners disagree on the second raw action's direction
+    plans = {0: _FixedPlanner([2.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.5]), 1: _FixedPlanner([2.0, 0.0, 0.0, -1.0], [3.0, 0.0, 0.0, 0.5])}
+    made: list[int] = []
+
+    def make(seed: int):
+        made.append(seed)
+        return plans[len(made) - 1]
+
+    best = MeanLabeller(make, seed=3, k=2, use_mean=False).plan(torch.zeros(1, 2), torch.zeros(2)).actions
+    assert made == [3 * 64, 3 * 64 + 1]
+    assert torch.allclose(best, torch.tensor([[2.0, 0.0, 0.0, 0.0]]))  # the mean of the best first actions
+    made.clear()
+    means = MeanLabeller(make, seed=3, k=2).plan(torch.zeros(1, 2), torch.zeros(2)).actions
+    assert torch.allclose(means, torch.tensor([[2.0, 0.0, 0.0, 0.5]]))  # the mean of the final sampling means
+    made.clear()
+    labeller = MeanLabeller(make, seed=3, k=2, keep_speed=True, raw_dim=2)
+    fast = labeller.plan(torch.zeros(1, 2), torch.zeros(2)).actions
+    # direction of the means' mean, speed of the executed (best) actions: 2 and 1 per raw action
+    assert torch.allclose(fast, torch.tensor([[2.0, 0.0, 0.0, 1.0]]))
+    labeller.reset(5)
+    assert plans[0].resets[-1] == 5 * 64 and plans[1].resets[-1] == 5 * 64 + 1
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        MeanLabeller(make, seed=0, k=0)
+
+
+def test_policy_with_goal_difference_input_saves_and_loads(tmp_path):
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=8, difference=True)
+    assert policy.config["difference"] is True and policy.net.net[0].in_features == 6
+    z, goal = torch.rand(5, 2), torch.rand(5, 2)
+    policy.save(tmp_path / "policy.pt")
+    loaded = DistilledPolicy.load(tmp_path / "policy.pt")
+    assert loaded.net.difference and torch.allclose(loaded.act(z, goal), policy.act(z, goal))
+    # a checkpoint from before the option (no "difference" in its config) loads without it
+    old = DistilledPolicy.for_model(model, hidden=8)
+    blob = {"config": {k: v for k, v in old.config.items() if k != "difference"}, "state": old.state_dict()}
+    torch.save(blob, tmp_path / "old.pt")
+    assert not DistilledPolicy.load(tmp_path / "old.pt").net.difference
+
+
+def test_intrinsic_cost_is_the_squared_normalised_distance():
+    from jepa_planner.experience import intrinsic_cost
+
+    model = LinearWorldModel(dim=2, bound=1.0)
+    model.latent_std = torch.tensor([2.0, 1.0])
+    # ((2 / 2)^2 + (1 / 1)^2) / 2 = 1, the cost node's ``intrinsic`` for the same pair
+    assert intrinsic_cost(model, torch.tensor([2.0, 1.0]), torch.zeros(2)) == pytest.approx(1.0)

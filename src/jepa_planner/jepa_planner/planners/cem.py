@@ -64,4 +64,5 @@ class CEMPlanner(Planner):
                 stats.budget_hit = True
                 break
         self.keep_candidates(stats, latents, costs.total)
+        self.last_mean = mean.detach().clone()  # the final sampling mean: a smoother label than ``best`` (distillation)
         return best
