@@ -24,6 +24,7 @@ from std_msgs.msg import String
 
 from jepa_common.convert import twist_to_action
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     Param,
     background_thread,
     declare_params,
@@ -145,7 +146,8 @@ class MemoryNode(Node):
             k = int(self.params["critic_hindsight"])
             data = self.memory.hindsight_dataset(goals_per_state=k) if k > 0 else self.memory.critic_dataset()
         critic = Critic(tuple(shape))
-        losses = critic.fit(data, epochs=self.params["critic_epochs"])
+        # in the composed process, each optimiser step waits while the actor plans (the GIL is shared)
+        losses = critic.fit(data, epochs=self.params["critic_epochs"], before_step=PLANNER_GATE.wait_idle)
         if self.params["record_dir"]:
             path = Path(self.params["record_dir"]) / "critic.pt"
             tmp = path.with_name(f".critic.{os.getpid()}.pt")
