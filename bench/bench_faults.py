@@ -23,19 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from jepa_common.processes import wait_for
+from jepa_planner.demo import NODES
 from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "models" / "two_rooms"
-MODULES = {
-    "sim": "jepa_sim.sim_node",
-    "perception": "jepa_perception.perception_node",
-    "world_model": "jepa_world_model.world_model_node",
-    "actor": "jepa_planner.actor_node",
-    "configurator": "jepa_planner.configurator_node",
-    "cost": "jepa_planner.cost_node",
-    "memory": "jepa_planner.memory_node",
-}
 READY_LINE = {"perception": "loaded bundle", "actor": "actor ready", "memory": "recording each episode",
               "configurator": "configurator ready", "world_model": "world model ready", "cost": "cost node ready"}
 TARGET_ZERO_S = 1.5
@@ -51,13 +43,13 @@ class Bench:
         from jepa_planner.demo import DemoClient
 
         self.out = out
-        overrides = {name: {"bundle": str(BUNDLE)} for name in MODULES}
+        overrides = {name: {"bundle": str(BUNDLE)} for name in NODES}
         overrides["sim"] = {"mode": "lockstep", "seed": 0}
         overrides["configurator"].update(max_steps=100000, default_time_limit=600.0,
                                          goals_file=str(ROOT / "config" / "goals.yaml"))
         overrides["memory"] = {"record_dir": str(out / "memory"), "critic_every": 0}
         self.procs = NodeProcesses(out, ROOT / "config" / "agent.yaml", overrides)
-        for name, module in MODULES.items():
+        for name, module in NODES.items():
             self.procs.start(name, module)
         self.client = DemoClient("two_rooms", {"goal_in_other_room": True})
         self.client.wait_ready(self.procs, 300)
@@ -110,7 +102,7 @@ class Bench:
         return fut.result().result
 
     def restart(self, name: str) -> None:
-        self.procs.start(name, MODULES[name])
+        self.procs.start(name, NODES[name])
         log = self.out / f"{name}.log"
         wait_for(lambda: READY_LINE[name] in log.read_text(), 240, f"{name} back")
         time.sleep(3.0)  # discovery

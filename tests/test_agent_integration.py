@@ -32,15 +32,14 @@ if not (BUNDLE / "manifest.json").exists():
 def agent(ros_env, tmp_path):
     """sim (lockstep) + perception + actor + configurator as separate processes, and a demo client."""
     from jepa_common.processes import NodeProcesses
-    from jepa_planner.demo import DemoClient
+    from jepa_planner.demo import NODES, DemoClient
 
     overrides = {name: {"bundle": str(BUNDLE)} for name in ("perception", "actor", "configurator")}
     overrides["sim"] = {"mode": "lockstep", "seed": 99}
     overrides["configurator"]["max_steps"] = 200
     procs = NodeProcesses(tmp_path, PARAMS, overrides)
-    for name, module in (("sim", "jepa_sim.sim_node"), ("perception", "jepa_perception.perception_node"),
-                         ("actor", "jepa_planner.actor_node"), ("configurator", "jepa_planner.configurator_node")):
-        procs.start(name, module)
+    for name in ("sim", "perception", "actor", "configurator"):
+        procs.start(name, NODES[name])
     client = DemoClient("two_rooms", {"goal_in_other_room": True})
     try:
         client.wait_ready(procs, 60)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from jepa_common.processes import wait_for
+from jepa_planner.demo import NODES
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "two_rooms"
@@ -31,15 +32,6 @@ if not (BUNDLE / "manifest.json").exists():
 
 MANIFEST = json.loads((BUNDLE / "manifest.json").read_text())
 LATENT_SHAPE = tuple(MANIFEST["latent_shape"])
-MODULES = {
-    "sim": "jepa_sim.sim_node",
-    "perception": "jepa_perception.perception_node",
-    "world_model": "jepa_world_model.world_model_node",
-    "actor": "jepa_planner.actor_node",
-    "configurator": "jepa_planner.configurator_node",
-    "cost": "jepa_planner.cost_node",
-    "memory": "jepa_planner.memory_node",
-}
 
 
 def start_nodes(tmp_path: Path, names: list[str], extra: dict | None = None):
@@ -54,7 +46,7 @@ def start_nodes(tmp_path: Path, names: list[str], extra: dict | None = None):
         overrides.setdefault(name, {}).update(values)
     procs = NodeProcesses(tmp_path, PARAMS, overrides)
     for name in names:
-        procs.start(name, MODULES[name])
+        procs.start(name, NODES[name])
     return procs
 
 
@@ -211,7 +203,7 @@ def test_dead_perception_or_actor_aborts_the_goal(agent) -> None:
     assert "perception" in result.reason and not result.success, result.reason
     print(f"perception SIGKILL: zero command after {stop_s:.2f} s, goal ended after <= {abort_s:.2f} s: {result.reason}")
 
-    procs.start("perception", MODULES["perception"])  # back up, then the actor dies mid-goal
+    procs.start("perception", NODES["perception"])  # back up, then the actor dies mid-goal
     log = procs.log_dir / "perception.log"
     wait_for(lambda: "loaded bundle" in log.read_text(), 180, "perception back")
     time.sleep(2.0)  # discovery of the new process
@@ -347,7 +339,7 @@ def _call(client, request, timeout: float = 30.0):
 def test_params_file_unknown_key_and_int_for_double(ros_env, tmp_path) -> None:
     bad = tmp_path / "typo.yaml"
     bad.write_text("/**:\n  ros__parameters:\n    bundle: nowhere\n/**/actor:\n  ros__parameters:\n    max_comand: 1.0\n")
-    out = subprocess.run([sys.executable, "-m", MODULES["actor"], "--ros-args", "--params-file", str(bad)],
+    out = subprocess.run([sys.executable, "-m", NODES["actor"], "--ros-args", "--params-file", str(bad)],
                          env=ros_env, capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
     assert out.returncode == 2, text
@@ -356,7 +348,7 @@ def test_params_file_unknown_key_and_int_for_double(ros_env, tmp_path) -> None:
 
     ints = tmp_path / "ints.yaml"  # an int for a double is accepted; the missing bundle is then the one clear error
     ints.write_text(f"/**/actor:\n  ros__parameters:\n    stale_timeout: 2\n    max_command: 1\n    bundle: {tmp_path / 'nope'}\n")
-    out = subprocess.run([sys.executable, "-m", MODULES["actor"], "--ros-args", "--params-file", str(ints)],
+    out = subprocess.run([sys.executable, "-m", NODES["actor"], "--ros-args", "--params-file", str(ints)],
                          env=ros_env, capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
@@ -548,7 +540,7 @@ def test_demo_ends_cleanly_on_a_dead_node_or_ctrl_c(ros_env, tmp_path, fault: st
         log = out / "logs" / "configurator.log"
         wait_for(lambda: (log.exists() and "goal " in log.read_text()) or demo.poll() is not None, 300, "a task running")
         assert demo.poll() is None, demo_log.read_text()
-        assert len(set(_pids_with(str(out))) - {demo.pid}) == len(MODULES)
+        assert len(set(_pids_with(str(out))) - {demo.pid}) == len(NODES)
         t0 = time.monotonic()
         if fault == "node dies":
             actor = next(pid for pid, cmd in _pids_with(str(out)).items() if "jepa_planner.actor_node" in cmd)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_planner.demo import NODES as DEMO_NODES
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "models" / "two_rooms"
 PARAMS = REPO / "config" / "agent.yaml"
@@ -40,9 +42,8 @@ def test_plan_path_candidates_and_predicted_positions_during_a_goal(ros_env, tmp
     overrides["sim"] = {"mode": "lockstep", "seed": 7}
     overrides["configurator"]["max_steps"] = 120
     procs = NodeProcesses(tmp_path, PARAMS, overrides)
-    for name, module in (("sim", "jepa_sim.sim_node"), ("perception", "jepa_perception.perception_node"),
-                         ("actor", "jepa_planner.actor_node"), ("configurator", "jepa_planner.configurator_node")):
-        procs.start(name, module)
+    for name in ("sim", "perception", "actor", "configurator"):
+        procs.start(name, DEMO_NODES[name])
     client = DemoClient("two_rooms", {"goal_in_other_room": True})
     got: dict[str, list] = {"plan": [], "plan_path": [], "candidates": [], "odom": []}
     lock = threading.Lock()
@@ -103,14 +104,9 @@ def test_plan_path_candidates_and_predicted_positions_during_a_goal(ros_env, tmp
     assert len(paths) <= elapsed * DISPLAY_RATE + 1 and len(cands) <= elapsed * DISPLAY_RATE + 1
 
 
-NODES = {
-    "perception": "jepa_perception.perception_node",  # onnx backend in config/agent.yaml
-    "actor": "jepa_planner.actor_node",  # torch backend
-    "configurator": "jepa_planner.configurator_node",
-    "world_model": "jepa_world_model.world_model_node",
-    "cost": "jepa_planner.cost_node",
-}
-CASES = [(n, "no levels") for n in NODES] + [("perception", "pickle"), ("actor", "pickle")]
+# the nodes that load a bundle (perception: onnx backend in config/agent.yaml; actor: torch)
+BUNDLE_NODES = {name: DEMO_NODES[name] for name in ("perception", "actor", "configurator", "world_model", "cost")}
+CASES = [(n, "no levels") for n in BUNDLE_NODES] + [("perception", "pickle"), ("actor", "pickle")]
 
 
 class Payload:
@@ -147,7 +143,7 @@ def test_bad_bundle_is_one_logged_line(ros_env, tmp_path, node_name: str, tamper
         expected = "refusing to unpickle"
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     procs = NodeProcesses(tmp_path, PARAMS, {node_name: {"bundle": str(bundle)}})
-    procs.start(node_name, NODES[node_name])
+    procs.start(node_name, BUNDLE_NODES[node_name])
     try:
         proc = procs.procs[node_name]
         deadline = time.monotonic() + 60
