@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -34,32 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def evaluate_condition(model, profile, world, seeds: list[int], max_steps: int, critic, weight: float | None = None) -> dict:
     """Success (Wilson interval), time and samples per replan of ``profile`` with ``critic`` on ``seeds``."""
     from jepa_planner.costs import CriticCost
-    from jepa_planner.evaluate import wilson_interval
-    from jepa_planner.experience import drive
+    from jepa_planner.experience import drive_seeds
     from jepa_planner.profiles import build_planner
 
-    wins, times, samples, replans = 0, [], 0, 0
-    for seed in seeds:
+    def make_planner(seed: int):
         planner = build_planner(profile, model, seed=seed, critic=critic)
         if weight is not None:
             for term in planner.costs.terms:
                 if isinstance(term, CriticCost):
                     term.weight = weight
-        log = drive(model, planner, world, seed, max_steps, profile.replan_interval(model.frameskip))
-        wins += log.success
-        times += log.plan_times
-        samples += log.samples
-        replans += len(log.plan_times)
-    lo, hi = wilson_interval(wins, len(seeds))
-    return {
-        "episodes": len(seeds),
-        "successes": wins,
-        "success_rate": wins / len(seeds),
-        "success_ci95": [lo, hi],
-        "plan_time_median_ms": 1000 * statistics.median(times) if times else None,
-        "plan_time_p95_ms": 1000 * float(np.percentile(times, 95)) if times else None,
-        "samples_per_replan": samples / max(replans, 1),
-    }
+        return planner
+
+    run = drive_seeds(model, make_planner, world, seeds, max_steps, profile.replan_interval(model.frameskip))
+    return {**run.success(), "plan_time_median_ms": run.time_ms(0.5), "plan_time_p95_ms": run.time_ms(0.95),
+            "samples_per_replan": run.samples_per_decision()}
 
 
 def fit_critic(model, episodes, epochs: int, seed: int, hindsight: int = 4):

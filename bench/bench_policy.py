@@ -18,41 +18,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_condition(model, make_planner, world, seeds: list[int], max_steps: int, replan: int, name: str) -> dict:
     """Success (Wilson interval), time and samples per decision of one planner factory on ``seeds``."""
-    from jepa_planner.evaluate import wilson_interval
-    from jepa_planner.experience import drive
+    from jepa_planner.experience import drive_seeds
 
-    wins, times, samples, decisions = 0, [], 0, 0
-    for s in tqdm(seeds, desc=name):
-        log = drive(model, make_planner(s), world, s, max_steps, replan)
-        wins += log.success
-        times += log.plan_times
-        samples += log.samples
-        decisions += len(log.plan_times)
-    lo, hi = wilson_interval(wins, len(seeds))
-    return {
-        "episodes": len(seeds),
-        "successes": wins,
-        "success_rate": wins / len(seeds),
-        "success_ci95": [lo, hi],
-        "decision_ms_median": 1000 * statistics.median(times),
-        "decision_ms_p95": 1000 * float(np.percentile(times, 95)),
-        "samples_per_decision": samples / max(decisions, 1),
-    }
+    run = drive_seeds(model, make_planner, world, seeds, max_steps, replan, desc=name)
+    return {**run.success(), "decision_ms_median": run.time_ms(0.5), "decision_ms_p95": run.time_ms(0.95),
+            "samples_per_decision": run.samples_per_decision()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,6 +94,44 @@ def drive(model, planner, world, seed: int, max_steps: int, replan_every: int | 
     return EpisodeLog(success, steps, memory, contexts, labels, times, samples)
 
 
+@dataclass
+class DriveSummary:
+    """Closed-loop episodes of one condition: success with its Wilson interval, per-decision times and samples."""
+
+    episodes: int
+    successes: int
+    times: list[float]
+    samples: int
+
+    def success(self) -> dict:
+        from jepa_planner.evaluate import wilson_interval
+
+        lo, hi = wilson_interval(self.successes, self.episodes)
+        return {"episodes": self.episodes, "successes": self.successes,
+                "success_rate": self.successes / self.episodes, "success_ci95": [lo, hi]}
+
+    def time_ms(self, q: float) -> float | None:
+        """The ``q`` quantile of the time per decision (replan), ms; None without decisions."""
+        return 1000 * float(np.quantile(self.times, q)) if self.times else None
+
+    def samples_per_decision(self) -> float:
+        return self.samples / max(len(self.times), 1)
+
+
+def drive_seeds(model, make_planner, world, seeds: list[int], max_steps: int, replan_every: int | None,
+                desc: str | None = None) -> DriveSummary:
+    """``drive`` one fresh planner (``make_planner(seed)``) per seed: the benchmarks' evaluation loop."""
+    from tqdm import tqdm
+
+    wins, times, samples = 0, [], 0
+    for seed in tqdm(seeds, desc=desc, disable=desc is None):
+        log = drive(model, make_planner(seed), world, seed, max_steps, replan_every)
+        wins += log.success
+        times += log.plan_times
+        samples += log.samples
+    return DriveSummary(len(seeds), wins, times, samples)
+
+
 def drive_scripted(model, world, seed: int, max_steps: int, policy: str = "noisy_goal", **policy_kwargs) -> EpisodeLog:
     """One episode driven by a jepa_sim behaviour policy (e.g. ``noisy_goal``: the shortest path plus noise,
     like a teleoperated demonstration), recorded at model-step spacing like ``drive`` for the critic's memory."""
