@@ -417,9 +417,9 @@ class PlannerGate:
     """Within one process, per-frame work of other nodes can wait while the actor plans.
 
     In the composed agent every node shares one interpreter: the world model's surprise, the cost
-    node's plan evaluation and the configurator's goal check, run for the same latent while the actor
-    plans it, took the GIL from the plan (planner time 25 ms composed against 21 ms alone). Those nodes call :meth:`wait_idle` first;
-    the actor plans inside :meth:`planning`. Separate processes each have their own gate that nobody
+    node's plan evaluation, the configurator's goal check and the memory node's critic fit, run while
+    the actor plans, took the GIL from the plan (planner time 25 ms composed against 21 ms alone).
+    Those call :meth:`wait_idle` first; the actor plans inside :meth:`planning`. Separate processes each have their own gate that nobody
     closes, so there the wait returns at once. The wait is bounded: a long plan never stalls them.
     """
 
@@ -456,7 +456,6 @@ def background_thread(nice: int = 19) -> None:
     on its thread id lowers this thread only (elsewhere: no change). Torch's thread count is one value
     per process, so it is left alone here.
     """
-    import contextlib
     import os
     import sys
 
@@ -538,10 +537,9 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     global _ROS_ARGS
     _ROS_ARGS = args
     rclpy.init(args=args)
-    exit_code = start_stop_deadline()
+    exit_code = start_stop_deadline()  # the process's exit code, also for the stop deadline
     node = None
     executor = None
-    code = 0
     interrupted = False
     try:
         node = node_factory()
@@ -563,7 +561,7 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
-        code = exit_code[0] = 2
+        exit_code[0] = 2
     finally:
         # A second SIGINT (the terminal's and the launch service's both arrive) must not interrupt the cleanup.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -577,8 +575,8 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
         rclpy.try_shutdown()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # try_shutdown may have put the previous handler back
     if interrupted:
-        exit_now(code)
-    return code
+        exit_now(exit_code[0])
+    return exit_code[0]
 
 
 STOP_DEADLINE_S = 2.5  # Ctrl-C to exit at most this long (the launch service escalates after 5 s)

@@ -146,10 +146,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(budgets[n] for n in names))  # one value per process (see the module docstring)
     rclpy.init(args=argv)
-    exit_code = start_stop_deadline()  # a hang on the way out still ends the process
+    exit_code = start_stop_deadline()  # the process's exit code, also for the stop deadline (a hang on the way out)
     nodes: list[Any] = []
     runners: list[NodeExecutor] = []
-    code = 0
     interrupted = False
     try:
         for name in names:
@@ -168,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         if not interrupted:
             dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
             print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
-            code = exit_code[0] = 1
+            exit_code[0] = 1
     except KeyboardInterrupt:
         interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[composed] error: {exc}", file=sys.stderr)
-        code = exit_code[0] = 2
+        exit_code[0] = 2
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not interrupt the cleanup
         for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
@@ -189,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if interrupted:
-        exit_now(code)  # skip the interpreter's slow teardown, as every node's own process does
-    return code
+        exit_now(exit_code[0])  # skip the interpreter's slow teardown, as every node's own process does
+    return exit_code[0]
 
 
 def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None = None, python: str = sys.executable) -> None:
