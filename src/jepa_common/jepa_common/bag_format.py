@@ -181,28 +181,23 @@ def write_episodes_bag(out: Path, episodes: Iterable[tuple[Episode, np.ndarray]]
             marker = {"episode": index, "source": ep.source, "goal": np.asarray(goal).tolist(), "frames": len(ep)}
             put("episode", msgs.string(json.dumps(marker)), stamps[0])
             state_names = [f"s{i}" for i in range(ep.state.shape[1])] if ep.state is not None else []
+            if not point_mass:  # joint names, once per episode
+                proprio_names = [f"p{i}" for i in range(ep.proprio.shape[1])]
+                action_names = [f"a{i}" for i in range(ep.actions.shape[1])]
             for t in range(len(ep)):
                 stamp = int(stamps[t])
                 put("image", msgs.image(ep.frames[t], stamp), stamp)
                 if point_mass:
                     put("proprio", msgs.odometry(ep.proprio[t], dt, stamp), stamp)
                 else:
-                    put(
-                        "proprio",
-                        msgs.joint_state(stamp, [f"p{i}" for i in range(ep.proprio.shape[1])], position=ep.proprio[t]),
-                        stamp,
-                    )
+                    put("proprio", msgs.joint_state(stamp, proprio_names, position=ep.proprio[t]), stamp)
                 if ep.state is not None:
                     put("state", msgs.joint_state(stamp, state_names, position=ep.state[t]), stamp)
                 if t < len(ep) - 1:
                     if point_mass:
                         put("action", msgs.twist_stamped(ep.actions[t], dt, stamp), stamp)
                     else:
-                        put(
-                            "action",
-                            msgs.joint_state(stamp, [f"a{i}" for i in range(ep.actions.shape[1])], velocity=ep.actions[t]),
-                            stamp,
-                        )
+                        put("action", msgs.joint_state(stamp, action_names, velocity=ep.actions[t]), stamp)
             frames_written += len(ep)
         writer.close()
     except BaseException:
