@@ -214,6 +214,21 @@ def test_dead_perception_or_actor_aborts_the_goal(agent) -> None:
     assert "actor" in result.reason and not result.success, result.reason
     print(f"actor SIGKILL: goal ended after <= {time.monotonic() - t0:.2f} s: {result.reason}")
 
+    # Ctrl-C of the actor mid-goal (an operator stopping it): its last command is a zero one, it exits with 0
+    procs.start("actor", NODES["actor"])
+    log = procs.log_dir / "actor.log"
+    wait_for(lambda: "actor ready" in log.read_text(), 180, "actor back")
+    time.sleep(2.0)  # discovery of the new process
+    handle = start_valid_goal(client, commands)
+    procs.procs["actor"].send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    assert procs.procs["actor"].wait(10) == 0, log.read_text()[-2000:]
+    time.sleep(0.5)  # the last command's delivery
+    assert commands.last_is_zero() and commands.nonzero_after(time.monotonic() - 0.5) == 0
+    result = result_of(handle, 30)
+    assert "actor" in result.reason and not result.success, result.reason
+    print(f"actor Ctrl-C: exit 0 after {time.monotonic() - t0:.2f} s, last command zero; goal: {result.reason}")
+
 
 def test_no_single_message_kills_a_node(ros_env, tmp_path, rclpy_node) -> None:
     """Malformed messages on every input of every node; afterwards every node is alive and still works."""

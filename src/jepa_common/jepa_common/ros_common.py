@@ -525,19 +525,19 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
     process with exit code 1 and one line saying why, so a launch file shows it at once instead of
     a node that looks alive but does nothing. Invalid parameters at start (wrong type, out of
     range, unknown key in the node's params-file section) end it with code 2 and one line.
-    Ctrl-C (SIGINT) exits with 0, at once after the node is destroyed (see :func:`exit_now`).
+    Ctrl-C (SIGINT) or SIGTERM: the node's ``before_exit()`` runs (the actor's zero command) while
+    the middleware is still up, then the process exits with 0 at once (see :func:`before_exit`).
     """
-    import signal
     import sys
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
     global _ROS_ARGS
     _ROS_ARGS = args
-    rclpy.init(args=args)
-    exit_code = start_stop_deadline()  # the process's exit code, also for the stop deadline
+    rclpy.init(args=args, signal_handler_options=no_rclpy_signal_handlers())
+    stop = install_stop_signals()
+    exit_code = start_stop_deadline(stop)  # the process's exit code, also for the stop deadline
     node = None
     executor = None
     interrupted = False
@@ -555,56 +555,114 @@ def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int =
                 return 1
         executor = make_executor(threads)
         executor.add_node(node)
-        executor.spin()
-        interrupted = True  # spin() returns once the context is shut down (SIGINT/SIGTERM)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        interrupted = True
+        spinner = threading.Thread(target=executor.spin, name="spin", daemon=True)
+        spinner.start()
+        while spinner.is_alive() and not stop.wait(0.1):  # the main thread stays free for the signal handlers
+            pass
+        interrupted = stop.is_set()
+        if not interrupted:  # a callback raised: its traceback is above
+            print(f"[{node.get_name()}] error: the executor stopped (see the error above); exiting", file=sys.stderr)
+            exit_code[0] = 1
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
         exit_code[0] = 2
     finally:
-        # A second SIGINT (the terminal's and the launch service's both arrive) must not interrupt the cleanup.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupted = interrupted or stop.is_set()  # also a stop while the node was being built
         if executor is not None:  # no new callbacks; one still running (a long plan) is not waited for
             executor.shutdown(timeout_sec=0, wait_for_threads=False)
-        if node is not None:
-            try:
-                node.destroy_node()
-            except Exception as exc:  # exiting anyway: one line, not a trace
-                print(f"[{node.get_name()}] warning: while shutting down: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # try_shutdown may have put the previous handler back
+        if interrupted:
+            before_exit([node] if node is not None else [])
+        else:
+            destroy_nodes([node] if node is not None else [])
+            rclpy.try_shutdown()
     if interrupted:
         exit_now(exit_code[0])
     return exit_code[0]
 
 
+def no_rclpy_signal_handlers() -> Any:
+    """rclpy's option for "install no signal handlers" (see :func:`install_stop_signals`)."""
+    from rclpy.signals import SignalHandlerOptions
+
+    return SignalHandlerOptions.NO
+
+
+def install_stop_signals() -> threading.Event:
+    """SIGINT and SIGTERM set the returned event, in place of rclpy's handlers.
+
+    rclpy's own handlers shut the context down at once, so a node could no longer publish its last
+    command. Here the main thread waits on the event (every node spins on other threads), the nodes
+    say their last words with the middleware still up, and the process ends. A second signal (the
+    terminal's and the launch service's SIGINT both arrive) changes nothing.
+    """
+    import signal
+
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return stop
+
+
+def before_exit(nodes: list[Any]) -> None:
+    """On Ctrl-C / SIGTERM: run each node's ``before_exit()`` (what must not be lost: the actor's zero
+    command, memory's open episode), and none of the middleware's own cleanup.
+
+    Deleting the middleware entities one by one is left to the process's end on purpose. With every
+    node of a launch stopping at once, Fast DDS 3.2 blocked in ``Publisher.destroy`` /
+    ``Subscription.destroy`` for about 3 s in 1 of 10 stops, in several processes together, and it
+    holds the GIL while it blocks, so no Python-level timeout can cut it short. Peers drop the
+    process's participant when its lease ends, as after a crash, which every node already handles.
+    """
+    import sys
+
+    for node in nodes:
+        hook = getattr(node, "before_exit", None)
+        if hook is None:
+            continue
+        try:
+            hook()
+        except Exception as exc:  # exiting anyway: one line each, the other nodes still go
+            print(f"[{node.get_name()}] warning: while stopping: {exc}", file=sys.stderr)
+
+
+def destroy_nodes(nodes: list[Any]) -> None:
+    """Destroy ``nodes`` (a process ending on its own: an error at start, a dead executor)."""
+    import sys
+
+    for node in nodes:
+        name = node.get_name()
+        try:
+            node.destroy_node()
+        except Exception as exc:  # exiting anyway: one line each, the other nodes still go
+            print(f"[{name}] warning: while shutting down: {exc}", file=sys.stderr)
+
+
 STOP_DEADLINE_S = 2.5  # Ctrl-C to exit at most this long (the launch service escalates after 5 s)
 
 
-def start_stop_deadline() -> list[int]:
-    """Arm :func:`_stop_deadline` for this process (after ``rclpy.init``); returns the one-element list
-    whose value it exits with, for the caller to set when it knows its exit code."""
-    import rclpy
-
+def start_stop_deadline(stop: threading.Event) -> list[int]:
+    """Arm :func:`_stop_deadline` for this process; returns the one-element list whose value it exits
+    with, for the caller to set when it knows its exit code."""
     exit_code = [0]
-    threading.Thread(target=_stop_deadline, args=(rclpy.ok, STOP_DEADLINE_S, exit_code), daemon=True).start()
+    threading.Thread(target=_stop_deadline, args=(stop, STOP_DEADLINE_S, exit_code), daemon=True).start()
     return exit_code
 
 
-def _stop_deadline(running: Callable[[], bool], seconds: float, exit_code: list[int]) -> None:
-    """Once shutdown has begun, end the process if it is still there ``seconds`` later.
+def _stop_deadline(stop: threading.Event, seconds: float, exit_code: list[int]) -> None:
+    """Once a stop was asked for, end the process if it is still there ``seconds`` later.
 
-    A node that hangs on Ctrl-C (a callback that never returns, a middleware call blocked on a peer
-    that died at the same moment) would hold the robot's launch until it is killed. Seen once in
-    about 50 all-at-once stops, never reproduced alone: the thread stacks go to the log so the next
-    one says where, and the process exits with the code it was about to return (0 for a clean stop).
+    A node that hangs on Ctrl-C (a ``before_exit`` that never returns, a callback holding a lock it
+    needs) would hold the robot's launch until it is killed: the thread stacks go to the log so it
+    says where, and the process exits with the code it was about to return (0 for a clean stop).
     """
     import faulthandler
     import sys
 
-    while running():
-        time.sleep(0.1)
+    stop.wait()
     time.sleep(seconds)
     print(f"warning: still running {seconds} s after shutdown began; thread stacks follow; exiting now", file=sys.stderr)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
@@ -616,7 +674,7 @@ def exit_now(code: int) -> None:
 
     The interpreter's own teardown (joining executor worker threads still inside a long callback,
     finalising torch and onnxruntime) took seconds on a busy machine, past the launch's grace time;
-    everything the node owns was closed by ``destroy_node`` before this.
+    what the node must save was saved by :func:`before_exit` before this.
     """
     import logging
     import os

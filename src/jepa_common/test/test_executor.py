@@ -92,38 +92,58 @@ def test_rclpy_executor_requeues_here(ros_env) -> None:
     assert submissions > 1.5 * runs
 
 
-# A node whose cleanup never ends (a middleware call blocked on a peer that died at the same moment).
-HANGING_NODE = """
-import time
+# A node whose middleware cleanup would block (Fast DDS deleting a publisher while its peers stop too)
+# and whose own last words (the actor's zero command, memory's open episode) must still be said.
+NODE = """
+import sys, time
 import rclpy.node
 from jepa_common.ros_common import run_node
 
-class Hang(rclpy.node.Node):
+class Node(rclpy.node.Node):
     def __init__(self):
-        super().__init__("hang")
+        super().__init__("probe")
         print("ready", flush=True)
 
+    def before_exit(self):
+        print("saved", flush=True)
+        if "hang" in sys.argv:
+            time.sleep(60)
+
     def destroy_node(self):
+        print("destroyed", flush=True)
         time.sleep(60)
 
-raise SystemExit(run_node(Hang))
+raise SystemExit(run_node(Node))
 """
 
 
-def test_a_node_that_hangs_on_ctrl_c_still_exits(ros_env, tmp_path) -> None:
+def stop(ros_env, *args: str) -> tuple[int, str, str]:
+    """Start the probe node, Ctrl-C it while it spins; (exit code, stdout, stderr)."""
     import signal
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", HANGING_NODE], env=ros_env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", NODE, *args], env=ros_env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.5)  # spinning
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)  # the stop deadline (2.5 s), far before the 60 s hang ends
+        code = proc.wait(30)  # far before a 60 s hang ends
     finally:
         proc.kill()
-    err = proc.stderr.read()
+    return code, proc.stdout.read(), proc.stderr.read()
+
+
+def test_ctrl_c_runs_the_nodes_last_words_and_no_middleware_cleanup(ros_env) -> None:
+    code, out, err = stop(ros_env)
     assert code == 0, err
-    assert "still running 2.5 s after shutdown began" in err and "destroy_node" in err, err
+    assert out.split() == ["saved"], out  # before_exit ran; destroy_node (which would block) did not
+
+
+def test_a_node_that_hangs_on_ctrl_c_still_exits_at_the_stop_deadline(ros_env) -> None:
+    code, out, err = stop(ros_env, "hang")
+    assert code == 0, err
+    assert out.split() == ["saved"], out
+    assert "still running 2.5 s after shutdown began" in err, err
+    assert "before_exit" in err, err  # the thread stacks say where it hung

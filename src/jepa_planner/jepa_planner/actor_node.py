@@ -280,6 +280,15 @@ class ActorNode(LifecycleNode):
                 self.controller.goal = None
             self.goal_stamp = None
 
+    def before_exit(self) -> None:
+        """Ctrl-C / SIGTERM: one last zero command, so the robot is left stopped, not on its last
+        command until the base's own timeout; a plan still running sends nothing after it."""
+        with self.command_lock:
+            self.goal_epoch += 1
+            if self.publishers_ready and self.raw_dim:
+                self.publish_command(np.zeros(self.raw_dim, np.float32), None)
+            self.publishers_ready = False  # nothing after it, in the moment before the process ends
+
     def on_lease(self, msg: Header) -> None:
         """The configurator still supervises the goal stamped ``msg.stamp``: extend the lease."""
         if self.goal_stamp is not None and (msg.stamp.sec, msg.stamp.nanosec) == self.goal_stamp:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -128,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.utilities import remove_ros_args
 
-    from jepa_common.ros_common import exit_now, start_stop_deadline
+    from jepa_common.ros_common import (
+        before_exit,
+        destroy_nodes,
+        exit_now,
+        install_stop_signals,
+        no_rclpy_signal_handlers,
+        start_stop_deadline,
+    )
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -145,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(budgets[n] for n in names))  # one value per process (see the module docstring)
-    rclpy.init(args=argv)
-    exit_code = start_stop_deadline()  # the process's exit code, also for the stop deadline (a hang on the way out)
+    rclpy.init(args=argv, signal_handler_options=no_rclpy_signal_handlers())
+    stop = install_stop_signals()  # Ctrl-C / SIGTERM: the nodes' last words with the middleware still up
+    exit_code = start_stop_deadline(stop)  # the process's exit code, also for the stop deadline (a hang on the way out)
     nodes: list[Any] = []
     runners: list[NodeExecutor] = []
     interrupted = False
@@ -161,32 +168,28 @@ def main(argv: list[str] | None = None) -> int:
         for runner in runners:
             runner.thread.start()
         nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
-        while rclpy.ok() and all(r.thread.is_alive() for r in runners):
-            threading.Event().wait(0.2)
-        interrupted = not rclpy.ok()  # the context was shut down by SIGINT/SIGTERM
+        while all(r.thread.is_alive() for r in runners) and not stop.wait(0.1):
+            pass
+        interrupted = stop.is_set()
         if not interrupted:
             dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
             print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
             exit_code[0] = 1
-    except KeyboardInterrupt:
-        interrupted = True
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
         print(f"[composed] error: {exc}", file=sys.stderr)
         exit_code[0] = 2
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second SIGINT must not interrupt the cleanup
+        interrupted = interrupted or stop.is_set()  # also a stop while the nodes were being built
         for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
             if isinstance(runner.executor, MultiThreadedExecutor):
                 runner.executor.shutdown(timeout_sec=0, wait_for_threads=False)
             else:
                 runner.executor.shutdown(timeout_sec=0)
-        for node in nodes:
-            try:
-                node.destroy_node()
-            except Exception as exc:  # exiting anyway: one line each, the other nodes still go
-                print(f"[{node.get_name()}] warning: while shutting down: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if interrupted:
+            before_exit(nodes)
+        else:
+            destroy_nodes(nodes)
+            rclpy.try_shutdown()
     if interrupted:
         exit_now(exit_code[0])  # skip the interpreter's slow teardown, as every node's own process does
     return exit_code[0]

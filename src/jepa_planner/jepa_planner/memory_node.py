@@ -156,8 +156,8 @@ class MemoryNode(Node):
             self.critic_pub.publish(String(data=str(path)))
         self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {losses[-1]:.4f}")
 
-    def destroy_node(self) -> None:
-        """A clean stop records the open episode too."""
+    def before_exit(self) -> None:
+        """A stop (Ctrl-C, SIGTERM) records the open episode too."""
         with self.lock:
             steps, self.open_steps = self.open_steps, []
         if self.recorder is not None and steps:
@@ -165,6 +165,9 @@ class MemoryNode(Node):
                 self.recorder.write_episode(steps)
             except OSError as exc:
                 self.get_logger().error(f"open episode not recorded: {exc}")
+
+    def destroy_node(self) -> None:
+        self.before_exit()
         super().destroy_node()
 
 
