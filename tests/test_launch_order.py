@@ -98,6 +98,7 @@ def test_first_goal_is_reached_when_all_nodes_start_at_once(ros_env, tmp_path, o
         wait_for(send.done, 30, "second goal acceptance", procs)
         time.sleep(2.0)
         exits = stop_all_within(procs, 3.0)
+        print(f"Ctrl-C: exit (s, code) per process: {exits}")
         slow = {name: exit for name, exit in exits.items() if exit[0] > 3.0 or exit[1] != 0}
         assert len(exits) == len(procs.procs) and not slow, f"exit (s, code) per process: {exits}"
     finally:
