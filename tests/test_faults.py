@@ -577,3 +577,43 @@ def test_demo_ends_cleanly_on_a_dead_node_or_ctrl_c(ros_env, tmp_path, fault: st
             demo.wait()
         for pid in _pids_with(str(out)):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_lost_encode_reply_is_asked_again(ros_env, tmp_path, rclpy_node) -> None:
+    """A perception restarted a moment ago can be in the graph before its reply reaches the configurator (seen
+    in CI after a perception SIGKILL): the configurator asks again instead of failing the goal."""
+    from rclpy.action import ActionClient
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from sensor_msgs.msg import Image
+
+    from jepa_interfaces.action import ReachGoal
+    from jepa_interfaces.srv import EncodeImage
+
+    requests: list[float] = []
+
+    def encode(request, response):
+        requests.append(time.monotonic())
+        if len(requests) == 1:
+            time.sleep(3.0)  # this reply arrives after the configurator gave up on it (like a lost one)
+        response.success = True
+        response.latent.shape = list(LATENT_SHAPE)
+        response.latent.data = [0.0] * int(np.prod(LATENT_SHAPE))
+        return response
+
+    rclpy_node.create_service(EncodeImage, "encode_image", encode, callback_group=ReentrantCallbackGroup())
+    procs = start_nodes(tmp_path, ["configurator"])
+    try:
+        action = ActionClient(rclpy_node, ReachGoal, "reach_goal")
+        wait_for(lambda: action.wait_for_server(timeout_sec=0.5), 120, "the configurator's action server", procs)
+        image = Image(height=64, width=64, encoding="rgb8", step=192, data=bytes(64 * 192))
+        fut = action.send_goal_async(ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=image, time_limit=30.0))
+        wait_for(fut.done, 20, "goal response", procs)
+        assert fut.result().accepted
+        log = procs.log_dir / "configurator.log"
+        wait_for(lambda: "(image) with profile" in log.read_text(), 20, "the goal running", procs)
+        text = log.read_text()
+        assert len(requests) == 2 and "encode_image: no reply within 2 s; sending the request again" in text, text
+        assert "did not answer" not in text
+        fut.result().cancel_goal_async()
+    finally:
+        procs.stop()

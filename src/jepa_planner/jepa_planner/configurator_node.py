@@ -62,6 +62,8 @@ from jepa_interfaces.msg import AgentStatus, LatentState, Plan
 from jepa_interfaces.srv import EncodeImage
 from jepa_planner.supervision import REACHED, GoalSupervisor
 
+ENCODE_RETRY_S = 2.0  # encode_image: send the request again after this long without a reply (see encode_image)
+
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
     "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
@@ -281,14 +283,28 @@ class ConfiguratorNode(LifecycleNode):
             self.publish_goal(None)
 
     def encode_image(self, image_msg: Any) -> np.ndarray:
-        """Goal image -> latent through perception's encode_image service (one encoder for all)."""
-        if not self.encode_client.wait_for_service(timeout_sec=self.params["encode_timeout"]):
+        """Goal image -> latent through perception's encode_image service (one encoder for all).
+
+        The request is sent again every ``ENCODE_RETRY_S`` until ``encode_timeout``: a perception that
+        was just restarted is "available" (its server is in the graph) before its reply writer has
+        matched this client, and the first reply is then lost (seen after a perception SIGKILL and
+        restart in CI); encoding is a pure function, so a repeated request is harmless.
+        """
+        timeout = self.params["encode_timeout"]
+        if not self.encode_client.wait_for_service(timeout_sec=timeout):
             raise RuntimeError("perception's encode_image service is not available")
-        done = threading.Event()
-        future = self.encode_client.call_async(EncodeImage.Request(image=image_msg))
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params["encode_timeout"]):
-            raise RuntimeError("encode_image did not answer in time")
+        deadline, tries = time.monotonic() + timeout, 0
+        while True:
+            tries += 1
+            done = threading.Event()
+            future = self.encode_client.call_async(EncodeImage.Request(image=image_msg))
+            future.add_done_callback(lambda _f, done=done: done.set())
+            if done.wait(max(0.0, min(ENCODE_RETRY_S, deadline - time.monotonic()))):
+                break
+            self.encode_client.remove_pending_request(future)  # a late reply to it is dropped
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"encode_image did not answer in time ({tries} requests in {timeout:g} s)")
+            self.get_logger().warning(f"encode_image: no reply within {ENCODE_RETRY_S:g} s; sending the request again")
         response = future.result()
         if not response.success:
             raise ValueError(f"goal image rejected by perception: {response.message}")
