@@ -4,8 +4,9 @@ For every shipped bundle whose world imports, matched possible / impossible epis
 (``jepa_sim.violations``: same start, same actions, the violation at a known frame) are scored
 with ``jepa_world_model.surprise.surprise_series`` (the definition the world-model node publishes),
 with the torch and the ONNX backend (which must agree). Per bundle, violation kind, surprise
-variant (``h1``: 1-step error, what the node publishes; ``h2``: 2-step open-loop error; ``h1_min5``: the
-1-step error that lasted 5 frames, its minimum over the last 5) and backend it writes:
+variant (``h1``: the whitened 1-step error, what the node publishes with the bundle's calibration;
+``h1_raw``: the same error's plain RMS, the definition before whitening, measured in the same run for
+the ratio; ``h2``: the whitened 2-step open-loop error) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -17,9 +18,9 @@ variant (``h1``: 1-step error, what the node publishes; ``h2``: 2-step open-loop
   2 model steps, and false alarms per normal frame (held-out normal episodes and the possible episodes);
 * with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop).
 
-The alarm threshold of ``h1`` is the bundle's calibration (``surprise_calibration.json``, written by
-bench/calibrate_surprise.py) when present and valid; otherwise, and for the other variants, it is
-calibrated here the same way. A figure shows surprise around the violation frame per kind.
+The alarm threshold (and whitening) of ``h1`` is the bundle's calibration (``surprise_calibration.json``,
+written by bench/calibrate_surprise.py) when present and valid; otherwise, and for the other variants,
+both are calibrated here the same way. A figure shows surprise around the violation frame per kind.
 
 Usage (15 min on 2 busy cores with --agent-episodes 10, about 8 without):
     python bench/bench_surprise.py --seed 0 --pairs 100 --out bench/results/surprise.json
@@ -40,25 +41,27 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_series
+from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_residuals
 
 from jepa_sim.violations import kinds_for, make_pairs
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import (
     CALIBRATION_FILE,
+    Whitening,
     auroc,
     calibration_path,
     encode_frames,
     exceed_rate,
     read_calibration,
+    surprise_of,
     surprise_series,
     threshold_for_rate,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
-# name -> (horizon in model steps, persistence window in frames: the minimum over the last w frames)
-VARIANTS = {"h1": (1, 1), "h2": (2, 1), "h1_min5": (1, 5)}
+# name -> (horizon in model steps, whitened)
+VARIANTS = {"h1": (1, True), "h1_raw": (1, False), "h2": (2, True)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -77,14 +80,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def pair_series(model: Any, pairs: list, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def pair_series(model: Any, pairs: list, horizon: int, whitening: Whitening | None) -> tuple[np.ndarray, np.ndarray]:
     """Surprise (n, T) of the possible and impossible episodes of every pair (all episodes encoded in one batch)."""
     frames = np.concatenate([np.concatenate([p.possible.frames, p.impossible.frames]) for p in pairs])
     z = encode_frames(model, frames).reshape(len(pairs), 2, len(pairs[0].possible), *model.latent_shape)
     out = np.zeros((2, len(pairs), len(pairs[0].possible)))
     for i, p in enumerate(pairs):
-        out[0, i] = surprise_series(model, z[i, 0], p.possible.actions, horizon=horizon)
-        out[1, i] = surprise_series(model, z[i, 1], p.impossible.actions, horizon=horizon)
+        out[0, i] = surprise_series(model, z[i, 0], p.possible.actions, horizon=horizon, whitening=whitening)
+        out[1, i] = surprise_series(model, z[i, 1], p.impossible.actions, horizon=horizon, whitening=whitening)
     return out[0], out[1]
 
 
@@ -121,46 +124,43 @@ def kind_metrics(possible: np.ndarray, impossible: np.ndarray, steps: np.ndarray
     }
 
 
-def persistent(series: np.ndarray, window: int) -> np.ndarray:
-    """Minimum over the last ``window`` frames (along the last axis; NaN until a full window): surprise that lasts."""
-    if window <= 1:
-        return series
-    padded = np.concatenate([np.full((*series.shape[:-1], window - 1), np.nan), series], axis=-1)
-    stacked = np.stack([padded[..., i : i + series.shape[-1]] for i in range(window)])
-    return np.where(np.isnan(stacked).any(axis=0), np.nan, stacked.min(axis=0))
-
-
 def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int, episodes: int) -> dict[str, dict[str, Any]]:
-    """Alarm threshold per variant: the bundle's calibration where it applies, else calibrated here; plus the
-    false-alarm rate on held-out normal episodes (a seed the calibration never used)."""
+    """Alarm threshold and whitening per variant: the bundle's calibration where it applies, else calibrated here;
+    plus the false-alarm rate on held-out normal episodes (a seed the calibration never used). The whitening
+    is under the key "whitening" (not written to the JSON)."""
     out: dict[str, dict[str, Any]] = {}
     stored = None
     try:
         stored = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
     except (FileNotFoundError, ValueError) as exc:
         print(f"  no usable calibration for {bundle}: {exc}", file=sys.stderr)
-    cache: dict[tuple[int, int], list[np.ndarray]] = {}
+    cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def scores(split_seed: int, horizon: int, window: int) -> np.ndarray:
+    def residuals(split_seed: int, horizon: int) -> np.ndarray:
         if (split_seed, horizon) not in cache:
-            cache[(split_seed, horizon)] = normal_series(model, world, kwargs, episodes, 100, split_seed, horizon)
-        flat = np.concatenate([persistent(s, window) for s in cache[(split_seed, horizon)]])
+            cache[(split_seed, horizon)] = np.concatenate(normal_residuals(model, world, kwargs, episodes, 100, split_seed, horizon))
+        return cache[(split_seed, horizon)]
+
+    def scores(split_seed: int, horizon: int, whitening: Whitening | None) -> np.ndarray:
+        flat = surprise_of(residuals(split_seed, horizon), whitening)
         return flat[np.isfinite(flat)]
 
-    for name, (horizon, window) in VARIANTS.items():
-        if stored is not None and stored.horizon == horizon and window == 1:
-            thr, source = stored.threshold, f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
+    for name, (horizon, whiten) in VARIANTS.items():
+        if stored is not None and stored.horizon == horizon and (stored.whitener() is not None) == whiten:
+            thr, whitening = stored.threshold, stored.whitener()
+            source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
-            thr = threshold_for_rate(scores(seed + 7000, horizon, window), DEFAULT_RATE)
+            whitening = Whitening.fit(residuals(seed + 7000, horizon)) if whiten else None
+            thr = threshold_for_rate(scores(seed + 7000, horizon, whitening), DEFAULT_RATE)
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
-        held_out = scores(seed + 9000, horizon, window)
+        held_out = scores(seed + 9000, horizon, whitening)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
-                     "normal_frames": int(held_out.size)}
+                     "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening}
     return out
 
 
 def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episodes: int, seed: int, threshold: float,
-                       profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
+                       whitening: Whitening | None, profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
     """False alarms while the agent itself drives (closed loop, the actor's MPCController and profile): the live
     behaviour the alarm must stay quiet for. Planning uses the torch backend as the actor does; surprise uses ``model``."""
     from jepa_planner.controller import MPCController
@@ -189,7 +189,8 @@ def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episod
                 successes += 1
                 break
         actions.append(np.zeros_like(actions[-1]))
-        series = surprise_series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32))
+        series = surprise_series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32),
+                                 whitening=whitening)
         scores.append(series[np.isfinite(series)])
     flat = np.concatenate(scores)
     return {"profile": profile, "episodes": episodes, "successes": successes, "frames": int(flat.size),
@@ -212,15 +213,16 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
         return {"skipped": str(exc)}, {}
     fs = int(models["onnx"].frameskip)
     thresholds = thresholds_for(bundle, models["onnx"], world, kwargs, seed, calib_episodes)
-    result: dict[str, Any] = {"model_id": models["onnx"].model_id, "world": world, "frameskip": fs, "thresholds": thresholds,
+    public = {name: {k: v for k, v in t.items() if k != "whitening"} for name, t in thresholds.items()}
+    result: dict[str, Any] = {"model_id": models["onnx"].model_id, "world": world, "frameskip": fs, "thresholds": public,
                               "kinds": {}}
     traces: dict[str, Any] = {"threshold": thresholds["h1"]["threshold"], "kinds": {}}
     max_diff = 0.0
     for kind, pairs in pairs_by_kind.items():
         steps_arr = np.array([p.step for p in pairs])
         entry: dict[str, Any] = {"pairs": len(pairs), "violation_step_range": [int(steps_arr.min()), int(steps_arr.max())]}
-        for name, (horizon, window) in VARIANTS.items():
-            series = {b: tuple(persistent(x, window) for x in pair_series(models[b], pairs, horizon)) for b in BACKENDS}
+        for name, (horizon, _) in VARIANTS.items():
+            series = {b: pair_series(models[b], pairs, horizon, thresholds[name]["whitening"]) for b in BACKENDS}
             for j in range(2):
                 ok = np.isfinite(series["onnx"][j])
                 max_diff = max(max_diff, float(np.abs(series["onnx"][j][ok] - series["torch"][j][ok]).max()))
@@ -231,7 +233,7 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     result["backends_max_abs_diff"] = max_diff
     if agent_episodes > 0:
         result["agent"] = agent_false_alarms(bundle, models["onnx"], world, kwargs, agent_episodes, seed + 11000,
-                                             thresholds["h1"]["threshold"])
+                                             thresholds["h1"]["threshold"], thresholds["h1"]["whitening"])
     return result, traces
 
 
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "pairs": args.pairs,
         "steps": args.steps,
-        "variants": {k: f"{h}-model-step open-loop prediction error" + (f", minimum over the last {w} frames" if w > 1 else "")
+        "variants": {k: f"{h}-model-step open-loop prediction error, " + ("whitened (Mahalanobis per dimension)" if w else "RMS")
                      for k, (h, w) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,

@@ -4,10 +4,12 @@ Normal data: episodes of the bundle's own world (options from its manifest) unde
 policies in equal shares (random_momentum with and without bouncing off walls, random, noisy_goal:
 smooth runs, pushing into walls, jerky moves and goal-directed trips through doors). Every raw frame
 with a full context is scored with ``jepa_world_model.surprise.surprise_series`` (the definition the
-world-model node publishes). The threshold is the value at most ``--rate`` of the calibration split
-exceeds; the false-alarm rate is then measured on a held-out split drawn with another seed. The
-result is written to ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file
-checksums; the world-model node reads it) and printed.
+world-model node publishes): by default whitened with the mean and covariance of the calibration
+split's residuals (``Whitening``, stored in the same file; ``--no-whiten`` for the plain RMS). The
+threshold is the value at most ``--rate`` of the calibration split exceeds; the false-alarm rate is
+then measured on a held-out split drawn with another seed. The result is written to
+``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file checksums; the
+world-model node reads it) and printed.
 
 Rerun after retraining a bundle:
     python bench/calibrate_surprise.py --bundle models/two_rooms
@@ -31,10 +33,12 @@ from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import (
     SurpriseCalibration,
+    Whitening,
     calibration_path,
     encode_frames,
     exceed_rate,
-    surprise_series,
+    residual_series,
+    surprise_of,
     threshold_for_rate,
     write_calibration,
 )
@@ -59,26 +63,36 @@ def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
     return str(world), dict(data.get("world_kwargs") or {})
 
 
-def normal_series(
+def normal_residuals(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
 ) -> list[np.ndarray]:
-    """Surprise per frame (NaN before the first scored frame) of ``episodes`` normal episodes, split evenly over
-    NORMAL_POLICIES."""
+    """Normalised residuals (T, D) per frame (NaN before the first scored frame) of ``episodes`` normal episodes,
+    split evenly over NORMAL_POLICIES."""
     per = max(1, episodes // len(NORMAL_POLICIES))
     out = []
     for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
         data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
         for ep in data.episodes:
-            out.append(surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
+            out.append(residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
     return out
 
 
-def normal_scores(
-    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
-) -> np.ndarray:
-    """Every scored frame's surprise of ``normal_series``, flat."""
-    flat = np.concatenate(normal_series(model, world, world_kwargs, episodes, steps, seed, horizon))
+def scores_of(residuals: list[np.ndarray], whitening: Whitening | None) -> list[np.ndarray]:
+    """Surprise per frame of each episode's residuals (``surprise_series``'s last step)."""
+    return [surprise_of(r, whitening) for r in residuals]
+
+
+def flat_finite(series: list[np.ndarray]) -> np.ndarray:
+    flat = np.concatenate(series)
     return flat[np.isfinite(flat)]
+
+
+def normal_series(
+    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1,
+    whitening: Whitening | None = None,
+) -> list[np.ndarray]:
+    """Surprise per frame (NaN before the first scored frame) of ``episodes`` normal episodes."""
+    return scores_of(normal_residuals(model, world, world_kwargs, episodes, steps, seed, horizon), whitening)
 
 
 def calibrate(
@@ -91,12 +105,15 @@ def calibrate(
     horizon: int = 1,
     world: str | None = None,
     command: str = "",
+    whiten: bool = True,
 ) -> SurpriseCalibration:
     """Threshold for ``rate`` on one split, false-alarm rate measured on another."""
     model = load_bundle(bundle, backend=backend)
     name, kwargs = (world, {}) if world else bundle_world(bundle)
-    cal_scores = normal_scores(model, name, kwargs, episodes, steps, seed, horizon)
-    val_scores = normal_scores(model, name, kwargs, episodes, steps, seed + 1000, horizon)
+    cal_res = normal_residuals(model, name, kwargs, episodes, steps, seed, horizon)
+    whitening = Whitening.fit(np.concatenate(cal_res)) if whiten else None
+    cal_scores = flat_finite(scores_of(cal_res, whitening))
+    val_scores = flat_finite(scores_of(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), whitening))
     threshold = threshold_for_rate(cal_scores, rate)
     manifest = read_manifest(bundle, verify=False)
     return SurpriseCalibration(
@@ -120,6 +137,8 @@ def calibrate(
         },
         command=command,
         quantiles={q: float(np.quantile(val_scores, float(q))) for q in ("0.5", "0.99", "0.999", "1.0")},
+        residual_mean=[] if whitening is None else [round(float(v), 8) for v in whitening.mean],
+        whitening=[] if whitening is None else [[round(float(v), 8) for v in row] for row in whitening.matrix],
     )
 
 
@@ -134,17 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=1, help="model steps of the surprise (1: the 1-step error)")
     parser.add_argument("--world", default=None, help="override the manifest's world")
     parser.add_argument("--out", default=None, help="output JSON (default <bundle>/surprise_calibration.json)")
+    parser.add_argument("--no-whiten", action="store_true", help="plain RMS surprise (no residual whitening)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     started = time.time()
     command = "python bench/calibrate_surprise.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command)
+        cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command,
+                        whiten=not args.no_whiten)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"calibrate_surprise: {exc}", file=sys.stderr)
         return 2
     out = write_calibration(cal, args.out or calibration_path(args.bundle))
-    print(json.dumps({k: v for k, v in cal.to_dict().items() if k != "checksums"}, indent=2))
+    print(json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("checksums", "whitening", "residual_mean")}, indent=2))
     print(f"wrote {out} in {time.time() - started:.1f} s")
     return 0
 

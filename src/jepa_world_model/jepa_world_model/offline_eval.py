@@ -40,7 +40,7 @@ from jepa_common import plugins
 from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
-from jepa_world_model.surprise import surprise_series
+from jepa_world_model.surprise import Whitening, surprise_series
 
 DEFAULT_HORIZON = 8
 ENCODE_CHUNK = 256
@@ -182,9 +182,10 @@ def horizon_errors(model: WorldModel, latents: torch.Tensor, actions: np.ndarray
     return torch.cat(errs), n
 
 
-def surprise_per_frame(model: WorldModel, latents: torch.Tensor, actions: np.ndarray, scale: torch.Tensor) -> list[float | None]:
+def surprise_per_frame(model: WorldModel, latents: torch.Tensor, actions: np.ndarray, scale: torch.Tensor,
+                       whitening: Whitening | None = None) -> list[float | None]:
     """Surprise (``jepa_world_model.surprise.surprise_series``, 1 model step) at each raw frame; None without full context."""
-    series = surprise_series(model, latents, actions, scale)
+    series = surprise_series(model, latents, actions, scale, whitening=whitening)
     return [float(v) if np.isfinite(v) else None for v in series]
 
 
@@ -205,20 +206,23 @@ def mark_surprising(report: OfflineEvalReport, threshold: float | None, source: 
     }
 
 
-def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tuple[float | None, str]:
-    """The threshold for ``mark_surprising``: ``override``, else the bundle's calibration (model-std units only)."""
-    if override is not None:
-        return override, "--surprise-threshold"
+def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tuple[float | None, str, Whitening | None]:
+    """The threshold for ``mark_surprising`` (``override``, else the bundle's calibration; model-std units only) and
+    the calibration's whitening, which defines the surprise that threshold applies to."""
     if normalise != "model":
-        return None, "the calibrated threshold is in model-std units; --normalise data has none"
+        if override is not None:
+            return override, "--surprise-threshold", None
+        return None, "the calibrated threshold is in model-std units; --normalise data has none", None
     from jepa_world_model.bundle import read_manifest
     from jepa_world_model.surprise import calibration_path, read_calibration
 
     try:
         cal = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
     except (FileNotFoundError, ValueError) as exc:
-        return None, str(exc)
-    return cal.threshold, f"{calibration_path(bundle).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
+        return override, "--surprise-threshold" if override is not None else str(exc), None
+    if override is not None:
+        return override, "--surprise-threshold", cal.whitener()
+    return cal.threshold, f"{calibration_path(bundle).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)", cal.whitener()
 
 
 def collapse_stats(model: WorldModel, latents: torch.Tensor) -> dict[str, Any]:
@@ -289,6 +293,7 @@ def evaluate_episodes(
     max_plans_per_episode: int = 5,
     image_topic: str = "image",
     progress: bool = False,
+    whitening: Whitening | None = None,
 ) -> OfflineEvalReport:
     """Open-loop evaluation of ``model`` on ``episodes`` (see the module docstring for the figures).
 
@@ -302,6 +307,7 @@ def evaluate_episodes(
         max_plans_per_episode: plans per episode (evenly spaced).
         image_topic: named in the skip reason of an episode whose images the model rejects.
         progress: show a tqdm bar.
+        whitening: the bundle's surprise calibration's (surprise is then the whitened 1-step error).
 
     Returns:
         The report; episodes the model cannot take are listed in ``skipped`` with the reason.
@@ -353,7 +359,7 @@ def evaluate_episodes(
                 frames=len(ep),
                 windows=n,
                 horizon_error=(errs.mean(0) / denom).tolist() if n else [],
-                surprise=surprise_per_frame(model, z, ep.actions, scale),
+                surprise=surprise_per_frame(model, z, ep.actions, scale, whitening),
                 surprise_times_s=times,
             )
         )
@@ -652,6 +658,7 @@ def run_offline_eval(
     max_plans_per_episode: int = 5,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    whitening: Whitening | None = None,
 ) -> OfflineEvalReport:
     """Read bags (bad ones skipped and listed) and evaluate ``model`` on their episodes.
 
@@ -666,7 +673,7 @@ def run_offline_eval(
         raise ValueError(f"no episode could be read from {len(bags)} bag(s): {reasons}")
     image_topic = str(getattr(topics, "image", None) or "/camera/image_raw")
     report = evaluate_episodes(
-        model, episodes, horizon, normalise, planner, goal_steps, max_plans_per_episode, image_topic, progress
+        model, episodes, horizon, normalise, planner, goal_steps, max_plans_per_episode, image_topic, progress, whitening
     )
     report.skipped = skipped + report.skipped
     report.inputs = [str(b) for b in bags]
@@ -740,6 +747,7 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
         model = model_loader(args.bundle, args.backend)
         topics = load_topics_config(args.topics_config)
         planner, planner_info = make_planner(args.planner_profile, model)
+        threshold, source, whitening = alarm_threshold(args.bundle, args.surprise_threshold, args.normalise)
         report = run_offline_eval(
             args.bags,
             model,
@@ -752,12 +760,13 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
             args.plans_per_episode,
             args.cache_dir,
             progress=True,
+            whitening=whitening,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"jepa-offline-eval: {exc}")
         return 1
     report.model.update(bundle=str(args.bundle), backend=args.backend)
-    mark_surprising(report, *alarm_threshold(args.bundle, args.surprise_threshold, args.normalise))
+    mark_surprising(report, threshold, source)
     paths = write_report(report, args.out)
     if report.data:
         from jepa_world_model.data.bags import format_data_report, write_data_report

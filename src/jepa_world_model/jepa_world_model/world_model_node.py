@@ -2,7 +2,8 @@
 
 Surprise (``jepa_world_model.surprise``, the definition offline evaluation and the benchmark share)
 is the normalised distance between the latent the model predicted for now (from the latents and
-commands of the last model step) and the latent perception observed. It rises when the world does
+commands of the last model step) and the latent perception observed, whitened with the residual
+statistics of the bundle's calibration when it has them. It rises when the world does
 something the model did not expect (a push, a slip, a new obstacle, a teleport). When it exceeds the
 alarm threshold (calibrated on normal data for a stated false-alarm rate: the bundle's
 ``surprise_calibration.json``, or the ``surprise_threshold`` parameter) the node publishes
@@ -153,7 +154,7 @@ class WorldModelNode(LifecycleNode):
             return
         latents = torch.from_numpy(np.stack([s["z"] for s in window]))
         actions = np.stack([s["action"] if s["action"] is not None else np.zeros(raw_dim, np.float32) for s in window])
-        value = float(surprise_series(self.model, latents, actions, torch.from_numpy(self.std))[-1])
+        value = float(surprise_series(self.model, latents, actions, torch.from_numpy(self.std), whitening=self.whitening)[-1])
         if not np.isfinite(value):
             return
         self.surprise_pub.publish(Float32(data=value))
@@ -169,19 +170,26 @@ class WorldModelNode(LifecycleNode):
         from jepa_world_model.surprise import calibration_path, read_calibration
 
         self.alarm_threshold: float | None = self.params["surprise_threshold"] or None
+        self.whitening = None  # the calibration's: surprise is then the whitened error its threshold was set for
         self.alarm_on = False
-        if self.alarm_threshold is None:
-            path = self.params["surprise_calibration"] or calibration_path(self.params["bundle"])
-            try:
-                cal = read_calibration(Path(path), getattr(self.model, "manifest", None))
-                if cal.horizon != 1:
-                    raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the node publishes the 1-step one")
+        path = self.params["surprise_calibration"] or calibration_path(self.params["bundle"])
+        try:
+            cal = read_calibration(Path(path), getattr(self.model, "manifest", None))
+            if cal.horizon != 1:
+                raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the node publishes the 1-step one")
+            self.whitening = cal.whitener()
+            kind = "whitened" if self.whitening is not None else "RMS"
+            if self.alarm_threshold is None:
                 self.alarm_threshold = float(cal.threshold)
-                self.get_logger().info(
-                    f"surprise alarm above {cal.threshold:.4g} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
-                )
-            except (FileNotFoundError, ValueError) as exc:
+                self.get_logger().info(f"surprise ({kind}) alarm above {cal.threshold:.4g} "
+                                       f"(false alarms {cal.false_alarm_rate:.2g} per step on normal data)")
+            else:
+                self.get_logger().info(f"surprise ({kind}) alarm above {self.alarm_threshold:.4g} (surprise_threshold)")
+        except (FileNotFoundError, ValueError) as exc:
+            if self.alarm_threshold is None:
                 self.get_logger().warning(f"surprise alarm off: {exc}")
+            else:
+                self.get_logger().warning(f"surprise is the plain RMS error ({exc}); alarm above {self.alarm_threshold:.4g}")
         self.alarm_pub = self.owned.add(self.create_lifecycle_publisher(Bool, "surprise_alarm", reliable_qos(10)))
         self.marker_pub = self.owned.add(self.create_lifecycle_publisher(Marker, "surprise_marker", reliable_qos(1)))
 

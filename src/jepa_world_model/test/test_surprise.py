@@ -12,11 +12,13 @@ import torch
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 from jepa_world_model.surprise import (
     SurpriseCalibration,
+    Whitening,
     auroc,
     exceed_rate,
     first_scored_frame,
     normalised_distance,
     read_calibration,
+    residual_series,
     surprise_series,
     threshold_for_rate,
     write_calibration,
@@ -65,6 +67,34 @@ def test_series_is_the_frameskip_aware_prediction_error() -> None:
             assert s[t] == pytest.approx(float(normalised_distance(pred, z[t].numpy(), std)), rel=1e-5)
 
 
+def test_whitening_weighs_residuals_by_how_unusual_their_direction_is() -> None:
+    rng = np.random.default_rng(1)
+    # normal residuals: large along the first axis (the model's usual error), small along the others
+    scales = np.array([1.0, 0.1, 0.1])
+    normal = rng.normal(size=(20000, 3)) * scales + np.array([0.05, 0.0, 0.0])
+    w = Whitening.fit(normal)
+    assert np.mean(w.scores(normal) ** 2) == pytest.approx(1.0, rel=0.02)  # identity covariance on normal data
+    along_usual, across = np.array([0.5, 0.0, 0.0]), np.array([0.0, 0.5, 0.0])
+    assert np.linalg.norm(along_usual) == np.linalg.norm(across)
+    assert w.scores(across) > 5 * w.scores(along_usual)  # same size, the unusual direction is the surprise
+    with pytest.raises(ValueError, match="more normal frames"):
+        Whitening.fit(normal[:3])
+
+
+def test_whitened_series_is_the_whitening_of_the_residuals() -> None:
+    model = LinearModel()
+    rng = np.random.default_rng(2)
+    z = torch.from_numpy(rng.normal(size=(40, DIM)).astype(np.float32))
+    actions = rng.uniform(-1, 1, size=(40, RAW)).astype(np.float32)
+    residuals = residual_series(model, z, actions)
+    first = first_scored_frame(model)
+    assert np.isnan(residuals[:first]).all() and residuals.shape == (40, DIM)
+    w = Whitening(rng.normal(size=DIM) * 0.1, np.tril(rng.normal(size=(DIM, DIM))) + 3 * np.eye(DIM))
+    expected = np.sqrt((((residuals - w.mean) @ w.matrix.T) ** 2).mean(axis=1))
+    np.testing.assert_allclose(surprise_series(model, z, actions, whitening=w), expected)
+    np.testing.assert_allclose(surprise_series(model, z, actions), np.sqrt((residuals**2).mean(axis=1)))
+
+
 def test_thresholds_rates_and_auroc() -> None:
     scores = np.arange(1000, dtype=float)
     thr = threshold_for_rate(scores, 0.01)
@@ -99,6 +129,17 @@ def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
     (tmp_path / "junk.json").write_text(json.dumps({"threshold": 1}))
     with pytest.raises(ValueError, match="not a surprise calibration"):
         read_calibration(tmp_path / "junk.json")
+    # a whitening travels with its threshold; a broken one, or one for another latent size, is refused
+    assert read_calibration(path, manifest).whitener() is None  # a file without one: plain RMS surprise
+    whitened = write_calibration(_calibration(residual_mean=[0.1, 0.2], whitening=[[2.0, 0.0], [1.0, 3.0]]), tmp_path / "w.json")
+    w = read_calibration(whitened, {**manifest, "latent_shape": [2]}).whitener()
+    assert w is not None and w.matrix.shape == (2, 2) and w.mean.tolist() == [0.1, 0.2]
+    with pytest.raises(ValueError, match="for 2 latent dimensions, the bundle has 8"):
+        read_calibration(whitened, {**manifest, "latent_shape": [8]})
+    for bad_w in ([[1.0, 0.0]], [[float("nan"), 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0]]):
+        broken = write_calibration(_calibration(residual_mean=[0.1, 0.2], whitening=bad_w), tmp_path / "broken.json")
+        with pytest.raises(ValueError, match="whitening must be"):
+            read_calibration(broken)
 
 
 def test_offline_eval_marks_frames_above_the_threshold() -> None:

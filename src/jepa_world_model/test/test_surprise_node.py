@@ -25,7 +25,7 @@ if not (BUNDLE / "surprise_calibration.json").exists():
     pytest.skip(f"{BUNDLE} has no surprise calibration", allow_module_level=True)
 
 
-def pick_pair(model, threshold: float):
+def pick_pair(model, threshold: float, whitening):
     """The first teleport pair whose possible episode stays well under the threshold (normal motion)."""
     from jepa_sim.violations import make_pairs
     from jepa_world_model.surprise import encode_frames, surprise_series
@@ -33,8 +33,8 @@ def pick_pair(model, threshold: float):
     for pair in make_pairs("two_rooms", "teleport", 20, seed=3):
         z_p = encode_frames(model, pair.possible.frames)
         z_i = encode_frames(model, pair.impossible.frames)
-        s_p = surprise_series(model, z_p, pair.possible.actions)
-        s_i = surprise_series(model, z_i, pair.impossible.actions)
+        s_p = surprise_series(model, z_p, pair.possible.actions, whitening=whitening)
+        s_i = surprise_series(model, z_i, pair.impossible.actions, whitening=whitening)
         if np.nanmax(s_p) < 0.8 * threshold and np.nanmax(s_i[pair.step : pair.step + 2 * model.frameskip]) > threshold:
             return pair, (z_p, s_p), (z_i, s_i)
     raise AssertionError("no suitable teleport pair among 20")
@@ -50,8 +50,8 @@ def test_alarm_on_teleport_not_on_normal_motion(ros_procs, rclpy_node) -> None:
     from jepa_world_model.surprise import calibration_path, read_calibration
 
     model = load_bundle(BUNDLE, backend="torch")
-    threshold = read_calibration(calibration_path(BUNDLE), model.manifest).threshold
-    pair, (z_p, s_p), (z_i, s_i) = pick_pair(model, threshold)
+    cal = read_calibration(calibration_path(BUNDLE), model.manifest)
+    pair, (z_p, s_p), (z_i, s_i) = pick_pair(model, cal.threshold, cal.whitener())  # the definition the node publishes
     dt = 0.1
     proc = ros_procs.run("jepa_world_model.world_model_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
                            "-p", "backend:=onnx", "-p", f"dt:={dt}")
