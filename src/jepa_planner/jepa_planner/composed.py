@@ -9,10 +9,11 @@ seven processes on a small machine every process has its own interpreter, torch 
 executor, and a frame crosses three process boundaries before it becomes a command.
 
 Each node spins its own executor on its own thread(s), so a slow callback of one node never queues
-behind another node's. Torch's intra-op thread count is one value for the whole process (set from
-one thread, read back the same in every other: measured with torch 2.13), so the process uses the
-largest budget of ``--threads`` (the actor's); the other nodes' batch-1 work is below torch's
-parallel grain size and stays on its calling thread anyway. rclpy has no intra-process transport: messages
+behind another node's; only the nodes that watch the loop share one (``SHARED_EXECUTOR``).
+Torch's intra-op thread count is one value for the whole process (set from one thread, read back
+the same in every other: measured with torch 2.13), so the process uses the largest budget of
+``--threads`` (the actor's); the other nodes' batch-1 work is below torch's parallel grain size and
+stays on its calling thread anyway. rclpy has no intra-process transport: messages
 between the composed nodes still go through the middleware, in one participant.
 
 Lifecycle nodes with ``autostart`` true configure and activate themselves as with ``run_node``; a
@@ -48,6 +49,13 @@ NODES = {
 # others' torch work is batch 1 and stays on one thread. On a busy 2-core machine two OpenMP threads for
 # the actor made a replan 5-30x slower (threads wait on each other whenever one is descheduled): 1 there.
 EXECUTOR_THREADS = {"perception": 1, "world_model": 1, "actor": 3, "configurator": 4, "cost": 1, "memory": 1}
+# Nodes that only watch the loop (their per-frame work is small and waits for the planner gate) share one
+# single-threaded executor when each has one thread: every latent and command woke one executor loop per
+# node, and each pass of rclpy's loop is Python that takes the GIL from the plan (py-spy --gil: the six
+# loops held it 60% of the time the composed process held it). Measured with bench_e2e (2 rounds, critic
+# fits off to isolate it): planning rate 0.73x -> 0.77x of in-process. Perception keeps its own: behind
+# the world model's gate wait its frames were late (0.72x).
+SHARED_EXECUTOR = ("world_model", "cost", "memory")
 TORCH_THREADS = {"perception": 1, "world_model": 1, "actor": max(1, (os.cpu_count() or 2) // 2), "configurator": 1,
                  "cost": 1, "memory": 1}
 
@@ -69,20 +77,22 @@ def node_class(name: str) -> type:
 
 
 class NodeExecutor:
-    """One node's executor on its own thread(s)."""
+    """One executor, for one node or a few that share it, on its own thread(s)."""
 
-    def __init__(self, node: Any, threads: int) -> None:
+    def __init__(self, nodes: list[Any], threads: int) -> None:
         from rclpy.executors import SingleThreadedExecutor
 
         from jepa_common.ros_common import make_executor
 
-        self.node = node
+        self.nodes = nodes
         if threads > 1:
             self.executor = make_executor(threads)
         else:
             self.executor = SingleThreadedExecutor()
-        self.executor.add_node(node)
-        self.thread = threading.Thread(target=self.spin, name=f"spin-{node.get_name()}", daemon=True)
+        for node in nodes:
+            self.executor.add_node(node)
+        name = "+".join(node.get_name() for node in nodes)
+        self.thread = threading.Thread(target=self.spin, name=f"spin-{name}", daemon=True)
 
     def spin(self) -> None:
         import rclpy
@@ -119,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor-threads", nargs="*", default=[], metavar="NODE=N",
                    help=f"executor threads per node, 1 = single-threaded executor (default {EXECUTOR_THREADS})")
     return p
+
+
+def executors_for(nodes: list[Any], threads: dict[str, int]) -> list[NodeExecutor]:
+    """An executor per node, except the single-threaded ``SHARED_EXECUTOR`` nodes, which share one."""
+    shared = [n for n in nodes if n.get_name() in SHARED_EXECUTOR and threads[n.get_name()] == 1]
+    runners = [NodeExecutor([n], threads[n.get_name()]) for n in nodes if n not in shared or len(shared) < 2]
+    if len(shared) >= 2:
+        runners.append(NodeExecutor(shared, 1))
+    return runners
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             if not autostart(node):
                 exit_code[0] = 1
                 return 1
-        runners = [NodeExecutor(n, executor_threads[n.get_name()]) for n in nodes]
+        runners = executors_for(nodes, executor_threads)
         for runner in runners:
             runner.thread.start()
         nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
@@ -172,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         interrupted = stop.is_set()
         if not interrupted:
-            dead = [r.node.get_name() for r in runners if not r.thread.is_alive()]
+            dead = [n.get_name() for r in runners if not r.thread.is_alive() for n in r.nodes]
             print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
             exit_code[0] = 1
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
