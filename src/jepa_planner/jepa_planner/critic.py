@@ -148,3 +148,57 @@ def swap_critic(planner: object, critic: object) -> int:
                 term.critic = critic
                 count += 1
     return count
+
+
+def fit_file(data_path: str | Path, out_path: str | Path, epochs: int) -> float:
+    """Fit a critic on a ``(latents, goals, targets)`` npz (as ``EpisodeMemory.critic_dataset`` gives them) and
+    save it to ``out_path`` atomically; returns the final training loss. What the memory node runs in a child
+    process (see :func:`main`)."""
+    import os
+
+    import numpy as np
+
+    with np.load(Path(data_path), allow_pickle=False) as blob:
+        z, g, y = (torch.from_numpy(np.asarray(blob[k], dtype=np.float32)) for k in ("latents", "goals", "targets"))
+    if z.shape != g.shape or z.shape[0] != y.shape[0]:
+        raise ValueError(f"{data_path}: latents {list(z.shape)}, goals {list(g.shape)} and targets {list(y.shape)} do not match")
+    critic = Critic(tuple(z.shape[1:]))
+    losses = critic.fit((z, g, y), epochs=epochs)
+    out = Path(out_path)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    critic.save(tmp)
+    os.replace(tmp, out)  # readers never see a half-written critic
+    return losses[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jepa_planner.critic DATA.npz OUT.pt --epochs N``: one critic fit, at the lowest CPU priority.
+
+    The memory node fits in this child process rather than in a thread: in the composed agent a fit thread
+    held the GIL between plans, on the lockstep loop's critical path (py-spy --gil: 9% of the process's GIL
+    time). Prints ``final_loss <value>``; one line and exit code 2 on bad input.
+    """
+    import argparse
+    import os
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description="Fit a critic on a saved (latents, goals, targets) npz.")
+    parser.add_argument("data")
+    parser.add_argument("out")
+    parser.add_argument("--epochs", type=int, default=100)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a terminal's Ctrl-C ends a fit at once, without a trace
+    os.nice(19)
+    torch.set_num_threads(1)
+    try:
+        loss = fit_file(args.data, args.out, args.epochs)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"critic fit: {exc}", file=sys.stderr)
+        return 2
+    print(f"final_loss {loss:.6g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -24,7 +24,6 @@ from std_msgs.msg import String
 
 from jepa_common.convert import twist_to_action
 from jepa_common.ros_common import (
-    PLANNER_GATE,
     Param,
     background_thread,
     declare_params,
@@ -36,6 +35,8 @@ from jepa_common.ros_common import (
 )
 from jepa_interfaces.msg import CostReport, LatentState
 from jepa_planner.memory import EpisodeMemory
+
+CRITIC_FIT_TIMEOUT_S = 600.0  # a critic fit that runs longer is stopped (the old critic stays)
 
 PARAMS = {
     "record_dir": Param("", "directory for the episode MCAP bag and the critic ('' = keep in memory only)", read_only=True),
@@ -61,6 +62,7 @@ class MemoryNode(Node):
         self.new_episodes = 0
         self.lock = threading.Lock()
         self.critic_busy = threading.Lock()  # held while a critic fit runs
+        self.critic_proc: Any = None  # the child process of a critic fit in progress (ended by before_exit)
         self.recorder = None
         self.open_steps: list[tuple[Any, np.ndarray, float]] = []  # the open episode's messages, recorded when it closes
         self.shape: tuple[int, ...] | None = None  # latent shape of this run (the first valid latent or goal sets it)
@@ -128,36 +130,57 @@ class MemoryNode(Node):
         self.goal = goal
 
     def update_critic(self) -> None:
-        """Fit the critic on the stored episodes, in the background: one fit at a time, on a thread at the
-        lowest CPU priority, so that fits do not take the planner's CPU (profiled in the composed process:
-        a fit thread took 15% of the samples beside the actor's 21%)."""
+        """Fit the critic on the stored episodes, in the background: one fit at a time, in a child process at
+        the lowest CPU priority (``python -m jepa_planner.critic``), so that a fit takes neither the planner's
+        GIL (the composed agent) nor its CPU (profiled in the composed process: a fit thread took 15% of the
+        samples beside the actor's 21%, and 9% of the process's GIL time even when it stepped between plans)."""
         with self.critic_busy:
             background_thread()
             self.fit_critic()
 
     def fit_critic(self) -> None:
-        from jepa_planner.critic import Critic
+        import subprocess
+        import sys
+        import tempfile
 
         with self.lock:
             episodes = [e for e in self.memory.episodes if e.goal is not None]
             if not episodes:
                 return
-            shape = episodes[0].latents.shape[1:]
             k = int(self.params["critic_hindsight"])
-            data = self.memory.hindsight_dataset(goals_per_state=k) if k > 0 else self.memory.critic_dataset()
-        critic = Critic(tuple(shape))
-        # in the composed process, each optimiser step waits while the actor plans (the GIL is shared)
-        losses = critic.fit(data, epochs=self.params["critic_epochs"], before_step=PLANNER_GATE.wait_idle)
-        if self.params["record_dir"]:
-            path = Path(self.params["record_dir"]) / "critic.pt"
-            tmp = path.with_name(f".critic.{os.getpid()}.pt")
-            critic.save(tmp)
-            os.replace(tmp, path)  # readers never see a half-written critic
-            self.critic_pub.publish(String(data=str(path)))
-        self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {losses[-1]:.4f}")
+            z, g, y = self.memory.hindsight_dataset(goals_per_state=k) if k > 0 else self.memory.critic_dataset()
+        record = self.params["record_dir"]
+        with tempfile.TemporaryDirectory(prefix="jepa_critic_") as scratch:
+            data = Path(scratch) / "data.npz"
+            np.savez(data, latents=z.numpy(), goals=g.numpy(), targets=y.numpy())
+            out = Path(record) / "critic.pt" if record else Path(scratch) / "critic.pt"
+            command = [sys.executable, "-m", "jepa_planner.critic", str(data), str(out), "--epochs", str(self.params["critic_epochs"])]
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
+            self.critic_proc = proc
+            try:
+                stdout, stderr = proc.communicate(timeout=CRITIC_FIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                self.get_logger().error(f"critic fit took more than {CRITIC_FIT_TIMEOUT_S:g} s; stopped, the old critic stays")
+                return
+            finally:
+                self.critic_proc = None
+        if proc.returncode != 0:
+            last = (stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            self.get_logger().error(f"critic fit failed ({last}); the old critic stays")
+            return
+        if record:
+            self.critic_pub.publish(String(data=str(out)))
+        loss = stdout.split()[-1] if stdout.split() else "?"
+        self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {loss}")
 
     def before_exit(self) -> None:
-        """A stop (Ctrl-C, SIGTERM) records the open episode too."""
+        """A stop (Ctrl-C, SIGTERM) records the open episode too, and ends a critic fit in progress."""
+        proc = self.critic_proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
         with self.lock:
             steps, self.open_steps = self.open_steps, []
         if self.recorder is not None and steps:
