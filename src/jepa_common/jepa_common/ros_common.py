@@ -417,8 +417,9 @@ class PlannerGate:
     """Within one process, per-frame work of other nodes can wait while the actor plans.
 
     In the composed agent every node shares one interpreter: the world model's surprise, the cost
-    node's plan evaluation, the configurator's goal check and the memory node's critic fit, run while
-    the actor plans, took the GIL from the plan (planner time 25 ms composed against 21 ms alone).
+    node's plan evaluation and the configurator's goal check, run while the actor plans, took the GIL
+    from the plan (planner time 25 ms composed against 21 ms alone; the memory node's critic fit, once
+    gated here too, now runs in a child process).
     Those call :meth:`wait_idle` first; the actor plans inside :meth:`planning`. Separate processes each have their own gate that nobody
     closes, so there the wait returns at once. The wait is bounded: a long plan never stalls them.
     """
@@ -451,8 +452,8 @@ PLANNER_GATE = PlannerGate()
 
 
 def background_thread(nice: int = 19) -> None:
-    """Give the calling thread the lowest CPU priority: for learning that runs beside a control loop
-    (the memory node's critic fits). On Linux a thread is its own scheduling entity, so ``setpriority``
+    """Give the calling thread the lowest CPU priority: for background work beside a control loop
+    (the memory node's thread that prepares a critic fit and waits for it). On Linux a thread is its own scheduling entity, so ``setpriority``
     on its thread id lowers this thread only (elsewhere: no change). Torch's thread count is one value
     per process, so it is left alone here.
     """
