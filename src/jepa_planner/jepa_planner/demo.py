@@ -226,11 +226,18 @@ class DemoClient:
     def success_radius(self) -> float:
         return float(self.world.batch.success_radius)
 
-    def close(self) -> None:
-        self.executor.shutdown()
+    def close(self, destroy: bool = True) -> None:
+        """Stop spinning (bounded); with ``destroy`` also destroy the node and shut the context down.
+
+        A process that ends right after (the demo) passes ``destroy=False``: deleting middleware entities
+        can block for seconds holding the GIL while peers are dying (see ``jepa_common.ros_common.before_exit``);
+        the process's end frees them.
+        """
+        self.executor.shutdown(timeout_sec=2.0)
         self.thread.join(timeout=5)  # no callback may still run on the node being destroyed
-        self.node.destroy_node()
-        self.rclpy.try_shutdown()
+        if destroy:
+            self.node.destroy_node()
+            self.rclpy.try_shutdown()
 
 
 def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: list[np.ndarray],
@@ -341,6 +348,16 @@ def repo_relative_paths(section: dict[str, Any], keys: tuple[str, ...]) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``jepa-demo``: runs the demo, then ends the process at once with its exit code (the
+    client's middleware entities are left to the process's end, see ``DemoClient.close``)."""
+    from jepa_common.ros_common import exit_now
+
+    exit_now(run(argv))
+    return 0  # not reached
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The demo (see the module docstring); returns the exit code."""
     args = build_parser().parse_args(argv)
     import yaml
 
@@ -451,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if client is not None:
-            client.close()
+            client.close(destroy=False)  # the process ends soon (see main)
         procs.stop()
     n, ok = len(records), sum(r.success for r in records)
     lo, hi = wilson_interval(ok, n)
