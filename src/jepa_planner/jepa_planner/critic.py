@@ -176,11 +176,21 @@ def main(argv: list[str] | None = None) -> int:
 
     The memory node fits in this child process rather than in a thread: in the composed agent a fit thread
     held the GIL between plans, on the lockstep loop's critical path (py-spy --gil: 9% of the process's GIL
-    time). Prints ``final_loss <value>``; one line and exit code 2 on bad input.
+    time). A Ctrl-C in the terminal ends the fit at once, without a trace.
     """
-    import argparse
     import os
     import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.nice(19)
+    torch.set_num_threads(1)
+    return fit_command(argv)
+
+
+def fit_command(argv: list[str] | None = None) -> int:
+    """The fit of :func:`main` without its process settings: prints ``final_loss <value>``; one line and exit
+    code 2 on bad input."""
+    import argparse
     import sys
 
     parser = argparse.ArgumentParser(description="Fit a critic on a saved (latents, goals, targets) npz.")
@@ -188,9 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out")
     parser.add_argument("--epochs", type=int, default=100)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a terminal's Ctrl-C ends a fit at once, without a trace
-    os.nice(19)
-    torch.set_num_threads(1)
     try:
         loss = fit_file(args.data, args.out, args.epochs)
     except (OSError, ValueError, KeyError) as exc:

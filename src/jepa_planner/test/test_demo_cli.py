@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from jepa_planner.demo import EpisodeRecord, main, save_pictures
+from jepa_planner.demo import EpisodeRecord, run, save_pictures
 from jepa_sim.worlds import make_world
 
 
 def test_bad_world_args_and_missing_bundle_exit_2_before_starting_nodes(tmp_path, capsys) -> None:
-    assert main(["--world", "multi_room", "--world-args", "[1, 2]", "--out", str(tmp_path)]) == 2
+    assert run(["--world", "multi_room", "--world-args", "[1, 2]", "--out", str(tmp_path)]) == 2
     assert "YAML mapping" in capsys.readouterr().err
-    assert main(["--world", "multi_room", "--bundle", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    assert run(["--world", "multi_room", "--bundle", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "logs").exists()
 
 

@@ -12,22 +12,22 @@ from jepa_common.processes import wait_for
 
 
 def test_fit_file_cli_fits_saves_and_refuses_bad_input(tmp_path: Path, capsys) -> None:
-    from jepa_planner.critic import load_critic_checked, main
+    from jepa_planner.critic import fit_command, load_critic_checked
 
     rng = np.random.default_rng(0)
     z = rng.normal(size=(64, 4)).astype(np.float32)
     g = rng.normal(size=(64, 4)).astype(np.float32)
     np.savez(tmp_path / "data.npz", latents=z, goals=g, targets=np.square(z - g).sum(1).astype(np.float32))
     out = tmp_path / "critic.pt"
-    assert main([str(tmp_path / "data.npz"), str(out), "--epochs", "3"]) == 0
+    assert fit_command([str(tmp_path / "data.npz"), str(out), "--epochs", "3"]) == 0
     assert capsys.readouterr().out.startswith("final_loss ")
     assert load_critic_checked(out, (4,)) is not None
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
     np.savez(tmp_path / "bad.npz", latents=z, goals=g[:10], targets=z[:, 0])
-    assert main([str(tmp_path / "bad.npz"), str(tmp_path / "x.pt"), "--epochs", "1"]) == 2
+    assert fit_command([str(tmp_path / "bad.npz"), str(tmp_path / "x.pt"), "--epochs", "1"]) == 2
     assert "do not match" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing.npz"), str(tmp_path / "x.pt")]) == 2
+    assert fit_command([str(tmp_path / "missing.npz"), str(tmp_path / "x.pt")]) == 2
     assert "missing.npz" in capsys.readouterr().err
 
 
