@@ -614,6 +614,21 @@ def test_a_lost_encode_reply_is_asked_again(ros_env, tmp_path, rclpy_node) -> No
         text = log.read_text()
         assert len(requests) == 2 and "encode_image: no reply within 2 s; sending the request again" in text, text
         assert "did not answer" not in text
-        fut.result().cancel_goal_async()
+        cancel = fut.result().cancel_goal_async()
+        wait_for(cancel.done, 20, "the cancel", procs)
+        result = fut.result().get_result_async()
+        wait_for(result.done, 20, "the canceled goal's result", procs)
+        assert result.result().result.reason == "canceled"
+
+        # the next goal ends with an error (no perception latents): its result still carries the reason (a goal
+        # ending at another log severity than the one before it used to raise in the configurator and come
+        # back empty)
+        fut = action.send_goal_async(ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=image, time_limit=30.0))
+        wait_for(fut.done, 20, "goal response", procs)
+        result = fut.result().get_result_async()
+        wait_for(result.done, 30, "the failing goal's result", procs)
+        reason = result.result().result.reason
+        assert "perception" in reason, (reason, log.read_text())
+        assert "Error raised in execute callback" not in log.read_text()
     finally:
         procs.stop()

@@ -486,8 +486,12 @@ class ConfiguratorNode(LifecycleNode):
             handle.canceled()
         else:
             handle.abort()
-        log = self.get_logger().info if reason in ("reached", "canceled") else self.get_logger().warning
-        log(f"goal {goal_id[:8]} ended: {reason} after {self.step} steps, distance {result.final_distance:.3f}")
+        message = f"goal {goal_id[:8]} ended: {reason} after {self.step} steps, distance {result.final_distance:.3f}"
+        # two call sites: rclpy refuses a second severity at one (ValueError), which had emptied the result
+        if reason in ("reached", "canceled"):
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(message)
         return result
 
     def dead_input(self, since: float) -> str | None:
