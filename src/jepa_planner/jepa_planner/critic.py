@@ -5,7 +5,6 @@ Used as a terminal cost beyond the planning horizon (``CriticCost``); trained fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -51,15 +50,12 @@ class Critic(nn.Module):
         lr: float = 3e-3,
         seed: int = 0,
         progress: bool = False,
-        before_step: Callable[[], object] | None = None,
     ) -> list[float]:
         """Regress the cost-to-go of stored episodes (or a given (latents, goals, targets) triple).
 
         Args:
             hindsight: extra later-state goals per stored state (``EpisodeMemory.hindsight_dataset``); 0 uses
                 each episode's own goal only.
-            before_step: called before every optimiser step (the memory node passes the planner gate's
-                wait, so that a fit beside the actor in one process steps only between plans).
 
         Returns:
             Mean training loss (MSE in units of the target scale) per epoch.
@@ -78,8 +74,6 @@ class Critic(nn.Module):
         for _ in tqdm(range(epochs), desc="critic", disable=not progress):
             order, total = torch.randperm(z.shape[0], generator=gen), 0.0
             for start in range(0, z.shape[0], batch_size):
-                if before_step is not None:
-                    before_step()
                 idx = order[start : start + batch_size]
                 loss = (self.net(z[idx], g[idx])[..., 0] - target[idx]).pow(2).mean()
                 optimiser.zero_grad()
