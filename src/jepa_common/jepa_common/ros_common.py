@@ -527,66 +527,131 @@ def make_executor(threads: int = 2, context: Any = None) -> Any:
     return QueueOnceExecutor()
 
 
-def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int = 2) -> int:
-    """``main()`` of every node: init, build, autostart lifecycle nodes, spin, clean shutdown.
+class ExecutorThread:
+    """An executor for one node, or a few that share it, spinning on its own thread (one thread:
+    rclpy's single-threaded executor; more: :func:`make_executor`)."""
 
-    A lifecycle node with parameter ``autostart`` true configures and activates itself (the
-    robot launch files may instead leave that to a lifecycle manager). A failed configure ends the
-    process with exit code 1 and one line saying why, so a launch file shows it at once instead of
-    a node that looks alive but does nothing. Invalid parameters at start (wrong type, out of
-    range, unknown key in the node's params-file section) end it with code 2 and one line.
-    Ctrl-C (SIGINT) or SIGTERM: the node's ``before_exit()`` runs (the actor's zero command) while
-    the middleware is still up, then the process exits with 0 at once (see :func:`before_exit`).
+    def __init__(self, nodes: list[Any], threads: int) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.nodes = nodes
+        self.executor = make_executor(threads) if threads > 1 else SingleThreadedExecutor()
+        for node in nodes:
+            self.executor.add_node(node)
+        name = "+".join(node.get_name() for node in nodes)
+        self.thread = threading.Thread(target=self.spin, name=f"spin-{name}", daemon=True)
+
+    def spin(self) -> None:
+        import rclpy
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+            # the context went down while this executor was between two waits: a normal stop
+
+    def shutdown(self) -> None:
+        """No new callbacks; one still running (a long plan) is not waited for."""
+        from rclpy.executors import MultiThreadedExecutor
+
+        if isinstance(self.executor, MultiThreadedExecutor):
+            self.executor.shutdown(timeout_sec=0, wait_for_threads=False)
+        else:
+            self.executor.shutdown(timeout_sec=0)
+
+
+def autostart(node: Any) -> str | None:
+    """Configure and activate a lifecycle node whose parameter ``autostart`` is true (the robot launch files
+    may instead leave that to a lifecycle manager); None, or the line that says why it failed."""
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    if not (isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value):
+        return None
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        why = getattr(node, "configure_error", "") or "on_configure raised an exception"
+        return f"[{node.get_name()}] error: configure failed: {why}; exiting"
+    if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+        return f"[{node.get_name()}] error: activate failed; exiting"
+    return None
+
+
+def run_node(node_factory: Any, args: list[str] | None = None, *, threads: int = 2) -> int:
+    """``main()`` of every node: :func:`run_nodes` with one node on an executor of ``threads`` threads."""
+    return run_nodes(lambda: [node_factory()], lambda nodes: [ExecutorThread(nodes, threads)], args)
+
+
+def run_nodes(
+    build: Callable[[], list[Any]],
+    executors: Callable[[list[Any]], list[ExecutorThread]],
+    args: list[str] | None = None,
+    name: str = "",
+) -> int:
+    """Init, build the nodes, autostart lifecycle nodes, spin, clean shutdown: every node's process and the
+    composed one (``name`` labels its error lines; default: the first node's name).
+
+    Lifecycle nodes with ``autostart`` true configure and activate themselves (:func:`autostart`), all
+    built first so that the topics exist before any node acts. A failed configure ends the process
+    with exit code 1 and one line saying why, so a launch file shows it at once instead of a node that
+    looks alive but does nothing. Invalid parameters at start (wrong type, out of range, unknown key
+    in the node's params-file section) end it with code 2 and one line; an executor that stops (a
+    callback raised: its traceback is above) with code 1. Ctrl-C (SIGINT) or SIGTERM: each node's
+    ``before_exit()`` runs while the middleware is still up (the actor's zero command), then the
+    process exits with 0 at once (see :func:`before_exit`).
     """
     import sys
 
     import rclpy
-    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
     global _ROS_ARGS
     _ROS_ARGS = args
     rclpy.init(args=args, signal_handler_options=no_rclpy_signal_handlers())
     stop = install_stop_signals()
     exit_code = start_stop_deadline(stop)  # the process's exit code, also for the stop deadline
-    node = None
-    executor = None
+    nodes: list[Any] = []
+    runners: list[ExecutorThread] = []
     interrupted = False
+
+    def label() -> str:
+        return name or (nodes[0].get_name() if nodes else "")
+
     try:
-        node = node_factory()
-        if isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                why = getattr(node, "configure_error", "") or "on_configure raised an exception"
-                print(f"[{node.get_name()}] error: configure failed: {why}; exiting", file=sys.stderr)
+        nodes = build()
+        for node in nodes:
+            failed = autostart(node)
+            if failed:
+                print(failed, file=sys.stderr)
                 exit_code[0] = 1
                 return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                print(f"[{node.get_name()}] error: activate failed; exiting", file=sys.stderr)
-                exit_code[0] = 1
-                return 1
-        executor = make_executor(threads)
-        executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name="spin", daemon=True)
-        spinner.start()
-        while spinner.is_alive() and not stop.wait(0.1):  # the main thread stays free for the signal handlers
+        runners = executors(nodes)
+        for runner in runners:
+            runner.thread.start()
+        if len(nodes) > 1:
+            nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
+        while all(r.thread.is_alive() for r in runners) and not stop.wait(0.1):  # the main thread stays free for signals
             pass
         interrupted = stop.is_set()
-        if not interrupted:  # a callback raised: its traceback is above
-            print(f"[{node.get_name()}] error: the executor stopped (see the error above); exiting", file=sys.stderr)
+        if not interrupted:
+            dead = [n.get_name() for r in runners if not r.thread.is_alive() for n in r.nodes]
+            print(f"[{label()}] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
             exit_code[0] = 1
     except ValueError as exc:  # invalid parameters at start: one clear line, no trace
-        print(f"[{node.get_name()}] error: {exc}" if node is not None else f"error: {exc}", file=sys.stderr)
+        print(f"[{label()}] error: {exc}" if label() else f"error: {exc}", file=sys.stderr)
         exit_code[0] = 2
     finally:
-        interrupted = interrupted or stop.is_set()  # also a stop while the node was being built
-        if executor is not None:  # no new callbacks; one still running (a long plan) is not waited for
-            executor.shutdown(timeout_sec=0, wait_for_threads=False)
+        interrupted = interrupted or stop.is_set()  # also a stop while the nodes were being built
+        for runner in runners:
+            runner.shutdown()
         if interrupted:
-            before_exit([node] if node is not None else [])
+            before_exit(nodes)
         else:
-            destroy_nodes([node] if node is not None else [])
+            destroy_nodes(nodes)
             rclpy.try_shutdown()
     if interrupted:
-        exit_now(exit_code[0])
+        exit_now(exit_code[0])  # skip the interpreter's slow teardown
     return exit_code[0]
 
 

@@ -26,7 +26,6 @@ import argparse
 import importlib
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -76,51 +75,6 @@ def node_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-class NodeExecutor:
-    """One executor, for one node or a few that share it, on its own thread(s)."""
-
-    def __init__(self, nodes: list[Any], threads: int) -> None:
-        from rclpy.executors import SingleThreadedExecutor
-
-        from jepa_common.ros_common import make_executor
-
-        self.nodes = nodes
-        if threads > 1:
-            self.executor = make_executor(threads)
-        else:
-            self.executor = SingleThreadedExecutor()
-        for node in nodes:
-            self.executor.add_node(node)
-        name = "+".join(node.get_name() for node in nodes)
-        self.thread = threading.Thread(target=self.spin, name=f"spin-{name}", daemon=True)
-
-    def spin(self) -> None:
-        import rclpy
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-        except Exception:
-            if rclpy.ok():
-                raise
-            # the context went down (Ctrl-C) while this executor was between two waits: a normal stop
-
-
-def autostart(node: Any) -> bool:
-    """Configure and activate a lifecycle node whose ``autostart`` is true; False when a transition failed."""
-    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-
-    if not (isinstance(node, LifecycleNode) and node.has_parameter("autostart") and node.get_parameter("autostart").value):
-        return True
-    for transition in (node.trigger_configure, node.trigger_activate):
-        if transition() != TransitionCallbackReturn.SUCCESS:
-            node.get_logger().fatal(f"{transition.__name__.removeprefix('trigger_')} failed; exiting (see the error above)")
-            return False
-    return True
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="The agent's nodes in one process (ROS arguments after --ros-args).")
     p.add_argument("--nodes", default=",".join(NODES), help=f"comma-separated nodes to compose (default: all of {list(NODES)})")
@@ -131,29 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def executors_for(nodes: list[Any], threads: dict[str, int]) -> list[NodeExecutor]:
+def executors_for(nodes: list[Any], threads: dict[str, int]) -> list[Any]:
     """An executor per node, except the single-threaded ``SHARED_EXECUTOR`` nodes, which share one."""
+    from jepa_common.ros_common import ExecutorThread
+
     shared = [n for n in nodes if n.get_name() in SHARED_EXECUTOR and threads[n.get_name()] == 1]
-    runners = [NodeExecutor([n], threads[n.get_name()]) for n in nodes if n not in shared or len(shared) < 2]
+    runners = [ExecutorThread([n], threads[n.get_name()]) for n in nodes if n not in shared or len(shared) < 2]
     if len(shared) >= 2:
-        runners.append(NodeExecutor(shared, 1))
+        runners.append(ExecutorThread(shared, 1))
     return runners
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``composed_agent``."""
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    """Entry point of ``composed_agent``: ``jepa_common.ros_common.run_nodes`` over the chosen nodes."""
     from rclpy.utilities import remove_ros_args
 
-    from jepa_common.ros_common import (
-        before_exit,
-        destroy_nodes,
-        exit_now,
-        install_stop_signals,
-        no_rclpy_signal_handlers,
-        start_stop_deadline,
-    )
+    from jepa_common.ros_common import run_nodes
 
     argv = sys.argv if argv is None else [sys.argv[0], *argv]
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
@@ -170,48 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(budgets[n] for n in names))  # one value per process (see the module docstring)
-    rclpy.init(args=argv, signal_handler_options=no_rclpy_signal_handlers())
-    stop = install_stop_signals()  # Ctrl-C / SIGTERM: the nodes' last words with the middleware still up
-    exit_code = start_stop_deadline(stop)  # the process's exit code, also for the stop deadline (a hang on the way out)
-    nodes: list[Any] = []
-    runners: list[NodeExecutor] = []
-    interrupted = False
-    try:
-        for name in names:
-            nodes.append(node_class(name)())
-        for node in nodes:  # all constructed first: the topics exist before any node starts acting
-            if not autostart(node):
-                exit_code[0] = 1
-                return 1
-        runners = executors_for(nodes, executor_threads)
-        for runner in runners:
-            runner.thread.start()
-        nodes[0].get_logger().info(f"composed {len(nodes)} nodes in one process: {[n.get_name() for n in nodes]}")
-        while all(r.thread.is_alive() for r in runners) and not stop.wait(0.1):
-            pass
-        interrupted = stop.is_set()
-        if not interrupted:
-            dead = [n.get_name() for r in runners if not r.thread.is_alive() for n in r.nodes]
-            print(f"[composed] error: the executor of {dead} stopped (see the error above); exiting", file=sys.stderr)
-            exit_code[0] = 1
-    except ValueError as exc:  # invalid parameters at start: one clear line, no trace
-        print(f"[composed] error: {exc}", file=sys.stderr)
-        exit_code[0] = 2
-    finally:
-        interrupted = interrupted or stop.is_set()  # also a stop while the nodes were being built
-        for runner in runners:  # no new callbacks; one still running (a long plan) is not waited for
-            if isinstance(runner.executor, MultiThreadedExecutor):
-                runner.executor.shutdown(timeout_sec=0, wait_for_threads=False)
-            else:
-                runner.executor.shutdown(timeout_sec=0)
-        if interrupted:
-            before_exit(nodes)
-        else:
-            destroy_nodes(nodes)
-            rclpy.try_shutdown()
-    if interrupted:
-        exit_now(exit_code[0])  # skip the interpreter's slow teardown, as every node's own process does
-    return exit_code[0]
+    return run_nodes(lambda: [node_class(name)() for name in names], lambda nodes: executors_for(nodes, executor_threads),
+                     argv, name="composed")
 
 
 def start_composed(procs: Any, names: list[str], threads: dict[str, int] | None = None, python: str = sys.executable) -> None:
