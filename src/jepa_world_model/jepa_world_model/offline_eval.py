@@ -214,15 +214,14 @@ def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tupl
             return override, "--surprise-threshold", None
         return None, "the calibrated threshold is in model-std units; --normalise data has none", None
     from jepa_world_model.bundle import read_manifest
-    from jepa_world_model.surprise import calibration_path, read_calibration
+    from jepa_world_model.surprise import alarm_setting, calibration_path
 
     try:
-        cal = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
-    except (FileNotFoundError, ValueError) as exc:
+        manifest = read_manifest(bundle, verify=False)
+    except (FileNotFoundError, ValueError) as exc:  # a test double or foreign model: no calibration to use
         return override, "--surprise-threshold" if override is not None else str(exc), None
-    if override is not None:
-        return override, "--surprise-threshold", cal.whitener()
-    return cal.threshold, f"{calibration_path(bundle).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)", cal.whitener()
+    alarm = alarm_setting(calibration_path(bundle), manifest, override, "--surprise-threshold")
+    return alarm.threshold, alarm.source or alarm.problem, alarm.whitening
 
 
 def collapse_stats(model: WorldModel, latents: torch.Tensor) -> dict[str, Any]:

@@ -297,3 +297,33 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
                 "recalibrate with bench/calibrate_surprise.py --bundle <dir>"
             )
     return cal
+
+
+@dataclass(frozen=True)
+class AlarmSetting:
+    """What an alarm on surprise uses: ``threshold`` (None: no alarm), the ``whitening`` that defines the
+    surprise it applies to (None: plain RMS), where the threshold came from (``source``) and, when the
+    calibration could not be used, why (``problem``)."""
+
+    threshold: float | None
+    whitening: Whitening | None
+    source: str = ""
+    problem: str = ""
+
+
+def alarm_setting(path: str | Path, manifest: dict[str, Any] | None, override: float | None,
+                  override_name: str) -> AlarmSetting:
+    """The alarm of the world-model node and of offline evaluation: the calibration at ``path`` (its whitening
+    and threshold), with ``override`` (named ``override_name`` in ``source``) replacing the threshold; without a
+    usable 1-step calibration, the plain RMS surprise and ``override`` or no alarm."""
+    try:
+        cal = read_calibration(path, manifest)
+        if cal.horizon != 1:
+            raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the 1-step one is used")
+    except (FileNotFoundError, ValueError) as exc:
+        return AlarmSetting(override, None, override_name if override is not None else "", str(exc))
+    if override is not None:
+        return AlarmSetting(override, cal.whitener(), override_name)
+    source = f"{Path(path).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
+    return AlarmSetting(float(cal.threshold), cal.whitener(), source)
+

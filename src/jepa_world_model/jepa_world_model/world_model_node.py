@@ -167,29 +167,21 @@ class WorldModelNode(LifecycleNode):
         never a failed configure: the alarm is an aid, not something the robot needs to move."""
         from pathlib import Path
 
-        from jepa_world_model.surprise import calibration_path, read_calibration
+        from jepa_world_model.surprise import alarm_setting, calibration_path
 
-        self.alarm_threshold: float | None = self.params["surprise_threshold"] or None
-        self.whitening = None  # the calibration's: surprise is then the whitened error its threshold was set for
-        self.alarm_on = False
         path = self.params["surprise_calibration"] or calibration_path(self.params["bundle"])
-        try:
-            cal = read_calibration(Path(path), getattr(self.model, "manifest", None))
-            if cal.horizon != 1:
-                raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the node publishes the 1-step one")
-            self.whitening = cal.whitener()
-            kind = "whitened" if self.whitening is not None else "RMS"
-            if self.alarm_threshold is None:
-                self.alarm_threshold = float(cal.threshold)
-                self.get_logger().info(f"surprise ({kind}) alarm above {cal.threshold:.4g} "
-                                       f"(false alarms {cal.false_alarm_rate:.2g} per step on normal data)")
-            else:
-                self.get_logger().info(f"surprise ({kind}) alarm above {self.alarm_threshold:.4g} (surprise_threshold)")
-        except (FileNotFoundError, ValueError) as exc:
-            if self.alarm_threshold is None:
-                self.get_logger().warning(f"surprise alarm off: {exc}")
-            else:
-                self.get_logger().warning(f"surprise is the plain RMS error ({exc}); alarm above {self.alarm_threshold:.4g}")
+        alarm = alarm_setting(Path(path), getattr(self.model, "manifest", None), self.params["surprise_threshold"] or None,
+                              "surprise_threshold")
+        # the calibration's whitening: surprise is then the whitened error its threshold was set for
+        self.alarm_threshold, self.whitening = alarm.threshold, alarm.whitening
+        self.alarm_on = False
+        if alarm.threshold is None:
+            self.get_logger().warning(f"surprise alarm off: {alarm.problem}")
+        elif alarm.problem:
+            self.get_logger().warning(f"surprise is the plain RMS error ({alarm.problem}); alarm above {alarm.threshold:.4g}")
+        else:
+            kind = "whitened" if alarm.whitening is not None else "RMS"
+            self.get_logger().info(f"surprise ({kind}) alarm above {alarm.threshold:.4g} ({alarm.source})")
         self.alarm_pub = self.owned.add(self.create_lifecycle_publisher(Bool, "surprise_alarm", reliable_qos(10)))
         self.marker_pub = self.owned.add(self.create_lifecycle_publisher(Marker, "surprise_marker", reliable_qos(1)))
 

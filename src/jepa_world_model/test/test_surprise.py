@@ -154,3 +154,20 @@ def test_offline_eval_marks_frames_above_the_threshold() -> None:
     assert report.to_dict()["episodes"][0]["surprising_frames"] == [2, 4]
     mark_surprising(report, None, "no calibration")
     assert report.surprise_alarm == {"threshold": None, "source": "no calibration"}
+
+
+def test_alarm_setting_pairs_the_threshold_with_its_whitening(tmp_path: Path) -> None:
+    from jepa_world_model.surprise import alarm_setting
+
+    manifest = {"model_id": "m-1", "checksums": {"model.pt": "abc"}, "latent_shape": [2]}
+    path = write_calibration(_calibration(residual_mean=[0.0, 0.0], whitening=[[2.0, 0.0], [0.0, 2.0]]), tmp_path / "c.json")
+    calibrated = alarm_setting(path, manifest, None, "--surprise-threshold")
+    assert calibrated.threshold == 0.8 and calibrated.whitening is not None and not calibrated.problem
+    assert calibrated.source.startswith("c.json (false alarms")
+    overridden = alarm_setting(path, manifest, 3.0, "--surprise-threshold")  # the whitening stays: it defines the unit
+    assert (overridden.threshold, overridden.source) == (3.0, "--surprise-threshold") and overridden.whitening is not None
+    missing = alarm_setting(tmp_path / "none.json", manifest, None, "x")
+    assert missing.threshold is None and missing.whitening is None and "not found" in missing.problem
+    two_step = write_calibration(_calibration(horizon=2), tmp_path / "h2.json")
+    plain = alarm_setting(two_step, manifest, 1.5, "surprise_threshold")
+    assert (plain.threshold, plain.whitening, plain.source) == (1.5, None, "surprise_threshold") and "2-step" in plain.problem
