@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, bundle_world, normal_residuals
+from calibrate_surprise import DEFAULT_RATE, bundle_world, finite_surprise, normal_residuals
 
 from jepa_sim.violations import kinds_for, make_pairs
 from jepa_world_model.bundle import load_bundle, read_manifest
@@ -53,7 +53,6 @@ from jepa_world_model.surprise import (
     encode_frames,
     exceed_rate,
     read_calibration,
-    surprise_of,
     surprise_series,
     threshold_for_rate,
 )
@@ -138,12 +137,11 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
 
     def residuals(split_seed: int, horizon: int) -> np.ndarray:
         if (split_seed, horizon) not in cache:
-            cache[(split_seed, horizon)] = np.concatenate(normal_residuals(model, world, kwargs, episodes, 100, split_seed, horizon))
+            cache[(split_seed, horizon)] = normal_residuals(model, world, kwargs, episodes, 100, split_seed, horizon)
         return cache[(split_seed, horizon)]
 
     def scores(split_seed: int, horizon: int, whitening: Whitening | None) -> np.ndarray:
-        flat = surprise_of(residuals(split_seed, horizon), whitening)
-        return flat[np.isfinite(flat)]
+        return finite_surprise(residuals(split_seed, horizon), whitening)
 
     for name, (horizon, whiten) in VARIANTS.items():
         if stored is not None and stored.horizon == horizon and (stored.whitener() is not None) == whiten:

@@ -65,34 +65,22 @@ def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
 
 def normal_residuals(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
-) -> list[np.ndarray]:
-    """Normalised residuals (T, D) per frame (NaN before the first scored frame) of ``episodes`` normal episodes,
-    split evenly over NORMAL_POLICIES."""
+) -> np.ndarray:
+    """Normalised residuals (N, D), one row per frame (NaN rows before each episode's first scored frame), of
+    ``episodes`` normal episodes split evenly over NORMAL_POLICIES."""
     per = max(1, episodes // len(NORMAL_POLICIES))
     out = []
     for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
         data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
         for ep in data.episodes:
             out.append(residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
-    return out
+    return np.concatenate(out)
 
 
-def scores_of(residuals: list[np.ndarray], whitening: Whitening | None) -> list[np.ndarray]:
-    """Surprise per frame of each episode's residuals (``surprise_series``'s last step)."""
-    return [surprise_of(r, whitening) for r in residuals]
-
-
-def flat_finite(series: list[np.ndarray]) -> np.ndarray:
-    flat = np.concatenate(series)
-    return flat[np.isfinite(flat)]
-
-
-def normal_series(
-    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1,
-    whitening: Whitening | None = None,
-) -> list[np.ndarray]:
-    """Surprise per frame (NaN before the first scored frame) of ``episodes`` normal episodes."""
-    return scores_of(normal_residuals(model, world, world_kwargs, episodes, steps, seed, horizon), whitening)
+def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.ndarray:
+    """Surprise of every scored frame of ``residuals`` (the rows with a full context)."""
+    scores = surprise_of(residuals, whitening)
+    return scores[np.isfinite(scores)]
 
 
 def calibrate(
@@ -111,9 +99,9 @@ def calibrate(
     model = load_bundle(bundle, backend=backend)
     name, kwargs = (world, {}) if world else bundle_world(bundle)
     cal_res = normal_residuals(model, name, kwargs, episodes, steps, seed, horizon)
-    whitening = Whitening.fit(np.concatenate(cal_res)) if whiten else None
-    cal_scores = flat_finite(scores_of(cal_res, whitening))
-    val_scores = flat_finite(scores_of(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), whitening))
+    whitening = Whitening.fit(cal_res) if whiten else None
+    cal_scores = finite_surprise(cal_res, whitening)
+    val_scores = finite_surprise(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), whitening)
     threshold = threshold_for_rate(cal_scores, rate)
     manifest = read_manifest(bundle, verify=False)
     return SurpriseCalibration(
