@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jepa_common.processes import wait_for
 from jepa_planner.demo import NODES as DEMO_NODES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +62,10 @@ def test_plan_path_candidates_and_predicted_positions_during_a_goal(ros_env, tmp
         node.create_subscription(MarkerArray, "candidates", keep("candidates"), 50)
         node.create_subscription(Odometry, "odom", keep("odom"), 50)
         client.wait_ready(procs, 90)
+        # our subscriptions match the actor's publishers before the goal (a lockstep goal can be over in 1 s)
+        wait_for(lambda: all(node.count_publishers(t) >= 1 for t in ("plan", "plan_path", "candidates")), 60,
+                 "the actor's plan displays", procs)
+        time.sleep(1.0)
         start = time.monotonic()
         rec = client.run_episode(7, time_limit=90, record=False)
         time.sleep(1.0)  # the last displays in flight
