@@ -63,6 +63,10 @@ def test_reach_goal_cancel_and_watchdog(agent) -> None:
     # 2. cancel stops the robot: after the cancel, the last command is zero
     commands: list[Twist] = []
     client.node.create_subscription(Twist, "cmd_vel", commands.append, 50)
+    # matched before the goal: the one zero command after the cancel is not repeated, and a lockstep
+    # goal can be 7 steps old within 0.1 s of its acceptance
+    wait_for(lambda: client.node.count_publishers("cmd_vel") >= 1, 10, "the actor's cmd_vel publisher")
+    time.sleep(0.5)
     client.call(client.reset_client, Trigger.Request(), 10)
     client.goal_seen.clear()
     wait_for(lambda: client.goal_msg is not None, 10, "goal image")
