@@ -451,6 +451,121 @@ class PlannerGate:
 PLANNER_GATE = PlannerGate()
 
 
+class LocalTopics:
+    """In-process hand-off between nodes composed in one process (rclpy has no intra-process transport).
+
+    A publisher in the composed agent also gives each message to the receivers registered in this
+    process on the same resolved topic name; they get it on their own thread, without the middleware's
+    round trip (serialise, wake the subscriber's executor, take, hand to a pool thread: about 1 ms per
+    latent on 2 cores). The middleware copy still goes out to everyone else, and a receiver drops its
+    own copy of it (:class:`TwinFilter`). Topics that a launch file remaps apart do not meet here, and
+    separate processes have no receivers: then :meth:`deliver` does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._receivers: dict[str, list[Callable[[Any], None]]] = {}
+
+    def register(self, topic: str, receiver: Callable[[Any], None]) -> LocalReceiver:
+        """Receive what is delivered on ``topic`` (a resolved name) until the returned handle is destroyed."""
+        with self._lock:
+            self._receivers.setdefault(topic, []).append(receiver)
+        return LocalReceiver(self, topic, receiver)
+
+    def unregister(self, topic: str, receiver: Callable[[Any], None]) -> None:
+        with self._lock:
+            receivers = self._receivers.get(topic, [])
+            if receiver in receivers:
+                receivers.remove(receiver)
+
+    def deliver(self, topic: str, msg: Any) -> int:
+        """Give ``msg`` to every receiver on ``topic``; returns how many there were."""
+        with self._lock:
+            receivers = list(self._receivers.get(topic, ()))
+        for receiver in receivers:
+            receiver(msg)
+        return len(receivers)
+
+
+@dataclass
+class LocalReceiver:
+    """A registration with :class:`LocalTopics`; ``destroy`` (called by :class:`OwnedEntities` on release) ends it."""
+
+    topics: LocalTopics
+    topic: str
+    receiver: Callable[[Any], None]
+
+    def destroy(self) -> None:
+        self.topics.unregister(self.topic, self.receiver)
+
+
+LOCAL_TOPICS = LocalTopics()
+
+
+class TwinFilter:
+    """Passes the first of the two copies of a message that reach a receiver of :class:`LocalTopics`
+    (the hand-off and the middleware's), drops the second: one callback per published message.
+
+    Copies are matched by ``key`` (e.g. the header stamp) and by path. A message that only one path
+    carries (separate processes: always the middleware) leaves an entry that never matches and ages
+    out, and a message published again with the same stamp (a lockstep simulator repeating its frame)
+    is still passed once per publish.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._lock = threading.Lock()
+        self._seen: list[tuple[Any, str]] = []
+        self._size = size
+
+    def first(self, key: Any, path: str) -> bool:
+        """True for the first copy of ``key`` (call it then); False for its twin from the other path."""
+        with self._lock:
+            for i, (k, p) in enumerate(self._seen):
+                if k == key and p != path:
+                    del self._seen[i]
+                    return False
+            self._seen = [*self._seen[-(self._size - 1):], (key, path)]
+            return True
+
+
+class NewestWorker:
+    """A thread that runs ``callback`` on the newest item handed to :meth:`put` (older ones waiting are
+    replaced, as a depth-1 subscription would), so the caller never waits for the callback."""
+
+    def __init__(self, callback: Callable[[Any], None], stop: threading.Event, name: str) -> None:
+        self._callback, self._stop = callback, stop
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._pending = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            self._item, self._pending = item, True
+            self._cond.notify()
+
+    def start(self) -> NewestWorker:
+        self.thread.start()
+        return self
+
+    def destroy(self) -> None:
+        """End the thread once ``stop`` is set (:class:`OwnedEntities` sets it, then calls this on release)."""
+        with self._cond:
+            self._cond.notify()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop.is_set():
+                    self._cond.wait(1.0)
+                if self._stop.is_set():
+                    return
+                item, self._item, self._pending = self._item, None, False
+            self._callback(item)
+
+
 def background_thread(nice: int = 19) -> None:
     """Give the calling thread the lowest CPU priority: for background work beside a control loop
     (the memory node's thread that prepares a critic fit and waits for it). On Linux a thread is its own scheduling entity, so ``setpriority``

@@ -140,3 +140,43 @@ def test_planner_gate_holds_other_work_only_while_a_plan_runs() -> None:
     worker.join(5.0)
     assert order == ["plan", "other"]
     assert gate.wait_idle(0.0)
+
+
+def test_twin_filter_passes_one_copy_per_publish() -> None:
+    from jepa_common.ros_common import TwinFilter
+
+    twins = TwinFilter(size=4)
+    assert twins.first((1, 0), "local") and not twins.first((1, 0), "middleware")  # hand-off first, its twin dropped
+    assert twins.first((2, 0), "middleware") and not twins.first((2, 0), "local")  # either order
+    # a frame published again with the same stamp (lockstep sim repeating it) passes once per publish
+    assert twins.first((3, 0), "local") and not twins.first((3, 0), "middleware")
+    assert twins.first((3, 0), "local") and not twins.first((3, 0), "middleware")
+    # separate processes: only the middleware's copies, never matched, all passed; old entries age out
+    assert all(twins.first((k, 0), "middleware") for k in range(10, 20))
+    assert twins.first((10, 0), "local")  # the entry of (10, 0) aged out: nothing to pair it with
+
+
+def test_local_topics_deliver_to_registered_receivers_on_their_worker_thread() -> None:
+    import threading
+
+    from jepa_common.ros_common import LocalTopics, NewestWorker
+
+    topics, stop = LocalTopics(), threading.Event()
+    got: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def receive(item: int) -> None:
+        got.append((item, threading.current_thread().name))
+        if item == 3:
+            done.set()
+
+    worker = NewestWorker(receive, stop, "receiver").start()
+    handle = topics.register("/latent", worker.put)
+    assert topics.deliver("/other", 1) == 0
+    assert topics.deliver("/latent", 3) == 1
+    assert done.wait(5.0) and got == [(3, "receiver")]
+    handle.destroy()
+    assert topics.deliver("/latent", 4) == 0
+    stop.set()
+    worker.destroy()
+    assert not worker.thread.is_alive()
