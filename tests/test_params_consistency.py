@@ -137,3 +137,25 @@ def test_launch_overrides_are_declared_parameters(params: dict[str, dict[str, Pa
             assert isinstance(params[node][key].default, expected), (
                 f"{file}: override '{key}' of {node} would have the wrong type"
             )
+
+
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a key set twice in one mapping (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    doubled = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if doubled:
+        raise yaml.constructor.ConstructorError(None, None, f"key(s) {doubled} set twice", node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_NoDuplicateKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+@pytest.mark.parametrize("path", [*sorted(p.relative_to(REPO) for p in (REPO / "config").rglob("*.yaml")), SIM_YAML.relative_to(REPO)],
+                         ids=str)
+def test_config_files_set_no_key_twice(path: Path) -> None:
+    """A key set twice in a params or profile file silently loses one of its values."""
+    yaml.load((REPO / path).read_text(), Loader=_NoDuplicateKeys)
