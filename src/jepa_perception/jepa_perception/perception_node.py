@@ -20,7 +20,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 
 from jepa_common.ros_common import (
-    LOCAL_TOPICS,
     OwnedEntities,
     Param,
     configure_failed,
@@ -156,9 +155,7 @@ class PerceptionNode(LifecycleNode):
         if not np.isfinite(z).all():
             self.get_logger().error("encoder produced NaN/inf: latent not published", throttle_duration_sec=5.0)
             return
-        out = self.to_latent_msg(z, msg.header)
-        self.latent_pub.publish(out)
-        LOCAL_TOPICS.deliver(self.latent_pub.topic_name, out)  # composed: the actor gets it without the middleware's hop
+        self.latent_pub.publish(self.to_latent_msg(z, msg.header))
         self._last_out = now
         self._times = [t for t in self._times if now - t < 2.0] + [now]
         if len(self._times) > 1:

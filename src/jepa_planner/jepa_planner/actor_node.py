@@ -38,12 +38,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from jepa_common.convert import fill_twist
 from jepa_common.ros_common import (
-    LOCAL_TOPICS,
     PLANNER_GATE,
-    NewestWorker,
     OwnedEntities,
     Param,
-    TwinFilter,
     array_to_image,
     configure_failed,
     declare_params,
@@ -144,7 +141,6 @@ class ActorNode(LifecycleNode):
         self.raw_dim = self.controller.raw_dim
         self.current_action = np.zeros(self.raw_dim, np.float32)
         self.goal_stamp, self.latest, self.last_planned_ns = None, None, None
-        self.latent_twins, self.said_local = TwinFilter(), False
         own = self.owned.add
         kind = self.params["command_type"]
         if kind == "twist":
@@ -173,13 +169,7 @@ class ActorNode(LifecycleNode):
             # lockstep loop the next latent is always ready when a plan ends, so a lease sharing that
             # group would never be taken and would expire under a healthy configurator
             group = MutuallyExclusiveCallbackGroup() if topic == "goal_lease" else None
-            sub = own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos, callback_group=group))
-            if topic == "latent" and self.params["trigger"] == "on_latent":
-                # composed with perception: its latents also come straight to a thread of ours (LOCAL_TOPICS),
-                # about 1 ms before the middleware's copy, which on_latent then drops as a twin
-                worker = own(NewestWorker(guarded(self, topic, lambda m: self.on_latent(m, "local")), self.owned.stop,
-                                          "actor-latent").start())
-                own(LOCAL_TOPICS.register(sub.topic_name, worker.put))
+            own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos, callback_group=group))
         steady = steady_clock()
         # the watchdog has its own group too: a goal lease that runs out stops the robot even during a long plan
         own(self.create_timer(0.05, self.watchdog, clock=steady, callback_group=MutuallyExclusiveCallbackGroup()))
@@ -330,14 +320,9 @@ class ActorNode(LifecycleNode):
         return torch.from_numpy(parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, topic))
 
     # ---------------------------------------------------------------- control
-    def on_latent(self, msg: LatentState, path: str = "middleware") -> None:
-        """A latent from perception, by the middleware or (composed) the in-process hand-off: the first of
-        the two copies is used."""
-        if self.model is None or not self.latent_twins.first((msg.header.stamp.sec, msg.header.stamp.nanosec), path):
+    def on_latent(self, msg: LatentState) -> None:
+        if self.model is None:
             return
-        if path == "local" and not self.said_local:
-            self.said_local = True
-            self.get_logger().info("latents arrive by the in-process hand-off from perception (composed)")
         try:
             z = self.latent_from_msg(msg, "latent")
         except ValueError as exc:

@@ -14,10 +14,7 @@ Torch's intra-op thread count is one value for the whole process (set from one t
 the same in every other: measured with torch 2.13), so the process uses the largest budget of
 ``--threads`` (the actor's); the other nodes' batch-1 work is below torch's parallel grain size and
 stays on its calling thread anyway. rclpy has no intra-process transport: messages
-between the composed nodes go through the middleware, in one participant, except on the loop's
-critical path: perception also hands each latent straight to a thread of the actor
-(``jepa_common.ros_common.LOCAL_TOPICS``; the actor drops the middleware's twin copy), and the other
-nodes' per-frame work waits while the actor plans (``PLANNER_GATE``).
+between the composed nodes still go through the middleware, in one participant.
 
 Lifecycle nodes with ``autostart`` true configure and activate themselves as with ``run_node``; a
 node that fails to configure ends the process with exit code 1 (a launch file then shuts down).
