@@ -202,6 +202,10 @@ class TrainConfig(_Strict):
     ema_momentum: float = Field(0.99, ge=0.0, lt=1.0)
     inverse_dynamics_weight: float = Field(0.0, ge=0.0)
     smoothness_weight: float = Field(0.0, ge=0.0)
+    # within-window variance (vicreg only): hinge on the latents' std around each training window's own mean,
+    # so a per-episode constant (e.g. where a randomised door is) cannot alone satisfy the variance term
+    temporal_var_weight: float = Field(0.0, ge=0.0)
+    temporal_var_target: float = Field(0.2, gt=0.0, le=1.0)
     high_level_weight: float = Field(1.0, ge=0.0)
     steps_per_epoch: int = Field(0, ge=0)  # 0: one pass over all training windows
     val_windows: int = Field(512, ge=8)

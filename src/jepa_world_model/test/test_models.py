@@ -128,3 +128,17 @@ def test_onnx_frozen_encoder_matches_its_source(tmp_path) -> None:
     assert not any(p.requires_grad for p in enc.parameters())
     with pytest.raises(FileNotFoundError, match="onnx_path"):
         OnnxFrozenEncoder(EncoderConfig(type="onnx", onnx_path=str(tmp_path / "missing.onnx")), image_size=TOY_SIZE)
+
+
+def test_temporal_variance_penalises_per_episode_constants_not_motion() -> None:
+    """A latent that is constant within each window (a per-episode layout) has all the batch spread VICReg
+    asks for, and still gets the full within-window hinge; one that moves within its window gets none."""
+    from jepa_world_model.models.world_model import temporal_variance, vicreg_variance
+
+    torch.manual_seed(0)
+    b, t, d = 64, 11, 8
+    constant = torch.randn(b, 1, d).expand(b, t, d) * 2.0  # spread across windows only
+    moving = constant + torch.linspace(-1.0, 1.0, t)[None, :, None] * torch.randn(b, 1, d)
+    assert vicreg_variance(constant.reshape(-1, d)) == 0.0
+    assert float(temporal_variance(constant, 0.2)) == pytest.approx(0.2 - 1e-2, abs=1e-2)
+    assert float(temporal_variance(moving, 0.2)) == 0.0

@@ -34,6 +34,19 @@ def vicreg_variance(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return F.relu(1.0 - std).mean()
 
 
+def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4) -> torch.Tensor:
+    """Hinge on the std of latents (B, T, D) around their own window's mean, RMS over dimensions.
+
+    VICReg's variance term counts spread across the whole batch, which a feature that is constant within
+    an episode (a layout drawn per episode, like a randomised door) provides for free while costing no
+    prediction error: then nothing makes the latent follow the agent. Spread within a window can only
+    come from what changes during it. RMS over dimensions, so some dimensions may stay per-episode.
+    """
+    dev = z - z.mean(dim=1, keepdim=True)
+    std = torch.sqrt(dev.reshape(-1, z.shape[-1]).var(dim=0).mean() + eps)
+    return F.relu(target - std)
+
+
 def vicreg_covariance(z: torch.Tensor) -> torch.Tensor:
     """Sum of squared off-diagonal covariances / D: decorrelates dimensions (prevents dimensional collapse)."""
     n, d = z.shape
@@ -182,6 +195,10 @@ class JEPAWorldModel(nn.Module):
                 var, cov = vicreg_variance(flat), vicreg_covariance(flat)
                 loss = loss + tc.var_weight * var + tc.cov_weight * cov
                 logs.update(variance=var.item(), covariance=cov.item())
+                if tc.temporal_var_weight > 0:
+                    tvar = temporal_variance(z, tc.temporal_var_target)
+                    loss = loss + tc.temporal_var_weight * tvar
+                    logs["temporal_variance"] = tvar.item()
             if self.inverse_dynamics is not None:
                 b, t = z.shape[:2]
                 a_hat = self.inverse_dynamics(
