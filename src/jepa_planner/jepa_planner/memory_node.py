@@ -6,7 +6,8 @@ as its own rosbag2 MCAP bag (latents as jepa_interfaces/LatentState, commands, c
 closed and synced when the episode closes: a killed memory node loses at most the open episode.
 Each run records into a new session directory under ``record_dir``/episodes and never deletes or
 overwrites earlier bags. Every ``critic_every`` episodes it fits the critic on the stored episodes,
-saves it (atomically) and announces its path on ``critic_updated`` (the actor and the cost node hot-swap it).
+saves it (atomically) and announces its path on ``critic_updated`` (the actor and the cost node hot-swap it):
+``record_dir``/critic.pt, or without a ``record_dir`` a temporary directory of this node, removed when it stops.
 Every input is validated (latent shape and values, NaN commands); a bad message costs a warning.
 """
 
@@ -39,7 +40,8 @@ from jepa_planner.memory import EpisodeMemory
 CRITIC_FIT_TIMEOUT_S = 600.0  # a critic fit that runs longer is stopped (the old critic stays)
 
 PARAMS = {
-    "record_dir": Param("", "directory for the episode MCAP bag and the critic ('' = keep in memory only)", read_only=True),
+    "record_dir": Param("", "directory for the episode MCAP bags and the critic ('' = episodes in memory only, the "
+                        "critic in a temporary directory removed when the node stops)", read_only=True),
     "max_transitions": Param(100000, "transitions kept in memory", min=1, max=100_000_000),
     "critic_every": Param(5, "fit the critic after this many new episodes (0 = never)", min=0, max=100000, dynamic=True),
     "critic_epochs": Param(100, "critic training epochs per update", min=1, max=100000, dynamic=True),
@@ -66,6 +68,7 @@ class MemoryNode(Node):
         self.recorder = None
         self.open_steps: list[tuple[Any, np.ndarray, float]] = []  # the open episode's messages, recorded when it closes
         self.shape: tuple[int, ...] | None = None  # latent shape of this run (the first valid latent or goal sets it)
+        self.scratch_dir: Path | None = None  # where critics go without a record_dir (made at the first fit)
         if self.params["record_dir"]:
             from jepa_planner.episode_bag import EpisodeRecorder
 
@@ -150,10 +153,12 @@ class MemoryNode(Node):
             k = int(self.params["critic_hindsight"])
             z, g, y = self.memory.hindsight_dataset(goals_per_state=k) if k > 0 else self.memory.critic_dataset()
         record = self.params["record_dir"]
+        if not record and self.scratch_dir is None:
+            self.scratch_dir = Path(tempfile.mkdtemp(prefix="jepa_memory_critic_"))
+        out = Path(record) / "critic.pt" if record else self.scratch_dir / "critic.pt"
         with tempfile.TemporaryDirectory(prefix="jepa_critic_") as scratch:
             data = Path(scratch) / "data.npz"
             np.savez(data, latents=z.numpy(), goals=g.numpy(), targets=y.numpy())
-            out = Path(record) / "critic.pt" if record else Path(scratch) / "critic.pt"
             command = [sys.executable, "-m", "jepa_planner.critic", str(data), str(out), "--epochs", str(self.params["critic_epochs"])]
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -171,10 +176,9 @@ class MemoryNode(Node):
             last = (stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
             self.get_logger().error(f"critic fit failed ({last}); the old critic stays")
             return
-        if record:
-            self.critic_pub.publish(String(data=str(out)))
+        self.critic_pub.publish(String(data=str(out)))  # before, without a record_dir the new critic was thrown away
         loss = stdout.split()[-1] if stdout.split() else "?"
-        self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {loss}")
+        self.get_logger().info(f"critic updated on {len(episodes)} episodes, final loss {loss}, announced as {out}")
 
     def before_exit(self) -> None:
         """A stop (Ctrl-C, SIGTERM) records the open episode too, and ends a critic fit in progress."""
@@ -188,6 +192,11 @@ class MemoryNode(Node):
                 self.recorder.write_episode(steps)
             except OSError as exc:
                 self.get_logger().error(f"open episode not recorded: {exc}")
+        if self.scratch_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir = None
 
     def destroy_node(self) -> None:
         self.before_exit()

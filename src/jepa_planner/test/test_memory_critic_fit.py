@@ -32,7 +32,10 @@ def test_fit_file_cli_fits_saves_and_refuses_bad_input(tmp_path: Path, capsys) -
 
 
 @pytest.mark.ros
-def test_memory_node_fits_the_critic_in_a_child_process(ros_procs, rclpy_node, tmp_path: Path) -> None:
+@pytest.mark.parametrize("recorded", [True, False], ids=["record_dir", "no_record_dir"])
+def test_memory_node_fits_the_critic_in_a_child_process(ros_procs, rclpy_node, tmp_path: Path, recorded: bool) -> None:
+    """With a record_dir the critic is <record_dir>/critic.pt; without one it goes to a temporary directory of
+    the node, still announced (it used to be fitted and thrown away), and removed when the node stops."""
     from geometry_msgs.msg import Twist
     from std_msgs.msg import String
 
@@ -41,7 +44,8 @@ def test_memory_node_fits_the_critic_in_a_child_process(ros_procs, rclpy_node, t
     from jepa_planner.critic import load_critic_checked
 
     record = tmp_path / "record"
-    proc = ros_procs.run("jepa_planner.memory_node", "--ros-args", "-p", f"record_dir:={record}", "-p", "critic_every:=1",
+    args = ["-p", f"record_dir:={record}"] if recorded else []
+    proc = ros_procs.run("jepa_planner.memory_node", "--ros-args", *args, "-p", "critic_every:=1",
                          "-p", "critic_epochs:=5", name="memory")
     announced: list[str] = []
     rclpy_node.create_subscription(String, "critic_updated", lambda m: announced.append(m.data), reliable_qos(10))
@@ -65,7 +69,13 @@ def test_memory_node_fits_the_critic_in_a_child_process(ros_procs, rclpy_node, t
         time.sleep(0.05)
     goal_pub.publish(latent(-5.0))  # closes the episode: a fit is due
     wait_for(lambda: announced, 120, "critic_updated", proc)
-    assert announced == [str(record / "critic.pt")]
-    assert load_critic_checked(announced[0], (4,)) is not None
+    critic = Path(announced[0])
+    if recorded:
+        assert announced == [str(record / "critic.pt")]
+    else:
+        assert critic.name == "critic.pt" and critic.parent.name.startswith("jepa_memory_critic_")
+    assert load_critic_checked(critic, (4,)) is not None
     log = Path(proc.log_path).read_text()
     assert "critic updated on 1 episodes, final loss" in log, log
+    ros_procs.stop(proc)
+    assert critic.exists() == recorded  # the temporary directory goes with the node
