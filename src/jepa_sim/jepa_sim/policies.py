@@ -8,6 +8,11 @@
   of the layout, so in two-rooms it goes through the door) plus Gaussian noise. Needs a world
   with a layout (two_rooms, multi_room).
 
+* ``pusher``: Push-T's scripted pusher (``jepa_sim.worlds.push_t.ScriptedPusher``: approach the block from
+  behind a push direction, then push through it; a new direction every ``switch_every`` steps), one per
+  environment, plus Gaussian noise: data in which the block moves and turns, which random motion of the
+  pusher rarely produces.
+
 A policy sees privileged state: it is a data generator, not the agent.
 """
 
@@ -163,11 +168,42 @@ class NoisyGoalPolicy(Policy):
         return self._bounded(action)
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, RandomMomentumPolicy, NoisyGoalPolicy)}
+class PusherPolicy(Policy):
+    """Push-T's scripted pusher per environment, with Gaussian action noise.
+
+    Args:
+        noise: std of the Gaussian added to each action, as a fraction of the largest step.
+        speed: pushing step as a fraction of the largest step.
+        switch_every: steps between new push directions.
+    """
+
+    name = "pusher"
+
+    def __init__(self, noise: float = 0.1, speed: float = 0.5, switch_every: int = 25) -> None:
+        if noise < 0 or not 0 < speed <= 1 or switch_every < 1:
+            raise ValueError(f"need noise >= 0, 0 < speed <= 1, switch_every >= 1; got {noise}, {speed}, {switch_every}")
+        self.noise, self.speed, self.switch_every = float(noise), float(speed), int(switch_every)
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        super().reset(env, rng)
+        if self.spec.name != "push_t":
+            raise ValueError(f"policy 'pusher' pushes the Push-T block; world {self.spec.name!r} has none")
+        from jepa_sim.worlds.push_t import ScriptedPusher
+
+        self._step = float(np.min(self.spec.action_high))
+        self._pushers = [ScriptedPusher(rng, self._step, self.speed, self.switch_every) for _ in range(self.n)]
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        actions = np.stack([p.act(state) for p, state in zip(self._pushers, inp.true_state, strict=True)])
+        actions = actions + self.noise * self._step * self.rng.normal(size=actions.shape)
+        return self._bounded(actions)
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, RandomMomentumPolicy, NoisyGoalPolicy, PusherPolicy)}
 
 
 def make_policy(name: str | Policy, **kwargs: Any) -> Policy:
-    """A policy by name ("random", "random_momentum", "noisy_goal") or the given instance."""
+    """A policy by name ("random", "random_momentum", "noisy_goal", "pusher") or the given instance."""
     if isinstance(name, Policy):
         return name
     if name not in POLICIES:

@@ -217,3 +217,18 @@ def test_push_t_scripted_goal_is_reproducible_and_moves_the_block():
         assert not world.is_success()
     finally:
         world.close()
+
+
+def test_pusher_policy_moves_the_block_where_random_motion_barely_does(pusht) -> None:
+    """Data for Push-T needs the block to move: the scripted pusher moves it in every episode."""
+    moved = {}
+    for policy in ("pusher", "random_momentum"):
+        data = collect_episodes("push_t", 12, 100, policy=policy, seed=3)
+        moved[policy] = np.array([np.linalg.norm(ep.state[-1, 2:4] - ep.state[0, 2:4]) for ep in data.episodes])
+    assert (moved["pusher"] > 20).all()
+    assert np.median(moved["pusher"]) > 5 * np.median(moved["random_momentum"])
+
+
+def test_pusher_policy_refuses_worlds_without_a_block() -> None:
+    with pytest.raises(ValueError, match="pushes the Push-T block"):
+        collect_episodes("two_rooms", 1, 5, policy="pusher", seed=0)
