@@ -232,3 +232,14 @@ def test_pusher_policy_moves_the_block_where_random_motion_barely_does(pusht) ->
 def test_pusher_policy_refuses_worlds_without_a_block() -> None:
     with pytest.raises(ValueError, match="pushes the Push-T block"):
         collect_episodes("two_rooms", 1, 5, policy="pusher", seed=0)
+
+
+def test_dino_wm_state_criterion() -> None:
+    """Positions (agent and block, one norm) within 20 px and the block angle within pi/9, across the 2 pi wrap."""
+    from jepa_sim.worlds.push_t import dino_wm_success
+
+    goal = np.array([100.0, 100.0, 250.0, 250.0, 0.05])
+    assert dino_wm_success(goal, goal + np.array([10, 0, 10, 0, 0]))  # |(10, 0, 10, 0)| = 14.1 px
+    assert not dino_wm_success(goal, goal + np.array([15, 0, 15, 0, 0]))  # 21.2 px
+    assert dino_wm_success(goal, np.array([100, 100, 250, 250, 2 * np.pi - 0.2]))  # 0.25 rad across the wrap
+    assert not dino_wm_success(goal, np.array([100, 100, 250, 250, 0.05 + np.pi / 8]))  # 22.5 deg > 20 deg

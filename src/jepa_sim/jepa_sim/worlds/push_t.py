@@ -16,7 +16,8 @@ step); this module adds the action convention, goal handling and the common API:
   (256, 256, pi/4) and the agent's goal position is sampled away from it. With
   ``goal_steps=N`` the goal is the state reached after N steps of a scripted pusher from the
   start (the block pose and the agent position it ends at), for tasks of known horizon.
-* success: gym-pusht's test, coverage of the target pose by the block > 95%.
+* success: gym-pusht's test, coverage of the target pose by the block > 95%. ``dino_wm_success`` is
+  DINO-WM's state test instead (positions within 20 px, block angle within pi/9), for comparisons.
 * image: gym-pusht's top-down drawing (white floor, grey walls, green target region when
   ``show_target``, grey T, blue agent) at 512 px, shrunk with pygame's smoothscale (area
   averaging) to ``image_size``.
@@ -327,6 +328,20 @@ class PushT(World):
         if np.any(xy < 0) or np.any(xy > ARENA):
             raise ValueError(f"{what} positions {xy.tolist()} must lie in the {ARENA:.0f} px arena")
         return arr
+
+
+# DINO-WM's Push-T state criterion (Zhou et al. 2024, its PushT wrapper's ``eval_state``): the agent and block
+# positions within 20 px (the 512 px arena; one norm over the 4 coordinates) and the block angle within pi/9.
+DINO_WM_POSITION_PX = 20.0
+DINO_WM_ANGLE_RAD = np.pi / 9
+
+
+def dino_wm_success(goal_state: np.ndarray, state: np.ndarray) -> bool:
+    """DINO-WM's state test on true states [agent x, agent y, block x, block y, block angle] (px, rad)."""
+    goal, cur = np.asarray(goal_state, np.float64), np.asarray(state, np.float64)
+    angle = abs(goal[4] - cur[4]) % (2 * np.pi)
+    angle = min(angle, 2 * np.pi - angle)
+    return bool(np.linalg.norm(goal[:4] - cur[:4]) < DINO_WM_POSITION_PX and angle < DINO_WM_ANGLE_RAD)
 
 
 class ScriptedPusher:
