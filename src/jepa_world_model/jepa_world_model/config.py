@@ -78,6 +78,9 @@ class EncoderConfig(_Strict):
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
     use_proprio: bool = False
+    # divide proprio by these (one per value) before fusing it: raw units (Push-T's px and px/s, hundreds) would
+    # swamp the image features in the head; empty = as given (PointMaze's metres need none)
+    proprio_scale: list[float] = Field(default_factory=list)
     feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
     # BatchNorm's variance floor: features that are almost constant over the data (empty floor, an unused colour
     # channel) are divided by sqrt(var + eps); the default 1e-5 turns a 1/255 camera change there into a large jump.

@@ -142,3 +142,23 @@ def test_temporal_variance_penalises_per_episode_constants_not_motion() -> None:
     assert vicreg_variance(constant.reshape(-1, d)) == 0.0
     assert float(temporal_variance(constant, 0.2)) == pytest.approx(0.2 - 1e-2, abs=1e-2)
     assert float(temporal_variance(moving, 0.2)) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["cnn", "vit"])
+def test_proprio_scale_divides_proprio_inside_the_encoder(kind: str) -> None:
+    """The scale is part of the encoder (saved with its weights): raw proprio / scale gives what a scaled
+    input gives to an encoder without one; a wrong-length or non-positive scale is refused."""
+    from jepa_world_model.models import build_encoder
+
+    torch.manual_seed(0)
+    base = dict(type=kind, latent_dim=4, channels=[8, 8], use_proprio=True, vit_dim=16, vit_depth=1, vit_heads=2)
+    scaled = build_encoder(EncoderConfig(**base, proprio_scale=[100.0, 10.0]), 16, proprio_dim=2).eval()
+    plain = build_encoder(EncoderConfig(**base), 16, proprio_dim=2).eval()
+    plain.load_state_dict({k: v for k, v in scaled.state_dict().items() if k != "proprio_scale"})
+    assert "proprio_scale" in scaled.state_dict() and "proprio_scale" not in plain.state_dict()
+    images = torch.randint(0, 255, (3, 16, 16, 3), dtype=torch.uint8)
+    raw = torch.tensor([[300.0, 20.0], [50.0, -5.0], [0.0, 0.0]])
+    assert torch.allclose(scaled(images, raw), plain(images, raw / torch.tensor([100.0, 10.0])), atol=1e-5)
+    for bad in ([1.0], [1.0, 0.0]):
+        with pytest.raises(ValueError, match="proprio_scale needs 2 values > 0"):
+            build_encoder(EncoderConfig(**base, proprio_scale=bad), 16, proprio_dim=2)

@@ -30,6 +30,22 @@ class ImageNormalizer(nn.Module):
         return (x - self.mean) / self.std
 
 
+def register_proprio_scale(module: nn.Module, cfg: EncoderConfig, proprio_dim: int) -> None:
+    """A ``proprio_scale`` buffer (so it is saved with the weights and exported to ONNX) when the config sets one;
+    ValueError when its length is not the proprio size or a value is not > 0."""
+    scale = list(cfg.proprio_scale)
+    if not (module.use_proprio and scale):
+        return
+    if len(scale) != proprio_dim or not all(v > 0 for v in scale):
+        raise ValueError(f"encoder.proprio_scale needs {proprio_dim} values > 0 (one per proprio value), got {scale}")
+    module.register_buffer("proprio_scale", torch.tensor(scale, dtype=torch.float32))
+
+
+def scaled_proprio(module: nn.Module, proprio: torch.Tensor) -> torch.Tensor:
+    scale = getattr(module, "proprio_scale", None)
+    return proprio if scale is None else proprio / scale
+
+
 class CNNEncoder(nn.Module):
     """Strided conv stack + linear head to a vector latent.
 
@@ -49,6 +65,7 @@ class CNNEncoder(nn.Module):
             raise ValueError(f"encoder.channels has {len(cfg.channels)} stride-2 stages: too many for {image_size} px images")
         self.convs = nn.Sequential(*layers)
         self.use_proprio = cfg.use_proprio and proprio_dim > 0
+        register_proprio_scale(self, cfg, proprio_dim)
         flat = in_ch * size * size
         # Per-feature batch normalisation before the head: in sparse scenes (a small agent on a static
         # background) the features that depend on the agent are tiny next to the constant ones, so an
@@ -65,7 +82,7 @@ class CNNEncoder(nn.Module):
         if self.use_proprio:
             if proprio is None:
                 raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
-            h = torch.cat([h, proprio.to(h.dtype)], dim=1)
+            h = torch.cat([h, scaled_proprio(self, proprio).to(h.dtype)], dim=1)
         return self.head(h)
 
 
@@ -85,6 +102,7 @@ class ViTEncoder(nn.Module):
         )
         self.blocks = nn.TransformerEncoder(layer, cfg.vit_depth, enable_nested_tensor=False)
         self.use_proprio = cfg.use_proprio and proprio_dim > 0
+        register_proprio_scale(self, cfg, proprio_dim)
         if self.use_proprio:
             self.proprio_proj = nn.Linear(proprio_dim, cfg.vit_dim)
         self.norm = nn.LayerNorm(cfg.vit_dim)
@@ -98,7 +116,7 @@ class ViTEncoder(nn.Module):
             if proprio is None:
                 raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
             # proprio is added to every patch token: a cheap fusion that keeps the token count fixed
-            tokens = tokens + self.proprio_proj(proprio.to(tokens.dtype)).unsqueeze(1)
+            tokens = tokens + self.proprio_proj(scaled_proprio(self, proprio).to(tokens.dtype)).unsqueeze(1)
         tokens = self.out(self.norm(self.blocks(tokens)))
         return tokens.mean(dim=1) if self.pool else tokens
 
