@@ -205,7 +205,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes to record")
     parser.add_argument("--steps", type=int, default=100, help="actions per episode (each episode has steps+1 frames)")
-    parser.add_argument("--policy", default="random_momentum", help="behaviour policy: random, random_momentum, noisy_goal")
+    parser.add_argument("--policy", default="random_momentum", help="behaviour policy: random, random_momentum, noisy_goal, pusher (push_t)")
     parser.add_argument(
         "--policy-arg",
         action="append",
