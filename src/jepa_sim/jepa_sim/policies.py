@@ -52,6 +52,10 @@ class Policy(ABC):
     def act(self, inp: PolicyInput) -> np.ndarray:
         """Actions (n, action_dim) float64 within the world's bounds."""
 
+    def _largest_step(self) -> float:
+        """The longest move one action may make: the norm bound, else the smallest half-side of the action box."""
+        return float(self.spec.action_norm_max or np.min(self.spec.action_high))
+
     def _bounded(self, actions: np.ndarray) -> np.ndarray:
         low, high = np.asarray(self.spec.action_low), np.asarray(self.spec.action_high)
         out = np.clip(actions, low, high)
@@ -146,7 +150,7 @@ class NoisyGoalPolicy(Policy):
         self._fields = layout.distance_fields(env.goal_state())
         k = np.arange(-self.lookahead, self.lookahead + 1)
         self._offsets = np.stack(np.meshgrid(k, k, indexing="xy"), axis=-1).reshape(-1, 2)  # (K, 2) [dx, dy]
-        self._step = self.speed * (self.spec.action_norm_max or float(np.min(self.spec.action_high)))
+        self._step = self.speed * self._largest_step()
 
     def act(self, inp: PolicyInput) -> np.ndarray:
         pos = inp.true_state[:, :2].astype(np.float64)
@@ -190,7 +194,7 @@ class PusherPolicy(Policy):
             raise ValueError(f"policy 'pusher' pushes the Push-T block; world {self.spec.name!r} has none")
         from jepa_sim.worlds.push_t import ScriptedPusher
 
-        self._step = float(np.min(self.spec.action_high))
+        self._step = self._largest_step()
         self._pushers = [ScriptedPusher(rng, self._step, self.speed, self.switch_every) for _ in range(self.n)]
 
     def act(self, inp: PolicyInput) -> np.ndarray:
