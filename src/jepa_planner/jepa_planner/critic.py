@@ -165,6 +165,13 @@ def fit_file(data_path: str | Path, out_path: str | Path, epochs: int) -> float:
     return losses[-1]
 
 
+def fit_process_args(data_path: str | Path, out_path: str | Path, epochs: int) -> list[str]:
+    """The command line of one fit in a child process (:func:`main`), with this interpreter."""
+    import sys
+
+    return [sys.executable, "-m", "jepa_planner.critic", str(data_path), str(out_path), "--epochs", str(epochs)]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m jepa_planner.critic DATA.npz OUT.pt --epochs N``: one critic fit, at the lowest CPU priority.
 

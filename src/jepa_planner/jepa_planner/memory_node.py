@@ -143,8 +143,9 @@ class MemoryNode(Node):
 
     def fit_critic(self) -> None:
         import subprocess
-        import sys
         import tempfile
+
+        from jepa_planner.critic import fit_process_args
 
         with self.lock:
             episodes = [e for e in self.memory.episodes if e.goal is not None]
@@ -159,8 +160,7 @@ class MemoryNode(Node):
         with tempfile.TemporaryDirectory(prefix="jepa_critic_") as scratch:
             data = Path(scratch) / "data.npz"
             np.savez(data, latents=z.numpy(), goals=g.numpy(), targets=y.numpy())
-            command = [sys.executable, "-m", "jepa_planner.critic", str(data), str(out), "--epochs", str(self.params["critic_epochs"])]
-            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            proc = subprocess.Popen(fit_process_args(data, out, self.params["critic_epochs"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
             self.critic_proc = proc
             try:
