@@ -579,6 +579,7 @@ class ActorNode(LifecycleNode):
         msg.mode = "stopped" if (stale or not has_goal) else ("mode1" if self.profile_kind == "policy" else "mode2")
         msg.profile = self.profile_name
         msg.distance_to_goal = -1.0
+        msg.latent_age = -1.0 if self.latest is None else float(time.monotonic() - self.latest[2])
         msg.planning_rate = float(self.rate(self.plan_times))
         msg.command_rate = float(self.rate(self.cmd_times))
         msg.warnings = list(self.warnings)

@@ -120,6 +120,7 @@ class ConfiguratorNode(LifecycleNode):
         self.goal_stamp: Any = None  # stamp of the goal latent the lease is for (None: no goal handed out)
         self.end_reasons: dict[str, str] = {}  # goal id -> why it was ended from outside its loop
         self.latent_rx = self.perception_rx = self.actor_rx = 0.0  # monotonic receipt times (liveness)
+        self.actor_status_rx = 0.0
         self.goal_pub = None
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -230,7 +231,7 @@ class ConfiguratorNode(LifecycleNode):
         self.plan_cost = float(msg.total_cost)
 
     def on_actor_status(self, msg: AgentStatus) -> None:
-        self.actor_rx = time.monotonic()
+        self.actor_rx = self.actor_status_rx = time.monotonic()
         self.actor_status = msg
 
     def on_perception_rate(self, msg: Float32) -> None:
@@ -535,6 +536,9 @@ class ConfiguratorNode(LifecycleNode):
         msg.perception_rate = self.perception_rate
         msg.planning_rate = self.actor_status.planning_rate
         msg.command_rate = self.actor_status.command_rate
+        age = self.actor_status.latent_age
+        # the actor's figure, aged by the time its status has been on the way and waiting here
+        msg.latent_age = age + (time.monotonic() - self.actor_status_rx) if self.actor_status_rx and age >= 0 else -1.0
         msg.step = self.step
         msg.warnings = list(self.actor_status.warnings) + self.surprise_warnings()
         self.status_pub.publish(msg)

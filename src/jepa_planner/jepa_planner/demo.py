@@ -93,7 +93,7 @@ class DemoClient:
         self.state: np.ndarray | None = None
         self.goal_msg = None
         self.goal_seen = threading.Event()
-        self.status = AgentStatus()
+        self.status = AgentStatus(latent_age=-1.0)  # -1 until the configurator reports the actor's
         self.latencies: list[float] = []
         self.replan_latencies: list[float] = []
         self.plan_positions: list[np.ndarray] = []
@@ -170,8 +170,11 @@ class DemoClient:
 
     def wait_ready(self, procs: NodeProcesses, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        # the last: latents reach the actor (discovery between the nodes can lag behind ours; a goal sent
+        # before would only run on the actor's stale-input stops); the status says so about once a second
         for what, ready in (("ReachGoal action server", lambda: self.action.server_is_ready()),
-                            ("sim reset service", lambda: self.reset_client.service_is_ready())):
+                            ("sim reset service", lambda: self.reset_client.service_is_ready()),
+                            ("latents at the actor (agent_status.latent_age)", lambda: 0.0 <= self.status.latent_age < 2.0)):
             while not ready():
                 self.check()
                 if procs.dead():
