@@ -6,7 +6,8 @@ with ``jepa_world_model.surprise.surprise_series`` (the definition the world-mod
 with the torch and the ONNX backend (which must agree). Per bundle, violation kind, surprise
 variant (``h1``: the whitened 1-step error, what the node publishes with the bundle's calibration;
 ``h1_raw``: the same error's plain RMS, the definition before whitening, measured in the same run for
-the ratio; ``h2``: the whitened 2-step open-loop error) and backend it writes:
+the ratio; ``h2``: the whitened 2-step open-loop error; ``h1_w5``: the sum of the last 5 frames' 1-step
+residuals, whitened on normal sums, for violations that last) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -53,14 +54,17 @@ from jepa_world_model.surprise import (
     encode_frames,
     exceed_rate,
     read_calibration,
+    residual_series,
+    surprise_of,
     surprise_series,
     threshold_for_rate,
+    window_sum,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
-# name -> (horizon in model steps, whitened)
-VARIANTS = {"h1": (1, True), "h1_raw": (1, False), "h2": (2, True)}
+# name -> (horizon in model steps, whitened, window in frames)
+VARIANTS = {"h1": (1, True, 1), "h1_raw": (1, False, 1), "h2": (2, True, 1), "h1_w5": (1, True, 5)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -79,14 +83,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def pair_series(model: Any, pairs: list, horizon: int, whitening: Whitening | None) -> tuple[np.ndarray, np.ndarray]:
+def pair_series(model: Any, pairs: list, horizon: int, whitening: Whitening | None, window: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Surprise (n, T) of the possible and impossible episodes of every pair (all episodes encoded in one batch)."""
     frames = np.concatenate([np.concatenate([p.possible.frames, p.impossible.frames]) for p in pairs])
     z = encode_frames(model, frames).reshape(len(pairs), 2, len(pairs[0].possible), *model.latent_shape)
     out = np.zeros((2, len(pairs), len(pairs[0].possible)))
     for i, p in enumerate(pairs):
-        out[0, i] = surprise_series(model, z[i, 0], p.possible.actions, horizon=horizon, whitening=whitening)
-        out[1, i] = surprise_series(model, z[i, 1], p.impossible.actions, horizon=horizon, whitening=whitening)
+        for j, episode in enumerate((p.possible, p.impossible)):
+            residuals = residual_series(model, z[i, j], episode.actions, horizon=horizon)
+            out[j, i] = surprise_of(window_sum(residuals, window), whitening)
     return out[0], out[1]
 
 
@@ -135,23 +140,23 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         print(f"  no usable calibration for {bundle}: {exc}", file=sys.stderr)
     cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def residuals(split_seed: int, horizon: int) -> np.ndarray:
+    def residuals(split_seed: int, horizon: int, window: int) -> np.ndarray:
         if (split_seed, horizon) not in cache:
             cache[(split_seed, horizon)] = normal_residuals(model, world, kwargs, episodes, 100, split_seed, horizon)
-        return cache[(split_seed, horizon)]
+        return window_sum(cache[(split_seed, horizon)], window)
 
-    def scores(split_seed: int, horizon: int, whitening: Whitening | None) -> np.ndarray:
-        return finite_surprise(residuals(split_seed, horizon), whitening)
+    def scores(split_seed: int, horizon: int, whitening: Whitening | None, window: int) -> np.ndarray:
+        return finite_surprise(residuals(split_seed, horizon, window), whitening)
 
-    for name, (horizon, whiten) in VARIANTS.items():
-        if stored is not None and stored.horizon == horizon and (stored.whitener() is not None) == whiten:
+    for name, (horizon, whiten, window) in VARIANTS.items():
+        if stored is not None and window == 1 and stored.horizon == horizon and (stored.whitener() is not None) == whiten:
             thr, whitening = stored.threshold, stored.whitener()
             source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
-            whitening = Whitening.fit(residuals(seed + 7000, horizon)) if whiten else None
-            thr = threshold_for_rate(scores(seed + 7000, horizon, whitening), DEFAULT_RATE)
+            whitening = Whitening.fit(residuals(seed + 7000, horizon, window)) if whiten else None
+            thr = threshold_for_rate(scores(seed + 7000, horizon, whitening, window), DEFAULT_RATE)
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
-        held_out = scores(seed + 9000, horizon, whitening)
+        held_out = scores(seed + 9000, horizon, whitening, window)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
                      "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening}
     return out
@@ -219,8 +224,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     for kind, pairs in pairs_by_kind.items():
         steps_arr = np.array([p.step for p in pairs])
         entry: dict[str, Any] = {"pairs": len(pairs), "violation_step_range": [int(steps_arr.min()), int(steps_arr.max())]}
-        for name, (horizon, _) in VARIANTS.items():
-            series = {b: pair_series(models[b], pairs, horizon, thresholds[name]["whitening"]) for b in BACKENDS}
+        for name, (horizon, _, window) in VARIANTS.items():
+            series = {b: pair_series(models[b], pairs, horizon, thresholds[name]["whitening"], window) for b in BACKENDS}
             for j in range(2):
                 ok = np.isfinite(series["onnx"][j])
                 max_diff = max(max_diff, float(np.abs(series["onnx"][j][ok] - series["torch"][j][ok]).max()))
@@ -320,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "pairs": args.pairs,
         "steps": args.steps,
-        "variants": {k: f"{h}-model-step open-loop prediction error, " + ("whitened (Mahalanobis per dimension)" if w else "RMS")
-                     for k, (h, w) in VARIANTS.items()},
+        "variants": {k: f"{h}-model-step open-loop prediction error, " + (f"summed over the last {n} frames, " if n > 1 else "")
+                     + ("whitened (Mahalanobis per dimension)" if w else "RMS") for k, (h, w, n) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,
         "two_rooms_targets_met": summary(results),

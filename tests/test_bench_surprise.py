@@ -35,14 +35,14 @@ def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
     assert "skipped" in report["bundles"]["no_such_bundle"]
     two = report["bundles"]["two_rooms"]
     assert two["backends_max_abs_diff"] < 1e-3  # torch and ONNX agree
-    assert set(two["thresholds"]) == {"h1", "h1_raw", "h2"}
+    assert set(two["thresholds"]) == set(bench.VARIANTS) >= {"h1", "h1_raw", "h2", "h1_w5"}
     for name, t in two["thresholds"].items():
         assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > 0
         assert t["whitened"] == (name != "h1_raw") and "whitening" not in t  # the matrix stays out of the JSON
     assert set(two["kinds"]) == {"teleport", "through_wall", "freeze", "drift", "slow_drift"}
     for kind, entry in two["kinds"].items():
         assert entry["pairs"] == 3
-        for variant in ("h1", "h1_raw", "h2"):
+        for variant in bench.VARIANTS:
             for backend in ("torch", "onnx"):
                 m = entry[variant][backend]
                 assert 0 <= m["pairwise_accuracy"] <= 1 and 0 <= m["auroc"] <= 1, (kind, variant, backend)

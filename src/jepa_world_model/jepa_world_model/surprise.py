@@ -148,6 +148,28 @@ def surprise_series(
     return surprise_of(residual_series(model, latents, actions, std, horizon), whitening)
 
 
+def window_sum(residuals: np.ndarray, window: int) -> np.ndarray:
+    """Sum of each frame's residual with those of the ``window - 1`` frames before it: (T, D) -> (T, D),
+    NaN where any row of the window is NaN (so a window never reaches across an episode's unscored start).
+
+    A violation that lasts (an agent that stays put although commanded) leaves residuals of the same sign
+    in consecutive frames, while normal errors partly cancel; whitening the sums (fitted on normal sums)
+    tests that. ``window = 1`` returns the residuals unchanged."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1 frame, got {window}")
+    r = np.asarray(residuals, dtype=np.float64)
+    if window == 1:
+        return r.copy()
+    bad = ~np.isfinite(r).all(axis=-1)
+    zero = np.zeros((1, r.shape[-1]))
+    sums = np.cumsum(np.concatenate([zero, np.where(bad[:, None], 0.0, r)]), axis=0)
+    bads = np.cumsum(np.concatenate([[0], bad.astype(np.int64)]))
+    out = np.full_like(r, np.nan)
+    out[window - 1 :] = sums[window:] - sums[:-window]
+    out[window - 1 :][(bads[window:] - bads[:-window]) > 0] = np.nan
+    return out
+
+
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:
     """Surprise of (..., D) normalised residuals: whitened when ``whitening`` is given, else their RMS."""
     if whitening is not None:

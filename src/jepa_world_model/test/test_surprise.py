@@ -21,6 +21,7 @@ from jepa_world_model.surprise import (
     residual_series,
     surprise_series,
     threshold_for_rate,
+    window_sum,
     write_calibration,
 )
 
@@ -93,6 +94,24 @@ def test_whitened_series_is_the_whitening_of_the_residuals() -> None:
     expected = np.sqrt((((residuals - w.mean) @ w.matrix.T) ** 2).mean(axis=1))
     np.testing.assert_allclose(surprise_series(model, z, actions, whitening=w), expected)
     np.testing.assert_allclose(surprise_series(model, z, actions), np.sqrt((residuals**2).mean(axis=1)))
+
+
+def test_window_sum_adds_the_last_frames_and_never_reaches_across_unscored_ones() -> None:
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(12, 3))
+    r[:2] = np.nan  # an episode's unscored start
+    r[7] = np.nan  # and the next one's, after a concatenation
+    out = window_sum(r, 3)
+    for t in range(12):
+        rows = r[max(0, t - 2) : t + 1]
+        if t < 2 or not np.isfinite(rows).all():
+            assert np.isnan(out[t]).all(), t
+        else:
+            np.testing.assert_allclose(out[t], rows.sum(axis=0))
+    assert np.isfinite(out[4]).all() and np.isnan(out[8]).all() and np.isfinite(out[10]).all()
+    np.testing.assert_array_equal(window_sum(r, 1), r)
+    with pytest.raises(ValueError, match="window"):
+        window_sum(r, 0)
 
 
 def test_thresholds_rates_and_auroc() -> None:
