@@ -338,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def missing_bundle_hint(world_name: str, repo: Path) -> str:
+    """What to run when a world has no shipped bundle: its training recipe, when the repository has one."""
+    recipe = repo / "config" / "train" / f"{world_name}.yaml"
+    if not recipe.exists():
+        return f"; pass --bundle DIR (no bundle and no training recipe for world {world_name!r} in this repository)"
+    return (f"; train one with: jepa-train --config config/train/{world_name}.yaml --out runs/{world_name} && "
+            f"jepa-export --run runs/{world_name} --out models/{world_name}   (or pass --bundle DIR)")
+
+
 def repo_relative_paths(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
     """Overrides for path parameters given relative to the repository that do not exist relative to the working
     directory (the shipped params file says ``config/goals.yaml``): absolute paths, so any directory works."""
@@ -382,13 +391,23 @@ def run(argv: list[str] | None = None) -> int:
     except (yaml.YAMLError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from jepa_sim.worlds import make_world
+
+    try:  # an optional world without its extra: the one line that names what to install, before any node starts
+        make_world(world_name, **world_args)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as exc:
+        print(f"error: world {world_name!r} with {world_args}: {exc}", file=sys.stderr)
+        return 2
     bundle = Path(args.bundle or REPO / "models" / world_name).resolve()
     from jepa_world_model.bundle import read_manifest
 
     try:
         read_manifest(bundle)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{'' if args.bundle else missing_bundle_hint(world_name, REPO)}", file=sys.stderr)
         return 2
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     out = Path(args.out)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from PIL import Image
 
-from jepa_planner.demo import EpisodeRecord, run, save_pictures
+from jepa_planner.demo import REPO, EpisodeRecord, missing_bundle_hint, run, save_pictures
 from jepa_sim.worlds import make_world
 
 
@@ -14,6 +16,23 @@ def test_bad_world_args_and_missing_bundle_exit_2_before_starting_nodes(tmp_path
     assert "YAML mapping" in capsys.readouterr().err
     assert run(["--world", "multi_room", "--bundle", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "logs").exists()
+    assert run(["--world", "two_rooms", "--world-args", "{no_such_option: 1}", "--out", str(tmp_path)]) == 2
+    assert "no_such_option" in capsys.readouterr().err
+
+
+def test_an_optional_world_without_its_extra_is_one_line_naming_what_to_install(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "gym_pusht.envs.pusht", None)  # as if gym-pusht were not installed
+    assert run(["--world", "push_t", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install -r requirements/extras-pusht.txt" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_world_without_a_bundle_names_its_training_recipe(tmp_path) -> None:
+    hint = missing_bundle_hint("push_t", REPO)
+    assert "jepa-train --config config/train/push_t.yaml" in hint and "--bundle" in hint
+    assert (REPO / "config" / "train" / "push_t.yaml").exists()
+    assert "no training recipe" in missing_bundle_hint("no_such_world", tmp_path)
 
 
 def test_pictures_use_world_coordinates_and_draw_plans_on_the_gif(tmp_path) -> None:
