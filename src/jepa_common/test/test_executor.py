@@ -9,6 +9,7 @@ as submissions to the pool, which is what the busy loop does; no timing is asser
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -147,3 +148,48 @@ def test_a_node_that_hangs_on_ctrl_c_still_exits_at_the_stop_deadline(ros_env) -
     assert out.split() == ["saved"], out
     assert "still running 2.5 s after shutdown began" in err, err
     assert "before_exit" in err, err  # the thread stacks say where it hung
+
+
+def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
+    """A lifecycle cleanup destroys the configurator's action server from another thread than the
+    executor's; rclpy may have put it in the list of the wait set it is building, and adding the
+    destroyed server raised and ended the executor thread (seen once in CI: 'action server pointer is
+    invalid', the configurator gone). The executor waits again instead."""
+    from rclpy.action import ActionServer
+
+    from jepa_common.ros_common import make_executor
+    from jepa_interfaces.action import ReachGoal
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("action_churn", context=context)
+    executor = make_executor(2, context=context)
+    executor.add_node(node)
+    ticks = []
+    node.create_timer(0.001, lambda: ticks.append(1))  # keeps the executor building wait sets
+    errors: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except BaseException as exc:  # what killed the configurator's executor
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads interleave inside the wait-set building, where the race is
+    thread.start()
+    try:
+        for _ in range(2000):
+            server = ActionServer(node, ReachGoal, "churn", execute_callback=lambda handle: ReachGoal.Result())
+            time.sleep(0.0002)
+            server.destroy()
+            if errors:
+                break
+        assert thread.is_alive() and not errors, errors
+        assert len(ticks) > 10  # it still runs callbacks
+    finally:
+        sys.setswitchinterval(switch)
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
