@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_push_t: {exc}", file=sys.stderr)
         return 2
     if not (Path(args.model) / "manifest.json").is_file():
-        print(f"bench_push_t: no bundle at {args.model} (train one: jepa-train --config config/train/push_t.yaml, "
-              "then jepa-export)", file=sys.stderr)
+        from jepa_planner.demo import REPO, missing_bundle_hint
+
+        print(f"bench_push_t: no bundle at {args.model}{missing_bundle_hint('push_t', REPO, '--model')}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     from jepa_world_model.bundle import load_bundle

@@ -338,13 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def missing_bundle_hint(world_name: str, repo: Path) -> str:
-    """What to run when a world has no shipped bundle: its training recipe, when the repository has one."""
+def missing_bundle_hint(world_name: str, repo: Path, option: str = "--bundle") -> str:
+    """What to run when a world has no shipped bundle: its training recipe, when the repository has one
+    (``option``: the caller's flag for a bundle directory)."""
     recipe = repo / "config" / "train" / f"{world_name}.yaml"
     if not recipe.exists():
-        return f"; pass --bundle DIR (no bundle and no training recipe for world {world_name!r} in this repository)"
+        return f"; pass {option} DIR (no bundle and no training recipe for world {world_name!r} in this repository)"
     return (f"; train one with: jepa-train --config config/train/{world_name}.yaml --out runs/{world_name} && "
-            f"jepa-export --run runs/{world_name} --out models/{world_name}   (or pass --bundle DIR)")
+            f"jepa-export --run runs/{world_name} --out models/{world_name}   (or pass {option} DIR)")
 
 
 def repo_relative_paths(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
@@ -394,7 +395,7 @@ def run(argv: list[str] | None = None) -> int:
     from jepa_sim.worlds import make_world
 
     try:  # an optional world without its extra: the one line that names what to install, before any node starts
-        make_world(world_name, **world_args)
+        make_world(world_name, **world_args).close()
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
