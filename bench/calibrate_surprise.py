@@ -22,12 +22,14 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from jepa_common.episodes import Episode
 from jepa_sim.collect import collect_episodes
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.protocol import WorldModel
@@ -63,18 +65,25 @@ def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
     return str(world), dict(data.get("world_kwargs") or {})
 
 
+def normal_episodes(world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int) -> Iterator[tuple[int, Episode]]:
+    """(index into NORMAL_POLICIES, episode) for ``episodes`` normal episodes split evenly over the policies: the
+    normal data of one split (``seed``), the same wherever a split is named by its seed."""
+    per = max(1, episodes // len(NORMAL_POLICIES))
+    for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
+        data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
+        for ep in data.episodes:
+            yield i, ep
+
+
 def normal_residuals(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
 ) -> np.ndarray:
     """Normalised residuals (N, D), one row per frame (NaN rows before each episode's first scored frame), of
     ``episodes`` normal episodes split evenly over NORMAL_POLICIES."""
-    per = max(1, episodes // len(NORMAL_POLICIES))
-    out = []
-    for i, (policy, kwargs) in enumerate(NORMAL_POLICIES):
-        data = collect_episodes(world, per, steps, policy=policy, seed=seed * 101 + i, policy_kwargs=kwargs, **world_kwargs)
-        for ep in data.episodes:
-            out.append(residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon))
-    return np.concatenate(out)
+    return np.concatenate([
+        residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon)
+        for _, ep in normal_episodes(world, world_kwargs, episodes, steps, seed)
+    ])
 
 
 def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.ndarray:

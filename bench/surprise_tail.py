@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import NORMAL_POLICIES, bundle_world
+from calibrate_surprise import NORMAL_POLICIES, bundle_world, normal_episodes
 
-from jepa_sim.collect import collect_episodes
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import calibration_path, encode_frames, read_calibration, surprise_series
 
@@ -33,7 +32,7 @@ from jepa_world_model.surprise import calibration_path, encode_frames, read_cali
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", default="models/two_rooms")
-    p.add_argument("--episodes", type=int, default=100, help="episodes per policy")
+    p.add_argument("--episodes", type=int, default=400, help="normal episodes, split evenly over the policies")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=9000, help="the held-out split of bench_surprise")
     p.add_argument("--level", type=float, default=3.0, help="surprise above which a frame counts as tail")
@@ -45,16 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     world, kwargs = bundle_world(args.bundle)
     fs = int(model.frameskip)
     rows = []  # (policy index, surprise, moved px, commanded px)
-    for i, (policy, pkw) in enumerate(NORMAL_POLICIES):
-        data = collect_episodes(world, args.episodes, args.steps, policy=policy, seed=args.seed * 101 + i, policy_kwargs=pkw, **kwargs)
-        for ep in data.episodes:
-            if ep.state is None or ep.state.shape[1] < 2:
-                raise SystemExit(f"world {world} records no 2-D true state: this breakdown needs the agent's position")
-            s = surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, whitening=cal.whitener())
-            for t in np.flatnonzero(np.isfinite(s)):
-                moved = float(np.linalg.norm(ep.state[t, :2] - ep.state[t - fs, :2]))
-                commanded = float(np.linalg.norm(ep.actions[t - fs : t].sum(axis=0)))
-                rows.append((i, float(s[t]), moved, commanded))
+    for i, ep in normal_episodes(world, kwargs, args.episodes, args.steps, args.seed):
+        if ep.state is None or ep.state.shape[1] < 2:
+            raise SystemExit(f"world {world} records no 2-D true state: this breakdown needs the agent's position")
+        s = surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, whitening=cal.whitener())
+        for t in np.flatnonzero(np.isfinite(s)):
+            moved = float(np.linalg.norm(ep.state[t, :2] - ep.state[t - fs, :2]))
+            commanded = float(np.linalg.norm(ep.actions[t - fs : t].sum(axis=0)))
+            rows.append((i, float(s[t]), moved, commanded))
     r = np.asarray(rows)
     tail = r[r[:, 1] > args.level]
     blocked = (tail[:, 2] < 0.1 * tail[:, 3]) & (tail[:, 3] > 1.0)  # moved < 10% of a command of > 1 px
