@@ -7,11 +7,13 @@ One command regenerates everything from the bundle (the policy is trained here, 
    ``--label-k`` Mode-2 planners label each state (``MeanLabeller``: the mean of their final sampling means,
    ``--keep-speed`` at the speed of their executed first actions); 0 labels with one planner's best action.
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
-   Mode 1 alone; Mode 2 (``--profile``); Mode 2 at reduced samples, unseeded; and Mode 2 at reduced
-   samples seeded by Mode 1 (the policy's proposals count in the samples). Success with a Wilson 95%
-   interval, time per decision, samples per decision.
+   Mode 1 alone (with its action noise ``--noise-std``, and deterministic); Mode 2 (``--profile``);
+   Mode 2 at reduced samples, unseeded; and Mode 2 at reduced samples seeded by Mode 1 (the policy's
+   proposals count in the samples). Success with a Wilson 95% interval, time per decision, samples per
+   decision.
 
-    nice -n 5 .venv/bin/python bench/bench_policy.py --seed 0 --episodes 40 --out bench/results/policy.json
+    .venv/bin/python bench/bench_policy.py --seed 0 --rounds 8 --episodes-per-round 20 --episodes 100 \
+        --label-k 4 --noise-std 0.6 --out bench/results/policy.json
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --label-k: average the planners' best first actions, not their final sampling means")
     p.add_argument("--keep-speed", action="store_true",
                    help="with --label-k: the label keeps the mean's direction at the executed actions' mean speed")
+    p.add_argument("--noise-std", type=float, default=0.6,
+                   help="Mode 1's action noise (fraction of the half range) while it drives DAgger rounds, when "
+                        "evaluated (the deterministic policy is evaluated too) and in its proposals to Mode 2")
     p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
     p.add_argument("--proposals", type=int, default=16, help="Mode-1 proposals per iteration of the seeded Mode 2")
     p.add_argument("--policy-out", default="", help="also save the policy here (it belongs to this bundle only)")
@@ -76,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"bench_policy: {exc}", file=sys.stderr)
         return 2
-    if args.label_k < 0 or args.hidden < 1 or args.depth < 1:
-        print("bench_policy: --label-k must be >= 0 and --hidden, --depth >= 1", file=sys.stderr)
+    if args.label_k < 0 or args.hidden < 1 or args.depth < 1 or not 0 <= args.noise_std <= 2:
+        print("bench_policy: --label-k must be >= 0, --hidden, --depth >= 1 and --noise-std in [0, 2]", file=sys.stderr)
         return 2
     if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
         print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         model, lambda s: build_planner(profile, model, seed=s), world, train_seeds, rounds=args.rounds,
         episodes_per_round=args.episodes_per_round, max_steps=max_steps, replan_every=replan, epochs=args.epochs,
         hidden=args.hidden, depth=args.depth, difference=args.difference, label_k=args.label_k,
-        label_mean=not args.label_best, label_keep_speed=args.keep_speed,
+        label_mean=not args.label_best, label_keep_speed=args.keep_speed, driver_noise=args.noise_std,
         seed=args.seed, progress=lambda line: print(line, flush=True),
     )
     train_s = time.perf_counter() - start
@@ -112,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     seeded = reduced.model_copy(deep=True)
     seeded.levels[0].params["num_samples"] = reduced_total - args.proposals  # proposals count in the budget
     conditions = {
-        "mode1_policy": lambda s: PolicyPlanner(model, policy),
+        "mode1_policy": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s),
+        "mode1_policy_deterministic": lambda s: PolicyPlanner(model, policy),
         "mode2_planner": lambda s: build_planner(profile, model, seed=s),
         "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
-                                                                       args.proposals),
+                                                                       args.proposals, noise_std=args.noise_std),
     }
     results: dict = {}
     partial = Path(args.out).with_suffix(".partial.json")
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "world": args.world,
         "profile": args.profile,
         "policy": {"hidden": args.hidden, "depth": args.depth, "difference": args.difference, "epochs": args.epochs,
+                   "noise_std": args.noise_std,
                    "label": ("best first action of one planner" if not args.label_k else
                              f"mean of {args.label_k} planners' " + ("best first actions" if args.label_best else
                                                                      "final sampling means")

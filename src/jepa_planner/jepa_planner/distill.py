@@ -124,6 +124,7 @@ def distil_dagger(
     label_k: int = 0,
     label_mean: bool = True,
     label_keep_speed: bool = False,
+    driver_noise: float = 0.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[DistilledPolicy, list[DaggerRound]]:
@@ -137,6 +138,8 @@ def distil_dagger(
         label_k: 0 labels with the expert's own first action (round 0: the one it executes); k >= 1 with a
             ``MeanLabeller`` of k planners (``label_mean``: their final sampling means; ``label_keep_speed``:
             at the speed of the executed decisions) in every round.
+        driver_noise: the action noise of the policy while it drives (``PolicyPlanner.noise_std``): train on
+            the states the policy visits as it will be run.
     """
     need = (rounds + 1) * episodes_per_round
     if len(seeds) < need:
@@ -154,7 +157,7 @@ def distil_dagger(
             if policy is None:
                 log = drive(model, expert, world, s, max_steps, replan_every, labeller=labeller)
             else:
-                log = drive(model, PolicyPlanner(model, policy), world, s, max_steps, replan_every,
+                log = drive(model, PolicyPlanner(model, policy, noise_std=driver_noise, seed=s), world, s, max_steps, replan_every,
                             labeller=labeller or expert)
             wins += log.success
             goal = torch.from_numpy(log.memory.goal)

@@ -245,12 +245,25 @@ def collect_plans(
 
 
 class PolicyPlanner:
-    """Mode 1 behind the planner API: the policy acts, the model only predicts where the actions lead (for display)."""
+    """Mode 1 behind the planner API: the policy acts, the model only predicts where the actions lead (for display).
+
+    Args:
+        noise_std: Gaussian noise added to the policy's actions (fraction of the half range, then clipped),
+            seeded by ``reset(seed)``. A deterministic policy has fixed points a few pixels short of the goal or
+            against a wall (where its labels, Mode 2's mean decisions, nearly cancel); Mode 2 leaves them by
+            sampling, and so does a stochastic Mode 1 (``bench/bench_policy.py`` measures both).
+    """
 
     name = "policy"
 
-    def __init__(self, model: WorldModel, policy: DistilledPolicy, horizon: int = 1, level: int = 0) -> None:
+    def __init__(
+        self, model: WorldModel, policy: DistilledPolicy, horizon: int = 1, level: int = 0, noise_std: float = 0.0, seed: int = 0
+    ) -> None:
+        if not noise_std >= 0:
+            raise ValueError(f"policy noise_std must be >= 0, got {noise_std}")
         self.model, self.policy, self.horizon, self.level = model, policy, int(horizon), level
+        self.noise_std = float(noise_std)
+        self.generator = torch.Generator().manual_seed(seed)
         self.spec = level_spec(model, level)
         if policy.action_dim != self.spec.action_dim:
             raise ValueError(
@@ -258,12 +271,17 @@ class PolicyPlanner:
             )
 
     def reset(self, seed: int | None = None) -> None:
-        """Stateless: nothing to forget."""
+        """The policy is stateless; ``seed`` reseeds its action noise."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
 
     def plan(self, z_ctx: torch.Tensor, goal: torch.Tensor, **_: object) -> PlanResult:
         start = time.perf_counter()
         ctx, goal = Planner.validate(self, z_ctx, goal)  # same input checks as the planners
         actions = self.policy.propose(self.model, ctx, goal, self.horizon, 1, noise_std=0.0, level=self.level)
+        if self.noise_std > 0:
+            half = (self.policy.high - self.policy.low) / 2
+            actions = self.policy.clip(actions + torch.randn(actions.shape, generator=self.generator) * self.noise_std * half)
         with torch.no_grad():
             latents = self.model.rollout(ctx, actions, level=self.level)
         stats = PlanStats(iterations=1, samples=1, model_steps=self.horizon, time_s=time.perf_counter() - start)

@@ -97,6 +97,9 @@ class PlannerProfile(BaseModel):
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
+        policy_noise: Gaussian noise on the policy's actions (fraction of the half range): acting alone
+            (kind policy; default 0, deterministic), it lets Mode 1 leave the fixed points of a deterministic
+            policy (``PolicyPlanner``); seeding (``seed_samples``), it spreads the proposals (default 0.1).
         on_surprise: what the configurator does when the world model's surprise alarm rises during a task:
             ``ignore`` (a status warning only), ``replan`` (hand the goal to the actor again, which drops its
             plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
@@ -117,6 +120,7 @@ class PlannerProfile(BaseModel):
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
+    policy_noise: float | None = Field(None, ge=0, le=2)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
@@ -267,7 +271,7 @@ def build_planner(
             raise ValueError(
                 f"profile {profile.name!r} is Mode 1 (kind: policy) but no policy was given; set policy_path or pass policy="
             )
-        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon)
+        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon, noise_std=profile.policy_noise or 0.0, seed=seed)
     planners = [build_level_planner(lv, model, seed + i, **cost_objects) for i, lv in enumerate(profile.levels)]
     if profile.kind == "flat":
         planner = planners[0]
@@ -280,7 +284,8 @@ def build_planner(
             profile.direct_goal_distance,
         )
     if policy is not None and profile.seed_samples > 0:
-        return PolicySeededPlanner(planner, policy, profile.seed_samples)
+        noise = 0.1 if profile.policy_noise is None else profile.policy_noise
+        return PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise)
     return planner
 
 
@@ -294,6 +299,8 @@ class PolicySeededPlanner:
 
     def reset(self, seed: int | None = None) -> None:
         self.planner.reset(seed)
+        if seed is not None:
+            self.generator.manual_seed(seed)
 
     def plan(self, z_ctx, goal, **kwargs):
         low = self.planner.planners[-1] if isinstance(self.planner, HierarchicalPlanner) else self.planner

@@ -136,3 +136,20 @@ def test_familiar_goals_switch_to_mode1(tmp_path):
     (tmp_path / "bad.yaml").write_text("profiles:\n  plan:\n    kind: flat\n    mode1_profile: nope\n    familiar_distance: 0.2\n")
     with pytest.raises(ValueError, match="mode1_profile 'nope'"):
         load_profiles(tmp_path / "bad.yaml")
+
+
+def test_policy_profile_noise_reaches_the_planner(tmp_path):
+    """``policy_noise`` of a kind-policy profile is the built PolicyPlanner's noise; out of range is refused."""
+    from jepa_planner.profiles import build_planner, load_profiles
+
+    model = LinearWorldModel()
+    DistilledPolicy.for_model(model, hidden=8).save(tmp_path / "policy.pt")
+    (tmp_path / "p.yaml").write_text(
+        f"profiles:\n  act:\n    kind: policy\n    policy_noise: 0.5\n    policy_path: {tmp_path / 'policy.pt'}\n"
+        "    levels: [{level: 0, horizon: 1}]\n"
+    )
+    planner = build_planner(load_profiles(tmp_path / "p.yaml")["act"], model, seed=7)
+    assert planner.noise_std == 0.5
+    (tmp_path / "bad.yaml").write_text("profiles:\n  act:\n    kind: policy\n    policy_noise: -1\n")
+    with pytest.raises(ValueError, match="policy_noise"):
+        load_profiles(tmp_path / "bad.yaml")

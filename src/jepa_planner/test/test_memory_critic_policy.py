@@ -116,6 +116,25 @@ def test_policy_proposals_and_policy_planner():
         PolicyPlanner(LinearWorldModel(dim=3, action_dim=3), policy)
 
 
+
+def test_policy_planner_action_noise_is_bounded_seeded_and_optional():
+    """Mode 1 with action noise: within the bounds, reproducible per seed, and off by default."""
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=16)
+    z, g = torch.zeros(2), torch.ones(2)
+    clean = policy.act(z, g)
+    noisy = PolicyPlanner(model, policy, noise_std=1.5, seed=3)
+    first = torch.stack([noisy.plan(z, g).actions[0] for _ in range(50)])
+    assert (first.abs() <= 1.0).all() and first.std(dim=0).min() > 0.2
+    noisy.reset(3)
+    assert torch.equal(noisy.plan(z, g).actions[0], first[0])
+    noisy.reset(4)
+    assert not torch.equal(noisy.plan(z, g).actions[0], first[0])
+    assert torch.equal(PolicyPlanner(model, policy).plan(z, g).actions[0], clean)
+    with pytest.raises(ValueError, match="noise_std"):
+        PolicyPlanner(model, policy, noise_std=-0.1)
+
+
 class _FixedPlanner:
     """Returns a fixed plan; optionally exposes a CEM-like final sampling mean."""
 
