@@ -8,9 +8,10 @@ One command regenerates everything from the bundle (the policy is trained here, 
    ``--keep-speed`` at the speed of their executed first actions); 0 labels with one planner's best action.
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
    Mode 1 alone (with its action noise ``--noise-std``, and deterministic); Mode 2 (``--profile``);
-   Mode 2 at reduced samples, unseeded; and Mode 2 at reduced samples seeded by Mode 1 (the policy's
-   proposals count in the samples). Success with a Wilson 95% interval, time per decision, samples per
-   decision.
+   Mode 2 at reduced samples, unseeded, seeded by Mode 1's proposals (they count in the samples) and
+   warm-started by Mode 1 (its decision is the first action of the sampler's initial mean); then scarcer
+   budgets (``--sweep-fractions``) unseeded and warm-started. Success with a Wilson 95% interval, time per
+   decision, samples per decision.
 
     .venv/bin/python bench/bench_policy.py --seed 0 --rounds 8 --episodes-per-round 20 --episodes 100 \
         --label-k 4 --noise-std 0.6 --out bench/results/policy.json
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--hidden", type=int, default=256, help="policy MLP width")
     p.add_argument("--depth", type=int, default=3, help="policy MLP hidden layers")
+    p.add_argument("--ensemble", type=int, default=1, help="policy MLPs averaged (each fitted alone)")
     p.add_argument("--difference", action="store_true", help="the policy also sees (goal - latent)")
     p.add_argument("--label-k", type=int, default=0,
                    help="Mode-2 planners averaged per label (0: one planner's best first action, as executed)")
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="Mode 1's action noise (fraction of the half range) while it drives DAgger rounds, when "
                         "evaluated (the deterministic policy is evaluated too) and in its proposals to Mode 2")
     p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
+    p.add_argument("--sweep-fractions", type=float, nargs="*", default=[1 / 9, 1 / 27],
+                   help="scarcer sample budgets (fractions of the profile's) run unseeded and warm-started by Mode 1")
     p.add_argument("--proposals", type=int, default=16, help="Mode-1 proposals per iteration of the seeded Mode 2")
     p.add_argument("--policy-out", default="", help="also save the policy here (it belongs to this bundle only)")
     p.add_argument("--max-steps", type=int, default=0, help="raw steps per episode (0: the world's)")
@@ -81,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"bench_policy: {exc}", file=sys.stderr)
         return 2
-    if args.label_k < 0 or args.hidden < 1 or args.depth < 1 or not 0 <= args.noise_std <= 2:
-        print("bench_policy: --label-k must be >= 0, --hidden, --depth >= 1 and --noise-std in [0, 2]", file=sys.stderr)
+    if (args.label_k < 0 or args.hidden < 1 or args.depth < 1 or args.ensemble < 1 or not 0 <= args.noise_std <= 2
+            or not all(0 < f <= 1 for f in [args.sample_fraction, *args.sweep_fractions])):
+        print("bench_policy: --label-k must be >= 0, --hidden, --depth, --ensemble >= 1, --noise-std in [0, 2] and the sample "
+              "fractions in (0, 1]", file=sys.stderr)
         return 2
     if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
         print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     policy, history = distil_dagger(
         model, lambda s: build_planner(profile, model, seed=s), world, train_seeds, rounds=args.rounds,
         episodes_per_round=args.episodes_per_round, max_steps=max_steps, replan_every=replan, epochs=args.epochs,
-        hidden=args.hidden, depth=args.depth, difference=args.difference, label_k=args.label_k,
+        hidden=args.hidden, depth=args.depth, difference=args.difference, ensemble=args.ensemble, label_k=args.label_k,
         label_mean=not args.label_best, label_keep_speed=args.keep_speed, driver_noise=args.noise_std,
         seed=args.seed, progress=lambda line: print(line, flush=True),
     )
@@ -109,13 +115,22 @@ def main(argv: list[str] | None = None) -> int:
         policy.save(args.policy_out)
 
     full = int(profile.levels[0].params["num_samples"])
+
+    def reduced_profile(total: int):
+        """The Mode-2 profile at ``total`` samples per iteration (elites scaled down with them)."""
+        out = profile.model_copy(deep=True)
+        out.levels[0].params["num_samples"] = total
+        out.levels[0].params["num_elites"] = min(int(profile.levels[0].params.get("num_elites", 10)), max(1, total // 10))
+        return out
+
     reduced_total = max(2, round(full * args.sample_fraction))
-    reduced = profile.model_copy(deep=True)
-    reduced.levels[0].params["num_samples"] = reduced_total
-    elites = int(reduced.levels[0].params.get("num_elites", 10))
-    reduced.levels[0].params["num_elites"] = min(elites, max(1, reduced_total // 10))
+    reduced = reduced_profile(reduced_total)
     seeded = reduced.model_copy(deep=True)
     seeded.levels[0].params["num_samples"] = reduced_total - args.proposals  # proposals count in the budget
+
+    def warm_started(prof):
+        return lambda s: PolicySeededPlanner(build_planner(prof, model, seed=s), policy, 0, warm_start=True)
+
     conditions = {
         "mode1_policy": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s),
         "mode1_policy_deterministic": lambda s: PolicyPlanner(model, policy),
@@ -123,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
                                                                        args.proposals, noise_std=args.noise_std),
+        "mode2_reduced_warm_started_by_mode1": warm_started(reduced),
     }
     results: dict = {}
     partial = Path(args.out).with_suffix(".partial.json")
@@ -130,6 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = run_condition(model, make, world, heldout, max_steps, replan, name)
         print(f"{name}: {results[name]}", flush=True)
         partial.write_text(json.dumps({"dagger": [asdict(h) for h in history], **results}, indent=2))
+    sweep = []
+    for fraction in args.sweep_fractions:  # scarcer budgets: where a seed from Mode 1 has room to help
+        scarce = reduced_profile(max(2, round(full * fraction)))
+        row = {"fraction": fraction, "samples_per_iteration": scarce.levels[0].params["num_samples"]}
+        for name, make in (("unseeded", lambda s, p=scarce: build_planner(p, model, seed=s)),
+                           ("warm_started_by_mode1", warm_started(scarce))):
+            row[name] = run_condition(model, make, world, heldout, max_steps, replan, f"{name} x{fraction:.3f}")
+        sweep.append(row)
+        print(f"budget x{fraction:.3f}: {row}", flush=True)
+    results["budget_sweep"] = sweep
     m1, m2 = results["mode1_policy"], results["mode2_planner"]
     result = {
         "command": "bench/bench_policy.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -138,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "world": args.world,
         "profile": args.profile,
         "policy": {"hidden": args.hidden, "depth": args.depth, "difference": args.difference, "epochs": args.epochs,
-                   "noise_std": args.noise_std,
+                   "noise_std": args.noise_std, "ensemble": args.ensemble,
                    "label": ("best first action of one planner" if not args.label_k else
                              f"mean of {args.label_k} planners' " + ("best first actions" if args.label_best else
                                                                      "final sampling means")
@@ -155,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(result, indent=2))
     partial.unlink(missing_ok=True)
     for name, r in results.items():
+        if name == "budget_sweep":
+            continue
         print(f"{name}: success {100 * r['success_rate']:.0f}% [{100 * r['success_ci95'][0]:.0f}, "
               f"{100 * r['success_ci95'][1]:.0f}], {r['decision_ms_median']:.2f} ms/decision, "
               f"{r['samples_per_decision']:.0f} samples/decision")

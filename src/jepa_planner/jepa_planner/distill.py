@@ -121,6 +121,7 @@ def distil_dagger(
     hidden: int = 256,
     depth: int = 3,
     difference: bool = False,
+    ensemble: int = 1,
     label_k: int = 0,
     label_mean: bool = True,
     label_keep_speed: bool = False,
@@ -135,6 +136,7 @@ def distil_dagger(
         seeds: episode seeds, consumed in order ((rounds + 1) x episodes_per_round needed).
         val_every: every ``val_every``-th episode goes to the validation split.
         difference: the policy also sees (goal - latent) (``DistilledPolicy``).
+        ensemble: MLPs averaged in the policy (``DistilledPolicy``).
         label_k: 0 labels with the expert's own first action (round 0: the one it executes); k >= 1 with a
             ``MeanLabeller`` of k planners (``label_mean``: their final sampling means; ``label_keep_speed``:
             at the speed of the executed decisions) in every round.
@@ -162,7 +164,7 @@ def distil_dagger(
             wins += log.success
             goal = torch.from_numpy(log.memory.goal)
             data.add_episode(log, goal, validation=(data.episodes % val_every == val_every - 1))
-        policy = DistilledPolicy.for_model(model, hidden=hidden, depth=depth, difference=difference)
+        policy = DistilledPolicy.for_model(model, hidden=hidden, depth=depth, difference=difference, ensemble=ensemble)
         train = DaggerData.stack(data.train)
         val = DaggerData.stack(data.val) if data.val else None
         policy.fit(*train, epochs=epochs, seed=seed + r, val=val)

@@ -24,6 +24,8 @@ class DistilledPolicy(nn.Module):
         num_actions: actions predicted per call (the first few of a plan).
         hidden / depth: MLP size; latent_mean / latent_std: latent normalisation.
         difference: also feed the normalised (goal - latent) (see ``LatentGoalMLP``).
+        ensemble: MLPs (different initialisations, fitted together) whose outputs are averaged: a DAgger
+            policy refitted from scratch each round varies from fit to fit; the mean of several varies less.
     """
 
     def __init__(
@@ -37,10 +39,11 @@ class DistilledPolicy(nn.Module):
         latent_mean: torch.Tensor | None = None,
         latent_std: torch.Tensor | None = None,
         difference: bool = False,
+        ensemble: int = 1,
     ) -> None:
         super().__init__()
-        if num_actions < 1:
-            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        if num_actions < 1 or ensemble < 1:
+            raise ValueError(f"num_actions and ensemble must be >= 1, got {num_actions} and {ensemble}")
         self.config = {
             "latent_shape": list(latent_shape),
             "action_low": list(action_low),
@@ -49,14 +52,19 @@ class DistilledPolicy(nn.Module):
             "hidden": hidden,
             "depth": depth,
             "difference": bool(difference),
+            "ensemble": int(ensemble),
         }
         low, high = torch.tensor(action_low, dtype=torch.float32), torch.tensor(action_high, dtype=torch.float32)
         self.register_buffer("low", low)
         self.register_buffer("high", high)
         self.action_dim, self.num_actions = low.numel(), num_actions
-        self.net = LatentGoalMLP(
-            latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std, difference=difference
-        )
+        def member() -> LatentGoalMLP:
+            return LatentGoalMLP(
+                latent_shape, num_actions * self.action_dim, hidden, depth, latent_mean, latent_std, difference=difference
+            )
+
+        self.net = member()  # the first member keeps its name: single-net checkpoints load as before
+        self.others = nn.ModuleList([member() for _ in range(ensemble - 1)])
         # goal latents the policy was trained on: a goal near one of them is "familiar" (Mode 1 may act alone)
         self.register_buffer("familiar_goals", torch.zeros(0, *latent_shape))
 
@@ -73,11 +81,15 @@ class DistilledPolicy(nn.Module):
             **kwargs,
         )
 
-    def forward(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Unclipped actions (B, num_actions, A) (the net regresses half-range units around the centre)."""
+    def members(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Each ensemble member's unclipped actions (K, B, num_actions, A)."""
         centre, half = (self.high + self.low) / 2, ((self.high - self.low) / 2).clamp_min(1e-6)
-        out = self.net(z, goal).reshape(z.shape[0], self.num_actions, self.action_dim)
-        return centre + half * out
+        out = torch.stack([m(z, goal) for m in (self.net, *self.others)])
+        return centre + half * out.reshape(out.shape[0], z.shape[0], self.num_actions, self.action_dim)
+
+    def forward(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Unclipped actions (B, num_actions, A): the members' mean (each regresses half-range units around the centre)."""
+        return self.members(z, goal).mean(dim=0)
 
     @torch.no_grad()
     def act(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -144,7 +156,7 @@ class DistilledPolicy(nn.Module):
             order, total = torch.randperm(latents.shape[0], generator=gen), 0.0
             for start in range(0, latents.shape[0], batch_size):
                 idx = order[start : start + batch_size]
-                loss = ((self(latents[idx], goals[idx]) - target[idx]) / half).pow(2).mean()
+                loss = ((self.members(latents[idx], goals[idx]) - target[idx]) / half).pow(2).mean()  # each member fits alone
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -214,6 +226,7 @@ class DistilledPolicy(nn.Module):
         policy = cls(
             tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"],
             difference=bool(cfg.get("difference", False)),  # checkpoints from before the option: without
+            ensemble=int(cfg.get("ensemble", 1)),
         )
         state = dict(blob["state"])
         familiar = state.pop("familiar_goals", None)

@@ -97,6 +97,8 @@ class PlannerProfile(BaseModel):
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
+        seed_warm_start: the policy's decision replaces the first action of the flat sampler's warm start
+            (Mode 1 seeding Mode 2 without taking samples; ``PolicySeededPlanner``).
         policy_noise: Gaussian noise on the policy's actions (fraction of the half range): acting alone
             (kind policy; default 0, deterministic), it lets Mode 1 leave the fixed points of a deterministic
             policy (``PolicyPlanner``); seeding (``seed_samples``), it spreads the proposals (default 0.1).
@@ -120,6 +122,7 @@ class PlannerProfile(BaseModel):
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
+    seed_warm_start: bool = False
     policy_noise: float | None = Field(None, ge=0, le=2)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
     mode1_profile: str | None = None
@@ -148,6 +151,8 @@ class PlannerProfile(BaseModel):
             raise ValueError(f"a {self.kind} profile has exactly one level (level 0), got {levels}")
         if self.kind == "hierarchical" and (len(levels) < 2 or any(a <= b for a, b in itertools.pairwise(levels))):
             raise ValueError(f"a hierarchical profile lists >= 2 levels, strictly decreasing, top first; got {levels}")
+        if self.seed_warm_start and self.kind != "flat":
+            raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
         return self
 
 
@@ -264,7 +269,7 @@ def build_planner(
             f"profile {profile.name!r} plans at levels {[lv.level for lv in profile.levels]} but the model "
             f"has levels {model_levels} (missing {missing}); use a flat profile or a hierarchical model"
         )
-    if policy is None and profile.policy_path and (profile.kind == "policy" or profile.seed_samples > 0):
+    if policy is None and profile.policy_path and (profile.kind == "policy" or profile.seed_samples > 0 or profile.seed_warm_start):
         policy = DistilledPolicy.load(profile.policy_path)
     if profile.kind == "policy":
         if policy is None:
@@ -283,17 +288,27 @@ def build_planner(
             profile.subgoal_tolerance,
             profile.direct_goal_distance,
         )
-    if policy is not None and profile.seed_samples > 0:
+    if policy is not None and (profile.seed_samples > 0 or profile.seed_warm_start):
         noise = 0.1 if profile.policy_noise is None else profile.policy_noise
-        return PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise)
+        return PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise, warm_start=profile.seed_warm_start)
     return planner
 
 
 class PolicySeededPlanner:
-    """Wraps a planner so every ``plan`` call gets proposals from the Mode-1 policy (Mode 1 seeding Mode 2)."""
+    """Wraps a planner so every ``plan`` call is seeded by the Mode-1 policy (Mode 1 seeding Mode 2).
 
-    def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1) -> None:
-        self.planner, self.policy, self.num, self.noise_std = planner, policy, num, noise_std
+    Two ways, which combine: ``num`` proposals (the policy's rollouts through the model, all but the first
+    with ``noise_std`` action noise) join the candidates of every sampling iteration; ``warm_start`` puts the
+    policy's decision in place of the first action of the warm start (the samplers' initial mean; flat
+    planners only). ``bench/bench_policy.py`` measures both against the unseeded planner.
+    """
+
+    def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1, warm_start: bool = False) -> None:
+        if warm_start and isinstance(planner, HierarchicalPlanner):
+            raise ValueError("a warm start from the Mode-1 policy needs a flat planner (the hierarchical one plans subgoals first)")
+        if num < 0 or (num == 0 and not warm_start):
+            raise ValueError(f"Mode-1 seeding needs proposals (num >= 1) or warm_start, got num={num}")
+        self.planner, self.policy, self.num, self.noise_std, self.warm_start = planner, policy, num, noise_std, warm_start
         self.name, self.model = planner.name, planner.model
         self.generator = torch.Generator().manual_seed(0)
 
@@ -305,5 +320,8 @@ class PolicySeededPlanner:
     def plan(self, z_ctx, goal, **kwargs):
         low = self.planner.planners[-1] if isinstance(self.planner, HierarchicalPlanner) else self.planner
         ctx, g = low.validate(z_ctx, goal)
-        proposals = self.policy.propose(self.model, ctx, g, low.horizon, self.num, self.noise_std, self.generator)
-        return self.planner.plan(ctx, g, proposals=proposals, **kwargs)
+        if self.num:
+            kwargs["proposals"] = self.policy.propose(self.model, ctx, g, low.horizon, self.num, self.noise_std, self.generator)
+        if self.warm_start:
+            kwargs["first_action"] = self.policy.act(ctx[-1], g)
+        return self.planner.plan(ctx, g, **kwargs)

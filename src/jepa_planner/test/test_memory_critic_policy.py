@@ -101,6 +101,34 @@ def test_policy_distillation_reproduces_a_known_linear_planner(tmp_path):
     assert torch.allclose(DistilledPolicy.load(tmp_path / "policy.pt").act(zt, gt), acted)
 
 
+def test_policy_ensemble_fits_each_member_and_round_trips(tmp_path):
+    """An ensemble policy: every member learns the planner alone, the policy acts with their mean, and the
+    checkpoint (also a single-net one from before the option) loads back to the same actions."""
+    gen = torch.Generator().manual_seed(1)
+    planner = LinearFeedbackPlanner(torch.tensor([[0.4, 0.1], [-0.2, 0.3]]))
+    z, goal = torch.rand(400, 2, generator=gen) * 2 - 1, torch.rand(400, 2, generator=gen) * 2 - 1
+    targets = collect_plans(planner, z, goal)
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=32, ensemble=3)
+    policy.fit(z, goal, targets, epochs=80, batch_size=64)
+    with torch.no_grad():
+        members = policy.members(z, goal)[:, :, 0]
+    assert members.shape == (3, 400, 2)
+    for k in range(3):  # each member alone is a good fit (not only their mean)
+        assert (members[k] - targets[:, 0]).abs().mean() < 0.05
+    assert not torch.allclose(members[0], members[1])
+    assert torch.allclose(policy(z, goal)[:, 0], members.mean(dim=0))
+    policy.save(tmp_path / "ensemble.pt")
+    loaded = DistilledPolicy.load(tmp_path / "ensemble.pt")
+    assert loaded.config["ensemble"] == 3 and torch.allclose(loaded.act(z, goal), policy.act(z, goal))
+    single = DistilledPolicy.for_model(model, hidden=32)
+    blob = {"config": {k: v for k, v in single.config.items() if k != "ensemble"}, "state": single.state_dict()}
+    torch.save(blob, tmp_path / "old.pt")
+    assert torch.allclose(DistilledPolicy.load(tmp_path / "old.pt").act(z, goal), single.act(z, goal))
+    with pytest.raises(ValueError, match="ensemble must be >= 1"):
+        DistilledPolicy.for_model(model, ensemble=0)
+
+
 def test_policy_proposals_and_policy_planner():
     model = LinearWorldModel(dim=2, bound=1.0)
     policy = DistilledPolicy.for_model(model, hidden=16)

@@ -44,6 +44,31 @@ def test_seeding_from_the_policy():
     assert result.stats.samples == level.params["iterations"] * (level.params["num_samples"] + 4)  # 4 policy proposals each
 
 
+def test_warm_start_from_the_policy(monkeypatch):
+    """seed_warm_start: the policy's decision is the first action of the sampler's initial mean, no samples taken."""
+    from jepa_planner.profiles import PlannerProfile
+
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=8)
+    profile = load_profile("flat_cem").model_copy(update={"seed_warm_start": True})
+    planner = build_planner(profile, model, policy=policy)
+    assert isinstance(planner, PolicySeededPlanner) and planner.num == 0
+    seen = []
+    inner = planner.planner
+    original = inner._optimise
+    monkeypatch.setattr(inner, "_optimise", lambda ctx, goal, init, *rest: seen.append(init) or original(ctx, goal, init, *rest))
+    z, g = torch.zeros(2), torch.ones(2)
+    result = planner.plan(z, g)
+    assert torch.allclose(seen[0][0], policy.act(z, g))
+    level = profile.levels[0]
+    assert result.stats.samples == level.params["iterations"] * level.params["num_samples"]
+    with pytest.raises(ValueError, match="first_action must be 2 finite values"):
+        inner.plan(z, g, first_action=torch.tensor([float("nan"), 0.0]))
+    body = load_profile("hierarchical").model_dump() | {"seed_warm_start": True}
+    with pytest.raises(ValueError, match="seed_warm_start needs a flat profile"):
+        PlannerProfile.model_validate(body)
+
+
 def test_bad_profiles_raise_clear_errors(tmp_path: Path):
     def write(body) -> Path:
         path = tmp_path / "p.yaml"

@@ -187,6 +187,7 @@ class Planner(ABC):
         proposals: torch.Tensor | None = None,
         max_time: float | None = None,
         shift: int = 1,
+        first_action: torch.Tensor | None = None,
     ) -> PlanResult:
         """Optimise an action sequence from the context toward the goal latent.
 
@@ -197,6 +198,8 @@ class Planner(ABC):
             proposals: (P, H, A) candidate sequences to include (e.g. from the Mode-1 policy).
             max_time: time budget for this call (default: the planner's).
             shift: steps of the previous plan executed since the last call (warm start).
+            first_action: (A,) replaces the first action of the warm start (the samplers' initial mean), e.g.
+                the Mode-1 policy's decision; the rest stays the previous plan shifted.
 
         Returns:
             PlanResult with in-bound actions.
@@ -208,7 +211,14 @@ class Planner(ABC):
         stats = PlanStats()
         start = time.perf_counter()
         deadline = math.inf if budget is None else start + budget
-        init = self.clip(self.initial_mean(shift))
+        init = self.initial_mean(shift)
+        if first_action is not None:
+            first_action = torch.as_tensor(first_action, dtype=torch.float32).reshape(-1)
+            if first_action.numel() != self.action_dim or not torch.isfinite(first_action).all():
+                raise ValueError(f"first_action must be {self.action_dim} finite values, got shape {tuple(first_action.shape)}")
+            init = init.clone()
+            init[0] = first_action
+        init = self.clip(init)
         with torch.no_grad():  # sampling planners need no graph; the gradient planner re-enables it
             actions, latents, breakdown, best = self._optimise(ctx, goal, init, proposals, prev_action, deadline, stats)
         stats.time_s = time.perf_counter() - start
