@@ -95,7 +95,8 @@ class PlannerProfile(BaseModel):
             every camera frame: the tightest feedback, for models whose one-step error is near the
             success tolerance).
         subgoal_tolerance / direct_goal_distance / subgoal_index: hierarchical options (see HierarchicalPlanner).
-        policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed samples when seed_samples > 0).
+        policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed Mode 2: seed_samples > 0 or
+            seed_warm_start).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
         seed_warm_start: the policy's decision replaces the first action of the flat sampler's warm start
             (Mode 1 seeding Mode 2 without taking samples; ``PolicySeededPlanner``).
