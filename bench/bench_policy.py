@@ -41,6 +41,7 @@ def run_condition(model, make_planner, world, seeds: list[int], max_steps: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from jepa_common.paths import portable_path
     from jepa_planner.distill import distil_dagger
     from jepa_planner.policy import PolicyPlanner
     from jepa_planner.profiles import PolicySeededPlanner, build_planner, load_profile
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     results["budget_sweep"] = sweep
     m1, m2 = results["mode1_policy"], results["mode2_planner"]
     result = {
-        "command": "bench/bench_policy.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "bench/bench_policy.py " + " ".join(portable_path(a) if a.startswith("/") else a
+                                                       for a in (sys.argv[1:] if argv is None else argv)),
         "machine": machine_info(),
         "bundle": Path(args.bundle).name,
         "world": args.world,

@@ -11,8 +11,11 @@ import pytest
 
 from jepa_common.processes import NodeProcesses
 
-# A child that exits 0 on SIGINT (KeyboardInterrupt) and reports it.
-CHILD = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n"
+# A child that exits 0 on SIGINT (KeyboardInterrupt) and reports it. It installs its SIGINT handler itself,
+# as the nodes do (ros_common.install_stop_signals): Python leaves SIGINT ignored when it starts with it
+# ignored, which a non-interactive shell does to every job it puts in the background (`cmd &`).
+CHILD = ("import signal, time\nsignal.signal(signal.SIGINT, signal.default_int_handler)\ntry:\n    time.sleep(60)\n"
+         "except KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
 
 
 @pytest.mark.parametrize("own_session", [True, False])
