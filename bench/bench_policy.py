@@ -14,7 +14,7 @@ One command regenerates everything from the bundle (the policy is trained here, 
    decision, samples per decision.
 
     .venv/bin/python bench/bench_policy.py --seed 0 --rounds 8 --episodes-per-round 20 --episodes 100 \
-        --label-k 4 --noise-std 0.6 --out bench/results/policy.json
+        --label-k 4 --noise-std 0.6 --ensemble 5 --out bench/results/policy.json
 """
 
 from __future__ import annotations
