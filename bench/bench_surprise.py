@@ -64,7 +64,7 @@ from jepa_world_model.surprise import (
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
 # name -> (horizon in model steps, whitened, window in frames)
-VARIANTS = {"h1": (1, True, 1), "h1_raw": (1, False, 1), "h2": (2, True, 1), "h1_w5": (1, True, 5)}
+VARIANTS = {"h1": (1, True, 1), "h1_raw": (1, False, 1), "h2": (2, True, 1), "h1_w2": (1, True, 2), "h1_w3": (1, True, 3), "h1_w5": (1, True, 5)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
