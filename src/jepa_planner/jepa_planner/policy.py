@@ -104,6 +104,14 @@ class DistilledPolicy(nn.Module):
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(actions, self.high), self.low)
 
+    def jitter(self, actions: torch.Tensor, std: float, generator: torch.Generator | None = None,
+               keep_first: bool = False) -> torch.Tensor:
+        """``actions`` plus Gaussian noise of ``std`` half ranges, clipped (row 0 untouched with ``keep_first``)."""
+        noise = torch.randn(actions.shape, generator=generator) * std * (self.high - self.low) / 2
+        if keep_first:
+            noise[0] = 0.0
+        return self.clip(actions + noise)
+
     def set_familiar_goals(self, goals: torch.Tensor) -> None:
         """Remember the (distinct) goal latents of the training data, for ``goal_distance``."""
         goals = torch.as_tensor(goals, dtype=torch.float32).reshape(-1, *self.net.latent_shape)
@@ -201,13 +209,10 @@ class DistilledPolicy(nn.Module):
         """
         ctx = z_ctx if z_ctx.dim() == len(self.net.latent_shape) + 2 else z_ctx.unsqueeze(0)
         ctx = ctx[:, -model.context :].expand(num, *ctx.shape[1:])
-        half = (self.high - self.low) / 2
         out = []
         for t in range(horizon):
             a = self(ctx[:, -1], goal.expand_as(ctx[:, -1]))[:, 0]
-            noise = torch.randn(a.shape, generator=generator) * noise_std * half
-            noise[0] = 0.0
-            a = self.clip(a + noise)
+            a = self.jitter(a, noise_std, generator, keep_first=True)
             out.append(a)
             if t < horizon - 1:
                 z_next = model.predict(ctx, a, level=level)
@@ -294,8 +299,7 @@ class PolicyPlanner:
         ctx, goal = Planner.validate(self, z_ctx, goal)  # same input checks as the planners
         actions = self.policy.propose(self.model, ctx, goal, self.horizon, 1, noise_std=0.0, level=self.level)
         if self.noise_std > 0:
-            half = (self.policy.high - self.policy.low) / 2
-            actions = self.policy.clip(actions + torch.randn(actions.shape, generator=self.generator) * self.noise_std * half)
+            actions = self.policy.jitter(actions, self.noise_std, self.generator)
         with torch.no_grad():
             latents = self.model.rollout(ctx, actions, level=self.level)
         stats = PlanStats(iterations=1, samples=1, model_steps=self.horizon, time_s=time.perf_counter() - start)
