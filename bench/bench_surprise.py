@@ -2,12 +2,12 @@
 
 For every shipped bundle whose world imports, matched possible / impossible episode pairs
 (``jepa_sim.violations``: same start, same actions, the violation at a known frame) are scored
-with ``jepa_world_model.surprise.surprise_series`` (the definition the world-model node publishes),
+with the surprise detector the world-model node runs (``jepa_world_model.surprise.SurpriseDetector``),
 with the torch and the ONNX backend (which must agree). Per bundle, violation kind, surprise
-variant (``h1``: the whitened 1-step error, what the node publishes with the bundle's calibration;
-``h1_raw``: the same error's plain RMS, the definition before whitening, measured in the same run for
-the ratio; ``h2``: the whitened 2-step open-loop error; ``h1_w5``: the sum of the last 5 frames' 1-step
-residuals, whitened on normal sums, for violations that last) and backend it writes:
+variant (``h1``: the whitened 1-step error; ``h1_raw``: the same error's plain RMS, the definition
+before whitening, measured in the same run for the ratio; ``h2``: the whitened 2-step open-loop error;
+``h1_wN``: the sum of the last N frames' 1-step residuals, whitened on normal sums, for violations that
+last) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -19,9 +19,11 @@ residuals, whitened on normal sums, for violations that last) and backend it wri
   2 model steps, and false alarms per normal frame (held-out normal episodes and the possible episodes);
 * with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop).
 
-The alarm threshold (and whitening) of ``h1`` is the bundle's calibration (``surprise_calibration.json``,
-written by bench/calibrate_surprise.py) when present and valid; otherwise, and for the other variants,
-both are calibrated here the same way. A figure shows surprise around the violation frame per kind.
+The variant the bundle's calibration (``surprise_calibration.json``, written by
+bench/calibrate_surprise.py) names is the *live* one, what the world-model node and offline evaluation
+use: its threshold and whitening come from that file, the others' are calibrated here the same way.
+The targets summary, the closed-loop false alarms and the figure (surprise around the violation frame
+per kind) are of the live variant.
 
 Usage (15 min on 2 busy cores with --agent-episodes 10, about 8 without):
     python bench/bench_surprise.py --seed 0 --pairs 100 --out bench/results/surprise.json
@@ -48,15 +50,13 @@ from jepa_sim.violations import kinds_for, make_pairs
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import (
     CALIBRATION_FILE,
+    SurpriseDetector,
     Whitening,
     auroc,
     calibration_path,
     encode_frames,
     exceed_rate,
     read_calibration,
-    residual_series,
-    surprise_of,
-    surprise_series,
     threshold_for_rate,
     window_sum,
 )
@@ -90,8 +90,7 @@ def pair_series(model: Any, pairs: list, horizon: int, whitening: Whitening | No
     out = np.zeros((2, len(pairs), len(pairs[0].possible)))
     for i, p in enumerate(pairs):
         for j, episode in enumerate((p.possible, p.impossible)):
-            residuals = residual_series(model, z[i, j], episode.actions, horizon=horizon)
-            out[j, i] = surprise_of(window_sum(residuals, window), whitening)
+            out[j, i] = SurpriseDetector(horizon, window, whitening).series(model, z[i, j], episode.actions)
     return out[0], out[1]
 
 
@@ -149,7 +148,7 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         return finite_surprise(residuals(split_seed, horizon, window), whitening)
 
     for name, (horizon, whiten, window) in VARIANTS.items():
-        if stored is not None and window == 1 and stored.horizon == horizon and (stored.whitener() is not None) == whiten:
+        if stored is not None and (stored.horizon, stored.window, stored.whitener() is not None) == (horizon, window, whiten):
             thr, whitening = stored.threshold, stored.whitener()
             source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
@@ -158,12 +157,16 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
         held_out = scores(seed + 9000, horizon, whitening, window)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
-                     "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening}
+                     "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening,
+                     "live": source.startswith(f"{Path(bundle).name}/")}
+    if stored is not None and not any(t["live"] for t in out.values()):
+        print(f"  {bundle}'s calibration ({stored.detector().describe()}) is none of the variants {sorted(VARIANTS)}; "
+              "its figures are not in this report", file=sys.stderr)
     return out
 
 
 def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episodes: int, seed: int, threshold: float,
-                       whitening: Whitening | None, profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
+                       detector: SurpriseDetector, profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
     """False alarms while the agent itself drives (closed loop, the actor's MPCController and profile): the live
     behaviour the alarm must stay quiet for. Planning uses the torch backend as the actor does; surprise uses ``model``."""
     from jepa_planner.controller import MPCController
@@ -192,8 +195,7 @@ def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episod
                 successes += 1
                 break
         actions.append(np.zeros_like(actions[-1]))
-        series = surprise_series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32),
-                                 whitening=whitening)
+        series = detector.series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32))
         scores.append(series[np.isfinite(series)])
     flat = np.concatenate(scores)
     return {"profile": profile, "episodes": episodes, "successes": successes, "frames": int(flat.size),
@@ -217,9 +219,10 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     fs = int(models["onnx"].frameskip)
     thresholds = thresholds_for(bundle, models["onnx"], world, kwargs, seed, calib_episodes)
     public = {name: {k: v for k, v in t.items() if k != "whitening"} for name, t in thresholds.items()}
-    result: dict[str, Any] = {"model_id": models["onnx"].model_id, "world": world, "frameskip": fs, "thresholds": public,
-                              "kinds": {}}
-    traces: dict[str, Any] = {"threshold": thresholds["h1"]["threshold"], "kinds": {}}
+    live = next((name for name, t in thresholds.items() if t["live"]), "h1")  # no usable calibration: h1, as the node
+    result: dict[str, Any] = {"model_id": models["onnx"].model_id, "world": world, "frameskip": fs, "live_variant": live,
+                              "thresholds": public, "kinds": {}}
+    traces: dict[str, Any] = {"threshold": thresholds[live]["threshold"], "variant": live, "kinds": {}}
     max_diff = 0.0
     for kind, pairs in pairs_by_kind.items():
         steps_arr = np.array([p.step for p in pairs])
@@ -230,13 +233,16 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
                 ok = np.isfinite(series["onnx"][j])
                 max_diff = max(max_diff, float(np.abs(series["onnx"][j][ok] - series["torch"][j][ok]).max()))
             entry[name] = {b: kind_metrics(*series[b], steps_arr, fs, horizon, thresholds[name]["threshold"]) for b in BACKENDS}
-            if name == "h1":
+            if name == live:
                 traces["kinds"][kind] = (series["onnx"], steps_arr)
         result["kinds"][kind] = entry
     result["backends_max_abs_diff"] = max_diff
     if agent_episodes > 0:
+        horizon, _, window = VARIANTS[live]
         result["agent"] = agent_false_alarms(bundle, models["onnx"], world, kwargs, agent_episodes, seed + 11000,
-                                             thresholds["h1"]["threshold"], thresholds["h1"]["whitening"])
+                                             thresholds[live]["threshold"],
+                                             SurpriseDetector(horizon, window, thresholds[live]["whitening"]))
+        result["agent"]["variant"] = live
     return result, traces
 
 
@@ -267,7 +273,7 @@ def plot(traces: dict[str, Any], path: Path) -> None:
             ax.set_title(f"{bundle}: {kind}", fontsize=9)
             ax.set_xlabel("frames after the violation")
             if c == 0:
-                ax.set_ylabel("surprise (1-step, latent std)")
+                ax.set_ylabel(f"surprise ({tr['variant']})")
         for c in range(len(tr["kinds"]), ncols):
             axes[r, c].axis("off")
     axes[0, 0].legend(fontsize=7)
@@ -277,18 +283,19 @@ def plot(traces: dict[str, Any], path: Path) -> None:
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
-    """Targets of the issue for the two-rooms bundle (h1, ONNX backend: what the node runs)."""
-    out: dict[str, Any] = {}
+    """Targets of the issue for the two-rooms bundle (its live variant, ONNX backend: what the node runs)."""
     two = results.get("two_rooms", {})
+    live = two.get("live_variant", "h1")
+    out: dict[str, Any] = {"variant": live}
     for kind, entry in two.get("kinds", {}).items():
-        m = entry["h1"]["onnx"]
+        m = entry[live]["onnx"]
         out[kind] = {
             "pairwise_accuracy": m["pairwise_accuracy"] >= TARGETS["pairwise_accuracy"],
             "auroc": m["auroc"] >= TARGETS["auroc"],
             "detected_within_2_model_steps": m["detected_within_2_model_steps"],
         }
     if "thresholds" in two:
-        out["false_alarm_rate_ok"] = two["thresholds"]["h1"]["false_alarm_rate"] <= TARGETS["false_alarm_rate"]
+        out["false_alarm_rate_ok"] = two["thresholds"][live]["false_alarm_rate"] <= TARGETS["false_alarm_rate"]
     return out
 
 

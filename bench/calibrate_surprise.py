@@ -5,14 +5,17 @@ policies in equal shares (random_momentum with and without bouncing off walls, r
 smooth runs, pushing into walls, jerky moves and goal-directed trips through doors). Every raw frame
 with a full context is scored with ``jepa_world_model.surprise.surprise_series`` (the definition the
 world-model node publishes): by default whitened with the mean and covariance of the calibration
-split's residuals (``Whitening``, stored in the same file; ``--no-whiten`` for the plain RMS). The
+split's residuals (``Whitening``, stored in the same file; ``--no-whiten`` for the plain RMS), after
+summing each frame's residual with those of the ``--window`` - 1 frames before it (the detector the
+calibration names, ``SurpriseDetector``; 1: each frame alone). The
 threshold is the value at most ``--rate`` of the calibration split exceeds; the false-alarm rate is
 then measured on a held-out split drawn with another seed. The result is written to
 ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file checksums; the
 world-model node reads it) and printed.
 
-Rerun after retraining a bundle:
-    python bench/calibrate_surprise.py --bundle models/two_rooms
+Rerun after retraining a bundle (the shipped two-rooms calibration uses a 5-frame window, chosen with
+``bench/bench_surprise.py``, which compares the variants):
+    python bench/calibrate_surprise.py --bundle models/two_rooms --window 5 --episodes 6400
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from jepa_world_model.surprise import (
     residual_series,
     surprise_of,
     threshold_for_rate,
+    window_sum,
     write_calibration,
 )
 
@@ -103,19 +107,24 @@ def calibrate(
     world: str | None = None,
     command: str = "",
     whiten: bool = True,
+    window: int = 1,
 ) -> SurpriseCalibration:
     """Threshold for ``rate`` on one split, false-alarm rate measured on another."""
+    if window < 1 or horizon < 1:
+        raise ValueError(f"--horizon and --window must be >= 1, got {horizon} and {window}")
     model = load_bundle(bundle, backend=backend)
     name, kwargs = (world, {}) if world else bundle_world(bundle)
-    cal_res = normal_residuals(model, name, kwargs, episodes, steps, seed, horizon)
+    cal_res = window_sum(normal_residuals(model, name, kwargs, episodes, steps, seed, horizon), window)
     whitening = Whitening.fit(cal_res) if whiten else None
     cal_scores = finite_surprise(cal_res, whitening)
-    val_scores = finite_surprise(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), whitening)
+    val_res = window_sum(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), window)
+    val_scores = finite_surprise(val_res, whitening)
     threshold = threshold_for_rate(cal_scores, rate)
     manifest = read_manifest(bundle, verify=False)
     return SurpriseCalibration(
         threshold=round(threshold, 6),
         horizon=horizon,
+        window=window,
         target_false_alarm_rate=rate,
         false_alarm_rate=exceed_rate(val_scores, threshold),
         calibration_frames=int(cal_scores.size),
@@ -149,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="actions per episode")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--horizon", type=int, default=1, help="model steps of the surprise (1: the 1-step error)")
+    parser.add_argument("--window", type=int, default=1,
+                        help="frames whose residuals are summed before whitening (a lasting violation adds up; 1: each frame alone)")
     parser.add_argument("--world", default=None, help="override the manifest's world")
     parser.add_argument("--out", default=None, help="output JSON (default <bundle>/surprise_calibration.json)")
     parser.add_argument("--no-whiten", action="store_true", help="plain RMS surprise (no residual whitening)")
@@ -158,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/calibrate_surprise.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command,
-                        whiten=not args.no_whiten)
+                        whiten=not args.no_whiten, window=args.window)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"calibrate_surprise: {exc}", file=sys.stderr)
         return 2

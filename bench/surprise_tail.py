@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_surprise import NORMAL_POLICIES, bundle_world, normal_episodes
 
 from jepa_world_model.bundle import load_bundle, read_manifest
-from jepa_world_model.surprise import calibration_path, encode_frames, read_calibration, surprise_series
+from jepa_world_model.surprise import calibration_path, encode_frames, read_calibration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, ep in normal_episodes(world, kwargs, args.episodes, args.steps, args.seed):
         if ep.state is None or ep.state.shape[1] < 2:
             raise SystemExit(f"world {world} records no 2-D true state: this breakdown needs the agent's position")
-        s = surprise_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, whitening=cal.whitener())
+        s = cal.detector().series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions)  # the live surprise
         for t in np.flatnonzero(np.isfinite(s)):
             moved = float(np.linalg.norm(ep.state[t, :2] - ep.state[t - fs, :2]))
             commanded = float(np.linalg.norm(ep.actions[t - fs : t].sum(axis=0)))
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"{pol}{'(' + ','.join(f'{k}={v}' for k, v in kw.items()) + ')' if kw else ''}" for pol, kw in NORMAL_POLICIES]
     report = {
         "command": "python bench/surprise_tail.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-        "bundle": args.bundle, "model_id": model.model_id, "threshold": cal.threshold, "level": args.level,
+        "bundle": args.bundle, "model_id": model.model_id, "detector": cal.detector().describe(), "threshold": cal.threshold,
+        "level": args.level,
         "frames": len(r), "tail_frames": len(tail),
         "tail_by_policy": {names[i]: int((tail[:, 0] == i).sum()) for i in range(len(names))},
         "tail_blocked_share": float(blocked.mean()) if len(tail) else None,

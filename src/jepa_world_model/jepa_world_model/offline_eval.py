@@ -40,7 +40,7 @@ from jepa_common import plugins
 from jepa_common.episodes import Episode, EpisodeSet
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
-from jepa_world_model.surprise import Whitening, surprise_series
+from jepa_world_model.surprise import SurpriseDetector
 
 DEFAULT_HORIZON = 8
 ENCODE_CHUNK = 256
@@ -183,9 +183,9 @@ def horizon_errors(model: WorldModel, latents: torch.Tensor, actions: np.ndarray
 
 
 def surprise_per_frame(model: WorldModel, latents: torch.Tensor, actions: np.ndarray, scale: torch.Tensor,
-                       whitening: Whitening | None = None) -> list[float | None]:
-    """Surprise (``jepa_world_model.surprise.surprise_series``, 1 model step) at each raw frame; None without full context."""
-    series = surprise_series(model, latents, actions, scale, whitening=whitening)
+                       detector: SurpriseDetector | None = None) -> list[float | None]:
+    """Surprise (``detector``'s, default the 1-step RMS error) at each raw frame; None without full context."""
+    series = (detector or SurpriseDetector()).series(model, latents, actions, scale)
     return [float(v) if np.isfinite(v) else None for v in series]
 
 
@@ -206,9 +206,9 @@ def mark_surprising(report: OfflineEvalReport, threshold: float | None, source: 
     }
 
 
-def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tuple[float | None, str, Whitening | None]:
+def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tuple[float | None, str, SurpriseDetector | None]:
     """The threshold for ``mark_surprising`` (``override``, else the bundle's calibration; model-std units only) and
-    the calibration's whitening, which defines the surprise that threshold applies to."""
+    the calibration's detector, which defines the surprise that threshold applies to."""
     if normalise != "model":
         if override is not None:
             return override, "--surprise-threshold", None
@@ -221,7 +221,7 @@ def alarm_threshold(bundle: str, override: float | None, normalise: str) -> tupl
     except (FileNotFoundError, ValueError) as exc:  # a test double or foreign model: no calibration to use
         return override, "--surprise-threshold" if override is not None else str(exc), None
     alarm = alarm_setting(calibration_path(bundle), manifest, override, "--surprise-threshold")
-    return alarm.threshold, alarm.source or alarm.problem, alarm.whitening
+    return alarm.threshold, alarm.source or alarm.problem, alarm.detector
 
 
 def collapse_stats(model: WorldModel, latents: torch.Tensor) -> dict[str, Any]:
@@ -292,7 +292,7 @@ def evaluate_episodes(
     max_plans_per_episode: int = 5,
     image_topic: str = "image",
     progress: bool = False,
-    whitening: Whitening | None = None,
+    detector: SurpriseDetector | None = None,
 ) -> OfflineEvalReport:
     """Open-loop evaluation of ``model`` on ``episodes`` (see the module docstring for the figures).
 
@@ -306,7 +306,7 @@ def evaluate_episodes(
         max_plans_per_episode: plans per episode (evenly spaced).
         image_topic: named in the skip reason of an episode whose images the model rejects.
         progress: show a tqdm bar.
-        whitening: the bundle's surprise calibration's (surprise is then the whitened 1-step error).
+        detector: the bundle's surprise calibration's (None: the plain 1-step RMS error).
 
     Returns:
         The report; episodes the model cannot take are listed in ``skipped`` with the reason.
@@ -358,7 +358,7 @@ def evaluate_episodes(
                 frames=len(ep),
                 windows=n,
                 horizon_error=(errs.mean(0) / denom).tolist() if n else [],
-                surprise=surprise_per_frame(model, z, ep.actions, scale, whitening),
+                surprise=surprise_per_frame(model, z, ep.actions, scale, detector),
                 surprise_times_s=times,
             )
         )
@@ -657,7 +657,7 @@ def run_offline_eval(
     max_plans_per_episode: int = 5,
     cache_dir: str | Path | None = None,
     progress: bool = False,
-    whitening: Whitening | None = None,
+    detector: SurpriseDetector | None = None,
 ) -> OfflineEvalReport:
     """Read bags (bad ones skipped and listed) and evaluate ``model`` on their episodes.
 
@@ -672,7 +672,7 @@ def run_offline_eval(
         raise ValueError(f"no episode could be read from {len(bags)} bag(s): {reasons}")
     image_topic = str(getattr(topics, "image", None) or "/camera/image_raw")
     report = evaluate_episodes(
-        model, episodes, horizon, normalise, planner, goal_steps, max_plans_per_episode, image_topic, progress, whitening
+        model, episodes, horizon, normalise, planner, goal_steps, max_plans_per_episode, image_topic, progress, detector
     )
     report.skipped = skipped + report.skipped
     report.inputs = [str(b) for b in bags]
@@ -746,7 +746,7 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
         model = model_loader(args.bundle, args.backend)
         topics = load_topics_config(args.topics_config)
         planner, planner_info = make_planner(args.planner_profile, model)
-        threshold, source, whitening = alarm_threshold(args.bundle, args.surprise_threshold, args.normalise)
+        threshold, source, detector = alarm_threshold(args.bundle, args.surprise_threshold, args.normalise)
         report = run_offline_eval(
             args.bags,
             model,
@@ -759,7 +759,7 @@ def main(argv: list[str] | None = None, model_loader: Callable[[str, str], World
             args.plans_per_episode,
             args.cache_dir,
             progress=True,
-            whitening=whitening,
+            detector=detector,
         )
     except (ValueError, FileNotFoundError) as exc:
         print(f"jepa-offline-eval: {exc}")

@@ -26,6 +26,12 @@ The alarm threshold is calibrated on normal data for a stated false-alarm rate p
 as ``surprise_calibration.json`` next to the bundle's manifest, tied to the bundle by its model id and
 file checksums, so a retrained bundle cannot silently use an old threshold. The whitening lives in the
 same file: a threshold is only ever used with the definition it was calibrated for.
+
+A calibration also names its detector (``SurpriseDetector``): the horizon of the prediction and a
+``window`` of frames whose residuals are summed before whitening. A violation that lasts (an agent
+that stays put although commanded) leaves residuals of one sign frame after frame, while normal errors
+partly cancel, so a window finds more of them in time at the same false-alarm rate; the node, offline
+evaluation and the benchmark all score with the calibration's detector.
 """
 
 from __future__ import annotations
@@ -170,6 +176,32 @@ def window_sum(residuals: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class SurpriseDetector:
+    """The surprise an alarm threshold applies to: the ``horizon``-model-step prediction residual, summed over the
+    last ``window`` frames (``window_sum``), whitened with ``whitening`` (None: RMS)."""
+
+    horizon: int = 1
+    window: int = 1
+    whitening: Whitening | None = None
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.horizon, int) and self.horizon >= 1 and isinstance(self.window, int) and self.window >= 1):
+            raise ValueError(f"a surprise detector needs integer horizon and window >= 1, got {self.horizon}, {self.window}")
+
+    def frames_needed(self, model: WorldModel) -> int:
+        """Frames of history for the newest frame to be scored."""
+        return first_scored_frame(model, self.horizon) + self.window
+
+    def series(self, model: WorldModel, latents: torch.Tensor, actions: np.ndarray, std: torch.Tensor | None = None) -> np.ndarray:
+        """Surprise at every raw frame (NaN until a full context and window), arguments as :func:`surprise_series`."""
+        return surprise_of(window_sum(residual_series(model, latents, actions, std, self.horizon), self.window), self.whitening)
+
+    def describe(self) -> str:
+        window = f", summed over {self.window} frames" if self.window > 1 else ""
+        return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}"
+
+
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:
     """Surprise of (..., D) normalised residuals: whitened when ``whitening`` is given, else their RMS."""
     if whitening is not None:
@@ -231,6 +263,7 @@ class SurpriseCalibration:
     Attributes:
         threshold: alarm when surprise > threshold.
         horizon: model steps of the surprise it was calibrated for.
+        window: frames whose residuals are summed before whitening (1: each frame alone).
         target_false_alarm_rate: per raw step, on the calibration split.
         false_alarm_rate: measured per raw step on a held-out normal split.
         calibration_frames / validation_frames: scored frames in each split.
@@ -253,6 +286,7 @@ class SurpriseCalibration:
     quantiles: dict[str, float] = field(default_factory=dict)
     residual_mean: list[float] = field(default_factory=list)
     whitening: list[list[float]] = field(default_factory=list)
+    window: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +296,10 @@ class SurpriseCalibration:
         if not self.whitening:
             return None
         return Whitening(np.asarray(self.residual_mean, dtype=np.float64), np.asarray(self.whitening, dtype=np.float64))
+
+    def detector(self) -> SurpriseDetector:
+        """The surprise its threshold applies to."""
+        return SurpriseDetector(self.horizon, self.window, self.whitener())
 
 
 def calibration_path(bundle_dir: str | Path) -> Path:
@@ -297,6 +335,8 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
         raise ValueError(f"{path}: threshold must be a finite number > 0, got {cal.threshold!r}")
     if not (isinstance(cal.horizon, int) and cal.horizon >= 1):
         raise ValueError(f"{path}: horizon must be an integer >= 1, got {cal.horizon!r}")
+    if not (isinstance(cal.window, int) and cal.window >= 1):
+        raise ValueError(f"{path}: window must be an integer >= 1, got {cal.window!r}")
     if cal.whitening:
         try:
             w = cal.whitener()
@@ -323,29 +363,30 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
 
 @dataclass(frozen=True)
 class AlarmSetting:
-    """What an alarm on surprise uses: ``threshold`` (None: no alarm), the ``whitening`` that defines the
-    surprise it applies to (None: plain RMS), where the threshold came from (``source``) and, when the
-    calibration could not be used, why (``problem``)."""
+    """What an alarm on surprise uses: ``threshold`` (None: no alarm), the ``detector`` that defines the surprise it
+    applies to, where the threshold came from (``source``) and, when the calibration could not be used, why
+    (``problem``)."""
 
     threshold: float | None
-    whitening: Whitening | None
+    detector: SurpriseDetector = field(default_factory=SurpriseDetector)
     source: str = ""
     problem: str = ""
+
+    @property
+    def whitening(self) -> Whitening | None:
+        return self.detector.whitening
 
 
 def alarm_setting(path: str | Path, manifest: dict[str, Any] | None, override: float | None,
                   override_name: str) -> AlarmSetting:
-    """The alarm of the world-model node and of offline evaluation: the calibration at ``path`` (its whitening
-    and threshold), with ``override`` (named ``override_name`` in ``source``) replacing the threshold; without a
-    usable 1-step calibration, the plain RMS surprise and ``override`` or no alarm."""
+    """The alarm of the world-model node and of offline evaluation: the calibration at ``path`` (its detector and
+    threshold), with ``override`` (named ``override_name`` in ``source``) replacing the threshold; without a
+    usable calibration, the plain 1-step RMS surprise and ``override`` or no alarm."""
     try:
         cal = read_calibration(path, manifest)
-        if cal.horizon != 1:
-            raise ValueError(f"{path} is calibrated for a {cal.horizon}-step surprise; the 1-step one is used")
     except (FileNotFoundError, ValueError) as exc:
-        return AlarmSetting(override, None, override_name if override is not None else "", str(exc))
+        return AlarmSetting(override, SurpriseDetector(), override_name if override is not None else "", str(exc))
     if override is not None:
-        return AlarmSetting(override, cal.whitener(), override_name)
-    source = f"{Path(path).name} (false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
-    return AlarmSetting(float(cal.threshold), cal.whitener(), source)
-
+        return AlarmSetting(override, cal.detector(), override_name)
+    source = f"{Path(path).name} ({cal.detector().describe()}; false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
+    return AlarmSetting(float(cal.threshold), cal.detector(), source)

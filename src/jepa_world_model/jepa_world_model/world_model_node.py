@@ -2,8 +2,9 @@
 
 Surprise (``jepa_world_model.surprise``, the definition offline evaluation and the benchmark share)
 is the normalised distance between the latent the model predicted for now (from the latents and
-commands of the last model step) and the latent perception observed, whitened with the residual
-statistics of the bundle's calibration when it has them. It rises when the world does
+commands of the last model step) and the latent perception observed, scored by the detector of the
+bundle's calibration when it has one (the prediction horizon, a window of frames whose residuals are
+summed, the whitening with the residual statistics of normal data). It rises when the world does
 something the model did not expect (a push, a slip, a new obstacle, a teleport). When it exceeds the
 alarm threshold (calibrated on normal data for a stated false-alarm rate: the bundle's
 ``surprise_calibration.json``, or the ``surprise_threshold`` parameter) the node publishes
@@ -43,7 +44,7 @@ from jepa_common.ros_common import (
 )
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import RolloutLatents
-from jepa_world_model.surprise import normalised_distance, surprise_series
+from jepa_world_model.surprise import SurpriseDetector, normalised_distance
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -74,6 +75,7 @@ class WorldModelNode(LifecycleNode):
         self.model = None
         self.pending_action = None
         self.history: deque = deque()
+        self.detector = SurpriseDetector()
         self.owned = OwnedEntities(self)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -88,7 +90,6 @@ class WorldModelNode(LifecycleNode):
             return configure_failed(self, exc)
         self.std = np.maximum(self.model.latent_std.detach().cpu().numpy(), 1e-6)
         self.frameskip = int(self.model.frameskip)
-        self.history = deque(maxlen=(self.model.context - 1) * self.frameskip + self.frameskip + 1)
         self.pending_action = None
         own = self.owned.add
         self.surprise_pub = own(self.create_lifecycle_publisher(Float32, "surprise", reliable_qos(10)))
@@ -99,6 +100,7 @@ class WorldModelNode(LifecycleNode):
             own(self.create_subscription(Float32MultiArray, "action", guarded(self, "action", self.on_action), reliable_qos(5)))
         own(self.create_service(RolloutLatents, "rollout_latents", self.on_rollout))
         self.setup_surprise_alarm()
+        self.history = deque(maxlen=self.detector.frames_needed(self.model))  # what the calibrated surprise looks back on
         self.get_logger().info(f"world model ready: bundle {self.model.model_id} ({self.params['backend']})")
         return TransitionCallbackReturn.SUCCESS
 
@@ -142,19 +144,18 @@ class WorldModelNode(LifecycleNode):
         self.publish_surprise()
 
     def publish_surprise(self) -> None:
-        """Surprise of the newest latent (``surprise_series`` over the last model step's window), then the alarm."""
+        """Surprise of the newest latent (the calibration's detector over the frames it looks back on), then the alarm."""
         fs, steps = self.frameskip, list(self.history)
-        if len(steps) < fs + 1 or not self.surprise_pub.is_activated:
+        if len(steps) < self.detector.frames_needed(self.model) or not self.surprise_pub.is_activated:
             return
-        window = steps[-((self.model.context - 1) * fs + fs + 1):]
-        if any(s["action"] is None for s in window[-(fs + 1):-1]):
+        if any(s["action"] is None for s in steps[(self.model.context - 1) * fs : -1]):  # a command missed: no prediction
             return
-        raw_dim = next(s for s in self.model.levels if s.level == 0).action_dim // fs
-        if any(s["action"] is not None and s["action"].size != raw_dim for s in window[:-1]):
+        raw_dim = self.raw_action_dim()
+        if any(s["action"] is not None and s["action"].size != raw_dim for s in steps[:-1]):
             return
-        latents = torch.from_numpy(np.stack([s["z"] for s in window]))
-        actions = np.stack([s["action"] if s["action"] is not None else np.zeros(raw_dim, np.float32) for s in window])
-        value = float(surprise_series(self.model, latents, actions, torch.from_numpy(self.std), whitening=self.whitening)[-1])
+        latents = torch.from_numpy(np.stack([s["z"] for s in steps]))
+        actions = np.stack([s["action"] if s["action"] is not None else np.zeros(raw_dim, np.float32) for s in steps])
+        value = float(self.detector.series(self.model, latents, actions, torch.from_numpy(self.std))[-1])
         if not np.isfinite(value):
             return
         self.surprise_pub.publish(Float32(data=value))
@@ -172,16 +173,15 @@ class WorldModelNode(LifecycleNode):
         path = self.params["surprise_calibration"] or calibration_path(self.params["bundle"])
         alarm = alarm_setting(Path(path), getattr(self.model, "manifest", None), self.params["surprise_threshold"] or None,
                               "surprise_threshold")
-        # the calibration's whitening: surprise is then the whitened error its threshold was set for
-        self.alarm_threshold, self.whitening = alarm.threshold, alarm.whitening
+        # the calibration's detector: surprise is then the (windowed, whitened) error its threshold was set for
+        self.alarm_threshold, self.detector = alarm.threshold, alarm.detector
         self.alarm_on = False
         if alarm.threshold is None:
             self.get_logger().warning(f"surprise alarm off: {alarm.problem}")
         elif alarm.problem:
             self.get_logger().warning(f"surprise is the plain RMS error ({alarm.problem}); alarm above {alarm.threshold:.4g}")
         else:
-            kind = "whitened" if alarm.whitening is not None else "RMS"
-            self.get_logger().info(f"surprise ({kind}) alarm above {alarm.threshold:.4g} ({alarm.source})")
+            self.get_logger().info(f"surprise ({alarm.detector.describe()}) alarm above {alarm.threshold:.4g} ({alarm.source})")
         self.alarm_pub = self.owned.add(self.create_lifecycle_publisher(Bool, "surprise_alarm", reliable_qos(10)))
         self.marker_pub = self.owned.add(self.create_lifecycle_publisher(Marker, "surprise_marker", reliable_qos(1)))
 

@@ -12,6 +12,7 @@ import torch
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 from jepa_world_model.surprise import (
     SurpriseCalibration,
+    SurpriseDetector,
     Whitening,
     auroc,
     exceed_rate,
@@ -114,6 +115,25 @@ def test_window_sum_adds_the_last_frames_and_never_reaches_across_unscored_ones(
         window_sum(r, 0)
 
 
+def test_detector_scores_windowed_whitened_residuals_and_knows_its_history() -> None:
+    """The live node keeps ``frames_needed`` frames: exactly enough for the newest frame's score, never fewer."""
+    model = LinearModel()
+    rng = np.random.default_rng(3)
+    z = torch.from_numpy(rng.normal(size=(40, DIM)).astype(np.float32))
+    actions = rng.uniform(-1, 1, size=(40, RAW)).astype(np.float32)
+    w = Whitening(np.zeros(DIM), np.diag(rng.uniform(0.5, 2.0, size=DIM)))
+    for horizon, window in ((1, 1), (1, 4), (2, 3)):
+        detector = SurpriseDetector(horizon, window, w)
+        expected = w.scores(window_sum(residual_series(model, z, actions, horizon=horizon), window))
+        np.testing.assert_allclose(detector.series(model, z, actions), expected)
+        need = detector.frames_needed(model)
+        tail = detector.series(model, z[-need:], actions[-need:])
+        assert tail[-1] == pytest.approx(expected[-1]) and np.isnan(tail[:-1]).all()
+        assert np.isnan(detector.series(model, z[-need + 1 :], actions[-need + 1 :])).all()
+    with pytest.raises(ValueError, match="horizon and window"):
+        SurpriseDetector(1, 0)
+
+
 def test_thresholds_rates_and_auroc() -> None:
     scores = np.arange(1000, dtype=float)
     thr = threshold_for_rate(scores, 0.01)
@@ -182,11 +202,15 @@ def test_alarm_setting_pairs_the_threshold_with_its_whitening(tmp_path: Path) ->
     path = write_calibration(_calibration(residual_mean=[0.0, 0.0], whitening=[[2.0, 0.0], [0.0, 2.0]]), tmp_path / "c.json")
     calibrated = alarm_setting(path, manifest, None, "--surprise-threshold")
     assert calibrated.threshold == 0.8 and calibrated.whitening is not None and not calibrated.problem
-    assert calibrated.source.startswith("c.json (false alarms")
+    assert calibrated.source.startswith("c.json (1-step, whitened; false alarms")
+    assert calibrated.detector.horizon == 1 and calibrated.detector.window == 1
     overridden = alarm_setting(path, manifest, 3.0, "--surprise-threshold")  # the whitening stays: it defines the unit
     assert (overridden.threshold, overridden.source) == (3.0, "--surprise-threshold") and overridden.whitening is not None
     missing = alarm_setting(tmp_path / "none.json", manifest, None, "x")
     assert missing.threshold is None and missing.whitening is None and "not found" in missing.problem
-    two_step = write_calibration(_calibration(horizon=2), tmp_path / "h2.json")
-    plain = alarm_setting(two_step, manifest, 1.5, "surprise_threshold")
-    assert (plain.threshold, plain.whitening, plain.source) == (1.5, None, "surprise_threshold") and "2-step" in plain.problem
+    windowed = write_calibration(_calibration(horizon=2, window=3), tmp_path / "h2w3.json")
+    detector = alarm_setting(windowed, manifest, None, "surprise_threshold").detector
+    assert (detector.horizon, detector.window, detector.whitening) == (2, 3, None)  # the calibration's detector, any horizon
+    bad = write_calibration(_calibration(window=0), tmp_path / "w0.json")
+    refused = alarm_setting(bad, manifest, 1.5, "surprise_threshold")
+    assert refused.threshold == 1.5 and refused.detector == SurpriseDetector() and "window" in refused.problem

@@ -25,16 +25,16 @@ if not (BUNDLE / "surprise_calibration.json").exists():
     pytest.skip(f"{BUNDLE} has no surprise calibration", allow_module_level=True)
 
 
-def pick_pair(model, threshold: float, whitening):
+def pick_pair(model, threshold: float, detector):
     """The first teleport pair whose possible episode stays well under the threshold (normal motion)."""
     from jepa_sim.violations import make_pairs
-    from jepa_world_model.surprise import encode_frames, surprise_series
+    from jepa_world_model.surprise import encode_frames
 
     for pair in make_pairs("two_rooms", "teleport", 20, seed=3):
         z_p = encode_frames(model, pair.possible.frames)
         z_i = encode_frames(model, pair.impossible.frames)
-        s_p = surprise_series(model, z_p, pair.possible.actions, whitening=whitening)
-        s_i = surprise_series(model, z_i, pair.impossible.actions, whitening=whitening)
+        s_p = detector.series(model, z_p, pair.possible.actions)
+        s_i = detector.series(model, z_i, pair.impossible.actions)
         if np.nanmax(s_p) < 0.8 * threshold and np.nanmax(s_i[pair.step : pair.step + 2 * model.frameskip]) > threshold:
             return pair, (z_p, s_p), (z_i, s_i)
     raise AssertionError("no suitable teleport pair among 20")
@@ -51,7 +51,8 @@ def test_alarm_on_teleport_not_on_normal_motion(ros_procs, rclpy_node) -> None:
 
     model = load_bundle(BUNDLE, backend="torch")
     cal = read_calibration(calibration_path(BUNDLE), model.manifest)
-    pair, (z_p, s_p), (z_i, s_i) = pick_pair(model, cal.threshold, cal.whitener())  # the definition the node publishes
+    pair, (z_p, s_p), (z_i, s_i) = pick_pair(model, cal.threshold, cal.detector())  # the definition the node publishes
+    scored_from = cal.detector().frames_needed(model) - 1  # the first frame the node can score (context, horizon, window)
     dt = 0.1
     proc = ros_procs.run("jepa_world_model.world_model_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
                            "-p", "backend:=onnx", "-p", f"dt:={dt}")
@@ -76,9 +77,9 @@ def test_alarm_on_teleport_not_on_normal_motion(ros_procs, rclpy_node) -> None:
             msg = LatentState(model_id=model.model_id, shape=list(z.shape[1:]), data=z[t].numpy().ravel().tolist())
             stamp[0] += 100_000_000
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp[0], 1_000_000_000)
-            expected = len(surprise) + (1 if t >= model.frameskip else 0)
+            expected = len(surprise) + (1 if t >= scored_from else 0)
             latent_pub.publish(msg)
-            if t >= model.frameskip:
+            if t >= scored_from:
                 wait_for(lambda e=expected: len(surprise) >= e, 20, f"surprise of frame {t}", proc)
             if t < len(z) - 1:
                 twist = Twist()
@@ -88,14 +89,14 @@ def test_alarm_on_teleport_not_on_normal_motion(ros_procs, rclpy_node) -> None:
         return first, len(surprise)
 
     lo, hi = play(z_p, pair.possible.actions)
-    # frame t >= frameskip is scored once the commands of the model step before it arrived
-    np.testing.assert_allclose(surprise[lo:hi], s_p[model.frameskip :], rtol=1e-3, atol=1e-3)
+    # frame t >= scored_from is scored once the commands of the frames it looks back on arrived
+    np.testing.assert_allclose(surprise[lo:hi], s_p[scored_from:], rtol=1e-3, atol=1e-3)
     assert alarms[lo:hi] and not any(alarms[lo:hi]), "alarm on normal motion"
     assert not markers
 
     lo, hi = play(z_i, pair.impossible.actions)
-    np.testing.assert_allclose(surprise[lo:hi], s_i[model.frameskip :], rtol=1e-3, atol=1e-3)
-    raised = [i + model.frameskip for i, a in enumerate(alarms[lo:hi]) if a]
+    np.testing.assert_allclose(surprise[lo:hi], s_i[scored_from:], rtol=1e-3, atol=1e-3)
+    raised = [i + scored_from for i, a in enumerate(alarms[lo:hi]) if a]
     assert raised, "no alarm on a teleport"
     assert pair.step <= raised[0] <= pair.step + 2 * model.frameskip, (raised, pair.step)
     wait_for(lambda: any(m.action == Marker.ADD for m in markers), 10, "the rviz marker")
