@@ -679,13 +679,21 @@ def install_stop_signals() -> threading.Event:
     rclpy's own handlers shut the context down at once, so a node could no longer publish its last
     command. Here the main thread waits on the event (every node spins on other threads), the nodes
     say their last words with the middleware still up, and the process ends. A second signal (the
-    terminal's and the launch service's SIGINT both arrive) changes nothing.
+    terminal's and the launch service's SIGINT both arrive) changes nothing. The first one also arms a
+    watchdog outside the interpreter (``STOP_BACKSTOP_S``), for a stop that hangs in C code holding the GIL,
+    where :func:`_stop_deadline` cannot run (seen once in CI: a process silent 13 s after SIGINT).
     """
+    import faulthandler
     import signal
+    import sys
 
     stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            # the backstop of the stop deadline: faulthandler's watchdog is a C thread, so it dumps the stacks
+            # and ends the process even when a C call holds the GIL and no Python thread can run
+            faulthandler.dump_traceback_later(STOP_BACKSTOP_S, exit=True, file=sys.stderr)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -728,6 +736,7 @@ def destroy_nodes(nodes: list[Any]) -> None:
 
 
 STOP_DEADLINE_S = 2.5  # Ctrl-C to exit at most this long (the launch service escalates after 5 s)
+STOP_BACKSTOP_S = 3.5  # ... and at most this long when the GIL is held (exit code 1, stacks on stderr)
 
 
 def start_stop_deadline(stop: threading.Event) -> list[int]:

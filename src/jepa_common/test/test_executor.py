@@ -109,6 +109,9 @@ class Node(rclpy.node.Node):
         print("saved", flush=True)
         if "hang" in sys.argv:
             time.sleep(60)
+        if "hang_holding_the_gil" in sys.argv:  # a C call that keeps the GIL: no Python thread runs meanwhile
+            import ctypes
+            ctypes.PyDLL(None).sleep(60)
 
     def destroy_node(self):
         print("destroyed", flush=True)
@@ -119,7 +122,7 @@ raise SystemExit(run_node(Node))
 
 
 def stop(ros_env, *args: str) -> tuple[int, str, str]:
-    """Start the probe node, Ctrl-C it while it spins; (exit code, stdout, stderr)."""
+    """Start the probe node, Ctrl-C it while it spins; (exit code, stdout, stderr); it must end within 10 s."""
     import signal
     import subprocess
     import sys
@@ -130,7 +133,7 @@ def stop(ros_env, *args: str) -> tuple[int, str, str]:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.5)  # spinning
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)  # far before a 60 s hang ends
+        code = proc.wait(10)  # far before a 60 s hang ends
     finally:
         proc.kill()
     return code, proc.stdout.read(), proc.stderr.read()
@@ -148,6 +151,14 @@ def test_a_node_that_hangs_on_ctrl_c_still_exits_at_the_stop_deadline(ros_env) -
     assert out.split() == ["saved"], out
     assert "still running 2.5 s after shutdown began" in err, err
     assert "before_exit" in err, err  # the thread stacks say where it hung
+
+
+def test_a_stop_that_hangs_holding_the_gil_still_ends_the_process(ros_env) -> None:
+    """The Python deadline cannot run while a C call holds the GIL; the watchdog outside the interpreter can."""
+    code, out, err = stop(ros_env, "hang_holding_the_gil")
+    assert code == 1, err
+    assert out.split() == ["saved"], out
+    assert "Timeout" in err and "before_exit" in err, err  # faulthandler's stacks say where it hung
 
 
 def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
