@@ -6,8 +6,9 @@ The same encoder and predictor that run on the robot are applied to recorded fra
   as ``WindowDataset(stride=1)`` cuts them) the context is encoded, the recorded actions are rolled out
   open-loop and each predicted latent is compared with the encoded real frame (normalised MSE: MSE
   divided by the mean per-dimension latent variance, so 1.0 is no better than predicting the mean);
-* surprise: the 1-step error at every raw frame that has a full context behind it (None before), as
-  ``jepa_world_model.surprise`` defines it for the world-model node (RMS of the error in latent std);
+* surprise: the prediction error at every raw frame that has a full context behind it (None before), as
+  ``jepa_world_model.surprise`` defines it for the world-model node: the detector of the bundle's
+  calibration (e.g. 1-step residuals summed over 5 frames, whitened), else the 1-step RMS error in latent std;
   frames above the alarm threshold (``--surprise-threshold``, else the bundle's calibration) are marked;
 * collapse statistics of the latents on this data: per-dimension std, effective rank, and the ratio
   to the training std in the bundle (a shift of the data distribution shows here first);
@@ -56,7 +57,7 @@ class EpisodeResult:
         frames: raw frames in the episode.
         windows: open-loop windows evaluated (0 when the episode is shorter than one window).
         horizon_error: normalised MSE per horizon step 1..H over this episode's windows (empty when windows == 0).
-        surprise: per raw frame 1-step normalised error, None where there is no full context.
+        surprise: per raw frame surprise (the calibration's detector), None where there is no full context.
         surprise_times_s: seconds since the episode's first frame, per raw frame.
         plan: planner vs recorded action for this episode (None when not evaluated).
         surprising_frames: frame indices whose surprise exceeds the alarm threshold (``mark_surprising``).
@@ -526,7 +527,7 @@ def _png_report(report: OfflineEvalReport, path: Path) -> None:
         ax.plot([ep.surprise_times_s[i] for i in marked], ys[marked], "rx", ms=5)
     if report.surprise_alarm.get("threshold") is not None:
         ax.axhline(report.surprise_alarm["threshold"], color="C3", ls="--", lw=1, label="alarm threshold (x: above)")
-    ax.set(xlabel="time in episode (s)", ylabel="1-step error (latent std)", title="surprise per frame")
+    ax.set(xlabel="time in episode (s)", ylabel="surprise", title="surprise per frame")
     if report.episodes:
         ax.legend(fontsize=6, ncol=2, loc="upper right")
 
