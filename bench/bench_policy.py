@@ -7,7 +7,9 @@ One command regenerates everything from the bundle (the policy is trained here, 
    ``--label-k`` Mode-2 planners label each state (``MeanLabeller``: the mean of their final sampling means,
    ``--keep-speed`` at the speed of their executed first actions); 0 labels with one planner's best action.
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
-   Mode 1 alone (with its action noise ``--noise-std``, and deterministic); Mode 2 (``--profile``);
+   Mode 1 alone (with its action noise ``--noise-std``, and deterministic); Mode 1 with a one-step check
+   (``--check-samples``: of its action and noisy copies, the one the model predicts nearest the goal, the
+   ``policy_checked`` profile); Mode 2 (``--profile``);
    Mode 2 at reduced samples, unseeded, seeded by Mode 1's proposals (they count in the samples) and
    warm-started by Mode 1 (its decision is the first action of the sampler's initial mean); then scarcer
    budgets (``--sweep-fractions``) unseeded and warm-started. Success with a Wilson 95% interval, time per
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-std", type=float, default=0.6,
                    help="Mode 1's action noise (fraction of the half range) while it drives DAgger rounds, when "
                         "evaluated (the deterministic policy is evaluated too) and in its proposals to Mode 2")
+    p.add_argument("--check-samples", type=int, default=8,
+                   help="candidates of Mode 1 with a one-step check (its action and noisy copies; PolicyPlanner check_samples)")
     p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
     p.add_argument("--sweep-fractions", type=float, nargs="*", default=[1 / 9, 1 / 27],
                    help="scarcer sample budgets (fractions of the profile's) run unseeded and warm-started by Mode 1")
@@ -86,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"bench_policy: {exc}", file=sys.stderr)
         return 2
-    if (args.label_k < 0 or args.hidden < 1 or args.depth < 1 or args.ensemble < 1 or not 0 <= args.noise_std <= 2
+    if (args.label_k < 0 or args.hidden < 1 or args.depth < 1 or args.ensemble < 1 or not 0 < args.noise_std <= 2
+            or args.check_samples < 2
             or not all(0 < f <= 1 for f in [args.sample_fraction, *args.sweep_fractions])):
-        print("bench_policy: --label-k must be >= 0, --hidden, --depth, --ensemble >= 1, --noise-std in [0, 2] and the sample "
-              "fractions in (0, 1]", file=sys.stderr)
+        print("bench_policy: --label-k must be >= 0, --hidden, --depth, --ensemble >= 1, --check-samples >= 2, --noise-std in "
+              "(0, 2] and the sample fractions in (0, 1]", file=sys.stderr)
         return 2
     if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
         print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     conditions = {
         "mode1_policy": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s),
         "mode1_policy_deterministic": lambda s: PolicyPlanner(model, policy),
+        "mode1_policy_checked": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s,
+                                                        check_samples=args.check_samples),
         "mode2_planner": lambda s: build_planner(profile, model, seed=s),
         "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "world": args.world,
         "profile": args.profile,
         "policy": {"hidden": args.hidden, "depth": args.depth, "difference": args.difference, "epochs": args.epochs,
-                   "noise_std": args.noise_std, "ensemble": args.ensemble,
+                   "noise_std": args.noise_std, "ensemble": args.ensemble, "check_samples": args.check_samples,
                    "label": ("best first action of one planner" if not args.label_k else
                              f"mean of {args.label_k} planners' " + ("best first actions" if args.label_best else
                                                                      "final sampling means")

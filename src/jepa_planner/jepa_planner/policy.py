@@ -271,17 +271,27 @@ class PolicyPlanner:
             seeded by ``reset(seed)``. A deterministic policy has fixed points a few pixels short of the goal or
             against a wall (where its labels, Mode 2's mean decisions, nearly cancel); Mode 2 leaves them by
             sampling, and so does a stochastic Mode 1 (``bench/bench_policy.py`` measures both).
+        check_samples: K > 1 adds a one-step check: the policy's action and K - 1 noisy copies of it
+            (``noise_std``) go through one model step, and the one predicted nearest the goal (RMS distance
+            in latent std) is executed. Not Mode 1 alone any more (it uses the world model once per decision,
+            K predictions in one batch) but far from Mode 2's search; the noise then explores without
+            stepping away from the goal on the last pixels, where the noisy policy alone loses its episodes.
     """
 
     name = "policy"
 
     def __init__(
-        self, model: WorldModel, policy: DistilledPolicy, horizon: int = 1, level: int = 0, noise_std: float = 0.0, seed: int = 0
+        self, model: WorldModel, policy: DistilledPolicy, horizon: int = 1, level: int = 0, noise_std: float = 0.0, seed: int = 0,
+        check_samples: int = 1,
     ) -> None:
         if not noise_std >= 0:
             raise ValueError(f"policy noise_std must be >= 0, got {noise_std}")
+        if not (isinstance(check_samples, int) and check_samples >= 1):
+            raise ValueError(f"policy check_samples must be an integer >= 1, got {check_samples!r}")
+        if check_samples > 1 and noise_std == 0:
+            raise ValueError("policy check_samples > 1 needs noise_std > 0 (the candidates are noisy copies of the policy's action)")
         self.model, self.policy, self.horizon, self.level = model, policy, int(horizon), level
-        self.noise_std = float(noise_std)
+        self.noise_std, self.check_samples = float(noise_std), check_samples
         self.generator = torch.Generator().manual_seed(seed)
         self.spec = level_spec(model, level)
         if policy.action_dim != self.spec.action_dim:
@@ -298,9 +308,23 @@ class PolicyPlanner:
         start = time.perf_counter()
         ctx, goal = Planner.validate(self, z_ctx, goal)  # same input checks as the planners
         actions = self.policy.propose(self.model, ctx, goal, self.horizon, 1, noise_std=0.0, level=self.level)
-        if self.noise_std > 0:
+        if self.check_samples > 1:
+            actions = self.checked(ctx, goal, actions)
+        elif self.noise_std > 0:
             actions = self.policy.jitter(actions, self.noise_std, self.generator)
         with torch.no_grad():
             latents = self.model.rollout(ctx, actions, level=self.level)
-        stats = PlanStats(iterations=1, samples=1, model_steps=self.horizon, time_s=time.perf_counter() - start)
+        stats = PlanStats(iterations=1, samples=self.check_samples, model_steps=self.horizon + (self.check_samples > 1),
+                          time_s=time.perf_counter() - start)
         return PlanResult(actions[0], latents[0], float("nan"), [], self.name, self.level, stats)
+
+    @torch.no_grad()
+    def checked(self, ctx: torch.Tensor, goal: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """(1, H, A) policy actions -> the (1, H, A) candidate whose first step the model predicts nearest ``goal``."""
+        k = self.check_samples
+        candidates = self.policy.jitter(actions.expand(k, *actions.shape[1:]), self.noise_std, self.generator, keep_first=True)
+        context = ctx[:, -self.model.context :].expand(k, *ctx.shape[1:])
+        predicted = self.model.predict(context, candidates[:, 0], level=self.level)
+        std = torch.as_tensor(self.model.latent_std, dtype=torch.float32).reshape(goal.shape).clamp_min(1e-6)
+        distance = ((predicted - goal) / std).pow(2).flatten(1).mean(dim=1)
+        return candidates[int(distance.argmin())].unsqueeze(0)

@@ -103,6 +103,9 @@ class PlannerProfile(BaseModel):
         policy_noise: Gaussian noise on the policy's actions (fraction of the half range): acting alone
             (kind policy; default 0, deterministic), it lets Mode 1 leave the fixed points of a deterministic
             policy (``PolicyPlanner``); seeding (``seed_samples``), it spreads the proposals (default 0.1).
+        policy_check_samples: kind policy only: K > 1 executes, of the policy's action and K - 1 noisy copies
+            (``policy_noise``), the one the world model predicts nearest the goal one model step ahead
+            (``PolicyPlanner(check_samples=)``; a one-step check, not Mode 1 alone).
         on_surprise: what the configurator does when the world model's surprise alarm rises during a task:
             ``ignore`` (a status warning only), ``replan`` (hand the goal to the actor again, which drops its
             plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
@@ -125,6 +128,7 @@ class PlannerProfile(BaseModel):
     seed_samples: int = Field(0, ge=0)
     seed_warm_start: bool = False
     policy_noise: float | None = Field(None, ge=0, le=2)
+    policy_check_samples: int = Field(1, ge=1, le=4096)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
@@ -154,6 +158,9 @@ class PlannerProfile(BaseModel):
             raise ValueError(f"a hierarchical profile lists >= 2 levels, strictly decreasing, top first; got {levels}")
         if self.seed_warm_start and self.kind != "flat":
             raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
+        if self.policy_check_samples > 1 and (self.kind != "policy" or not self.policy_noise):
+            raise ValueError(f"policy_check_samples > 1 needs kind: policy and policy_noise > 0 (the candidates are noisy "
+                             f"copies of the policy's action); this profile is {self.kind} with policy_noise {self.policy_noise}")
         return self
 
 
@@ -277,7 +284,8 @@ def build_planner(
             raise ValueError(
                 f"profile {profile.name!r} is Mode 1 (kind: policy) but no policy was given; set policy_path or pass policy="
             )
-        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon, noise_std=profile.policy_noise or 0.0, seed=seed)
+        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon, noise_std=profile.policy_noise or 0.0, seed=seed,
+                             check_samples=profile.policy_check_samples)
     planners = [build_level_planner(lv, model, seed + i, **cost_objects) for i, lv in enumerate(profile.levels)]
     if profile.kind == "flat":
         planner = planners[0]

@@ -149,7 +149,14 @@ def test_policy_profile_noise_reaches_the_planner(tmp_path):
         "    levels: [{level: 0, horizon: 1}]\n"
     )
     planner = build_planner(load_profiles(tmp_path / "p.yaml")["act"], model, seed=7)
-    assert planner.noise_std == 0.5
+    assert planner.noise_std == 0.5 and planner.check_samples == 1
     (tmp_path / "bad.yaml").write_text("profiles:\n  act:\n    kind: policy\n    policy_noise: -1\n")
     with pytest.raises(ValueError, match="policy_noise"):
         load_profiles(tmp_path / "bad.yaml")
+    (tmp_path / "checked.yaml").write_text((tmp_path / "p.yaml").read_text() + "    policy_check_samples: 8\n")
+    assert build_planner(load_profiles(tmp_path / "checked.yaml")["act"], model).check_samples == 8
+    for bad in ("kind: flat\n    policy_check_samples: 8", "kind: policy\n    policy_check_samples: 8",
+                "kind: policy\n    policy_noise: 0.5\n    policy_check_samples: 0"):
+        (tmp_path / "bad.yaml").write_text(f"profiles:\n  act:\n    {bad}\n")
+        with pytest.raises(ValueError, match="policy_check_samples"):
+            load_profiles(tmp_path / "bad.yaml")

@@ -163,6 +163,34 @@ def test_policy_planner_action_noise_is_bounded_seeded_and_optional():
         PolicyPlanner(model, policy, noise_std=-0.1)
 
 
+def test_policy_planner_one_step_check_executes_the_candidate_predicted_nearest_the_goal():
+    """check_samples K: of the policy's action and K - 1 noisy copies, the one whose predicted next latent is
+    nearest the goal; so it is never predicted farther than the policy's own action, and points the right way."""
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=16)  # untrained: its own action points anywhere
+    z, g = torch.zeros(2), torch.tensor([0.8, -0.6])
+    std = model.latent_std
+
+    def predicted_distance(action: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((((model.predict(z.reshape(1, 1, 2), action[None]) - g) / std) ** 2).mean())
+
+    checked = PolicyPlanner(model, policy, noise_std=1.0, seed=0, check_samples=64)
+    for _ in range(10):
+        result = checked.plan(z, g)
+        assert (result.actions.abs() <= 1.0).all() and result.stats.samples == 64
+        assert predicted_distance(result.actions[0]) <= predicted_distance(policy.act(z, g)) + 1e-6
+        assert float(result.actions[0] @ g) > 0  # toward the goal
+    checked.reset(5)
+    again = checked.plan(z, g).actions[0]
+    checked.reset(5)
+    assert torch.equal(checked.plan(z, g).actions[0], again)  # seeded like the noise alone
+    with pytest.raises(ValueError, match="check_samples"):
+        PolicyPlanner(model, policy, noise_std=0.5, check_samples=0)
+    with pytest.raises(ValueError, match="noise_std > 0"):
+        PolicyPlanner(model, policy, check_samples=8)
+
+
 class _FixedPlanner:
     """Returns a fixed plan; optionally exposes a CEM-like final sampling mean."""
 
