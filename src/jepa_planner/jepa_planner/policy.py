@@ -13,6 +13,7 @@ from tqdm import tqdm
 from jepa_planner.mlp import LatentGoalMLP
 from jepa_planner.planners.base import Planner, PlanResult, PlanStats, level_spec
 from jepa_world_model.protocol import WorldModel
+from jepa_world_model.surprise import model_std
 
 
 class DistilledPolicy(nn.Module):
@@ -325,6 +326,5 @@ class PolicyPlanner:
         candidates = self.policy.jitter(actions.expand(k, *actions.shape[1:]), self.noise_std, self.generator, keep_first=True)
         context = ctx[:, -self.model.context :].expand(k, *ctx.shape[1:])
         predicted = self.model.predict(context, candidates[:, 0], level=self.level)
-        std = torch.as_tensor(self.model.latent_std, dtype=torch.float32).reshape(goal.shape).clamp_min(1e-6)
-        distance = ((predicted - goal) / std).pow(2).flatten(1).mean(dim=1)
+        distance = ((predicted - goal) / model_std(self.model)).pow(2).flatten(1).mean(dim=1)
         return candidates[int(distance.argmin())].unsqueeze(0)

@@ -151,7 +151,7 @@ def surprise_series(
     Returns:
         float64 (T,) surprise per frame.
     """
-    return surprise_of(residual_series(model, latents, actions, std, horizon), whitening)
+    return SurpriseDetector(horizon, 1, whitening).series(model, latents, actions, std)
 
 
 def window_sum(residuals: np.ndarray, window: int) -> np.ndarray:
@@ -372,10 +372,6 @@ class AlarmSetting:
     source: str = ""
     problem: str = ""
 
-    @property
-    def whitening(self) -> Whitening | None:
-        return self.detector.whitening
-
 
 def alarm_setting(path: str | Path, manifest: dict[str, Any] | None, override: float | None,
                   override_name: str) -> AlarmSetting:
@@ -386,7 +382,8 @@ def alarm_setting(path: str | Path, manifest: dict[str, Any] | None, override: f
         cal = read_calibration(path, manifest)
     except (FileNotFoundError, ValueError) as exc:
         return AlarmSetting(override, SurpriseDetector(), override_name if override is not None else "", str(exc))
+    detector = cal.detector()
     if override is not None:
-        return AlarmSetting(override, cal.detector(), override_name)
-    source = f"{Path(path).name} ({cal.detector().describe()}; false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
-    return AlarmSetting(float(cal.threshold), cal.detector(), source)
+        return AlarmSetting(override, detector, override_name)
+    source = f"{Path(path).name} ({detector.describe()}; false alarms {cal.false_alarm_rate:.2g} per step on normal data)"
+    return AlarmSetting(float(cal.threshold), detector, source)

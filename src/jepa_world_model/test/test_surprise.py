@@ -201,13 +201,13 @@ def test_alarm_setting_pairs_the_threshold_with_its_whitening(tmp_path: Path) ->
     manifest = {"model_id": "m-1", "checksums": {"model.pt": "abc"}, "latent_shape": [2]}
     path = write_calibration(_calibration(residual_mean=[0.0, 0.0], whitening=[[2.0, 0.0], [0.0, 2.0]]), tmp_path / "c.json")
     calibrated = alarm_setting(path, manifest, None, "--surprise-threshold")
-    assert calibrated.threshold == 0.8 and calibrated.whitening is not None and not calibrated.problem
+    assert calibrated.threshold == 0.8 and calibrated.detector.whitening is not None and not calibrated.problem
     assert calibrated.source.startswith("c.json (1-step, whitened; false alarms")
     assert calibrated.detector.horizon == 1 and calibrated.detector.window == 1
     overridden = alarm_setting(path, manifest, 3.0, "--surprise-threshold")  # the whitening stays: it defines the unit
-    assert (overridden.threshold, overridden.source) == (3.0, "--surprise-threshold") and overridden.whitening is not None
+    assert (overridden.threshold, overridden.source) == (3.0, "--surprise-threshold") and overridden.detector.whitening is not None
     missing = alarm_setting(tmp_path / "none.json", manifest, None, "x")
-    assert missing.threshold is None and missing.whitening is None and "not found" in missing.problem
+    assert missing.threshold is None and missing.detector.whitening is None and "not found" in missing.problem
     windowed = write_calibration(_calibration(horizon=2, window=3), tmp_path / "h2w3.json")
     detector = alarm_setting(windowed, manifest, None, "surprise_threshold").detector
     assert (detector.horizon, detector.window, detector.whitening) == (2, 3, None)  # the calibration's detector, any horizon
