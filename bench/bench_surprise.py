@@ -148,7 +148,8 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         return finite_surprise(residuals(split_seed, horizon, window), whitening)
 
     for name, (horizon, whiten, window) in VARIANTS.items():
-        if stored is not None and (stored.horizon, stored.window, stored.whitener() is not None) == (horizon, window, whiten):
+        live = stored is not None and (stored.horizon, stored.window, stored.whitener() is not None) == (horizon, window, whiten)
+        if live:
             thr, whitening = stored.threshold, stored.whitener()
             source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
@@ -158,7 +159,7 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         held_out = scores(seed + 9000, horizon, whitening, window)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
                      "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening,
-                     "live": source.startswith(f"{Path(bundle).name}/")}
+                     "live": live}
     if stored is not None and not any(t["live"] for t in out.values()):
         print(f"  {bundle}'s calibration ({stored.detector().describe()}) is none of the variants {sorted(VARIANTS)}; "
               "its figures are not in this report", file=sys.stderr)
