@@ -422,30 +422,71 @@ class PlannerGate:
     gated here too, now runs in a child process).
     Those call :meth:`wait_idle` first; the actor plans inside :meth:`planning`. Separate processes each have their own gate that nobody
     closes, so there the wait returns at once. The wait is bounded: a long plan never stalls them.
+
+    A frame goes to the actor first: every node that subscribes to a latent wakes on it at once, and
+    the single-threaded executors of the others started their work before the actor's pool thread had
+    taken the latent and closed the gate (traced in bench_e2e: the world model's surprise overlapped
+    the start of half the plans). So, while an actor is in the process (:meth:`add_actor`), a latent
+    published here (:meth:`frame_out`) also closes the gate until the actor has handled it
+    (:meth:`frame_taken`) or ``FRAME_WAIT_S`` has passed (a frame the actor never got).
     """
 
+    FRAME_WAIT_S = 0.05
+
     def __init__(self) -> None:
-        self._idle = threading.Event()
-        self._idle.set()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._planners = 0
+        self._actors = 0
+        self._frame_since: float | None = None  # monotonic time of a frame the actor has not handled yet
 
     @contextlib.contextmanager
     def planning(self) -> Iterator[None]:
-        with self._lock:
+        with self._cond:
             self._planners += 1
-            self._idle.clear()
         try:
             yield
         finally:
-            with self._lock:
+            with self._cond:
                 self._planners -= 1
-                if self._planners == 0:
-                    self._idle.set()
+                self._cond.notify_all()
+
+    def add_actor(self) -> None:
+        """An actor in this process takes frames first (call once per configured actor)."""
+        with self._cond:
+            self._actors += 1
+
+    def remove_actor(self) -> None:
+        with self._cond:
+            self._actors = max(0, self._actors - 1)
+            self._frame_since = None
+            self._cond.notify_all()
+
+    def frame_out(self) -> None:
+        """A latent is being published in this process: others wait until an actor here has handled it."""
+        with self._cond:
+            if self._actors:
+                self._frame_since = time.monotonic()
+
+    def frame_taken(self) -> None:
+        """The actor has handled the newest latent (planned and commanded, or stored it for its loop)."""
+        with self._cond:
+            self._frame_since = None
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float = 0.2) -> bool:
-        """Wait until no plan runs in this process (at most ``timeout`` s); True when idle."""
-        return self._idle.wait(timeout)
+        """Wait until no plan runs and no frame waits for the actor in this process (at most ``timeout`` s);
+        True when idle."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                frame_due = None if self._frame_since is None else self._frame_since + self.FRAME_WAIT_S
+                if self._planners == 0 and (frame_due is None or now >= frame_due):
+                    return True
+                if now >= deadline:
+                    return False
+                until = deadline if self._planners or frame_due is None else min(deadline, frame_due)
+                self._cond.wait(until - now)
 
 
 PLANNER_GATE = PlannerGate()

@@ -140,3 +140,37 @@ def test_planner_gate_holds_other_work_only_while_a_plan_runs() -> None:
     worker.join(5.0)
     assert order == ["plan", "other"]
     assert gate.wait_idle(0.0)
+
+
+def test_planner_gate_gives_a_published_frame_to_the_actor_first() -> None:
+    import threading
+
+    from jepa_common.ros_common import PlannerGate
+
+    gate = PlannerGate()
+    gate.frame_out()
+    assert gate.wait_idle(0.0)  # no actor in this process (separate processes): a latent closes nothing
+
+    gate.add_actor()
+    gate.frame_out()
+    assert not gate.wait_idle(0.01)  # the actor has not taken the frame yet
+    order: list[str] = []
+
+    def other_node() -> None:
+        assert gate.wait_idle(5.0)
+        order.append("other")
+
+    worker = threading.Thread(target=other_node)
+    worker.start()
+    order.append("actor")
+    gate.frame_taken()
+    worker.join(5.0)
+    assert order == ["actor", "other"]
+
+    gate.frame_out()  # a frame the actor never gets holds the others at most FRAME_WAIT_S
+    assert gate.wait_idle(gate.FRAME_WAIT_S + 1.0)
+    gate.frame_out()
+    gate.remove_actor()  # the actor went away (cleanup): nothing to wait for
+    assert gate.wait_idle(0.0)
+    gate.frame_out()
+    assert gate.wait_idle(0.0)

@@ -12,6 +12,7 @@ with a throttled warning naming what was wrong; the node keeps running.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 
 from jepa_common.ros_common import (
+    PLANNER_GATE,
     OwnedEntities,
     Param,
     configure_failed,
@@ -55,7 +57,7 @@ class PerceptionNode(LifecycleNode):
         self.rate_pub = None
         self.proprio: np.ndarray = np.zeros(0, np.float32)
         self._last_out = 0.0
-        self._times: list[float] = []
+        self._times: deque[float] = deque()  # monotonic times of the latents of the last 2 s
         self.owned = OwnedEntities(self)
 
     # ---------------------------------------------------------------- lifecycle
@@ -155,11 +157,13 @@ class PerceptionNode(LifecycleNode):
         if not np.isfinite(z).all():
             self.get_logger().error("encoder produced NaN/inf: latent not published", throttle_duration_sec=5.0)
             return
-        self.latent_pub.publish(self.to_latent_msg(z, msg.header))
+        out = self.to_latent_msg(z, msg.header)
+        PLANNER_GATE.frame_out()  # composed: the actor takes this latent before the other nodes work on it
+        self.latent_pub.publish(out)
         self._last_out = now
-        self._times = [t for t in self._times if now - t < 2.0] + [now]
-        if len(self._times) > 1:
-            self.rate_pub.publish(Float32(data=(len(self._times) - 1) / (self._times[-1] - self._times[0])))
+        self._times.append(now)  # the rate goes out with the 1 s heartbeat (one message per frame woke its subscribers)
+        while now - self._times[0] > 2.0:
+            self._times.popleft()
 
     def on_encode(self, request: EncodeImage.Request, response: EncodeImage.Response) -> EncodeImage.Response:
         if self.model is None:

@@ -121,6 +121,7 @@ class ActorNode(LifecycleNode):
         self.plan_times: list[float] = []
         self.cmd_times: list[float] = []
         self.publishers_ready = False
+        self.gate_actor = False  # registered with PLANNER_GATE (configured)
         self.critic = None  # the latest valid critic from 'critic_updated' (hot-swapped into the planner)
 
     # ---------------------------------------------------------------- lifecycle
@@ -178,6 +179,9 @@ class ActorNode(LifecycleNode):
         if self.params["trigger"] == "timer":
             own(self.create_timer(1.0 / self.params["command_rate"], self.on_command_timer, clock=steady))
             self.owned.thread(self.planning_loop)
+        if not self.gate_actor:  # composed: the other nodes' work on a latent waits until this actor has handled it
+            PLANNER_GATE.add_actor()
+            self.gate_actor = True
         self.get_logger().info(
             f"actor ready: profile '{self.profile_name}', trigger {self.params['trigger']}, "
             f"commands on {self.params['command_type']}"
@@ -207,6 +211,9 @@ class ActorNode(LifecycleNode):
     def release(self) -> None:
         """Destroy everything on_configure created (subscriptions, timers, publishers, the planning thread)."""
         self.owned.release()
+        if self.gate_actor:
+            PLANNER_GATE.remove_actor()
+            self.gate_actor = False
         with self.lock:
             self.model, self.controller, self.latest, self.cmd_pub = None, None, None, None
 
@@ -321,6 +328,12 @@ class ActorNode(LifecycleNode):
 
     # ---------------------------------------------------------------- control
     def on_latent(self, msg: LatentState) -> None:
+        try:
+            self.take_latent(msg)
+        finally:
+            PLANNER_GATE.frame_taken()  # composed: the other nodes may now work on this latent
+
+    def take_latent(self, msg: LatentState) -> None:
         if self.model is None:
             return
         try:
