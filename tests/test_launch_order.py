@@ -85,6 +85,8 @@ def test_first_goal_is_reached_when_all_nodes_start_at_once(ros_env, tmp_path, o
             f"first goal not reached ({outcome.reason} after {outcome.steps} steps; closest {closest:.2f} px)"
         )
         assert procs.dead() == []
+        if order == "composed":  # the actor took perception's latents in-process (LOCAL_TOPICS), not over DDS
+            assert "latents in-process" in (tmp_path / "agent.log").read_text()
 
         # Ctrl-C during the next task (a new episode: a goal elsewhere): every process ends cleanly within 3 s
         from std_srvs.srv import Trigger

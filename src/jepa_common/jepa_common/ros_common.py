@@ -492,6 +492,101 @@ class PlannerGate:
 PLANNER_GATE = PlannerGate()
 
 
+class LocalTopics:
+    """Hand-off of one topic's messages between nodes composed in one process: the latent's one hop
+    from perception to the actor on the control path.
+
+    rclpy has no intra-process transport: a latent went through the middleware and woke the actor's
+    executor, whose loop (Python, holding the GIL) ran beside the start of the plan. A node that
+    publishes a topic in this process :meth:`offer` s its resolved name; a consumer :meth:`attach` es
+    a sink, which :meth:`deliver` calls on the publisher's thread (so a sink only stores the message
+    and wakes its own thread: :class:`LatestSlot`). Messages still go out over the middleware too, for
+    every other subscriber.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, int] = {}
+        self._sinks: dict[str, list[Callable[[Any], None]]] = {}
+
+    def offer(self, topic: str) -> None:
+        with self._lock:
+            self._sources[topic] = self._sources.get(topic, 0) + 1
+
+    def withdraw(self, topic: str) -> None:
+        with self._lock:
+            left = self._sources.get(topic, 0) - 1
+            if left > 0:
+                self._sources[topic] = left
+            else:
+                self._sources.pop(topic, None)
+
+    def offered(self, topic: str) -> bool:
+        with self._lock:
+            return topic in self._sources
+
+    def attach(self, topic: str, sink: Callable[[Any], None]) -> None:
+        with self._lock:
+            self._sinks.setdefault(topic, []).append(sink)
+
+    def detach(self, topic: str, sink: Callable[[Any], None]) -> None:
+        with self._lock:
+            sinks = self._sinks.get(topic, [])
+            if sink in sinks:
+                sinks.remove(sink)
+
+    def deliver(self, topic: str, msg: Any) -> None:
+        with self._lock:
+            sinks = list(self._sinks.get(topic, ()))
+        for sink in sinks:
+            sink(msg)
+
+
+LOCAL_TOPICS = LocalTopics()
+
+
+class LocalSubscription:
+    """A subscriber served by :data:`LOCAL_TOPICS`; ``destroy`` detaches it (an :class:`OwnedEntities` item)."""
+
+    def __init__(self, topic: str, sink: Callable[[Any], None]) -> None:
+        self.topic_name, self.sink = topic, sink
+        LOCAL_TOPICS.attach(topic, sink)
+
+    def destroy(self) -> None:
+        LOCAL_TOPICS.detach(self.topic_name, self.sink)
+
+
+def subscribe_local_first(node: Any, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any, *,
+                          callback_group: Any = None, sink: Callable[[Any], None] | None = None) -> Any:
+    """``topic`` straight from its publisher when that runs in this process (:data:`LOCAL_TOPICS`), else a
+    middleware subscription to it. Locally, ``sink`` (default: ``callback``, guarded) is called on the
+    publisher's thread, so it must be quick and thread-safe."""
+    resolved = node.resolve_topic_name(topic)
+    if LOCAL_TOPICS.offered(resolved):
+        return LocalSubscription(resolved, sink or guarded(node, topic, callback))
+    return node.create_subscription(msg_type, topic, guarded(node, topic, callback), qos, callback_group=callback_group)
+
+
+class LatestSlot:
+    """The newest message for one consumer thread (older ones are replaced, as with a keep-last-1 queue)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._msg: Any = None
+
+    def put(self, msg: Any) -> None:
+        with self._cond:
+            self._msg = msg
+            self._cond.notify()
+
+    def take(self, timeout: float) -> Any:
+        """The newest message, or None after ``timeout`` s without one."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._msg is not None, timeout)
+            msg, self._msg = self._msg, None
+            return msg
+
+
 def background_thread(nice: int = 19) -> None:
     """Give the calling thread the lowest CPU priority: for background work beside a control loop
     (the memory node's thread that prepares a critic fit and waits for it). On Linux a thread is its own scheduling entity, so ``setpriority``

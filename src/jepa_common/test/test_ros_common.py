@@ -174,3 +174,67 @@ def test_planner_gate_gives_a_published_frame_to_the_actor_first() -> None:
     assert gate.wait_idle(0.0)
     gate.frame_out()
     assert gate.wait_idle(0.0)
+
+
+def test_local_topics_hand_messages_to_attached_sinks_only_while_offered() -> None:
+    import jepa_common.ros_common as rc
+    from jepa_common.ros_common import LatestSlot, LocalSubscription, LocalTopics
+
+    topics = LocalTopics()
+    got: list[int] = []
+    assert not topics.offered("/latent")
+    topics.offer("/latent")
+    topics.offer("/latent")  # a second publisher of the same topic in this process
+    topics.withdraw("/latent")
+    assert topics.offered("/latent")
+    topics.attach("/latent", got.append)
+    topics.deliver("/latent", 1)
+    topics.deliver("/other", 2)  # nobody attached there
+    topics.detach("/latent", got.append)
+    topics.deliver("/latent", 3)
+    assert got == [1]
+    topics.withdraw("/latent")
+    assert not topics.offered("/latent")
+
+    slot = LatestSlot()
+    assert slot.take(0.0) is None
+    slot.put("a")
+    slot.put("b")  # keep-last-1: the newest replaces an untaken one
+    assert slot.take(0.0) == "b" and slot.take(0.0) is None
+
+    seen: list[str] = []
+    sub = LocalSubscription("/x", seen.append)
+    rc.LOCAL_TOPICS.deliver("/x", "m")
+    sub.destroy()
+    rc.LOCAL_TOPICS.deliver("/x", "n")
+    assert seen == ["m"]
+
+
+def test_subscribe_local_first_uses_the_in_process_publisher_when_there_is_one() -> None:
+    import jepa_common.ros_common as rc
+
+    class FakeNode:
+        def __init__(self) -> None:
+            self.subscriptions: list[str] = []
+
+        def resolve_topic_name(self, topic: str) -> str:
+            return f"/robot1/{topic}"
+
+        def create_subscription(self, msg_type, topic, callback, qos, callback_group=None):
+            self.subscriptions.append(topic)
+            return "dds"
+
+        def get_logger(self):
+            return None
+
+    node, got = FakeNode(), []
+    assert rc.subscribe_local_first(node, object, "latent", got.append, 1) == "dds"  # nobody offers it here
+    rc.LOCAL_TOPICS.offer("/robot1/latent")
+    try:
+        sub = rc.subscribe_local_first(node, object, "latent", got.append, 1, sink=got.append)
+        assert isinstance(sub, rc.LocalSubscription) and sub.topic_name == "/robot1/latent"
+        rc.LOCAL_TOPICS.deliver("/robot1/latent", "z")
+        assert got == ["z"] and node.subscriptions == ["latent"]
+        sub.destroy()
+    finally:
+        rc.LOCAL_TOPICS.withdraw("/robot1/latent")

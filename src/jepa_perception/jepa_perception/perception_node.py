@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 
 from jepa_common.ros_common import (
+    LOCAL_TOPICS,
     PLANNER_GATE,
     OwnedEntities,
     Param,
@@ -42,6 +43,9 @@ PARAMS = {
     "providers": Param("auto", "onnxruntime providers, comma-separated (tensorrt,cuda,cpu) or auto", read_only=True),
     "use_proprio": Param(False, "read proprioception (JointState on 'proprio') and copy it into the latent"),
     "max_rate": Param(0.0, "maximum latent rate in Hz (0 = every image)", min=0.0, max=1000.0, dynamic=True),
+    "in_process_latents": Param(True, "hand latents directly to the nodes composed in this process that subscribe to "
+                                "'latent' after this one is configured (they then take no latents from other "
+                                "processes); every latent is published on 'latent' as well", read_only=True),
     "autostart": Param(True, "configure and activate at start (no lifecycle manager needed)", read_only=True),
 }
 
@@ -59,6 +63,7 @@ class PerceptionNode(LifecycleNode):
         self._last_out = 0.0
         self._times: deque[float] = deque()  # monotonic times of the latents of the last 2 s
         self.owned = OwnedEntities(self)
+        self.latent_topic = ""  # resolved name of 'latent' while configured (offered to actors in this process)
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -82,6 +87,9 @@ class PerceptionNode(LifecycleNode):
         self.image_hw = tuple(self.model.image_size)
         own = self.owned.add
         self.latent_pub = own(self.create_lifecycle_publisher(LatentState, "latent", reliable_qos(1)))
+        if self.params["in_process_latents"]:  # composed: the nodes in this process take latents directly
+            self.latent_topic = self.latent_pub.topic_name
+            LOCAL_TOPICS.offer(self.latent_topic)
         self.rate_pub = own(self.create_lifecycle_publisher(Float32, "perception/rate", reliable_qos(1)))
         own(self.create_subscription(Image, "camera/image_raw", guarded(self, "camera/image_raw", self.on_image),
                                      sensor_qos()))
@@ -95,7 +103,9 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.owned.release()
-        self.model, self.latent_pub, self.rate_pub = None, None, None
+        if self.latent_topic:
+            LOCAL_TOPICS.withdraw(self.latent_topic)
+        self.model, self.latent_pub, self.rate_pub, self.latent_topic = None, None, None, ""
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -159,6 +169,8 @@ class PerceptionNode(LifecycleNode):
             return
         out = self.to_latent_msg(z, msg.header)
         PLANNER_GATE.frame_out()  # composed: the actor takes this latent before the other nodes work on it
+        if self.latent_topic:
+            LOCAL_TOPICS.deliver(self.latent_topic, out)
         self.latent_pub.publish(out)
         self._last_out = now
         self._times.append(now)  # the rate goes out with the 1 s heartbeat (one message per frame woke its subscribers)

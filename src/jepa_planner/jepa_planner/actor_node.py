@@ -39,6 +39,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from jepa_common.convert import fill_twist
 from jepa_common.ros_common import (
     PLANNER_GATE,
+    LatestSlot,
+    LocalSubscription,
     OwnedEntities,
     Param,
     array_to_image,
@@ -51,6 +53,7 @@ from jepa_common.ros_common import (
     run_node,
     stamp_to_ns,
     steady_clock,
+    subscribe_local_first,
 )
 from jepa_interfaces.msg import AgentStatus, CostTerm, LatentState, Plan
 from jepa_planner.controller import ControlStep, MPCController
@@ -122,6 +125,10 @@ class ActorNode(LifecycleNode):
         self.cmd_times: list[float] = []
         self.publishers_ready = False
         self.gate_actor = False  # registered with PLANNER_GATE (configured)
+        self.local_latents: LatestSlot | None = None  # while latents come in-process (composed with perception)
+        # What the executor's default callback group guarantees its callbacks (one at a time), extended to
+        # the in-process latent thread: on_latent, on_goal, on_subgoal, on_profile and on_critic_updated.
+        self.callbacks_lock = threading.RLock()
         self.critic = None  # the latest valid critic from 'critic_updated' (hot-swapped into the planner)
 
     # ---------------------------------------------------------------- lifecycle
@@ -158,8 +165,15 @@ class ActorNode(LifecycleNode):
         self.cand_pub = own(self.create_lifecycle_publisher(MarkerArray, "candidates", reliable_qos(1)))
         self.imagined_pub = own(self.create_lifecycle_publisher(type(array_to_image(np.zeros((1, 1, 3), np.uint8))), "imagined", reliable_qos(1)))
         self.status_pub = own(self.create_lifecycle_publisher(AgentStatus, "actor/status", reliable_qos(5)))
+        slot = LatestSlot()
+        latents = own(subscribe_local_first(self, LatentState, "latent", self.on_latent, reliable_qos(1), sink=slot.put))
+        if isinstance(latents, LocalSubscription):
+            # composed with perception: its latents come to this actor's own thread; no middleware hop and no
+            # executor pass of this node beside the plan's start
+            self.local_latents = slot
+            self.owned.thread(self.local_latent_loop)
+            self.get_logger().info(f"latents in-process from the perception node composed with this one ('{latents.topic_name}')")
         for msg_type, topic, callback, qos in (
-            (LatentState, "latent", self.on_latent, reliable_qos(1)),
             (LatentState, "goal_latent", self.on_goal, latched_qos()),
             (Header, "goal_lease", self.on_lease, reliable_qos(1)),
             (LatentState, "subgoal_latent", self.on_subgoal, reliable_qos(1)),
@@ -170,6 +184,7 @@ class ActorNode(LifecycleNode):
             # lockstep loop the next latent is always ready when a plan ends, so a lease sharing that
             # group would never be taken and would expire under a healthy configurator
             group = MutuallyExclusiveCallbackGroup() if topic == "goal_lease" else None
+            callback = self.one_at_a_time(callback) if group is None else callback
             own(self.create_subscription(msg_type, topic, guarded(self, topic, callback), qos, callback_group=group))
         steady = steady_clock()
         # the watchdog has its own group too: a goal lease that runs out stops the robot even during a long plan
@@ -211,6 +226,7 @@ class ActorNode(LifecycleNode):
     def release(self) -> None:
         """Destroy everything on_configure created (subscriptions, timers, publishers, the planning thread)."""
         self.owned.release()
+        self.local_latents = None
         if self.gate_actor:
             PLANNER_GATE.remove_actor()
             self.gate_actor = False
@@ -329,9 +345,28 @@ class ActorNode(LifecycleNode):
     # ---------------------------------------------------------------- control
     def on_latent(self, msg: LatentState) -> None:
         try:
-            self.take_latent(msg)
+            with self.callbacks_lock:
+                self.take_latent(msg)
         finally:
             PLANNER_GATE.frame_taken()  # composed: the other nodes may now work on this latent
+
+    def one_at_a_time(self, callback: Any) -> Any:
+        """``callback`` under ``callbacks_lock``: never beside on_latent, also when latents come in-process."""
+
+        def exclusive(msg: Any) -> None:
+            with self.callbacks_lock:
+                callback(msg)
+
+        return exclusive
+
+    def local_latent_loop(self) -> None:
+        """Composed with perception: each latent it hands over, as the 'latent' subscription would."""
+        handle = guarded(self, "latent", self.on_latent)
+        stop, slot = self.owned.stop, self.local_latents
+        while not stop.is_set():
+            msg = slot.take(0.1)
+            if msg is not None and not stop.is_set():
+                handle(msg)
 
     def take_latent(self, msg: LatentState) -> None:
         if self.model is None:

@@ -14,7 +14,11 @@ Torch's intra-op thread count is one value for the whole process (set from one t
 the same in every other: measured with torch 2.13), so the process uses the largest budget of
 ``--threads`` (the actor's); the other nodes' batch-1 work is below torch's parallel grain size and
 stays on its calling thread anyway. rclpy has no intra-process transport: messages
-between the composed nodes still go through the middleware, in one participant.
+between the composed nodes go through the middleware, in one participant, except the latent on the
+control path: perception hands it straight to the actor's own thread, and to the configurator's and
+the cost node's quick latent callbacks (``jepa_common.ros_common.LOCAL_TOPICS``; perception's
+``in_process_latents``), and publishes it for everyone else; the others' work on a latent waits until
+the actor has handled it (``PLANNER_GATE``).
 
 Lifecycle nodes with ``autostart`` true configure and activate themselves as with ``run_node``; a
 node that fails to configure ends the process with exit code 1 (a launch file then shuts down).

@@ -56,6 +56,7 @@ from jepa_common.ros_common import (
     reliable_qos,
     run_node,
     steady_clock,
+    subscribe_local_first,
 )
 from jepa_interfaces.action import ReachGoal
 from jepa_interfaces.msg import AgentStatus, LatentState, Plan
@@ -154,8 +155,10 @@ class ConfiguratorNode(LifecycleNode):
         self.subgoal_pub = own(self.create_lifecycle_publisher(LatentState, "subgoal_latent", reliable_qos(1)))
         self.profile_pub = own(self.create_lifecycle_publisher(String, "profile", latched_qos()))
         self.status_pub = own(self.create_lifecycle_publisher(AgentStatus, "agent_status", reliable_qos(5)))
+        # composed with perception: on_latent (quick, thread-safe) runs on perception's thread, so that this node's
+        # executor does not wake beside the actor's plan for every latent
+        own(subscribe_local_first(self, LatentState, "latent", self.on_latent, reliable_qos(1), callback_group=group))
         for msg_type, topic, callback, qos in (
-            (LatentState, "latent", self.on_latent, reliable_qos(1)),
             (Plan, "plan", self.on_plan, reliable_qos(5)),
             (AgentStatus, "actor/status", self.on_actor_status, reliable_qos(5)),
             (Float32, "perception/rate", self.on_perception_rate, reliable_qos(1)),

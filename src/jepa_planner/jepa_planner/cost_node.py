@@ -34,6 +34,7 @@ from jepa_common.ros_common import (
     parse_latent,
     reliable_qos,
     run_node,
+    subscribe_local_first,
 )
 from jepa_interfaces.msg import CostReport, CostTerm, LatentState, Plan
 from jepa_planner.costs import CostInputs, CostModule
@@ -77,8 +78,9 @@ class CostNode(LifecycleNode):
             self.model = None
             return configure_failed(self, exc)
         self.pub = self.owned.add(self.create_lifecycle_publisher(CostReport, "cost", reliable_qos(5)))
+        # composed with perception: on_latent (a check and a store) runs on perception's thread (no executor pass)
+        self.owned.add(subscribe_local_first(self, LatentState, "latent", self.on_latent, reliable_qos(1)))
         for msg_type, topic, callback, qos in (
-            (LatentState, "latent", self.on_latent, reliable_qos(1)),
             (LatentState, "goal_latent", self.on_goal, latched_qos()),
             (String, "profile", self.on_profile, latched_qos()),
             (String, "critic_updated", lambda m: self.load_critic(m.data), reliable_qos(1)),
