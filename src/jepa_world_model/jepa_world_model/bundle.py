@@ -419,6 +419,8 @@ class ModelBundle:
     def _check_images(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         if not isinstance(images, np.ndarray | torch.Tensor):
             raise TypeError(f"images must be a numpy array or torch tensor, got {type(images).__name__}")
+        if isinstance(images, np.ndarray) and not images.flags.writeable:
+            images = images.copy()  # a view of a ROS message's bytes: torch warns about read-only memory
         x = torch.as_tensor(images)
         if x.dtype != torch.uint8:
             raise ValueError(

@@ -100,6 +100,21 @@ def test_bad_images_are_named(bundle_dir: Path) -> None:
     assert b.encode(_images(1)[0]).shape == (1, 8)  # one (H, W, 3) image is accepted as a batch of one
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_read_only_images_encode_without_a_warning(bundle_dir: Path, backend: str) -> None:
+    """A camera image is a read-only view of the ROS message's bytes: same latent, and no torch warning in the log."""
+    import warnings
+
+    b = load_bundle(bundle_dir, backend=backend)
+    images = _images(2)
+    frozen = np.frombuffer(images.tobytes(), np.uint8).reshape(images.shape)
+    assert not frozen.flags.writeable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = b.encode(frozen)
+    np.testing.assert_allclose(np.asarray(z), np.asarray(b.encode(images)), atol=1e-6)
+
+
 def test_missing_file(copy_of: Path) -> None:
     (copy_of / "predictor.onnx").unlink()
     with pytest.raises(FileNotFoundError, match=r"predictor\.onnx"):
