@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,43 @@ class SurpriseDetector:
     def describe(self) -> str:
         window = f", summed over {self.window} frames" if self.window > 1 else ""
         return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}"
+
+
+class OnlineSurprise:
+    """A detector's surprise frame by frame, as a live node receives frames: each frame's residual is
+    computed once, when it arrives, and the window sums the ones kept (:meth:`SurpriseDetector.series`
+    over the same frames gives the same values; recomputing the whole window for every frame cost the
+    world-model node ``window`` predictions per latent).
+
+    ``raw_dim``: values in one raw action; a frame whose context misses an action (a command lost) or
+    holds one of another size gets no residual, and the windows that contain it no surprise.
+    """
+
+    def __init__(self, detector: SurpriseDetector, model: WorldModel, std: torch.Tensor | np.ndarray, raw_dim: int) -> None:
+        self.detector, self.model, self.raw_dim = detector, model, int(raw_dim)
+        self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
+        self.frames: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=first_scored_frame(model, detector.horizon) + 1)
+        self.residuals: deque[np.ndarray] = deque(maxlen=detector.window)
+
+    def push(self, z: np.ndarray, action_before: np.ndarray | None) -> float:
+        """Surprise of the newest frame ``z``, given the raw action applied since the previous frame (None:
+        unknown); NaN until a full context and window have been seen, or when an action is missing."""
+        if self.frames:
+            self.frames[-1] = (self.frames[-1][0], action_before)
+        self.frames.append((np.asarray(z, np.float32), None))
+        dim = int(np.prod(self.model.latent_shape))
+        residual = np.full(dim, np.nan)
+        actions = [a for _, a in list(self.frames)[:-1]]
+        used = actions[-self.detector.horizon * int(self.model.frameskip) :]  # those the prediction of z consumes
+        if len(self.frames) == self.frames.maxlen and all(a is not None and a.size == self.raw_dim for a in used):
+            latents = torch.from_numpy(np.stack([f for f, _ in self.frames]))
+            filled = [a if a is not None and a.size == self.raw_dim else np.zeros(self.raw_dim, np.float32) for a in actions]
+            residual = residual_series(self.model, latents, np.stack(filled), self.std, self.detector.horizon)[-1]
+        self.residuals.append(residual)
+        if len(self.residuals) < self.detector.window:
+            return float("nan")
+        window = window_sum(np.stack(self.residuals), self.detector.window)[-1:]
+        return float(surprise_of(window, self.detector.whitening)[0])
 
 
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:

@@ -18,7 +18,6 @@ values, NaN or wrongly sized commands); a bad message costs a throttled warning,
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -40,11 +39,10 @@ from jepa_common.ros_common import (
     parse_latent,
     reliable_qos,
     run_node,
-    stamp_to_ns,
 )
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import RolloutLatents
-from jepa_world_model.surprise import SurpriseDetector, normalised_distance
+from jepa_world_model.surprise import OnlineSurprise, SurpriseDetector, normalised_distance
 
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
@@ -74,7 +72,7 @@ class WorldModelNode(LifecycleNode):
         self.params = declare_params(self, PARAMS)
         self.model = None
         self.pending_action = None
-        self.history: deque = deque()
+        self.online: OnlineSurprise | None = None  # the calibrated detector, fed frame by frame
         self.detector = SurpriseDetector()
         self.owned = OwnedEntities(self)
 
@@ -100,14 +98,13 @@ class WorldModelNode(LifecycleNode):
             own(self.create_subscription(Float32MultiArray, "action", guarded(self, "action", self.on_action), reliable_qos(5)))
         own(self.create_service(RolloutLatents, "rollout_latents", self.on_rollout))
         self.setup_surprise_alarm()
-        self.history = deque(maxlen=self.detector.frames_needed(self.model))  # what the calibrated surprise looks back on
+        self.online = OnlineSurprise(self.detector, self.model, torch.from_numpy(self.std), self.raw_action_dim())
         self.get_logger().info(f"world model ready: bundle {self.model.model_id} ({self.params['backend']})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.owned.release()
-        self.model, self.pending_action = None, None
-        self.history = deque()
+        self.model, self.pending_action, self.online = None, None, None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -132,31 +129,18 @@ class WorldModelNode(LifecycleNode):
         self.pending_action = action
 
     def on_latent(self, msg: LatentState) -> None:
-        """Store (latent, action applied after it); when a model step is complete, compare prediction and observation."""
+        """Score the newest latent with the action applied since the previous one, then publish its surprise."""
         if self.model is None:
             return
         z = parse_latent(msg, tuple(self.model.latent_shape), self.model.model_id, "latent")
-        if self.history and self.pending_action is not None:
-            self.history[-1]["action"] = self.pending_action  # the command applied after the previous latent
-        self.pending_action = None
-        self.history.append({"z": z, "action": None, "stamp": stamp_to_ns(msg.header.stamp)})
+        action, self.pending_action = self.pending_action, None  # the command applied after the previous latent
         PLANNER_GATE.wait_idle()  # composed: the actor plans this latent first
-        self.publish_surprise()
+        self.publish_surprise(z, action)
 
-    def publish_surprise(self) -> None:
+    def publish_surprise(self, z: np.ndarray, action: np.ndarray | None) -> None:
         """Surprise of the newest latent (the calibration's detector over the frames it looks back on), then the alarm."""
-        fs, steps = self.frameskip, list(self.history)
-        if len(steps) < self.detector.frames_needed(self.model) or not self.surprise_pub.is_activated:
-            return
-        if any(s["action"] is None for s in steps[(self.model.context - 1) * fs : -1]):  # a command missed: no prediction
-            return
-        raw_dim = self.raw_action_dim()
-        if any(s["action"] is not None and s["action"].size != raw_dim for s in steps[:-1]):
-            return
-        latents = torch.from_numpy(np.stack([s["z"] for s in steps]))
-        actions = np.stack([s["action"] if s["action"] is not None else np.zeros(raw_dim, np.float32) for s in steps])
-        value = float(self.detector.series(self.model, latents, actions, torch.from_numpy(self.std))[-1])
-        if not np.isfinite(value):
+        value = self.online.push(z, action)
+        if not np.isfinite(value) or not self.surprise_pub.is_activated:
             return
         self.surprise_pub.publish(Float32(data=value))
         self.publish_alarm(value)

@@ -11,6 +11,7 @@ import torch
 
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 from jepa_world_model.surprise import (
+    OnlineSurprise,
     SurpriseCalibration,
     SurpriseDetector,
     Whitening,
@@ -132,6 +133,34 @@ def test_detector_scores_windowed_whitened_residuals_and_knows_its_history() -> 
         assert np.isnan(detector.series(model, z[-need + 1 :], actions[-need + 1 :])).all()
     with pytest.raises(ValueError, match="horizon and window"):
         SurpriseDetector(1, 0)
+
+
+def test_online_surprise_frame_by_frame_equals_the_series() -> None:
+    """The live node's frame-by-frame surprise is the detector's series; a lost command blanks every window it is in."""
+    model = LinearModel()
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(40, DIM)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(40, RAW)).astype(np.float32)
+    w = Whitening(np.zeros(DIM), np.diag(rng.uniform(0.5, 2.0, size=DIM)))
+    for horizon, window, whitening in ((1, 1, None), (1, 5, w), (2, 3, w)):
+        detector = SurpriseDetector(horizon, window, whitening)
+        std = model.latent_std
+        expected = detector.series(model, torch.from_numpy(z), actions, std)
+        online = OnlineSurprise(detector, model, std, RAW)
+        got = [online.push(z[t], actions[t - 1] if t else None) for t in range(len(z))]
+        np.testing.assert_allclose(got, expected, rtol=1e-6)  # NaN where the series has NaN, too
+
+        lost = 20  # the command after frame 19 never arrived
+        online = OnlineSurprise(detector, model, std, RAW)
+        got = np.array([online.push(z[t], None if t in (0, lost) else actions[t - 1]) for t in range(len(z))])
+        blank = np.isnan(got)
+        first_blank = lost  # frame 20's prediction consumes the missing action, and so do the next horizon * frameskip
+        last_blank = lost - 1 + horizon * FRAMESKIP + window - 1  # - 1 frames'; the windows that hold one of them go blank
+        assert blank[first_blank : last_blank + 1].all()
+        assert np.isfinite(got[last_blank + 1 :]).all()
+        np.testing.assert_allclose(got[last_blank + 1 :], expected[last_blank + 1 :], rtol=1e-6)
+    with pytest.raises(ValueError):
+        OnlineSurprise(SurpriseDetector(1, 0), model, model.latent_std, RAW)
 
 
 def test_thresholds_rates_and_auroc() -> None:
