@@ -493,8 +493,8 @@ PLANNER_GATE = PlannerGate()
 
 
 class LocalTopics:
-    """Hand-off of one topic's messages between nodes composed in one process: the latent's one hop
-    from perception to the actor on the control path.
+    """Hand-off of a topic's messages between nodes composed in one process: the latent, from
+    perception to the actor (the control path) and to the configurator's and cost node's callbacks.
 
     rclpy has no intra-process transport: a latent went through the middleware and woke the actor's
     executor, whose loop (Python, holding the GIL) ran beside the start of the plan. A node that

@@ -176,7 +176,7 @@ def test_planner_gate_gives_a_published_frame_to_the_actor_first() -> None:
     assert gate.wait_idle(0.0)
 
 
-def test_local_topics_hand_messages_to_attached_sinks_only_while_offered() -> None:
+def test_local_topics_count_publishers_and_hand_messages_to_attached_sinks() -> None:
     import jepa_common.ros_common as rc
     from jepa_common.ros_common import LatestSlot, LocalSubscription, LocalTopics
 
