@@ -5,7 +5,9 @@ Three ways to run the same agent (bundle, profile, lockstep two-rooms world, see
   composed    the sim process plus all agent nodes in one process (jepa_planner.composed);
   separate    the sim plus one process per agent node (the demo's default).
 Over ROS, latency = time a command (or plan) arrives minus time its source image arrived, both seen
-by one observer process (the demo client). Figures:
+by one observer process (the demo client): the middleware's receive times there, so the observer's own
+executor is left out (the times of the observer's callbacks give the ``observer_callback`` figures and
+ratios beside them). Figures:
   camera -> command      per control step (most steps reuse the plan; replanning steps make the p95);
   planning rate          1 / median(camera frame -> new plan): how fast a frame becomes a plan,
                          transport and starvation included (in-process: 1 / median(encode + replan));
@@ -146,8 +148,9 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
             client.wait_ready(procs, 180)
             client.run_episode(warmup_seed, time_limit=120, record=False)
             with client.lock:
-                client.latencies.clear()
-                client.replan_latencies.clear()
+                for kept in (client.latencies, client.replan_latencies, client.callback_latencies,
+                             client.callback_replan_latencies):
+                    kept.clear()
             planning_times.clear()
             records = [client.run_episode(seed, time_limit=120, record=False) for seed in seeds]
             if procs.dead():
@@ -155,11 +158,12 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
             status = client.status
             with client.lock:
                 lat, rep = list(client.latencies), list(client.replan_latencies)
+                cb_lat, cb_rep = list(client.callback_latencies), list(client.callback_replan_latencies)
         finally:
             if client is not None:
                 client.close()
             procs.stop()
-    replan = summary(rep)
+    replan, cb_replan = summary(rep), summary(cb_rep)
     task_time = sum(r.elapsed_s for r in records)
     return {
         "processes": 2 if composed else len(NODES),
@@ -168,6 +172,8 @@ def over_ros(bundle: str, profile_name: str, seeds: list[int], max_steps: int, w
         "planning_rate_hz": 1000.0 / replan["median"] if replan["median"] else None,
         "plans_per_second": len(rep) / task_time if task_time else None,
         "planner_time_ms": summary(planning_times),
+        "observer_callback": {"latency_ms": summary(cb_lat), "replan_latency_ms": cb_replan,
+                              "planning_rate_hz": 1000.0 / cb_replan["median"] if cb_replan["median"] else None},
         "loop_rates_hz_last_status": {"perception": status.perception_rate, "planning": status.planning_rate,
                                       "command": status.command_rate},
         "success": sum(r.success for r in records),
@@ -193,6 +199,9 @@ def run_round(args: argparse.Namespace, modes: list[str], seeds: list[int], warm
             r = results[mode]
             results[f"ratio_planning_rate_{mode}_over_in_process"] = r["planning_rate_hz"] / base["planning_rate_hz"]
             results[f"ratio_p95_latency_{mode}_over_in_process"] = r["latency_ms"]["p95"] / base["latency_ms"]["p95"]
+            cb = r["observer_callback"]
+            results[f"ratio_planning_rate_{mode}_over_in_process_observer_callback"] = cb["planning_rate_hz"] / base["planning_rate_hz"]
+            results[f"ratio_p95_latency_{mode}_over_in_process_observer_callback"] = cb["latency_ms"]["p95"] / base["latency_ms"]["p95"]
     return results
 
 

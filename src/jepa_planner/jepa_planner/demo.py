@@ -87,25 +87,32 @@ class DemoClient:
         self.node = rclpy.create_node("demo_client")
         self.world = make_world(world_name, **world_args)  # for the map, the success radius and the goal state
         self.lock = threading.Lock()
-        self.image_wall: dict[int, float] = {}
+        self.image_wall: dict[int, tuple[float, float]] = {}  # image stamp -> (middleware receipt, callback time)
         self.frames: list[np.ndarray] = []
         self.record_frames = False
         self.state: np.ndarray | None = None
         self.goal_msg = None
         self.goal_seen = threading.Event()
         self.status = AgentStatus(latent_age=-1.0)  # -1 until the configurator reports the actor's
-        self.latencies: list[float] = []
-        self.replan_latencies: list[float] = []
+        self.latencies: list[float] = []  # image -> command, s, between middleware receipts here
+        self.replan_latencies: list[float] = []  # image -> plan, likewise
+        self.callback_latencies: list[float] = []  # the same between this client's callbacks
+        self.callback_replan_latencies: list[float] = []
         self.plan_positions: list[np.ndarray] = []
         self.current_plan = np.zeros((0, 2))
         self.path: list[list[float]] = []
         self.check: Any = lambda: None  # raises to end a wait early (a node died, Ctrl-C); set by the demo
         n = self.node
-        n.create_subscription(Image, "camera/image_raw", self.on_image, sensor_qos(5))
+        from rclpy.subscription import Subscription
+
+        def with_info(callback: Any) -> Any:  # rclpy before Iron passes no MessageInfo: the wall clock stands in
+            return callback if hasattr(Subscription, "CallbackType") else (lambda m: callback(m, None))
+
+        n.create_subscription(Image, "camera/image_raw", with_info(self.on_image), sensor_qos(5))
         n.create_subscription(Image, "goal_image", self.on_goal_image, latched_qos())
         n.create_subscription(JointState, "true_state", self.on_state, reliable_qos(10))
-        n.create_subscription(TwistStamped, "cmd_vel_stamped", self.on_command, reliable_qos(10))
-        n.create_subscription(Plan, "plan", self.on_plan, reliable_qos(10))
+        n.create_subscription(TwistStamped, "cmd_vel_stamped", with_info(self.on_command), reliable_qos(10))
+        n.create_subscription(Plan, "plan", with_info(self.on_plan), reliable_qos(10))
         n.create_subscription(AgentStatus, "agent_status", lambda m: setattr(self, "status", m), reliable_qos(5))
         self.reset_client = n.create_client(Trigger, "sim/reset")
         self.action = ActionClient(n, ReachGoal, "reach_goal")
@@ -115,12 +122,20 @@ class DemoClient:
         self.thread.start()
 
     # ------------------------------------------------------------------ callbacks
-    def on_image(self, msg: Any) -> None:
+    @staticmethod
+    def received_s(info: Any) -> float:
+        """When the middleware received a message in this process (its ``received_timestamp``, system clock), in s:
+        latencies between two such times leave out this observer's own executor, which is not the agent's;
+        the wall clock now where the middleware gives no time."""
+        rx = info.get("received_timestamp", 0) if isinstance(info, dict) else 0
+        return rx * 1e-9 if rx and rx > 0 else time.time()
+
+    def on_image(self, msg: Any, info: Any) -> None:
         from jepa_common.ros_common import image_to_array
 
         ns = self.stamp_to_ns(msg.header.stamp)
         with self.lock:
-            self.image_wall[ns] = time.monotonic()
+            self.image_wall[ns] = (self.received_s(info), time.monotonic())
             if len(self.image_wall) > 2000:
                 for key in sorted(self.image_wall)[:1000]:
                     del self.image_wall[key]
@@ -136,21 +151,24 @@ class DemoClient:
         self.state = np.asarray(msg.position, np.float64)
         self.path.append(self.state[:2].tolist())
 
-    def on_command(self, msg: Any) -> None:
+    def on_command(self, msg: Any, info: Any) -> None:
         """Latency: the command's stamp is its source image's; both were received here (one clock)."""
-        now = time.monotonic()
-        ns = self.stamp_to_ns(msg.header.stamp)
-        with self.lock:
-            if ns in self.image_wall:
-                self.latencies.append(now - self.image_wall[ns])
+        self.record_latency(msg, info, self.latencies, self.callback_latencies)
 
-    def on_plan(self, msg: Any) -> None:
-        now = time.monotonic()
+    def on_plan(self, msg: Any, info: Any) -> None:
+        self.record_latency(msg, info, self.replan_latencies, self.callback_replan_latencies)
+        self.current_plan = np.array([[p.x, p.y] for p in msg.predicted_positions]).reshape(-1, 2)
+
+    def record_latency(self, msg: Any, info: Any, received: list[float], callback: list[float]) -> None:
+        """Time from the source image to ``msg`` (stamped like it): between middleware receipts, and between
+        this client's callbacks (``callback``: what the figures were before they left the observer out)."""
+        now, rx = time.monotonic(), self.received_s(info)
         ns = self.stamp_to_ns(msg.header.stamp)
         with self.lock:
             if ns in self.image_wall:
-                self.replan_latencies.append(now - self.image_wall[ns])
-        self.current_plan = np.array([[p.x, p.y] for p in msg.predicted_positions]).reshape(-1, 2)
+                image_rx, image_cb = self.image_wall[ns]
+                received.append(rx - image_rx)
+                callback.append(now - image_cb)
 
     # ------------------------------------------------------------------ driving
     def wait(self, done: Any, timeout: float, what: str) -> None:

@@ -46,3 +46,23 @@ def test_pictures_use_world_coordinates_and_draw_plans_on_the_gif(tmp_path) -> N
     gif = np.asarray(Image.open(tmp_path / "episode.gif").convert("RGB"))
     centre = gif.shape[0] // 2  # the plan point lands at the centre of the 4x scaled frame
     assert (gif[centre - 1 : centre + 2, centre - 1 : centre + 2] == (255, 255, 0)).all()
+
+
+def test_latencies_are_timed_by_the_middleware_receipt_when_it_gives_one() -> None:
+    """The client's latency figures leave its own executor out: the message info's receive time, else the wall clock."""
+    import inspect
+    import time
+
+    from jepa_planner.demo import DemoClient
+
+    assert DemoClient.received_s({"received_timestamp": 5_000_000_000}) == 5.0
+    for no_time in (None, {}, {"received_timestamp": 0}):
+        assert abs(DemoClient.received_s(no_time) - time.time()) < 5.0
+    for callback in (DemoClient.on_image, DemoClient.on_command, DemoClient.on_plan):
+        inspect.signature(callback).bind(object(), object(), object())  # (self, msg, info): rclpy passes the info
+        try:
+            inspect.signature(callback).bind(object(), object())
+        except TypeError:
+            pass
+        else:
+            raise AssertionError(f"{callback.__name__} takes no MessageInfo: rclpy would not pass it")
