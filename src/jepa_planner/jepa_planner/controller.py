@@ -22,6 +22,32 @@ from jepa_planner.planners.base import PlanResult, check_latent
 from jepa_world_model.protocol import WorldModel
 
 
+@dataclass(frozen=True)
+class StallRecovery:
+    """A way out when the agent is stuck against an obstacle the model does not see stopping it.
+
+    Near a wall's corner (a doorway's jamb) the model predicts sliding past where the wall stops the agent,
+    so every new plan pushes into it again (two-rooms: half the failures of starts and goals near walls or
+    in corners, ``models/two_rooms/README.md``). When, over the last ``window`` raw steps, the commands
+    averaged more than ``min_command`` but the latent moved less than ``min_move`` (RMS of the change in
+    units of the model's latent std), and the goal is still farther than ``min_goal_distance`` (same unit:
+    never near the goal), the controller executes ``steps`` raw actions of size ``scale`` (clipped to the
+    action bounds) before it plans again: one straight back from the mean command, the rest sideways to a
+    random side.
+    """
+
+    window: int = 8
+    min_move: float = 0.05
+    min_command: float = 1.0
+    min_goal_distance: float = 0.2
+    steps: int = 4
+    scale: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.steps < 1 or min(self.min_move, self.min_command, self.min_goal_distance, self.scale) < 0:
+            raise ValueError(f"stall recovery needs window and steps >= 1 and non-negative thresholds, got {self}")
+
+
 def model_context(history: Sequence[torch.Tensor], frameskip: int, context: int) -> torch.Tensor:
     """(C, *latent_shape) from latents at the raw control rate: the newest and its predecessors
     ``frameskip`` raw steps apart, oldest first (fewer than C at the start of an episode)."""
@@ -37,7 +63,8 @@ class ControlStep:
         action: raw action (A_raw,) to send now, within the bounds.
         plan: the plan it comes from.
         replanned: whether this step ran the planner.
-        index: which raw action of the plan this is (0 = the first raw action of its first model step).
+        index: which raw action of the plan this is (0 = the first raw action of its first model step; -1: a
+            stall-recovery manoeuvre, not from the plan).
     """
 
     action: np.ndarray
@@ -54,10 +81,20 @@ class MPCController:
         planner: any object with ``plan(z_ctx, goal, shift=..., prev_action=...) -> PlanResult`` and ``reset()``.
         replan_every: raw steps between replans (default frameskip: one model step; at most the plan's length).
         raw_action_dim: size of one raw action (default: level-0 action_dim / frameskip).
+        recovery: a :class:`StallRecovery` (default: the planner's ``stall_recovery``, which a profile
+            sets; None: no recovery).
     """
 
-    def __init__(self, model: WorldModel, planner, *, replan_every: int | None = None, raw_action_dim: int | None = None) -> None:
+    def __init__(self, model: WorldModel, planner, *, replan_every: int | None = None, raw_action_dim: int | None = None,
+                 recovery: StallRecovery | None = None) -> None:
         self.model, self.planner = model, planner
+        self.recovery = recovery if recovery is not None else getattr(planner, "stall_recovery", None)
+        std = getattr(model, "latent_std", None)
+        self.latent_scale = (torch.ones(model.latent_shape) if std is None else
+                             torch.as_tensor(std, dtype=torch.float32).reshape(model.latent_shape).clamp_min(1e-6))
+        self.recent: deque[tuple[torch.Tensor, np.ndarray]] = deque(maxlen=(self.recovery.window if self.recovery else 1) + 1)
+        self.manoeuvre: list[np.ndarray] = []
+        self.rng = np.random.default_rng(0)
         self.frameskip = int(model.frameskip)
         level0 = next(s for s in model.levels if s.level == 0)
         self.raw_dim = raw_action_dim or level0.action_dim // self.frameskip
@@ -81,6 +118,8 @@ class MPCController:
         """Forget history and plan (new episode); optionally set a new goal."""
         self.history.clear()
         self.plan, self.since_plan, self.last_model_action = None, 0, None
+        self.recent.clear()
+        self.manoeuvre, self.rng = [], np.random.default_rng(0)
         self.planner.reset()
         if goal is not None:
             self.set_goal(goal)
@@ -95,6 +134,8 @@ class MPCController:
         check_latent("goal latent", goal)
         self.goal = goal
         self.plan = None
+        self.recent.clear()
+        self.manoeuvre = []
         self.planner.reset()
 
     def context(self) -> torch.Tensor:
@@ -115,6 +156,8 @@ class MPCController:
             raise ValueError(f"latent has shape {tuple(z.shape)}, the model's latents are {tuple(self.model.latent_shape)}")
         check_latent("observed latent", z)
         self.history.append(z)
+        if self.recovery is not None and (self.manoeuvre or self.stalled(z)):
+            return self.manoeuvre_step(z)
         replanned = False
         raw_left = 0 if self.plan is None else self.plan.actions.shape[0] * self.frameskip - self.since_plan
         if self.plan is None or self.since_plan >= self.replan_every or raw_left <= 0:
@@ -129,4 +172,38 @@ class MPCController:
         index = self.since_plan
         action = np.clip(raw[index], self.raw_low, self.raw_high).astype(np.float32)
         self.since_plan += 1
+        self.remember(z, action)
         return ControlStep(action=action, plan=self.plan, replanned=replanned, index=index)
+
+    # ---------------------------------------------------------------- stall recovery
+    def remember(self, z: torch.Tensor, action: np.ndarray) -> None:
+        if self.recovery is not None:
+            self.recent.append((z / self.latent_scale, action))
+
+    def stalled(self, z: torch.Tensor) -> bool:
+        """Commands kept pushing over the recovery window, the latent hardly moved, and the goal is not near."""
+        rec = self.recovery
+        if len(self.recent) < rec.window or self.plan is None:
+            return False
+        zn = z / self.latent_scale
+        moved = float(((zn - self.recent[-rec.window][0]) ** 2).mean().sqrt())
+        pushed = float(np.mean([np.linalg.norm(a) for _, a in list(self.recent)[-rec.window:]]))
+        far = float(((zn - self.goal / self.latent_scale) ** 2).mean().sqrt())
+        return moved < rec.min_move and pushed > rec.min_command and far > rec.min_goal_distance
+
+    def manoeuvre_step(self, z: torch.Tensor) -> ControlStep:
+        """The next raw action of the recovery manoeuvre (planned when the stall is seen); a fresh plan after it."""
+        if not self.manoeuvre:
+            rec = self.recovery
+            mean = np.mean([a for _, a in list(self.recent)[-rec.window:]], axis=0)
+            back = -mean / (np.linalg.norm(mean) + 1e-9)
+            side = np.zeros_like(back)
+            if back.size >= 2:
+                side[:2] = np.array([-back[1], back[0]]) * (1.0 if self.rng.random() < 0.5 else -1.0)
+            self.manoeuvre = [back * rec.scale] + [side * rec.scale] * (rec.steps - 1)
+            self.recent.clear()
+        action = np.clip(self.manoeuvre.pop(0), self.raw_low, self.raw_high).astype(np.float32)
+        plan = self.plan
+        if not self.manoeuvre:
+            self.plan = None  # plan afresh from where the manoeuvre ends
+        return ControlStep(action=action, plan=plan, replanned=False, index=-1)

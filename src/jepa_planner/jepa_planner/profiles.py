@@ -83,6 +83,18 @@ class LevelConfig(BaseModel):
         return self
 
 
+class StallRecoveryConfig(BaseModel):
+    """``jepa_planner.controller.StallRecovery`` settings of a profile (``stall_recovery: {}`` for the defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    window: int = Field(8, ge=1, le=1000)
+    min_move: float = Field(0.05, ge=0)
+    min_command: float = Field(1.0, ge=0)
+    min_goal_distance: float = Field(0.2, ge=0)
+    steps: int = Field(4, ge=1, le=1000)
+    scale: float = Field(2.0, ge=0)
+
+
 class PlannerProfile(BaseModel):
     """A named planner set-up.
 
@@ -109,6 +121,8 @@ class PlannerProfile(BaseModel):
         on_surprise: what the configurator does when the world model's surprise alarm rises during a task:
             ``ignore`` (a status warning only), ``replan`` (hand the goal to the actor again, which drops its
             plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
+        stall_recovery: when set, the controller backs off and steps sideways when commands keep pushing but
+            the latent does not move (``jepa_planner.controller.StallRecovery``; keys as there).
         mode1_profile / familiar_distance: when a goal is familiar, i.e. within ``familiar_distance`` (RMS in
             latent_std units) of a goal the Mode-1 profile's policy was trained on, the configurator runs
             ``mode1_profile`` (a ``kind: policy`` profile) instead of this one (``choose_profile``).
@@ -130,6 +144,7 @@ class PlannerProfile(BaseModel):
     policy_noise: float | None = Field(None, ge=0, le=2)
     policy_check_samples: int = Field(1, ge=1, le=4096)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
+    stall_recovery: StallRecoveryConfig | None = None
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
 
@@ -284,8 +299,9 @@ def build_planner(
             raise ValueError(
                 f"profile {profile.name!r} is Mode 1 (kind: policy) but no policy was given; set policy_path or pass policy="
             )
-        return PolicyPlanner(model, policy, horizon=profile.levels[0].horizon, noise_std=profile.policy_noise or 0.0, seed=seed,
-                             check_samples=profile.policy_check_samples)
+        return with_recovery(profile, PolicyPlanner(model, policy, horizon=profile.levels[0].horizon,
+                                                    noise_std=profile.policy_noise or 0.0, seed=seed,
+                                                    check_samples=profile.policy_check_samples))
     planners = [build_level_planner(lv, model, seed + i, **cost_objects) for i, lv in enumerate(profile.levels)]
     if profile.kind == "flat":
         planner = planners[0]
@@ -299,7 +315,16 @@ def build_planner(
         )
     if policy is not None and (profile.seed_samples > 0 or profile.seed_warm_start):
         noise = 0.1 if profile.policy_noise is None else profile.policy_noise
-        return PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise, warm_start=profile.seed_warm_start)
+        planner = PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise, warm_start=profile.seed_warm_start)
+    return with_recovery(profile, planner)
+
+
+def with_recovery(profile: PlannerProfile, planner: Any) -> Any:
+    """The planner, carrying the profile's stall recovery for the ``MPCController`` that drives it."""
+    if profile.stall_recovery is not None:
+        from jepa_planner.controller import StallRecovery
+
+        planner.stall_recovery = StallRecovery(**profile.stall_recovery.model_dump())
     return planner
 
 

@@ -113,3 +113,60 @@ def test_closed_loop_reaches_the_goal_of_a_linear_system_within_bounds() -> None
         assert np.all(np.abs(step.action) <= 0.5 + 1e-6)
         z = z + torch.from_numpy(step.action)  # the true system moves one raw step per action
     assert torch.linalg.norm(z - goal) < 0.15
+
+
+class PushingPlanner:
+    """Always plans to push +x at 2 per raw step (a wall the model does not know stops the agent)."""
+
+    horizon = 4
+    name = "pushing"
+
+    def reset(self) -> None:
+        pass
+
+    def plan(self, z_ctx, goal, shift=0, prev_action=None, max_time=None) -> PlanResult:
+        actions = torch.tensor([[2.0, 0.0]] * self.horizon)
+        return PlanResult(actions=actions, latents=torch.zeros(self.horizon, 2), cost=0.0, terms=[],
+                          planner=self.name, level=0, stats=PlanStats())
+
+
+@pytest.mark.parametrize("situation", ["stuck", "moving", "at_goal"])
+def test_stall_recovery_backs_off_and_steps_aside_only_when_stuck_away_from_the_goal(situation: str) -> None:
+    from jepa_planner.controller import StallRecovery
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    recovery = StallRecovery(window=4, min_move=0.05, min_command=1.0, min_goal_distance=0.2, steps=3, scale=1.5)
+    ctl = MPCController(model, PushingPlanner(), recovery=recovery)
+    ctl.set_goal(torch.zeros(2) if situation == "at_goal" else torch.tensor([50.0, 0.0]))
+    steps = []
+    for t in range(10):
+        z = torch.tensor([0.5 * t, 0.0]) if situation == "moving" else torch.full((2,), 0.05)
+        steps.append(ctl.step(z))
+    manoeuvre = [s for s in steps if s.index == -1]
+    if situation != "stuck":
+        assert manoeuvre == []  # moving, or pushing at the goal itself: the plan is executed
+        return
+    first = next(i for i, s in enumerate(steps) if s.index == -1)
+    assert first == 4  # after `window` raw steps of pushing without moving
+    assert steps[first].action.tolist() == pytest.approx([-1.5, 0.0])  # straight back from the mean command
+    for s in steps[first + 1 : first + 3]:  # then sideways, one side for the whole manoeuvre
+        assert abs(s.action[0]) < 1e-6 and abs(abs(s.action[1]) - 1.5) < 1e-6
+    assert steps[first + 1].action[1] == steps[first + 2].action[1]
+    assert steps[first + 3].replanned  # a fresh plan where the manoeuvre ended
+    assert all(np.all(np.abs(s.action) <= 3.0) for s in steps)
+
+
+def test_profiles_carry_their_stall_recovery_to_the_controller() -> None:
+    from jepa_planner.controller import StallRecovery
+    from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    shipped = load_profile("flat_cem")
+    assert shipped.stall_recovery is not None
+    ctl = MPCController(model, build_planner(shipped, model))
+    assert isinstance(ctl.recovery, StallRecovery) and ctl.recovery.window == 8
+    assert MPCController(model, build_planner(load_profile("flat_mppi"), model)).recovery is None
+    with pytest.raises(ValueError, match="stall_recovery"):
+        PlannerProfile.model_validate({"name": "x", "stall_recovery": {"windw": 3}})
+    with pytest.raises(ValueError, match="window"):
+        StallRecovery(window=0)
