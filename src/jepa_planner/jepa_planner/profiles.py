@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jepa_common import plugins
+from jepa_planner.controller import StallRecovery
 from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
 from jepa_planner.planners import PLANNER_TYPES, Planner
@@ -84,15 +85,15 @@ class LevelConfig(BaseModel):
 
 
 class StallRecoveryConfig(BaseModel):
-    """``jepa_planner.controller.StallRecovery`` settings of a profile (``stall_recovery: {}`` for the defaults)."""
+    """``jepa_planner.controller.StallRecovery`` settings of a profile (``stall_recovery: {}`` for its defaults)."""
 
     model_config = ConfigDict(extra="forbid")
-    window: int = Field(8, ge=1, le=1000)
-    min_move: float = Field(0.05, ge=0)
-    min_command: float = Field(1.0, ge=0)
-    min_goal_distance: float = Field(0.2, ge=0)
-    steps: int = Field(4, ge=1, le=1000)
-    scale: float = Field(2.0, ge=0)
+    window: int = Field(StallRecovery.window, ge=1, le=1000)
+    min_move: float = Field(StallRecovery.min_move, ge=0)
+    min_command: float = Field(StallRecovery.min_command, ge=0)
+    min_goal_distance: float = Field(StallRecovery.min_goal_distance, ge=0)
+    steps: int = Field(StallRecovery.steps, ge=1, le=1000)
+    scale: float = Field(StallRecovery.scale, ge=0)
 
 
 class PlannerProfile(BaseModel):
@@ -322,8 +323,6 @@ def build_planner(
 def with_recovery(profile: PlannerProfile, planner: Any) -> Any:
     """The planner, carrying the profile's stall recovery for the ``MPCController`` that drives it."""
     if profile.stall_recovery is not None:
-        from jepa_planner.controller import StallRecovery
-
         planner.stall_recovery = StallRecovery(**profile.stall_recovery.model_dump())
     return planner
 
