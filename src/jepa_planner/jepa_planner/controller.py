@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jepa_common.convert import latent_distance
 from jepa_planner.planners.base import PlanResult, check_latent
 from jepa_world_model.protocol import WorldModel
 
@@ -89,9 +90,8 @@ class MPCController:
                  recovery: StallRecovery | None = None) -> None:
         self.model, self.planner = model, planner
         self.recovery = recovery if recovery is not None else getattr(planner, "stall_recovery", None)
-        std = getattr(model, "latent_std", None)
-        self.latent_scale = (torch.ones(model.latent_shape) if std is None else
-                             torch.as_tensor(std, dtype=torch.float32).reshape(model.latent_shape).clamp_min(1e-6))
+        std = getattr(model, "latent_std", None)  # the unit of latent_distance (stall recovery's thresholds)
+        self.latent_std = torch.ones(model.latent_shape) if std is None else torch.as_tensor(std, dtype=torch.float32).reshape(model.latent_shape)
         self.recent: deque[tuple[torch.Tensor, np.ndarray]] = deque(maxlen=(self.recovery.window if self.recovery else 1) + 1)
         self.manoeuvre: list[np.ndarray] = []
         self.rng = np.random.default_rng(0)
@@ -178,17 +178,16 @@ class MPCController:
     # ---------------------------------------------------------------- stall recovery
     def remember(self, z: torch.Tensor, action: np.ndarray) -> None:
         if self.recovery is not None:
-            self.recent.append((z / self.latent_scale, action))
+            self.recent.append((z, action))
 
     def stalled(self, z: torch.Tensor) -> bool:
         """Commands kept pushing over the recovery window, the latent hardly moved, and the goal is not near."""
         rec = self.recovery
         if len(self.recent) < rec.window or self.plan is None:
             return False
-        zn = z / self.latent_scale
-        moved = float(((zn - self.recent[-rec.window][0]) ** 2).mean().sqrt())
+        moved = latent_distance(z, self.recent[-rec.window][0], self.latent_std)
         pushed = float(np.mean([np.linalg.norm(a) for _, a in list(self.recent)[-rec.window:]]))
-        far = float(((zn - self.goal / self.latent_scale) ** 2).mean().sqrt())
+        far = latent_distance(z, self.goal, self.latent_std)
         return moved < rec.min_move and pushed > rec.min_command and far > rec.min_goal_distance
 
     def manoeuvre_step(self, z: torch.Tensor) -> ControlStep:

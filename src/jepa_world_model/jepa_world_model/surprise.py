@@ -218,6 +218,7 @@ class OnlineSurprise:
         self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
         self.frames: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=first_scored_frame(model, detector.horizon) + 1)
         self.residuals: deque[np.ndarray] = deque(maxlen=detector.window)
+        self.dim = int(np.prod(model.latent_shape))
 
     def push(self, z: np.ndarray, action_before: np.ndarray | None) -> float:
         """Surprise of the newest frame ``z``, given the raw action applied since the previous frame (None:
@@ -225,8 +226,7 @@ class OnlineSurprise:
         if self.frames:
             self.frames[-1] = (self.frames[-1][0], action_before)
         self.frames.append((np.asarray(z, np.float32), None))
-        dim = int(np.prod(self.model.latent_shape))
-        residual = np.full(dim, np.nan)
+        residual = np.full(self.dim, np.nan)
         actions = [a for _, a in list(self.frames)[:-1]]
         used = actions[-self.detector.horizon * int(self.model.frameskip) :]  # those the prediction of z consumes
         if len(self.frames) == self.frames.maxlen and all(a is not None and a.size == self.raw_dim for a in used):
