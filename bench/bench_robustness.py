@@ -101,15 +101,21 @@ def encoder_sensitivity(model, world, n: int = 256, seed: int = 0) -> dict[str, 
         if batch.layout.is_free(q, 1.0)[0]:
             pts.append(p)
             moved.append(q)
-    clean = batch.render(np.stack(pts).astype(np.float32))
+    pts_a, moved_a = np.stack(pts).astype(np.float32), np.stack(moved).astype(np.float32)
+    clean = batch.render(pts_a)
     std = model.latent_std.clamp_min(1e-6)
 
-    def dist(images: np.ndarray) -> float:
+    def encode(images: np.ndarray, pos: np.ndarray) -> torch.Tensor:
+        if not getattr(model, "uses_proprio", False):  # proprio bundles get the agent at rest at ``pos``
+            return model.encode(images)
+        return model.encode(images, np.concatenate([pos, np.zeros_like(pos)], axis=1))
+
+    def dist(images: np.ndarray, pos: np.ndarray = pts_a) -> float:
         with torch.no_grad():
-            za, zb = model.encode(clean), model.encode(images)
+            za, zb = encode(clean, pts_a), encode(images, pos)
         return float(np.median((((za - zb) / std) ** 2).flatten(1).mean(-1).sqrt().numpy()))
 
-    unit = dist(batch.render(np.stack(moved).astype(np.float32)))
+    unit = dist(batch.render(moved_a), moved_a)
     cams = {
         "noise_1/255": CameraPerturbation(noise=1 / 255),
         "noise_3/255": CameraPerturbation(noise=3 / 255),

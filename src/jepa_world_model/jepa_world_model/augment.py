@@ -17,7 +17,9 @@ from jepa_world_model.config import AugmentConfig
 
 
 def augment_frames(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Photometrically augment uint8 frames (..., H, W, 3), each frame with its own random levels.
+    """Photometrically augment uint8 frames (..., H, W, 3), each frame with its own random levels, or with
+    ``cfg.per_window`` each window (first axis of (B, T, H, W, 3)) with its own levels shared by its frames
+    (the noise pattern still differs per frame).
 
     Returns uint8 frames of the same shape (quantised like a camera's output); unchanged when disabled.
     """
@@ -26,9 +28,13 @@ def augment_frames(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Ge
     lead = frames.shape[:-3]
     x = frames.reshape(-1, *frames.shape[-3:]).to(torch.float32) / 255.0  # (N, H, W, 3)
     n, dev = x.shape[0], x.device
+    per_window = cfg.per_window and len(lead) >= 2
+    draws = lead[0] if per_window else n
+    repeat = n // draws  # frames sharing one draw (consecutive in the flattened order)
 
     def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, *shape, generator=generator, device=dev)
+        u = lo + (hi - lo) * torch.rand(draws, *shape, generator=generator, device=dev)
+        return u.repeat_interleave(repeat, dim=0)
 
     if cfg.gamma > 0:
         log_g = uniform(-1.0, 1.0, 1, 1, 1) * torch.log1p(torch.tensor(cfg.gamma))
@@ -45,7 +51,7 @@ def augment_frames(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Ge
         x = x + std * torch.randn(x.shape, generator=generator, device=dev)
     out = (x.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8)
     if cfg.probability < 1.0:
-        keep = torch.rand(n, generator=generator, device=dev) >= cfg.probability
+        keep = (torch.rand(draws, generator=generator, device=dev) >= cfg.probability).repeat_interleave(repeat)
         out[keep] = frames.reshape(-1, *frames.shape[-3:])[keep]
     return out.reshape(*lead, *frames.shape[-3:])
 

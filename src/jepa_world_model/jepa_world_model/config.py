@@ -174,6 +174,9 @@ class AugmentConfig(_Strict):
     log-uniform in [1 / (1 + gamma), 1 + gamma], per-channel offset in [-colour_shift, colour_shift], Gaussian
     noise of std uniform in [0, noise_std] (fractions of full scale), then rounded back to uint8.
     ``invariance_weight`` adds a loss pulling the latents of two augmented views of the same frames together.
+    ``per_window`` draws the levels once per training window instead (its frames share them, each with its own
+    noise pattern): then a change within a window is never photometric, which ``train.temporal_var_weight``
+    needs (otherwise the latent can meet that term by encoding the per-frame augmentation).
     """
 
     enabled: bool = False
@@ -185,6 +188,7 @@ class AugmentConfig(_Strict):
     colour_shift: float = Field(0.0, ge=0.0, le=0.5)
     invariance_weight: float = Field(0.0, ge=0.0)
     invariance_frames: int = Field(32, ge=2)
+    per_window: bool = False
 
 
 class TrainConfig(_Strict):

@@ -34,6 +34,17 @@ def test_augmentation_changes_every_frame_differently_and_keeps_uint8():
     assert (diffs > 0).all() and len(set(diffs.tolist())) == diffs.numel()  # independent levels per frame
 
 
+def test_per_window_levels_are_shared_by_the_frames_of_a_window():
+    frames = torch.full((6, 3, 8, 8, 3), 120, dtype=torch.uint8)  # identical frames: only the levels differ
+    cfg = FULL.model_copy(update={"per_window": True, "noise_std": 0.0, "probability": 0.5})
+    out = augment_frames(frames, cfg, torch.Generator().manual_seed(3)).float()
+    assert torch.equal(out, out[:, :1].expand_as(out))  # the same levels (and keep/augment choice) in a window
+    means = out.mean(dim=(1, 2, 3, 4))
+    assert len(set(means.tolist())) > 2  # windows differ
+    noisy = augment_frames(frames, FULL.model_copy(update={"per_window": True}), torch.Generator().manual_seed(4))
+    assert not torch.equal(noisy[:, 0], noisy[:, 1])  # each frame still has its own noise pattern
+
+
 def test_probability_leaves_some_frames_clean():
     frames = _frames(b=40, t=1)
     out = augment_frames(frames, FULL.model_copy(update={"probability": 0.5}), torch.Generator().manual_seed(2))
