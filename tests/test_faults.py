@@ -632,3 +632,57 @@ def test_a_lost_encode_reply_is_asked_again(ros_env, tmp_path, rclpy_node) -> No
         assert "Error raised in execute callback" not in log.read_text()
     finally:
         procs.stop()
+
+
+def test_a_malformed_latent_handed_over_in_process_stops_the_robot(ros_env, rclpy_node) -> None:
+    """Composed with perception, the actor takes latents from a hand-off in its process instead of the
+    middleware (``LOCAL_TOPICS``): a malformed one there is refused as on the topic (zero command, the node
+    keeps running and accepts the next good latent)."""
+    import threading
+
+    from geometry_msgs.msg import Twist
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from jepa_common.ros_common import LOCAL_TOPICS, make_executor
+    from jepa_interfaces.msg import LatentState
+    from jepa_planner.actor_node import ActorNode
+
+    def latent(shape, data, model_id: str = "") -> LatentState:
+        msg = LatentState(model_id=model_id, shape=list(shape))
+        msg.data = np.asarray(data, np.float32)
+        return msg
+
+    node = rclpy_node
+    topic = node.resolve_topic_name("latent")
+    LOCAL_TOPICS.offer(topic)  # as a perception node in this process would
+    actor = executor = None
+    try:
+        actor = ActorNode(context=node.context, parameter_overrides=[Parameter("bundle", value=str(BUNDLE))])
+        executor = make_executor(2, context=node.context)
+        executor.add_node(actor)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        commands: list[tuple[float, float]] = []
+        node.create_subscription(Twist, "cmd_vel", lambda m: commands.append((m.linear.x, m.linear.y)), 50)
+        assert actor.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert actor.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert actor.local_latents is not None, "the actor subscribed over the middleware, not in-process"
+        wait_for(lambda: node.count_publishers("cmd_vel") >= 1, 30, "the actor's cmd_vel")
+        time.sleep(0.5)  # matched on both sides
+        n = int(np.prod(LATENT_SHAPE))
+        bad = [latent([3], [1.0, 2.0, 3.0]), latent(LATENT_SHAPE, np.full(n, np.nan)),
+               latent(LATENT_SHAPE, np.zeros(n), model_id="another_model")]
+        for i, msg in enumerate(bad, 1):
+            before = len(commands)
+            LOCAL_TOPICS.deliver(topic, msg)
+            wait_for(lambda b=before: len(commands) > b, 10, f"the stop command for malformed latent {i}")
+            assert commands[-1] == (0.0, 0.0)
+            assert actor.latest is None  # not taken as the current state
+        LOCAL_TOPICS.deliver(topic, latent(LATENT_SHAPE, np.zeros(n), model_id=MANIFEST["model_id"]))
+        wait_for(lambda: actor.latest is not None, 10, "the good latent after the malformed ones")
+    finally:
+        LOCAL_TOPICS.withdraw(topic)
+        if actor is not None:
+            if executor is not None:
+                executor.shutdown()
+            actor.destroy_node()
