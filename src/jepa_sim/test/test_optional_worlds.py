@@ -219,6 +219,23 @@ def test_push_t_scripted_goal_is_reproducible_and_moves_the_block():
         world.close()
 
 
+def test_push_t_goals_ahead_keep_the_drawn_target_where_training_data_has_it():
+    """With goal_steps the goal is the goal image: the T stays at the standard pose, so observations look like the
+    standard task's (which the models were trained on) and only the goal image shows the goal."""
+    from jepa_sim.worlds.push_t import DEFAULT_TARGET_POSE
+
+    ahead, standard = _build("push_t", PUSH_T_SKIP, goal_steps=25), _build("push_t", PUSH_T_SKIP)
+    try:
+        obs = ahead.reset(seed=2)
+        assert np.linalg.norm(ahead.goal_state[2:5] - np.asarray(DEFAULT_TARGET_POSE)) > 1.0  # goal elsewhere
+        same = standard.reset(seed=0, start=ahead.true_state())
+        np.testing.assert_array_equal(obs.image, same.image)  # the T where the standard task draws it
+        assert not np.array_equal(ahead.goal_observation().image, obs.image)
+    finally:
+        ahead.close()
+        standard.close()
+
+
 def test_pusher_policy_moves_the_block_where_random_motion_barely_does(pusht) -> None:
     """Data for Push-T needs the block to move: the scripted pusher moves it in every episode."""
     moved = {}

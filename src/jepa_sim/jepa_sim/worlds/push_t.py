@@ -70,7 +70,8 @@ class PushT(World):
         max_step: bound on each component of the relative-displacement action (arena px).
         goal_steps: 0 for the standard fixed target pose; N > 0 for the state reached by N steps
             of the scripted pusher from the start (e.g. 25, 50, 75).
-        show_target: draw the target region (green T) in every image, as gym-pusht does.
+        show_target: draw the target region (green T) in every image, as gym-pusht does (at the fixed pose with
+            ``goal_steps`` > 0, as in the standard task's training data; the goal is then the goal image).
         max_steps: episode limit for evaluation (default 300, gym-pusht's).
     """
 
@@ -160,7 +161,14 @@ class PushT(World):
         return np.ascontiguousarray(np.transpose(pygame.surfarray.array3d(screen), (1, 0, 2)))  # pygame is (x, y)
 
     def _target_to_draw(self) -> np.ndarray | None:
-        return self._goal[2:5] if self.show_target else None
+        """Where the green T goes: the goal pose in gym-pusht's own task (``goal_steps`` 0, where it is the fixed
+        pose), the fixed pose with ``goal_steps`` > 0. There the goal comes as a goal image and the T is scenery;
+        drawn at the goal pose it put every frame outside what a model trained on the standard task saw (latents
+        5-12 std from the origin instead of about 1, and the latent distance no longer fell as the agent
+        approached its goal)."""
+        if not self.show_target:
+            return None
+        return np.asarray(DEFAULT_TARGET_POSE) if self.goal_steps > 0 else self._goal[2:5]
 
     def world_to_pixel(self, xy: np.ndarray) -> np.ndarray:
         """Arena positions (..., 2) [x, y] in px to image [col, row] (float; pixel centres at integers)."""
