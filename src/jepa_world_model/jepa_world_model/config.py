@@ -136,6 +136,9 @@ class ModelConfig(_Strict):
     frameskip: int = Field(5, ge=1, le=50)
     context: int = Field(1, ge=1, le=16)
     levels: list[LevelConfig] = Field(default_factory=lambda: [LevelConfig()], min_length=1, max_length=4)
+    # raw actions are divided by this inside the model (level-0 predictor and macro-action encoders, so also in
+    # the exported networks): raw units of tens (Push-T's +-50 px) would swamp the unit-scale latent inputs
+    action_scale: float = Field(1.0, gt=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

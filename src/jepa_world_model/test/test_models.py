@@ -17,7 +17,7 @@ from jepa_world_model.models import (
     ViTEncoder,
     frame_causal_mask,
 )
-from jepa_world_model.models.predictors import pad_context
+from jepa_world_model.models.predictors import build_predictor, pad_context
 from jepa_world_model.testing import TOY_SIZE, CentroidEncoder, export_centroid_onnx, render_dots
 
 IMG = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
@@ -162,3 +162,21 @@ def test_proprio_scale_divides_proprio_inside_the_encoder(kind: str) -> None:
     for bad in ([1.0], [1.0, 0.0]):
         with pytest.raises(ValueError, match="proprio_scale needs 2 values > 0"):
             build_encoder(EncoderConfig(**base, proprio_scale=bad), 16, proprio_dim=2)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "transformer"])
+def test_action_scale_divides_raw_actions_in_the_predictor_and_macro_encoder(kind: str) -> None:
+    """``model.action_scale``: a model fed raw actions equals the same weights fed actions / scale, and the
+    scale is a config constant (not in the state dict), so checkpoints from before it still load."""
+    cfg = PredictorConfig(type=kind, hidden=16, layers=1, heads=2)
+    torch.manual_seed(0)
+    scaled = build_predictor(cfg, (4,), 1, 2, action_scale=50.0)
+    plain = build_predictor(cfg, (4,), 1, 2)
+    plain.load_state_dict(scaled.state_dict())
+    z, a = torch.randn(3, 1, 4), torch.randn(3, 2) * 50.0
+    torch.testing.assert_close(scaled(z, a), plain(z, a / 50.0))
+    assert not torch.allclose(scaled(z, a), plain(z, a))
+    macro, macro_plain = MacroActionEncoder(5, 2, 3, action_scale=50.0), MacroActionEncoder(5, 2, 3)
+    macro_plain.load_state_dict(macro.state_dict())
+    chunks = torch.randn(3, 5, 2) * 50.0
+    torch.testing.assert_close(macro(chunks), macro_plain(chunks / 50.0))

@@ -11,9 +11,10 @@ from torch import nn
 class MacroActionEncoder(nn.Module):
     """A chunk of ``stride`` level-0 actions (B, stride, A0) -> a bounded macro-action (B, M) in [-1, 1]."""
 
-    def __init__(self, stride: int, action_dim: int, macro_dim: int, hidden: int = 128) -> None:
+    def __init__(self, stride: int, action_dim: int, macro_dim: int, hidden: int = 128, action_scale: float = 1.0) -> None:
         super().__init__()
         self.stride, self.action_dim, self.macro_dim = stride, action_dim, macro_dim
+        self.action_scale = float(action_scale)  # raw actions are divided by it (a config constant, not a weight)
         self.net = nn.Sequential(
             nn.Linear(stride * action_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, macro_dim)
         )
@@ -23,7 +24,8 @@ class MacroActionEncoder(nn.Module):
             raise ValueError(
                 f"macro-action encoder expects (B, {self.stride}, {self.action_dim}) action chunks, got {tuple(actions.shape)}"
             )
-        return torch.tanh(self.net(actions.reshape(actions.shape[0], -1)))
+        flat = actions.reshape(actions.shape[0], -1)
+        return torch.tanh(self.net(flat if self.action_scale == 1.0 else flat / self.action_scale))
 
 
 class NoisePosterior(nn.Module):

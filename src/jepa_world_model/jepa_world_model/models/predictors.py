@@ -35,9 +35,12 @@ class ResidualBlock(nn.Module):
 class MLPPredictor(nn.Module):
     """Residual MLP over the flattened context and the action: cheap enough for CPU planning."""
 
-    def __init__(self, cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int) -> None:
+    def __init__(
+        self, cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int, action_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.latent_shape, self.context, self.action_dim, self.noise_dim = tuple(latent_shape), context, action_dim, cfg.noise_dim
+        self.action_scale = float(action_scale)  # a constant of the config, not a weight (old checkpoints load)
         flat = math.prod(latent_shape)
         self.inp = nn.Linear(flat * context + action_dim + cfg.noise_dim, cfg.hidden)
         self.blocks = nn.Sequential(*[ResidualBlock(cfg.hidden) for _ in range(cfg.layers)])
@@ -46,7 +49,7 @@ class MLPPredictor(nn.Module):
     def forward(self, z_ctx: torch.Tensor, action: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         ctx = pad_context(z_ctx, self.context)
         b = ctx.shape[0]
-        parts = [ctx.reshape(b, -1), action]
+        parts = [ctx.reshape(b, -1), action if self.action_scale == 1.0 else action / self.action_scale]
         if self.noise_dim:
             parts.append(noise if noise is not None else ctx.new_zeros(b, self.noise_dim))
         delta = self.out(self.blocks(self.inp(torch.cat(parts, dim=1))))
@@ -66,11 +69,14 @@ class CausalTransformerPredictor(nn.Module):
     so the output at frame t predicts frame t+1 from frames <= t.
     """
 
-    def __init__(self, cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int) -> None:
+    def __init__(
+        self, cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int, action_scale: float = 1.0
+    ) -> None:
         super().__init__()
         if cfg.hidden % cfg.heads:
             raise ValueError(f"predictor.hidden ({cfg.hidden}) must be divisible by predictor.heads ({cfg.heads})")
         self.latent_shape, self.context, self.action_dim, self.noise_dim = tuple(latent_shape), context, action_dim, cfg.noise_dim
+        self.action_scale = float(action_scale)
         self.tokens_per_frame = latent_shape[0] if len(latent_shape) == 2 else 1
         dim = latent_shape[-1]
         self.inp = nn.Linear(dim, cfg.hidden)
@@ -97,15 +103,17 @@ class CausalTransformerPredictor(nn.Module):
     def forward(self, z_ctx: torch.Tensor, action: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         ctx = pad_context(z_ctx, self.context)
         b, t = ctx.shape[:2]
-        cond = action
+        cond = action if self.action_scale == 1.0 else action / self.action_scale
         if self.noise_dim:
-            cond = torch.cat([action, noise if noise is not None else action.new_zeros(b, self.noise_dim)], dim=1)
+            cond = torch.cat([cond, noise if noise is not None else action.new_zeros(b, self.noise_dim)], dim=1)
         # earlier frames get a zero condition: the protocol gives only the action after the last frame
         frame_cond = torch.cat([cond.new_zeros(b, t - 1, cond.shape[1]), cond.unsqueeze(1)], dim=1)
         return self.forward_frames(ctx, frame_cond)[:, -1]
 
 
-def build_predictor(cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int) -> nn.Module:
-    """Predictor named by ``cfg.type``."""
+def build_predictor(
+    cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int, action_scale: float = 1.0
+) -> nn.Module:
+    """Predictor named by ``cfg.type``; its actions are divided by ``action_scale`` first."""
     cls = MLPPredictor if cfg.type == "mlp" else CausalTransformerPredictor
-    return cls(cfg, latent_shape, context, action_dim)
+    return cls(cfg, latent_shape, context, action_dim, action_scale)

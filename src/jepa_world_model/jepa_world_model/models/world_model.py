@@ -73,10 +73,13 @@ class JEPAWorldModel(nn.Module):
         a0 = dims.raw_action_dim * m.frameskip
         self.level_action_dims = [a0] + [lv.macro_dim for lv in m.levels[1:]]
         self.level_strides = [lv.stride for lv in m.levels]
-        self.predictors = nn.ModuleList(
-            build_predictor(m.predictor, self.latent_shape, m.context, a) for a in self.level_action_dims
+        self.predictors = nn.ModuleList(  # level 0 takes raw actions (scaled); higher levels learned macro-actions
+            build_predictor(m.predictor, self.latent_shape, m.context, a, m.action_scale if i == 0 else 1.0)
+            for i, a in enumerate(self.level_action_dims)
         )
-        self.macro_encoders = nn.ModuleList(MacroActionEncoder(lv.stride, a0, lv.macro_dim) for lv in m.levels[1:])
+        self.macro_encoders = nn.ModuleList(
+            MacroActionEncoder(lv.stride, a0, lv.macro_dim, action_scale=m.action_scale) for lv in m.levels[1:]
+        )
         self.noise_dim = m.predictor.noise_dim
         self.posteriors = (
             nn.ModuleList(NoisePosterior(self.latent_shape, self.noise_dim) for _ in m.levels) if self.noise_dim else None
