@@ -81,6 +81,11 @@ class EncoderConfig(_Strict):
     # divide proprio by these (one per value) before fusing it: raw units (Push-T's px and px/s, hundreds) would
     # swamp the image features in the head; empty = as given (PointMaze's metres need none)
     proprio_scale: list[float] = Field(default_factory=list)
+    # CNN with use_proprio: this many of the latent_dim dimensions come from the proprio alone (a small MLP), the
+    # rest from the image. Fused in the head, the few proprio values among ~1000 image features were ignored (a
+    # Push-T latent moved 0.01 std for the goal's agent position); a part of the latent that only proprio can
+    # feed must encode it to meet the variance term. 0 = fuse in the head.
+    proprio_latent_dim: int = Field(0, ge=0)
     feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
     # BatchNorm's variance floor: features that are almost constant over the data (empty floor, an unused colour
     # channel) are divided by sqrt(var + eps); the default 1e-5 turns a 1/255 camera change there into a large jump.

@@ -180,3 +180,20 @@ def test_action_scale_divides_raw_actions_in_the_predictor_and_macro_encoder(kin
     macro_plain.load_state_dict(macro.state_dict())
     chunks = torch.randn(3, 5, 2) * 50.0
     torch.testing.assert_close(macro(chunks), macro_plain(chunks / 50.0))
+
+
+def test_proprio_latent_dim_gives_proprio_its_own_part_of_the_latent() -> None:
+    """The last ``proprio_latent_dim`` dimensions depend on proprio only, the others on the image only."""
+    cfg = EncoderConfig(latent_dim=6, channels=[8, 8], use_proprio=True, proprio_latent_dim=2, feature_norm="none")
+    enc = CNNEncoder(cfg, 16, proprio_dim=4).eval()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 16, 16, 3), generator=g, dtype=torch.uint8)
+    other_images = torch.randint(0, 256, (3, 16, 16, 3), generator=g, dtype=torch.uint8)
+    p, q = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    z = enc(images, p)
+    assert z.shape == (3, 6)
+    torch.testing.assert_close(enc(other_images, p)[:, 4:], z[:, 4:])  # proprio part: image-independent
+    torch.testing.assert_close(enc(images, q)[:, :4], z[:, :4])  # image part: proprio-independent
+    assert not torch.allclose(enc(images, q)[:, 4:], z[:, 4:])
+    with pytest.raises(ValueError, match="proprio_latent_dim"):
+        CNNEncoder(cfg.model_copy(update={"proprio_latent_dim": 6}), 16, proprio_dim=4)

@@ -72,18 +72,28 @@ class CNNEncoder(nn.Module):
         # unnormalised head starts with near-constant latents that the variance term cannot pull apart.
         # ``feature_norm_eps`` floors the variance so near-constant features are not blown up (camera noise robustness).
         self.feature_norm = nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" else nn.Identity()
+        separate = cfg.proprio_latent_dim if self.use_proprio else 0
+        if separate >= cfg.latent_dim:
+            raise ValueError(f"encoder.proprio_latent_dim ({separate}) must leave image dimensions in latent_dim ({cfg.latent_dim})")
+        self.proprio_head = (
+            nn.Sequential(nn.Linear(proprio_dim, 64), nn.GELU(), nn.Linear(64, separate)) if separate else None
+        )
+        fused = self.use_proprio and not separate
         self.head = nn.Sequential(
-            nn.Linear(flat + (proprio_dim if self.use_proprio else 0), 256), nn.GELU(), nn.Linear(256, cfg.latent_dim)
+            nn.Linear(flat + (proprio_dim if fused else 0), 256), nn.GELU(), nn.Linear(256, cfg.latent_dim - separate)
         )
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
 
     def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
         h = self.feature_norm(self.convs(self.normalize(images)).flatten(1))
-        if self.use_proprio:
-            if proprio is None:
-                raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
-            h = torch.cat([h, scaled_proprio(self, proprio).to(h.dtype)], dim=1)
-        return self.head(h)
+        if not self.use_proprio:
+            return self.head(h)
+        if proprio is None:
+            raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
+        p = scaled_proprio(self, proprio).to(h.dtype)
+        if self.proprio_head is not None:  # image part, then proprio part
+            return torch.cat([self.head(h), self.proprio_head(p)], dim=1)
+        return self.head(torch.cat([h, p], dim=1))
 
 
 class ViTEncoder(nn.Module):
