@@ -113,6 +113,9 @@ class EncoderConfig(_Strict):
             raise ValueError(f"encoder.vit_dim ({self.vit_dim}) must be divisible by encoder.vit_heads ({self.vit_heads})")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"encoder.std must be positive, got {self.std}")
+        if self.proprio_latent_dim and not (self.type == "cnn" and self.use_proprio):
+            raise ValueError("encoder.proprio_latent_dim needs encoder.type 'cnn' with use_proprio true "
+                             f"(got type {self.type!r}, use_proprio {self.use_proprio}); set it to 0 otherwise")
         return self
 
 

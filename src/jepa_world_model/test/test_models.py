@@ -197,3 +197,5 @@ def test_proprio_latent_dim_gives_proprio_its_own_part_of_the_latent() -> None:
     assert not torch.allclose(enc(images, q)[:, 4:], z[:, 4:])
     with pytest.raises(ValueError, match="proprio_latent_dim"):
         CNNEncoder(cfg.model_copy(update={"proprio_latent_dim": 6}), 16, proprio_dim=4)
+    with pytest.raises(ValueError, match="proprio_latent_dim needs"):
+        EncoderConfig(type="vit", use_proprio=True, proprio_latent_dim=2)
