@@ -17,13 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jepa_common.convert import parse_latent as parse_latent
 from jepa_common.convert import stamp_to_ns as stamp_to_ns
+from jepa_common.yaml_io import load_yaml_file
 
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
@@ -213,13 +213,12 @@ def unknown_param_keys(fqn: str, declared: set[str], files: list[str]) -> list[s
     naming the closest declared key. Shared sections (``/**``) are skipped: they serve every node."""
     import difflib
 
-    import yaml
 
     problems = []
     for path in files:
         try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            doc = load_yaml_file(path) or {}
+        except (OSError, ValueError) as exc:
             problems.append(f"params file '{path}' cannot be read: {exc}")
             continue
         for key, body in doc.items() if isinstance(doc, dict) else ():

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -58,6 +57,7 @@ from jepa_common.ros_common import (
     steady_clock,
     subscribe_local_first,
 )
+from jepa_common.yaml_io import load_yaml_file
 from jepa_interfaces.action import ReachGoal
 from jepa_interfaces.msg import AgentStatus, LatentState, Plan
 from jepa_interfaces.srv import EncodeImage
@@ -211,7 +211,7 @@ class ConfiguratorNode(LifecycleNode):
     def load_goals(self, path: str) -> dict[str, dict]:
         if not path:
             return {}
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = load_yaml_file(path) or {}
         goals = data.get("goals", data)
         base = Path(path).parent
         out = {}

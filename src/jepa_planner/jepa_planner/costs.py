@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from jepa_common import plugins
+from jepa_common.yaml_io import load_yaml_file
 
 
 @dataclass
@@ -317,7 +317,7 @@ class CostModule:
             path = Path(config)
             if not path.is_file():
                 raise FileNotFoundError(f"cost config {path} does not exist")
-            config = yaml.safe_load(path.read_text()) or {}
+            config = load_yaml_file(path) or {}
         if isinstance(config, Mapping):
             if "terms" not in config:
                 raise ValueError(f"cost config mapping needs a 'terms' list, got keys {sorted(config)}")

@@ -35,6 +35,7 @@ import numpy as np
 
 from jepa_common.paths import portable_path
 from jepa_common.processes import NodeProcesses
+from jepa_common.yaml_io import load_yaml_file
 from jepa_planner.evaluate import wilson_interval
 
 REPO = Path(__file__).resolve().parents[3]
@@ -393,8 +394,8 @@ def run(argv: list[str] | None = None) -> int:
     import yaml
 
     try:
-        params = yaml.safe_load(Path(args.params).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        params = load_yaml_file(args.params) or {}
+    except (OSError, ValueError) as exc:
         print(f"error: cannot read the params file {args.params}: {exc}", file=sys.stderr)
         return 2
     sim_params = node_section(params, "sim")

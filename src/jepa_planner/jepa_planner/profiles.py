@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jepa_common import plugins
+from jepa_common.yaml_io import load_yaml_file
 from jepa_planner.controller import StallRecovery
 from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
@@ -200,7 +200,7 @@ def load_profiles(path: str | Path | None = None) -> dict[str, PlannerProfile]:
     path = Path(path) if path is not None else default_profiles_path()
     if not path.is_file():
         raise FileNotFoundError(f"planner profiles file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml_file(path) or {}
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
         raise ValueError(f"{path}: expected a mapping with a 'profiles' mapping of name -> profile")
     out = {}

@@ -87,3 +87,7 @@ def test_bad_profiles_raise_clear_errors(tmp_path: Path):
         load_profile("nope")
     with pytest.raises(FileNotFoundError):
         load_profiles(tmp_path / "missing.yaml")
+    twice = tmp_path / "twice.yaml"  # a key written twice by hand was silently the last one
+    twice.write_text("profiles:\n  x:\n    stall_recovery: {}\n    kind: flat\n    stall_recovery: {}\n")
+    with pytest.raises(ValueError, match=r"twice\.yaml.*'stall_recovery' appears twice \(lines 3 and 5\)"):
+        load_profiles(twice)

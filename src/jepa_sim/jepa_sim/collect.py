@@ -26,6 +26,7 @@ import yaml
 from tqdm import tqdm
 
 from jepa_common.episodes import Episode, EpisodeSet
+from jepa_common.yaml_io import load_yaml_file
 from jepa_sim.batching import as_batch
 from jepa_sim.policies import Policy, PolicyInput, make_policy
 from jepa_sim.worlds import World, batch_world_names, make_batch_world, make_world
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     file_world_args: dict[str, Any] = {}
     file_policy_args: dict[str, Any] = {}
     if args.config:
-        config = yaml.safe_load(Path(args.config).read_text()) or {}
+        config = load_yaml_file(args.config) or {}
         unknown = set(config) - {
             "world",
             "world_args",

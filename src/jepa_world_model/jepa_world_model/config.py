@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jepa_common import plugins
+from jepa_common.yaml_io import load_yaml_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -287,7 +288,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"experiment config not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
     return parse_config(apply_overrides(raw, overrides or []), origin=str(path))

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from jepa_common import plugins
 from jepa_common.episodes import Episode, EpisodeSet
+from jepa_common.yaml_io import load_yaml_file
 from jepa_world_model.metrics import effective_rank, latent_std
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import SurpriseDetector
@@ -410,14 +411,13 @@ def load_topics_config(path: str | Path | None) -> Any:
     """
     if path is None:
         return None
-    import yaml
 
     from jepa_world_model.data.bags import topics_from_mapping
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"topics config {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"topics config {path} must be a mapping, got {type(raw).__name__}")
     if isinstance(raw.get("data"), dict) and "topics" in raw["data"]:
