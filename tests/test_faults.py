@@ -395,6 +395,11 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
         rollout = node.create_client(RolloutLatents, "rollout_latents")
         wait_for(lambda: encode.service_is_ready() and rollout.service_is_ready(), 180, "services")
         wait_for(lambda: node.count_subscribers("latent") >= 4, 120, "latent subscribers")
+        # every endpoint of the census up before the first one (the cost node's 'plan' subscription came up
+        # after it once, on a loaded machine, and read as an extra subscription after cycling)
+        wait_for(lambda: node.count_subscribers("plan") >= 2 and node.count_subscribers("goal_latent") >= 2
+                 and node.count_subscribers("actor/status") >= 1 and node.count_subscribers("goal_lease") >= 1,
+                 120, "all subscribers of the census")
 
         def census() -> dict:
             topics = ("latent", "goal_latent", "plan", "cmd_vel", "actor/status", "goal_lease", "agent_status")
