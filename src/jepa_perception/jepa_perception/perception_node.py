@@ -37,6 +37,10 @@ from jepa_common.ros_common import (
 from jepa_interfaces.msg import LatentState
 from jepa_interfaces.srv import EncodeImage
 
+# The configurator's perception_timeout (default 2 s) must see several of these even on a loaded machine: at
+# 1 Hz one late heartbeat, with frames stopped (lockstep sim, actor gone), read as a dead perception.
+HEARTBEAT_PERIOD_S = 0.5
+
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest.json, encoder.onnx, model.pt)", read_only=True),
     "backend": Param("onnx", "inference backend for the encoder", choices=("onnx", "torch"), read_only=True),
@@ -96,7 +100,7 @@ class PerceptionNode(LifecycleNode):
         if self.params["use_proprio"]:
             own(self.create_subscription(JointState, "proprio", guarded(self, "proprio", self.on_proprio), sensor_qos()))
         own(self.create_service(EncodeImage, "encode_image", self.on_encode))
-        own(self.create_timer(1.0, self.publish_rate, clock=steady_clock()))
+        own(self.create_timer(HEARTBEAT_PERIOD_S, self.publish_rate, clock=steady_clock()))
         self.get_logger().info(f"loaded bundle {self.model.model_id} ({self.params['backend']}), "
                                f"input {self.image_hw[1]}x{self.image_hw[0]}, latent {list(self.model.latent_shape)}")
         return TransitionCallbackReturn.SUCCESS
@@ -112,7 +116,7 @@ class PerceptionNode(LifecycleNode):
         return self.on_cleanup(state)
 
     def publish_rate(self) -> None:
-        """Heartbeat: the latent rate over the last 2 s (0 when idle), once a second."""
+        """Heartbeat: the latent rate over the last 2 s (0 when idle), every ``HEARTBEAT_PERIOD_S``."""
         if self.rate_pub is None or not self.rate_pub.is_activated:
             return
         now = time.monotonic()
@@ -173,7 +177,7 @@ class PerceptionNode(LifecycleNode):
             LOCAL_TOPICS.deliver(self.latent_topic, out)
         self.latent_pub.publish(out)
         self._last_out = now
-        self._times.append(now)  # the rate goes out with the 1 s heartbeat (one message per frame woke its subscribers)
+        self._times.append(now)  # the rate goes out with the heartbeat (one message per frame woke its subscribers)
         while now - self._times[0] > 2.0:
             self._times.popleft()
 

@@ -79,7 +79,7 @@ PARAMS = {
     "lease_period": Param(0.25, "seconds between goal lease refreshes on 'goal_lease' (keep well under the actor's "
                           "lease_timeout)", min=0.01, max=60.0),
     "perception_timeout": Param(2.0, "abort a running goal after this many seconds without a latent or a "
-                                "perception/rate heartbeat (1 Hz) from perception", min=0.1, max=600.0, dynamic=True),
+                                "perception/rate heartbeat (2 Hz) from perception", min=0.1, max=600.0, dynamic=True),
     "stall_timeout": Param(15.0, "abort a running goal after this many seconds without a latent while perception "
                            "is alive (camera or simulator stalled)", min=0.5, max=3600.0, dynamic=True),
     "actor_timeout": Param(3.0, "abort a running goal after this many seconds without actor/status (1 Hz) or a plan",
