@@ -213,7 +213,6 @@ def unknown_param_keys(fqn: str, declared: set[str], files: list[str]) -> list[s
     naming the closest declared key. Shared sections (``/**``) are skipped: they serve every node."""
     import difflib
 
-
     problems = []
     for path in files:
         try:

@@ -3,7 +3,7 @@
 Managed (lifecycle) node: the bundle is loaded in ``on_configure``, latents are published only
 while active. Input images use sensor QoS (best effort, depth 1: only the newest frame matters);
 each latent carries the stamp and frame of the image it came from, so downstream nodes can
-measure latency and detect stale input. ``perception/rate`` is also published once a second on the
+measure latency and detect stale input. ``perception/rate`` is also published twice a second on the
 steady clock while active, images or not: the configurator tells a dead perception node from an
 idle one. Bad images (encoding, size, length) and bad proprioception (NaN, wrong size) are dropped
 with a throttled warning naming what was wrong; the node keeps running.
