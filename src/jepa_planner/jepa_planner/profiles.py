@@ -111,8 +111,10 @@ class PlannerProfile(BaseModel):
         policy_path: checkpoint of a DistilledPolicy (kind policy, or to seed Mode 2: seed_samples > 0 or
             seed_warm_start).
         seed_samples: policy proposals added to each sampling iteration (Mode 1 seeding Mode 2).
-        seed_warm_start: the policy's decision replaces the first action of the flat sampler's warm start
-            (Mode 1 seeding Mode 2 without taking samples; ``PolicySeededPlanner``).
+        seed_warm_start: Mode 1 seeding Mode 2 without taking samples (flat planners; ``PolicySeededPlanner``):
+            ``first`` (or ``true``) puts the policy's decision in place of the first action of the sampler's
+            warm start, ``rollout`` replaces the whole warm start with the policy's rollout through the model
+            over the horizon; ``none`` (or ``false``, the default) does neither.
         policy_noise: Gaussian noise on the policy's actions (fraction of the half range): acting alone
             (kind policy; default 0, deterministic), it lets Mode 1 leave the fixed points of a deterministic
             policy (``PolicyPlanner``); seeding (``seed_samples``), it spreads the proposals (default 0.1).
@@ -141,7 +143,7 @@ class PlannerProfile(BaseModel):
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
-    seed_warm_start: bool = False
+    seed_warm_start: Literal["none", "first", "rollout"] = "none"
     policy_noise: float | None = Field(None, ge=0, le=2)
     policy_check_samples: int = Field(1, ge=1, le=4096)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
@@ -149,9 +151,20 @@ class PlannerProfile(BaseModel):
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
 
+    @property
+    def seeded(self) -> bool:
+        """Whether Mode 1 seeds this profile's planner (proposals or a warm start)."""
+        return self.seed_samples > 0 or self.seed_warm_start != "none"
+
     def replan_interval(self, frameskip: int) -> int:
         """Raw control steps between replans for a model with this ``frameskip``."""
         return int(self.replan_raw_steps or self.execute_steps * frameskip)
+
+    @field_validator("seed_warm_start", mode="before")
+    @classmethod
+    def _warm_start_bool(cls, value: Any) -> Any:
+        """``true`` / ``false`` as written before the rollout warm start existed: ``first`` / ``none``."""
+        return {True: "first", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="before")
     @classmethod
@@ -172,7 +185,7 @@ class PlannerProfile(BaseModel):
             raise ValueError(f"a {self.kind} profile has exactly one level (level 0), got {levels}")
         if self.kind == "hierarchical" and (len(levels) < 2 or any(a <= b for a, b in itertools.pairwise(levels))):
             raise ValueError(f"a hierarchical profile lists >= 2 levels, strictly decreasing, top first; got {levels}")
-        if self.seed_warm_start and self.kind != "flat":
+        if self.seed_warm_start != "none" and self.kind != "flat":
             raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
         if self.policy_check_samples > 1 and (self.kind != "policy" or not self.policy_noise):
             raise ValueError(f"policy_check_samples > 1 needs kind: policy and policy_noise > 0 (the candidates are noisy "
@@ -293,7 +306,7 @@ def build_planner(
             f"profile {profile.name!r} plans at levels {[lv.level for lv in profile.levels]} but the model "
             f"has levels {model_levels} (missing {missing}); use a flat profile or a hierarchical model"
         )
-    if policy is None and profile.policy_path and (profile.kind == "policy" or profile.seed_samples > 0 or profile.seed_warm_start):
+    if policy is None and profile.policy_path and (profile.kind == "policy" or profile.seeded):
         policy = DistilledPolicy.load(profile.policy_path)
     if profile.kind == "policy":
         if policy is None:
@@ -314,7 +327,7 @@ def build_planner(
             profile.subgoal_tolerance,
             profile.direct_goal_distance,
         )
-    if policy is not None and (profile.seed_samples > 0 or profile.seed_warm_start):
+    if policy is not None and profile.seeded:
         noise = 0.1 if profile.policy_noise is None else profile.policy_noise
         planner = PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise, warm_start=profile.seed_warm_start)
     return with_recovery(profile, planner)
@@ -331,15 +344,20 @@ class PolicySeededPlanner:
     """Wraps a planner so every ``plan`` call is seeded by the Mode-1 policy (Mode 1 seeding Mode 2).
 
     Two ways, which combine: ``num`` proposals (the policy's rollouts through the model, all but the first
-    with ``noise_std`` action noise) join the candidates of every sampling iteration; ``warm_start`` puts the
-    policy's decision in place of the first action of the warm start (the samplers' initial mean; flat
-    planners only). ``bench/bench_policy.py`` measures both against the unseeded planner.
+    with ``noise_std`` action noise) join the candidates of every sampling iteration; ``warm_start`` seeds
+    the samplers' initial mean (flat planners only): ``first`` puts the policy's decision in place of its
+    first action, ``rollout`` replaces it with the policy's noise-free rollout over the horizon.
+    ``bench/bench_policy.py`` measures them against the unseeded planner.
     """
 
-    def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1, warm_start: bool = False) -> None:
-        if warm_start and isinstance(planner, HierarchicalPlanner):
+    def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1,
+                 warm_start: bool | Literal["none", "first", "rollout"] = "none") -> None:
+        warm_start = {True: "first", False: "none"}.get(warm_start, warm_start) if isinstance(warm_start, bool) else warm_start
+        if warm_start not in ("none", "first", "rollout"):
+            raise ValueError(f"warm_start must be none, first or rollout, got {warm_start!r}")
+        if warm_start != "none" and isinstance(planner, HierarchicalPlanner):
             raise ValueError("a warm start from the Mode-1 policy needs a flat planner (the hierarchical one plans subgoals first)")
-        if num < 0 or (num == 0 and not warm_start):
+        if num < 0 or (num == 0 and warm_start == "none"):
             raise ValueError(f"Mode-1 seeding needs proposals (num >= 1) or warm_start, got num={num}")
         self.planner, self.policy, self.num, self.noise_std, self.warm_start = planner, policy, num, noise_std, warm_start
         self.name, self.model = planner.name, planner.model
@@ -355,6 +373,8 @@ class PolicySeededPlanner:
         ctx, g = low.validate(z_ctx, goal)
         if self.num:
             kwargs["proposals"] = self.policy.propose(self.model, ctx, g, low.horizon, self.num, self.noise_std, self.generator)
-        if self.warm_start:
-            kwargs["first_action"] = self.policy.act(ctx[-1], g)
+        if self.warm_start == "first":
+            kwargs["warm_actions"] = self.policy.act(ctx[-1], g)
+        elif self.warm_start == "rollout":
+            kwargs["warm_actions"] = self.policy.propose(self.model, ctx, g, low.horizon, 1, noise_std=0.0)[0]
         return self.planner.plan(ctx, g, **kwargs)

@@ -62,11 +62,41 @@ def test_warm_start_from_the_policy(monkeypatch):
     assert torch.allclose(seen[0][0], policy.act(z, g))
     level = profile.levels[0]
     assert result.stats.samples == level.params["iterations"] * level.params["num_samples"]
-    with pytest.raises(ValueError, match="first_action must be 2 finite values"):
-        inner.plan(z, g, first_action=torch.tensor([float("nan"), 0.0]))
+    with pytest.raises(ValueError, match=r"warm_actions must be \(A,\) or \(K, A\) finite values with A = 2"):
+        inner.plan(z, g, warm_actions=torch.tensor([float("nan"), 0.0]))
+    with pytest.raises(ValueError, match="K <= horizon"):
+        inner.plan(z, g, warm_actions=torch.zeros(inner.horizon + 1, 2))
     body = load_profile("hierarchical").model_dump() | {"seed_warm_start": True}
     with pytest.raises(ValueError, match="seed_warm_start needs a flat profile"):
         PlannerProfile.model_validate(body)
+
+
+def test_rollout_warm_start_replaces_the_whole_initial_mean(monkeypatch):
+    """seed_warm_start: rollout: the sampler starts from the policy's noise-free rollout over the horizon
+    (not the previous plan shifted); true / false as written before are first / none; bad values are refused."""
+    from jepa_planner.profiles import PlannerProfile, PolicySeededPlanner
+
+    model = LinearWorldModel(dim=2, bound=1.0)
+    policy = DistilledPolicy.for_model(model, hidden=8)
+    profile = load_profile("flat_cem").model_copy(update={"seed_warm_start": "rollout"})
+    planner = build_planner(profile, model, policy=policy)
+    inner = planner.planner
+    seen = []
+    original = inner._optimise
+    monkeypatch.setattr(inner, "_optimise", lambda ctx, goal, init, *rest: seen.append(init) or original(ctx, goal, init, *rest))
+    z, g = torch.zeros(2), torch.ones(2)
+    planner.plan(z, g)
+    planner.plan(z, g)  # a previous plan exists now: the rollout still replaces all of it
+    expected = inner.clip(policy.propose(model, z.reshape(1, 2), g, inner.horizon, 1, noise_std=0.0)[0])
+    assert all(torch.allclose(init, expected) for init in seen)
+    assert not torch.allclose(expected[1:], expected[0].expand_as(expected[1:]))  # a real rollout, not a repeat
+    flat = load_profile("flat_cem").model_dump()
+    assert PlannerProfile.model_validate(flat | {"seed_warm_start": True}).seed_warm_start == "first"
+    assert PlannerProfile.model_validate(flat | {"seed_warm_start": False}).seeded is False
+    with pytest.raises(ValueError, match="seed_warm_start"):
+        PlannerProfile.model_validate(flat | {"seed_warm_start": "sometimes"})
+    with pytest.raises(ValueError, match="warm_start must be none, first or rollout"):
+        PolicySeededPlanner(inner, policy, 0, warm_start="sometimes")
 
 
 def test_bad_profiles_raise_clear_errors(tmp_path: Path):

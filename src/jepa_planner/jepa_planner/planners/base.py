@@ -187,7 +187,7 @@ class Planner(ABC):
         proposals: torch.Tensor | None = None,
         max_time: float | None = None,
         shift: int = 1,
-        first_action: torch.Tensor | None = None,
+        warm_actions: torch.Tensor | None = None,
     ) -> PlanResult:
         """Optimise an action sequence from the context toward the goal latent.
 
@@ -198,8 +198,9 @@ class Planner(ABC):
             proposals: (P, H, A) candidate sequences to include (e.g. from the Mode-1 policy).
             max_time: time budget for this call (default: the planner's).
             shift: steps of the previous plan executed since the last call (warm start).
-            first_action: (A,) replaces the first action of the warm start (the samplers' initial mean), e.g.
-                the Mode-1 policy's decision; the rest stays the previous plan shifted.
+            warm_actions: (A,) or (K, A), K <= H: replace the first K actions of the warm start (the samplers'
+                initial mean), e.g. the Mode-1 policy's decision or its rollout; the rest stays the previous
+                plan shifted.
 
         Returns:
             PlanResult with in-bound actions.
@@ -212,12 +213,15 @@ class Planner(ABC):
         start = time.perf_counter()
         deadline = math.inf if budget is None else start + budget
         init = self.initial_mean(shift)
-        if first_action is not None:
-            first_action = torch.as_tensor(first_action, dtype=torch.float32).reshape(-1)
-            if first_action.numel() != self.action_dim or not torch.isfinite(first_action).all():
-                raise ValueError(f"first_action must be {self.action_dim} finite values, got shape {tuple(first_action.shape)}")
+        if warm_actions is not None:
+            warm = torch.as_tensor(warm_actions, dtype=torch.float32)
+            warm = warm.unsqueeze(0) if warm.dim() == 1 else warm
+            if warm.dim() != 2 or warm.shape[1] != self.action_dim or not 1 <= warm.shape[0] <= self.horizon \
+                    or not torch.isfinite(warm).all():
+                raise ValueError(f"warm_actions must be (A,) or (K, A) finite values with A = {self.action_dim} and "
+                                 f"K <= horizon {self.horizon}, got shape {tuple(warm.shape)}")
             init = init.clone()
-            init[0] = first_action
+            init[: warm.shape[0]] = warm
         init = self.clip(init)
         with torch.no_grad():  # sampling planners need no graph; the gradient planner re-enables it
             actions, latents, breakdown, best = self._optimise(ctx, goal, init, proposals, prev_action, deadline, stats)
