@@ -7,13 +7,13 @@ One command regenerates everything from the bundle (the policy is trained here, 
    ``--label-k`` Mode-2 planners label each state (``MeanLabeller``: the mean of their final sampling means,
    ``--keep-speed`` at the speed of their executed first actions); 0 labels with one planner's best action.
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
-   Mode 1 alone (with its action noise ``--noise-std``, and deterministic); Mode 1 with a one-step check
-   (``--check-samples``: of its action and noisy copies, the one the model predicts nearest the goal, the
-   ``policy_checked`` profile); Mode 2 (``--profile``);
-   Mode 2 at reduced samples, unseeded, seeded by Mode 1's proposals (they count in the samples) and
-   warm-started by Mode 1 (its decision is the first action of the sampler's initial mean); then scarcer
-   budgets (``--sweep-fractions``) unseeded and warm-started. Success with a Wilson 95% interval, time per
-   decision, samples per decision.
+   Mode 1 alone as the ``--mode1-profile`` runs it (its ``policy_noise`` and ``stall_recovery``; and
+   deterministic); Mode 1 with a one-step check (``--check-samples``: of its action and noisy copies, the one
+   the model predicts nearest the goal, the ``policy_checked`` profile); Mode 2 (``--profile``);
+   Mode 2 at reduced samples, unseeded, seeded by Mode 1's proposals (they count in the samples),
+   warm-started by Mode 1's decision (the first action of the sampler's initial mean) and by its rollout (the
+   whole initial mean); then scarcer budgets (``--sweep-fractions``) unseeded and with both warm starts.
+   Success with a Wilson 95% interval, time per decision, samples per decision.
 
     .venv/bin/python bench/bench_policy.py --seed 0 --rounds 8 --episodes-per-round 20 --episodes 100 \
         --label-k 4 --noise-std 0.6 --ensemble 5 --out bench/results/policy.json
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", default=str(ROOT / "models" / "two_rooms"))
     p.add_argument("--world", default="two_rooms")
     p.add_argument("--profile", default="flat_cem", help="the Mode-2 profile (a flat sampling planner)")
+    p.add_argument("--mode1-profile", default="policy",
+                   help="the Mode-1 profile (kind policy): its policy_noise and stall_recovery are how Mode 1 alone is run")
     p.add_argument("--rounds", type=int, default=4, help="DAgger rounds after the demonstration round")
     p.add_argument("--episodes-per-round", type=int, default=15)
     p.add_argument("--epochs", type=int, default=200)
@@ -72,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-speed", action="store_true",
                    help="with --label-k: the label keeps the mean's direction at the executed actions' mean speed")
     p.add_argument("--noise-std", type=float, default=0.6,
-                   help="Mode 1's action noise (fraction of the half range) while it drives DAgger rounds, when "
-                        "evaluated (the deterministic policy is evaluated too) and in its proposals to Mode 2")
+                   help="Mode 1's action noise (fraction of the half range) while it drives DAgger rounds, in its "
+                        "proposals to Mode 2 and in the one-step check's copies (Mode 1 alone runs with the "
+                        "--mode1-profile's policy_noise)")
     p.add_argument("--check-samples", type=int, default=8,
                    help="candidates of Mode 1 with a one-step check (its action and noisy copies; PolicyPlanner check_samples)")
     p.add_argument("--sample-fraction", type=float, default=1 / 3, help="samples of the reduced Mode 2 (fraction)")
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_bundle(args.bundle, backend="torch")
         profile = load_profile(args.profile)
+        mode1 = load_profile(args.mode1_profile)
     except (FileNotFoundError, ValueError) as exc:
         print(f"bench_policy: {exc}", file=sys.stderr)
         return 2
@@ -95,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             or not all(0 < f <= 1 for f in [args.sample_fraction, *args.sweep_fractions])):
         print("bench_policy: --label-k must be >= 0, --hidden, --depth, --ensemble >= 1, --check-samples >= 2, --noise-std in "
               "(0, 2] and the sample fractions in (0, 1]", file=sys.stderr)
+        return 2
+    if mode1.kind != "policy":
+        print(f"bench_policy: --mode1-profile {args.mode1_profile!r} must be kind: policy, got {mode1.kind}", file=sys.stderr)
         return 2
     if profile.kind != "flat" or "num_samples" not in profile.levels[0].params:
         print(f"bench_policy: profile {args.profile!r} must be flat with params.num_samples (cem or mppi)", file=sys.stderr)
@@ -134,12 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     seeded = reduced.model_copy(deep=True)
     seeded.levels[0].params["num_samples"] = reduced_total - args.proposals  # proposals count in the budget
 
-    def warm_started(prof):
-        return lambda s: PolicySeededPlanner(build_planner(prof, model, seed=s), policy, 0, warm_start=True)
+    def warm_started(prof, how: str = "first"):
+        return lambda s: PolicySeededPlanner(build_planner(prof, model, seed=s), policy, 0, warm_start=how)
 
+    deterministic = mode1.model_copy(update={"policy_noise": 0.0})
     conditions = {
-        "mode1_policy": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s),
-        "mode1_policy_deterministic": lambda s: PolicyPlanner(model, policy),
+        "mode1_policy": lambda s: build_planner(mode1, model, seed=s, policy=policy),
+        "mode1_policy_deterministic": lambda s: build_planner(deterministic, model, seed=s, policy=policy),
         "mode1_policy_checked": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s,
                                                         check_samples=args.check_samples),
         "mode2_planner": lambda s: build_planner(profile, model, seed=s),
@@ -147,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
                                                                        args.proposals, noise_std=args.noise_std),
         "mode2_reduced_warm_started_by_mode1": warm_started(reduced),
+        "mode2_reduced_rollout_started_by_mode1": warm_started(reduced, "rollout"),
     }
     results: dict = {}
     partial = Path(args.out).with_suffix(".partial.json")
@@ -159,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         scarce = reduced_profile(max(2, round(full * fraction)))
         row = {"fraction": fraction, "samples_per_iteration": scarce.levels[0].params["num_samples"]}
         for name, make in (("unseeded", lambda s, p=scarce: build_planner(p, model, seed=s)),
-                           ("warm_started_by_mode1", warm_started(scarce))):
+                           ("warm_started_by_mode1", warm_started(scarce)),
+                           ("rollout_started_by_mode1", warm_started(scarce, "rollout"))):
             row[name] = run_condition(model, make, world, heldout, max_steps, replan, f"{name} x{fraction:.3f}")
         sweep.append(row)
         print(f"budget x{fraction:.3f}: {row}", flush=True)
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": Path(args.bundle).name,
         "world": args.world,
         "profile": args.profile,
+        "mode1_profile": {"name": args.mode1_profile, "policy_noise": mode1.policy_noise,
+                          "stall_recovery": None if mode1.stall_recovery is None else mode1.stall_recovery.model_dump()},
         "policy": {"hidden": args.hidden, "depth": args.depth, "difference": args.difference, "epochs": args.epochs,
                    "noise_std": args.noise_std, "ensemble": args.ensemble, "check_samples": args.check_samples,
                    "label": ("best first action of one planner" if not args.label_k else

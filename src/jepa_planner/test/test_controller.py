@@ -166,6 +166,10 @@ def test_profiles_carry_their_stall_recovery_to_the_controller() -> None:
     ctl = MPCController(model, build_planner(shipped, model))
     assert isinstance(ctl.recovery, StallRecovery) and ctl.recovery.window == 8
     assert MPCController(model, build_planner(load_profile("flat_mppi"), model)).recovery is None
+    from jepa_planner.policy import DistilledPolicy  # Mode 1 alone gets it too: the `policy` profile has one
+
+    mode1 = build_planner(load_profile("policy"), model, policy=DistilledPolicy.for_model(model, hidden=8))
+    assert isinstance(MPCController(model, mode1).recovery, StallRecovery)
     with pytest.raises(ValueError, match="stall_recovery"):
         PlannerProfile.model_validate({"name": "x", "stall_recovery": {"windw": 3}})
     with pytest.raises(ValueError, match="window"):
