@@ -361,6 +361,8 @@ class PolicySeededPlanner:
             raise ValueError(f"Mode-1 seeding needs proposals (num >= 1) or warm_start, got num={num}")
         self.planner, self.policy, self.num, self.noise_std, self.warm_start = planner, policy, num, noise_std, warm_start
         self.name, self.model = planner.name, planner.model
+        # the controller reads the stall recovery off the planner it drives: the wrapper must not drop it
+        self.stall_recovery = getattr(planner, "stall_recovery", None)
         self.generator = torch.Generator().manual_seed(0)
 
     def reset(self, seed: int | None = None) -> None:

@@ -168,8 +168,13 @@ def test_profiles_carry_their_stall_recovery_to_the_controller() -> None:
     assert MPCController(model, build_planner(load_profile("flat_mppi"), model)).recovery is None
     from jepa_planner.policy import DistilledPolicy  # Mode 1 alone gets it too: the `policy` profile has one
 
-    mode1 = build_planner(load_profile("policy"), model, policy=DistilledPolicy.for_model(model, hidden=8))
+    policy = DistilledPolicy.for_model(model, hidden=8)
+    mode1 = build_planner(load_profile("policy"), model, policy=policy)
     assert isinstance(MPCController(model, mode1).recovery, StallRecovery)
+    from jepa_planner.profiles import PolicySeededPlanner  # a wrapper seeding Mode 2 keeps its planner's recovery
+
+    seeded = PolicySeededPlanner(build_planner(shipped, model), policy, 0, warm_start="first")
+    assert MPCController(model, seeded).recovery == ctl.recovery
     with pytest.raises(ValueError, match="stall_recovery"):
         PlannerProfile.model_validate({"name": "x", "stall_recovery": {"windw": 3}})
     with pytest.raises(ValueError, match="window"):
