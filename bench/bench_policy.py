@@ -16,7 +16,7 @@ One command regenerates everything from the bundle (the policy is trained here, 
    Success with a Wilson 95% interval, time per decision, samples per decision.
 
     .venv/bin/python bench/bench_policy.py --seed 0 --rounds 8 --episodes-per-round 20 --episodes 100 \
-        --label-k 4 --noise-std 0.6 --ensemble 5 --out bench/results/policy.json
+        --label-k 4 --noise-std 0.6 --ensemble 5 --out bench/results/policy_mode1_recovery_seed0.json
 """
 
 from __future__ import annotations
