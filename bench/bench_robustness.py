@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from jepa_planner.evaluate import evaluate, load_model, machine_info, wilson_interval, world_settings
-from jepa_planner.profiles import build_planner, load_profile
+from jepa_planner.profiles import build_planner, load_profile, profile_for_world
 from jepa_sim.camera import CameraPerturbation
 from jepa_sim.factors import make_varied_world
 
@@ -65,7 +65,6 @@ WORLD_ROWS: dict[str, list[tuple[str, Any]]] = {
     "two_rooms": [("door_y", 20.0), ("door_y", "random"), *POINT_MASS_ROWS],
     "multi_room": POINT_MASS_ROWS,
 }
-PROFILES = {"two_rooms": "flat_cem", "multi_room": "hierarchical", "point_maze": "hierarchical"}
 MAX_STEPS = {"two_rooms": 200, "multi_room": 600}
 SHIPPED = ["models/two_rooms", "models/multi_room", "models/point_maze"]
 
@@ -133,7 +132,7 @@ def bench_bundle(bundle: str, args: argparse.Namespace, partial: Path | None = N
     """All rows of one bundle; after each row the rows so far go to ``partial`` (a long run can be stopped)."""
     world_name, world_kwargs, notes = world_settings(str(ROOT / bundle), None, {})
     model = load_model(str(ROOT / bundle), None, "torch")
-    profile_name = args.profile or PROFILES.get(world_name, "flat_cem")
+    profile_name = args.profile or profile_for_world(world_name)
     profile = load_profile(profile_name)
     max_steps = args.max_steps or MAX_STEPS.get(world_name)
     make_varied_world(world_name, world_kwargs, {}).close()  # an optional simulator that is missing skips the bundle

@@ -17,7 +17,8 @@ last) and backend it writes:
 * detection: first frame at or after the violation whose surprise exceeds the alarm threshold,
   as a delay in model steps ((frame - violation frame) / frameskip), the share detected within
   2 model steps, and false alarms per normal frame (held-out normal episodes and the possible episodes);
-* with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop).
+* with ``--agent-episodes N``: false alarms while the agent itself drives to goals (closed loop, for the
+  world's full episode length, with the profile the world's other benchmarks use: ``profile_for_world``).
 
 The variant the bundle's calibration (``surprise_calibration.json``, written by
 bench/calibrate_surprise.py) names is the *live* one, what the world-model node and offline evaluation
@@ -25,8 +26,8 @@ use: its threshold and whitening come from that file, the others' are calibrated
 The targets summary, the closed-loop false alarms and the figure (surprise around the violation frame
 per kind) are of the live variant.
 
-Usage (15 min on 2 busy cores with --agent-episodes 10, about 8 without):
-    python bench/bench_surprise.py --seed 0 --pairs 100 --out bench/results/surprise.json
+Usage (4.5 min on the idle 2-core machine, half of it the 200 closed-loop episodes):
+    python bench/bench_surprise.py --seed 0 --pairs 100 --agent-episodes 100 --calib-episodes 1600 --out bench/results/surprise.json
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_surprise import DEFAULT_RATE, bundle_world, finite_surprise, normal_residuals
 
+from jepa_planner.profiles import profile_for_world
 from jepa_sim.violations import kinds_for, make_pairs
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import (
@@ -169,7 +171,8 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
 def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episodes: int, seed: int, threshold: float,
                        detector: SurpriseDetector, profile: str = "flat_cem", max_steps: int = 100) -> dict[str, Any]:
     """False alarms while the agent itself drives (closed loop, the actor's MPCController and profile): the live
-    behaviour the alarm must stay quiet for. Planning uses the torch backend as the actor does; surprise uses ``model``."""
+    behaviour the alarm must stay quiet for. Planning uses the torch backend as the actor does; surprise uses ``model``.
+    ``max_steps``: raw steps per episode (0: the world's episode length)."""
     from jepa_planner.controller import MPCController
     from jepa_planner.evaluate import encode_observation
     from jepa_planner.profiles import build_planner
@@ -178,6 +181,7 @@ def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episod
     planning_model = load_bundle(bundle, backend="torch")
     planner = build_planner(profile, planning_model)
     env = make_world(world, **kwargs)
+    max_steps = max_steps or int(env.spec.max_steps)
     clip = getattr(getattr(env, "batch", None), "clip_actions", None)
     scores, successes = [], 0
     for i in range(episodes):
@@ -205,7 +209,7 @@ def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episod
 
 
 def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episodes: int,
-                 agent_episodes: int = 0) -> tuple[dict[str, Any], dict]:
+                 agent_episodes: int = 0, agent_profile: str | None = None) -> tuple[dict[str, Any], dict]:
     """All metrics of one bundle, and the traces for the figure."""
     world, kwargs = bundle_world(bundle)
     kinds = kinds_for(world)
@@ -242,7 +246,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
         horizon, _, window = VARIANTS[live]
         result["agent"] = agent_false_alarms(bundle, models["onnx"], world, kwargs, agent_episodes, seed + 11000,
                                              thresholds[live]["threshold"],
-                                             SurpriseDetector(horizon, window, thresholds[live]["whitening"]))
+                                             SurpriseDetector(horizon, window, thresholds[live]["whitening"]),
+                                             profile=agent_profile or profile_for_world(world), max_steps=0)
         result["agent"]["variant"] = live
     return result, traces
 
@@ -309,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="actions per episode")
     parser.add_argument("--calib-episodes", type=int, default=400, help="normal episodes for thresholds and false-alarm rates")
     parser.add_argument("--agent-episodes", type=int, default=0,
-                        help="closed-loop episodes of the agent (flat_cem) for its own false-alarm rate (slow: planning on CPU)")
+                        help="closed-loop episodes of the agent for its own false-alarm rate (slow: planning on CPU)")
+    parser.add_argument("--agent-profile", default=None,
+                        help="the agent's planner profile (default per world, as the other benchmarks: two_rooms flat_cem, "
+                             "multi_room hierarchical)")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     if args.pairs < 1:
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bundle {bundle} ...", file=sys.stderr)
         try:
             results[name], traces[name] = bench_bundle(bundle, args.seed, args.pairs, args.steps, args.calib_episodes,
-                                                       args.agent_episodes)
+                                                       args.agent_episodes, args.agent_profile)
         except (FileNotFoundError, ValueError) as exc:
             results[name], traces[name] = {"skipped": str(exc)}, {}
     out = Path(args.out)

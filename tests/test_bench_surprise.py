@@ -27,8 +27,8 @@ def bench():
 
 def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
     out = tmp_path / "surprise.json"
-    rc = bench.main(["--seed", "1", "--pairs", "3", "--steps", "30", "--calib-episodes", "8", "--out", str(out),
-                     "--bundles", str(BUNDLE), str(REPO / "models" / "no_such_bundle")])
+    rc = bench.main(["--seed", "1", "--pairs", "3", "--steps", "30", "--calib-episodes", "8", "--agent-episodes", "1",
+                     "--out", str(out), "--bundles", str(BUNDLE), str(REPO / "models" / "no_such_bundle")])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["pairs"] == 3 and report["seed"] == 1 and "bench_surprise.py" in report["command"]
@@ -49,5 +49,18 @@ def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
                 assert 0 <= m["detected_within_2_model_steps"] <= m["detected"] <= 1
                 assert set(m["delay_model_steps"]) == {"median", "p90", "max"}
                 assert math.isfinite(m["surprise_at_violation_median"])
+    agent = two["agent"]  # closed loop with the profile two-rooms' other benchmarks drive with
+    assert agent["profile"] == "flat_cem" and agent["episodes"] == 1 and agent["frames"] > 0
+    assert 0 <= agent["false_alarms"] <= agent["frames"] and agent["variant"] == two["live_variant"]
     assert set(report["two_rooms_targets_met"]) >= {"teleport", "false_alarm_rate_ok"}
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_each_world_has_the_profile_its_benchmarks_drive_with() -> None:
+    from jepa_planner.profiles import load_profile, profile_for_world
+
+    assert profile_for_world("two_rooms") == "flat_cem"
+    assert profile_for_world("multi_room") == profile_for_world("point_maze") == "hierarchical"
+    assert profile_for_world("some_new_world") == "flat_cem"
+    for world in ("two_rooms", "multi_room", "point_maze"):
+        load_profile(profile_for_world(world))  # every named profile exists

@@ -193,6 +193,16 @@ class PlannerProfile(BaseModel):
         return self
 
 
+# The profile each built-in world's benchmarks drive with: multi-room and PointMaze need the hierarchy
+# (README: flat CEM fails beyond two doors / five cells); anything else plans flat.
+WORLD_PROFILES = {"two_rooms": "flat_cem", "multi_room": "hierarchical", "point_maze": "hierarchical"}
+
+
+def profile_for_world(world: str) -> str:
+    """The benchmarks' planner profile for a built-in world (``flat_cem`` for any other)."""
+    return WORLD_PROFILES.get(world, "flat_cem")
+
+
 def default_profiles_path() -> Path:
     """Where the profiles live: ``$JEPA_CONFIG_DIR``, else the repository's config/ (source tree and
     editable installs), else jepa_planner's installed share/config (a colcon install on a robot)."""
