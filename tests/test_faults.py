@@ -371,6 +371,12 @@ def test_params_file_unknown_key_and_int_for_double(ros_env, tmp_path) -> None:
     assert "see the error above" not in text
 
 
+def _log_tail(tmp_path: Path, name: str, chars: int = 3000) -> str:
+    """The last ``chars`` characters of a node process's log (what a CI failure report needs)."""
+    path = tmp_path / f"{name}.log"
+    return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path.name} was not written)"
+
+
 def _change_state(node, name: str, transition: int) -> bool:
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
@@ -418,7 +424,11 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
         for _cycle in range(2):
             for name in names:
                 for transition in sequence:
-                    assert _change_state(node, name, transition), f"{name}: transition {transition} failed"
+                    try:
+                        ok = _change_state(node, name, transition)
+                    except AssertionError as exc:  # no answer: keep the node's own account for the report
+                        raise AssertionError(f"{exc}; the end of {name}.log:\n{_log_tail(tmp_path, name)}") from None
+                    assert ok, f"{name}: transition {transition} failed; the end of {name}.log:\n{_log_tail(tmp_path, name)}"
         time.sleep(1.0)
         after = settled_census()
         assert after == before, f"entities changed after cycling:\nbefore {before}\nafter  {after}"
