@@ -11,7 +11,7 @@ import inspect
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -96,6 +96,14 @@ class StallRecoveryConfig(BaseModel):
     scale: float = Field(StallRecovery.scale, ge=0)
 
 
+WarmStart = Literal["none", "first", "rollout"]  # how Mode 1 seeds a flat sampler's initial mean
+
+
+def warm_start_name(value: Any) -> Any:
+    """``true`` / ``false`` as written before the rollout warm start existed read as ``first`` / ``none``."""
+    return ("first" if value else "none") if isinstance(value, bool) else value
+
+
 class PlannerProfile(BaseModel):
     """A named planner set-up.
 
@@ -143,7 +151,7 @@ class PlannerProfile(BaseModel):
     subgoal_index: int = Field(0, ge=0)
     policy_path: str | None = None
     seed_samples: int = Field(0, ge=0)
-    seed_warm_start: Literal["none", "first", "rollout"] = "none"
+    seed_warm_start: WarmStart = "none"
     policy_noise: float | None = Field(None, ge=0, le=2)
     policy_check_samples: int = Field(1, ge=1, le=4096)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
@@ -163,8 +171,7 @@ class PlannerProfile(BaseModel):
     @field_validator("seed_warm_start", mode="before")
     @classmethod
     def _warm_start_bool(cls, value: Any) -> Any:
-        """``true`` / ``false`` as written before the rollout warm start existed: ``first`` / ``none``."""
-        return {True: "first", False: "none"}.get(value, value) if isinstance(value, bool) else value
+        return warm_start_name(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -361,9 +368,9 @@ class PolicySeededPlanner:
     """
 
     def __init__(self, planner, policy: DistilledPolicy, num: int, noise_std: float = 0.1,
-                 warm_start: bool | Literal["none", "first", "rollout"] = "none") -> None:
-        warm_start = {True: "first", False: "none"}.get(warm_start, warm_start) if isinstance(warm_start, bool) else warm_start
-        if warm_start not in ("none", "first", "rollout"):
+                 warm_start: bool | WarmStart = "none") -> None:
+        warm_start = warm_start_name(warm_start)
+        if warm_start not in get_args(WarmStart):
             raise ValueError(f"warm_start must be none, first or rollout, got {warm_start!r}")
         if warm_start != "none" and isinstance(planner, HierarchicalPlanner):
             raise ValueError("a warm start from the Mode-1 policy needs a flat planner (the hierarchical one plans subgoals first)")
@@ -371,9 +378,17 @@ class PolicySeededPlanner:
             raise ValueError(f"Mode-1 seeding needs proposals (num >= 1) or warm_start, got num={num}")
         self.planner, self.policy, self.num, self.noise_std, self.warm_start = planner, policy, num, noise_std, warm_start
         self.name, self.model = planner.name, planner.model
-        # the controller reads the stall recovery off the planner it drives: the wrapper must not drop it
-        self.stall_recovery = getattr(planner, "stall_recovery", None)
         self.generator = torch.Generator().manual_seed(0)
+
+    @property
+    def stall_recovery(self) -> StallRecovery | None:
+        """The wrapped planner's: the controller reads the recovery off the planner it drives, and a wrapper
+        must neither drop it nor keep a copy that goes stale."""
+        return getattr(self.planner, "stall_recovery", None)
+
+    @stall_recovery.setter
+    def stall_recovery(self, value: StallRecovery | None) -> None:
+        self.planner.stall_recovery = value
 
     def reset(self, seed: int | None = None) -> None:
         self.planner.reset(seed)
