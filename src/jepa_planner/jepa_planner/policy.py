@@ -67,6 +67,7 @@ class DistilledPolicy(nn.Module):
 
         self.net = member()  # the first member keeps its name: single-net checkpoints load as before
         self.others = nn.ModuleList([member() for _ in range(ensemble - 1)])
+        self.source = ""  # the checkpoint it was loaded from (error messages)
         # goal latents the policy was trained on: a goal near one of them is "familiar" (Mode 1 may act alone)
         self.register_buffer("familiar_goals", torch.zeros(0, *latent_shape))
 
@@ -112,6 +113,13 @@ class DistilledPolicy(nn.Module):
         if keep_first:
             noise[0] = 0.0
         return self.clip(actions + noise)
+
+    def check_fits(self, model: WorldModel) -> None:
+        """ValueError (naming the checkpoint it was loaded from) unless the policy reads ``model``'s latents."""
+        if tuple(self.net.latent_shape) != tuple(model.latent_shape):
+            source = f" {self.source}" if self.source else ""
+            raise ValueError(f"policy{source} has latent shape {list(self.net.latent_shape)}, the model "
+                             f"{list(model.latent_shape)}: it was distilled for another bundle")
 
     def set_familiar_goals(self, goals: torch.Tensor) -> None:
         """Remember the (distinct) goal latents of the training data, for ``goal_distance``."""
@@ -228,8 +236,12 @@ class DistilledPolicy(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"policy checkpoint {path} does not exist")
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = blob["config"]
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            cfg = blob["config"]
+        except Exception as exc:  # truncated, not a checkpoint, or a pickle that asks for code: one clear line
+            raise ValueError(f"policy checkpoint {path} cannot be read ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}); train one with bench/bench_policy.py --policy-out") from exc
         policy = cls(
             tuple(cfg["latent_shape"]), cfg["action_low"], cfg["action_high"], cfg["num_actions"], cfg["hidden"], cfg["depth"],
             difference=bool(cfg.get("difference", False)),  # checkpoints from before the option: without
@@ -243,6 +255,7 @@ class DistilledPolicy(nn.Module):
             raise ValueError(f"policy checkpoint {path} lacks {sorted(missing)}")
         if familiar is not None:
             policy.familiar_goals = familiar
+        policy.source = str(path)
         return policy.eval()
 
 
@@ -299,6 +312,7 @@ class PolicyPlanner:
             raise ValueError(
                 f"policy action_dim {policy.action_dim} differs from the model's level {level} action_dim {self.spec.action_dim}"
             )
+        policy.check_fits(model)
 
     def reset(self, seed: int | None = None) -> None:
         """The policy is stateless; ``seed`` reseeds its action noise."""

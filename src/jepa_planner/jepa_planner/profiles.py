@@ -376,6 +376,7 @@ class PolicySeededPlanner:
             raise ValueError("a warm start from the Mode-1 policy needs a flat planner (the hierarchical one plans subgoals first)")
         if num < 0 or (num == 0 and warm_start == "none"):
             raise ValueError(f"Mode-1 seeding needs proposals (num >= 1) or warm_start, got num={num}")
+        policy.check_fits(planner.model)
         self.planner, self.policy, self.num, self.noise_std, self.warm_start = planner, policy, num, noise_std, warm_start
         self.name, self.model = planner.name, planner.model
         self.generator = torch.Generator().manual_seed(0)

@@ -97,6 +97,8 @@ def test_rollout_warm_start_replaces_the_whole_initial_mean(monkeypatch):
         PlannerProfile.model_validate(flat | {"seed_warm_start": "sometimes"})
     with pytest.raises(ValueError, match="warm_start must be none, first or rollout"):
         PolicySeededPlanner(inner, policy, 0, warm_start="sometimes")
+    with pytest.raises(ValueError, match="distilled for another bundle"):  # a policy of another latent size
+        PolicySeededPlanner(inner, DistilledPolicy((3,), [-1.0, -1.0], [1.0, 1.0], hidden=4), 4)
 
 
 def test_bad_profiles_raise_clear_errors(tmp_path: Path):
