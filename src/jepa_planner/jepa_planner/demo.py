@@ -35,7 +35,7 @@ import numpy as np
 
 from jepa_common.paths import portable_path
 from jepa_common.processes import NodeProcesses
-from jepa_common.yaml_io import load_yaml_file
+from jepa_common.yaml_io import load_yaml_file, load_yaml_text
 from jepa_planner.evaluate import wilson_interval
 
 REPO = Path(__file__).resolve().parents[3]
@@ -405,10 +405,10 @@ def run(argv: list[str] | None = None) -> int:
         sim_params.get("world_args") or (sim_params.get("world_options") or {}).get(world_name, ""))
     world_args_text = args.world_args if args.world_args is not None else default_args
     try:
-        world_args = yaml.safe_load(world_args_text or "{}") or {}
+        world_args = load_yaml_text(world_args_text or "{}", "--world-args") or {}
         if not isinstance(world_args, dict):
             raise ValueError(f"--world-args must be a YAML mapping, got {world_args_text!r}")
-    except (yaml.YAMLError, ValueError) as exc:
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from jepa_sim.worlds import make_world

@@ -18,6 +18,8 @@ def test_bad_world_args_and_missing_bundle_exit_2_before_starting_nodes(tmp_path
     assert not (tmp_path / "logs").exists()
     assert run(["--world", "two_rooms", "--world-args", "{no_such_option: 1}", "--out", str(tmp_path)]) == 2
     assert "no_such_option" in capsys.readouterr().err
+    assert run(["--world", "two_rooms", "--world-args", "{door_y: 20, door_y: 40}", "--out", str(tmp_path)]) == 2
+    assert "appears twice" in capsys.readouterr().err  # not silently the last one
 
 
 def test_an_optional_world_without_its_extra_is_one_line_naming_what_to_install(tmp_path, capsys, monkeypatch) -> None:

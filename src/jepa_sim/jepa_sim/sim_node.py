@@ -33,7 +33,6 @@ import time
 from typing import Any
 
 import numpy as np
-import yaml
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock as RosClock
@@ -46,6 +45,7 @@ from std_srvs.srv import Trigger
 
 from jepa_common.convert import twist_to_action
 from jepa_common.ros_common import Param, array_to_image, declare_params, latched_qos, reliable_qos, run_node
+from jepa_common.yaml_io import load_yaml_text
 from jepa_interfaces.srv import GetGoalImage
 from jepa_sim.worlds import World, make_world, world_names
 from jepa_sim.worlds.point_mass import PointMassWorld
@@ -90,10 +90,7 @@ def parse_world_args(text: str) -> dict[str, Any]:
     """The ``world_args`` parameter (YAML mapping text) as a dict; ValueError naming it when malformed."""
     if not text.strip():
         return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"parameter 'world_args' is not valid YAML: {err}") from err
+    value = load_yaml_text(text, "parameter 'world_args' (YAML mapping)")
     if not isinstance(value, dict):
         raise ValueError(f"parameter 'world_args' must be a YAML mapping like '{{door_y: 20}}', got {text!r}")
     return value

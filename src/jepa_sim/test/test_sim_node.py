@@ -188,3 +188,5 @@ def test_world_options_follow_the_world_and_bad_ones_are_one_clear_error():
         build_world({**params, "world": "multi_room", "world_args": "{goal_in_other_room: true}"})
     with pytest.raises(ValueError, match=r"'world_options\.two_rooms' must be a YAML mapping"):
         build_world({**params, "world_options.two_rooms": "[1, 2]"})
+    with pytest.raises(ValueError, match=r"appears twice"):  # not silently the last of the two
+        build_world({**params, "world_args": "{door_y: 20, door_y: 40}"})
