@@ -6,6 +6,11 @@ model trained on clean renders moves its latent as far for one intensity level o
 nuisances the JEPA loss learns to drop; the optional invariance term pulls the latents of two
 augmented views of the same frame together directly (the VICReg variance term on the main pass
 keeps the latents from collapsing while it does).
+
+The scene terms (``background``, ``colour_mix``) and ``blur`` randomise what a camera does not: the
+colour of the floor behind the scene, the colours of walls and agent, and focus. They are drawn per
+frame like the rest, so the model cannot spend latent dimensions on them (a colour drawn once per
+episode would be a per-episode constant that the anti-collapse term would happily encode).
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ def augment_frames(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Ge
         u = lo + (hi - lo) * torch.rand(draws, *shape, generator=generator, device=dev)
         return u.repeat_interleave(repeat, dim=0)
 
+    if cfg.background > 0:  # a floor colour painted where the scene is dark, as the camera factor does
+        x = x + (1.0 - x.amax(dim=-1, keepdim=True)) * uniform(0.0, cfg.background, 1, 1, 3)
+    if cfg.colour_mix > 0:  # recoloured scene: a random colour matrix near the identity
+        mix = torch.eye(3, device=dev) + uniform(-cfg.colour_mix, cfg.colour_mix, 3, 3)
+        x = torch.einsum("nhwc,ndc->nhwd", x, mix)
+    if cfg.blur > 0:
+        x = _blur(x, uniform(0.0, cfg.blur))
     if cfg.gamma > 0:
         log_g = uniform(-1.0, 1.0, 1, 1, 1) * torch.log1p(torch.tensor(cfg.gamma))
         x = x.clamp(0.0, 1.0) ** torch.exp(log_g)
@@ -54,6 +66,20 @@ def augment_frames(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Ge
         keep = (torch.rand(draws, generator=generator, device=dev) >= cfg.probability).repeat_interleave(repeat)
         out[keep] = frames.reshape(-1, *frames.shape[-3:])[keep]
     return out.reshape(*lead, *frames.shape[-3:])
+
+
+def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of float frames (N, H, W, C), frame n with std ``sigma[n]`` px (0 = unchanged)."""
+    radius = max(1, int(torch.ceil(3 * sigma.max()).item()))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    taps = torch.exp(-0.5 * (offsets / sigma.clamp_min(1e-3)[:, None]) ** 2)
+    taps = taps / taps.sum(dim=1, keepdim=True)  # (N, K)
+    n, h, w, c = x.shape
+    y = x.permute(0, 3, 1, 2).reshape(1, n * c, h, w)
+    k = taps.repeat_interleave(c, dim=0)[:, None]  # (N*C, 1, K): one kernel per frame and channel
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), k[:, :, None, :], groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), k[:, :, :, None], groups=n * c)
+    return y.reshape(n, c, h, w).permute(0, 2, 3, 1)
 
 
 def invariance_loss(encoder: torch.nn.Module, frames: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:

@@ -251,6 +251,7 @@ def export_bundle(
                 "scale": 1.0 / 255.0,
                 "mean": list(enc_cfg.mean),
                 "std": list(enc_cfg.std),
+                "centre": enc_cfg.centre,
                 "inside_model": not frozen,
                 "onnx_input_size": enc_cfg.onnx_input_size if frozen else None,
                 "onnx_input_layout": enc_cfg.onnx_input_layout if frozen else None,

@@ -87,6 +87,10 @@ class EncoderConfig(_Strict):
     # Push-T latent moved 0.01 std for the goal's agent position); a part of the latent that only proprio can
     # feed must encode it to meet the variance term. 0 = fuse in the head.
     proprio_latent_dim: int = Field(0, ge=0)
+    # "median": subtract each image's per-channel median before standardising. In a scene that is mostly floor the
+    # median is the floor colour, so a floor or background of another colour (a lit room, another table) reaches
+    # the network as the floor it was trained on; on images whose floor is black it changes nothing.
+    centre: Literal["none", "median"] = "none"
     feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
     # BatchNorm's variance floor: features that are almost constant over the data (empty floor, an unused colour
     # channel) are divided by sqrt(var + eps); the default 1e-5 turns a 1/255 camera change there into a large jump.
@@ -112,6 +116,8 @@ class EncoderConfig(_Strict):
             raise ValueError("encoder.type 'onnx' needs encoder.onnx_path (the frozen encoder's .onnx file)")
         if self.type == "vit" and self.vit_dim % self.vit_heads:
             raise ValueError(f"encoder.vit_dim ({self.vit_dim}) must be divisible by encoder.vit_heads ({self.vit_heads})")
+        if self.centre != "none" and self.type == "onnx":
+            raise ValueError("encoder.centre applies to trained encoders (cnn, vit); a frozen ONNX encoder sees its input as given")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"encoder.std must be positive, got {self.std}")
         if self.proprio_latent_dim and not (self.type == "cnn" and self.use_proprio):
@@ -182,7 +188,9 @@ class AugmentConfig(_Strict):
     """Photometric augmentation of training frames (``jepa_world_model.augment``): the camera changes a model must ignore.
 
     Each frame (independently) is augmented with probability ``probability``, drawing its own levels:
-    gain in [1 - brightness, 1 + brightness], contrast scale in [1 - contrast, 1 + contrast], gamma exponent
+    a floor colour in [0, background]^3 painted where the scene is dark, a colour matrix I + U(-colour_mix,
+    colour_mix)^(3x3) recolouring the scene, a Gaussian blur of std uniform in [0, blur] px, gain in
+    [1 - brightness, 1 + brightness], contrast scale in [1 - contrast, 1 + contrast], gamma exponent
     log-uniform in [1 / (1 + gamma), 1 + gamma], per-channel offset in [-colour_shift, colour_shift], Gaussian
     noise of std uniform in [0, noise_std] (fractions of full scale), then rounded back to uint8.
     ``invariance_weight`` adds a loss pulling the latents of two augmented views of the same frames together.
@@ -198,6 +206,9 @@ class AugmentConfig(_Strict):
     contrast: float = Field(0.0, ge=0.0, lt=1.0)
     gamma: float = Field(0.0, ge=0.0, le=4.0)
     colour_shift: float = Field(0.0, ge=0.0, le=0.5)
+    background: float = Field(0.0, ge=0.0, le=1.0)
+    colour_mix: float = Field(0.0, ge=0.0, le=1.0)
+    blur: float = Field(0.0, ge=0.0, le=3.0)
     invariance_weight: float = Field(0.0, ge=0.0)
     invariance_frames: int = Field(32, ge=2)
     per_window: bool = False

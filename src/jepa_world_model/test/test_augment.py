@@ -55,10 +55,25 @@ def test_probability_leaves_some_frames_clean():
 def test_each_augmentation_alone_changes_the_image():
     frames = torch.full((1, 8, 8, 3), 100, dtype=torch.uint8)
     frames[0, :4] = 30
-    for field in ("noise_std", "brightness", "contrast", "gamma", "colour_shift"):
-        cfg = AugmentConfig(enabled=True, probability=1.0, **{field: 0.3})
+    for field in ("noise_std", "brightness", "contrast", "gamma", "colour_shift", "background", "colour_mix", "blur"):
+        cfg = AugmentConfig(enabled=True, probability=1.0, **{field: 1.5 if field == "blur" else 0.3})
         outs = [augment_frames(frames, cfg, torch.Generator().manual_seed(s)) for s in range(4)]
         assert any(not torch.equal(o, frames) for o in outs), field
+
+
+def test_scene_augmentations_do_what_the_camera_factors_do():
+    frames = torch.zeros(1, 9, 9, 3, dtype=torch.uint8)
+    frames[0, :, 6:, 2] = 255  # a blue wall on a black floor
+    frames[0, 2, 2, 0] = 255  # a red dot
+    bg = augment_frames(frames, AugmentConfig(enabled=True, probability=1.0, background=0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(bg[0, :, 6:], frames[0, :, 6:])  # the bright wall keeps its colour
+    assert (bg[0, 0, 0] > 0).any() and bg[0, 0, 0].max() <= 128  # the floor takes a colour of at most 0.5
+    mixed = augment_frames(frames, AugmentConfig(enabled=True, probability=1.0, colour_mix=0.5), torch.Generator().manual_seed(1))
+    assert torch.equal(mixed[0, 0, 0], frames[0, 0, 0])  # black stays black under a colour matrix
+    assert not torch.equal(mixed[0, :, 6:], frames[0, :, 6:])  # the wall is recoloured
+    blurred = augment_frames(frames, AugmentConfig(enabled=True, probability=1.0, blur=2.0), torch.Generator().manual_seed(2))
+    assert 0 < blurred[0, 2, 2, 0] < 255 and blurred[0, 2, 3, 0] > 0  # the dot spreads
+    assert abs(blurred[..., 0].float().sum() - 255) < 30  # and keeps (about) its energy
 
 
 def test_invariance_loss_is_zero_for_an_invariant_encoder_and_positive_otherwise():

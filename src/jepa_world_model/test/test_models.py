@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from jepa_world_model.bundle import _onnx_export
 from jepa_world_model.config import EncoderConfig, PredictorConfig
 from jepa_world_model.models import (
     CausalTransformerPredictor,
@@ -38,6 +39,29 @@ def test_normalisation_is_inside_the_encoder() -> None:
     enc = CNNEncoder(EncoderConfig(latent_dim=4, channels=[4], mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), image_size=32)
     x = enc.normalize(torch.full((1, 32, 32, 3), 255, dtype=torch.uint8))
     assert x.shape == (1, 3, 32, 32) and torch.allclose(x, torch.ones_like(x))
+
+
+def test_median_centre_removes_the_floor_colour_and_keeps_black_floors(tmp_path) -> None:
+    cfg = EncoderConfig(latent_dim=4, channels=[4], mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), centre="median")
+    enc = CNNEncoder(cfg, image_size=32).eval()
+    scene = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    scene[:, :, 20:, 2] = 255  # a wall over a third of the image
+    scene[1, 5:8, 5:8, 0] = 200  # and an agent in the second
+    plain = CNNEncoder(cfg.model_copy(update={"centre": "none"}), image_size=32)
+    assert torch.equal(enc.normalize(scene), plain.normalize(scene))  # black floor: nothing changes
+    lit = scene.clone()
+    lit[:, :, :20] += torch.tensor([30, 20, 10], dtype=torch.uint8)  # the floor in another colour
+    x = enc.normalize(lit)
+    assert torch.equal(x[:, :, :, :20], plain.normalize(scene)[:, :, :, :20])  # is the black floor again
+    onnx_path = tmp_path / "enc.onnx"
+    _onnx_export(enc, (lit,), onnx_path, ["images"], ["z"], {"images": {0: "batch"}})
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"images": lit.numpy()})[0]
+    with torch.no_grad():
+        assert np.allclose(got, enc(lit).numpy(), atol=1e-5)  # the sort exports
+    with pytest.raises(ValueError, match="centre"):
+        EncoderConfig(type="onnx", onnx_path="x.onnx", centre="median")
 
 
 @pytest.mark.parametrize("pool", [True, False])

@@ -18,15 +18,20 @@ from jepa_world_model.config import EncoderConfig
 
 
 class ImageNormalizer(nn.Module):
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W), scaled to [0, 1] then standardised."""
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W), scaled to [0, 1], centred (``centre``: "median" subtracts each
+    image's per-channel median, the floor colour of a mostly-floor scene) then standardised."""
 
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], centre: str = "none") -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.centre = centre
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        if self.centre == "median":  # the lower median of H*W values, by a sort (exports to ONNX as TopK)
+            flat = x.flatten(2)
+            x = x - flat.sort(dim=2).values[:, :, (flat.shape[2] - 1) // 2, None, None]
         return (x - self.mean) / self.std
 
 
@@ -55,7 +60,7 @@ class CNNEncoder(nn.Module):
 
     def __init__(self, cfg: EncoderConfig, image_size: int, proprio_dim: int = 0) -> None:
         super().__init__()
-        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std, cfg.centre)
         layers: list[nn.Module] = []
         in_ch, size = 3, image_size
         for ch in cfg.channels:
@@ -103,7 +108,7 @@ class ViTEncoder(nn.Module):
         super().__init__()
         if image_size % cfg.patch_size:
             raise ValueError(f"image size {image_size} is not a multiple of encoder.patch_size {cfg.patch_size}")
-        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std, cfg.centre)
         self.patch = nn.Conv2d(3, cfg.vit_dim, cfg.patch_size, stride=cfg.patch_size)
         n_tokens = (image_size // cfg.patch_size) ** 2
         self.pos = nn.Parameter(torch.randn(1, n_tokens, cfg.vit_dim) * 0.02)
@@ -154,7 +159,7 @@ class OnnxFrozenEncoder(nn.Module):
         self.input_size = cfg.onnx_input_size or image_size
         self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.normalize = ImageNormalizer(cfg.mean, cfg.std)
+        self.normalize = ImageNormalizer(cfg.mean, cfg.std, cfg.centre)
         probe = self._run(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8))
         self.latent_shape = tuple(probe.shape[1:])
 
