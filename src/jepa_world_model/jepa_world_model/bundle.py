@@ -128,10 +128,15 @@ def load_run_model(run_or_file: str | Path, device: str = "cpu") -> tuple[JEPAWo
     for key in ("model", "config", "dims", "meta"):
         if key not in state:
             raise BundleError(f"{path} is not a jepa_world_model checkpoint: key '{key}' missing")
+    return model_from_state(state).to(device).eval(), state
+
+
+def model_from_state(state: dict[str, Any]) -> JEPAWorldModel:
+    """The model a checkpoint dict (``config``, ``dims``, ``model`` weights) describes, in eval mode."""
     cfg = ExperimentConfig.model_validate(state["config"])
     model = JEPAWorldModel(cfg, DataDims(**state["dims"]), onnx_bytes=state.get("onnx_encoder"))
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), state
+    return model.eval()
 
 
 def level_specs(model: JEPAWorldModel, meta: dict[str, Any]) -> list[LevelSpec]:
@@ -152,6 +157,7 @@ def export_bundle(
     check_tolerance: float = 1e-4,
     readout_episodes: int = DEFAULT_EPISODES,
     episodes: Any = None,
+    encoder_centre: str | None = None,
 ) -> Path:
     """Export a finished run to a bundle directory; checks ONNX against torch on random inputs.
 
@@ -159,11 +165,17 @@ def export_bundle(
     training episodes), else on ``readout_episodes`` episodes of the run's own world or bags; without
     such data (or with ``readout_episodes=0``) the bundle has no readout and a warning says why.
 
+    ``encoder_centre`` replaces the run's ``model.encoder.centre`` (an input step without weights, e.g. "floor"
+    for a model trained on black floors: the identity there, so its latents on its own data do not change).
+
     Raises:
         FileNotFoundError: no ``final.pt`` in ``run_dir``.
         RuntimeError: an ONNX file disagrees with torch by more than ``check_tolerance``.
     """
     model, state = load_run_model(run_dir)
+    if encoder_centre is not None and encoder_centre != model.cfg.model.encoder.centre:
+        state["config"]["model"]["encoder"]["centre"] = encoder_centre
+        model = model_from_state(state)
     cfg: ExperimentConfig = model.cfg
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -600,11 +612,17 @@ def export_main(argv: list[str] | None = None) -> int:
         default=DEFAULT_EPISODES,
         help="episodes of the run's world (or bags) the position readout is fitted on (0: no readout)",
     )
+    p.add_argument(
+        "--encoder-centre", choices=("none", "median", "floor"), default=None,
+        help="replace the run's model.encoder.centre (an input step without weights; default: keep the run's)",
+    )
     args = p.parse_args(argv)
     if args.readout_episodes < 0:
         p.error("--readout-episodes must be >= 0")
     try:
-        out = export_bundle(args.run, args.out, args.model_id, readout_episodes=args.readout_episodes)
+        out = export_bundle(
+            args.run, args.out, args.model_id, readout_episodes=args.readout_episodes, encoder_centre=args.encoder_centre
+        )
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"jepa-export: {exc}", file=sys.stderr)
         return 1

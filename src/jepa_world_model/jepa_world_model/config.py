@@ -87,10 +87,11 @@ class EncoderConfig(_Strict):
     # Push-T latent moved 0.01 std for the goal's agent position); a part of the latent that only proprio can
     # feed must encode it to meet the variance term. 0 = fuse in the head.
     proprio_latent_dim: int = Field(0, ge=0)
-    # "median": subtract each image's per-channel median before standardising. In a scene that is mostly floor the
-    # median is the floor colour, so a floor or background of another colour (a lit room, another table) reaches
-    # the network as the floor it was trained on; on images whose floor is black it changes nothing.
-    centre: Literal["none", "median"] = "none"
+    # Per-image, per-channel centring before standardising, with m = the channel's median (the floor colour of a
+    # scene that is mostly floor): "median" subtracts m; "floor" maps m to 0 and 1 to 1, clipping below 0, so a
+    # floor of another colour (a lit room, another table, a black-level offset) reaches the network as the black
+    # floor it was trained on. Both change nothing on images whose floor is black (m = 0).
+    centre: Literal["none", "median", "floor"] = "none"
     feature_norm: Literal["batch", "none"] = "batch"  # CNN: batch-normalise conv features before the head
     # BatchNorm's variance floor: features that are almost constant over the data (empty floor, an unused colour
     # channel) are divided by sqrt(var + eps); the default 1e-5 turns a 1/255 camera change there into a large jump.

@@ -54,6 +54,24 @@ def test_manifest_contents(bundle_dir: Path) -> None:
     assert m["provenance"]["world"] == "toy" and "val_pred_error_1" in m["metrics"]
 
 
+def test_export_can_add_floor_centring_without_changing_black_floor_latents(bundle_dir: Path, tmp_path: Path) -> None:
+    run = bundle_dir.parent / "run"
+    assert export_main(["--run", str(run), "--out", str(tmp_path / "floor"), "--encoder-centre", "floor", "--readout-episodes", "0"]) == 0
+    m = json.loads((tmp_path / "floor" / "manifest.json").read_text())
+    assert m["input"]["normalisation"]["centre"] == "floor"
+    assert m["model_id"] != json.loads((bundle_dir / "manifest.json").read_text())["model_id"]
+    images = _images(6)
+    x = images.astype(np.float32) / 255
+    paint = (1 - x.max(axis=-1, keepdims=True)) * np.array([0.16, 0.12, 0.08], dtype=np.float32)
+    lit = (np.clip(x + paint, 0, 1) * 255 + 0.5).astype(np.uint8)  # the same scene over a coloured floor
+    for backend in ("torch", "onnx"):
+        plain, floor = load_bundle(bundle_dir, backend=backend), load_bundle(tmp_path / "floor", backend=backend)
+        assert torch.equal(floor.encode(images), plain.encode(images))  # black floor: the very same latents
+        moved_plain = (plain.encode(lit) - plain.encode(images)).norm(dim=1).mean()
+        moved_floor = (floor.encode(lit) - plain.encode(images)).norm(dim=1).mean()
+        assert moved_floor < moved_plain / 10  # a coloured floor: as if black (up to uint8 rounding)
+
+
 def test_torch_and_onnx_backends_agree(bundle_dir: Path) -> None:
     tb, ob = load_bundle(bundle_dir, backend="torch"), load_bundle(bundle_dir, backend="onnx", providers=["CPUExecutionProvider"])
     assert isinstance(tb, WorldModel) and isinstance(ob, WorldModel)

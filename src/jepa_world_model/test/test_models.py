@@ -62,6 +62,12 @@ def test_median_centre_removes_the_floor_colour_and_keeps_black_floors(tmp_path)
         assert np.allclose(got, enc(lit).numpy(), atol=1e-5)  # the sort exports
     with pytest.raises(ValueError, match="centre"):
         EncoderConfig(type="onnx", onnx_path="x.onnx", centre="median")
+    floor = CNNEncoder(cfg.model_copy(update={"centre": "floor"}), image_size=32).eval()
+    walls = scene[:1].clone()
+    painted = walls.clone()
+    painted[walls.amax(dim=-1) == 0] = torch.tensor([30, 20, 10], dtype=torch.uint8)  # floor painted, walls kept
+    assert torch.equal(floor.normalize(walls), plain.normalize(walls))  # black floor: nothing changes
+    assert torch.allclose(floor.normalize(painted), plain.normalize(walls), atol=1e-6)  # floor black again, walls kept
 
 
 @pytest.mark.parametrize("pool", [True, False])

@@ -18,8 +18,14 @@ from jepa_world_model.config import EncoderConfig
 
 
 class ImageNormalizer(nn.Module):
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W), scaled to [0, 1], centred (``centre``: "median" subtracts each
-    image's per-channel median, the floor colour of a mostly-floor scene) then standardised."""
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W), scaled to [0, 1], centred, then standardised.
+
+    ``centre`` (per image and channel, m = the median: the floor colour of a mostly-floor scene): "median"
+    subtracts m; "floor" maps m to 0 and 1 to 1 and clips below, clip((x - m) / (1 - m), 0, 1), so a scene
+    drawn over a floor of any colour (or a camera's black-level offset) comes out as it would over a black
+    floor. Both are the identity where the floor is black (m = 0), so a model trained on black floors keeps its
+    latents exactly there.
+    """
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], centre: str = "none") -> None:
         super().__init__()
@@ -29,9 +35,10 @@ class ImageNormalizer(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        if self.centre == "median":  # the lower median of H*W values, by a sort (exports to ONNX as TopK)
+        if self.centre != "none":  # the lower median of H*W values, by a sort (exports to ONNX as TopK)
             flat = x.flatten(2)
-            x = x - flat.sort(dim=2).values[:, :, (flat.shape[2] - 1) // 2, None, None]
+            m = flat.sort(dim=2).values[:, :, (flat.shape[2] - 1) // 2, None, None]
+            x = x - m if self.centre == "median" else ((x - m) / (1.0 - m).clamp_min(0.05)).clamp_min(0.0)
         return (x - self.mean) / self.std
 
 
