@@ -621,6 +621,7 @@ def make_executor(threads: int = 2, context: Any = None) -> Any:
     from rclpy.impl.implementation_singleton import rclpy_implementation
 
     RCLError = rclpy_implementation.RCLError  # noqa: N806 (an exception class)
+    InvalidHandle = rclpy_implementation.InvalidHandle  # noqa: N806 (an exception class)
 
     # what rclpy's own loop treats as "nothing to run this time" (names differ a little across releases)
     done_waiting = tuple(getattr(executors, name) for name in (
@@ -639,13 +640,14 @@ def make_executor(threads: int = 2, context: Any = None) -> Any:
                     handler, _entity, _node = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
                 except done_waiting:
                     return
-                except RCLError as exc:
-                    if "pointer is invalid" not in str(exc):
+                except (RCLError, InvalidHandle) as exc:
+                    if isinstance(exc, RCLError) and "pointer is invalid" not in str(exc):
                         raise
-                    # an entity destroyed by another thread (a lifecycle cleanup destroying an action server)
-                    # after rclpy listed it for this wait set: wait again without it instead of ending the
-                    # executor (rclpy guards subscriptions, timers and services against this, not action
-                    # servers; seen in CI as a configurator that died on cleanup)
+                    # an entity destroyed by another thread (a lifecycle cleanup destroying an action server,
+                    # or a publisher whose QoS event handler rclpy had already listed: InvalidHandle "destruction
+                    # was requested") after rclpy listed it for this wait set: wait again without it instead of
+                    # ending the executor (rclpy guards subscriptions, timers and services against this, not
+                    # these; seen in CI as a configurator that died on cleanup, both ways)
                     continue
                 with self._started:
                     if handler not in self._queued:

@@ -204,3 +204,46 @@ def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ro
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_a_publisher_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
+    """The same race with a publisher's QoS event handler (rclpy lists it in the wait set; another thread
+    destroys the publisher): 'InvalidHandle: cannot use Destroyable because destruction was requested' ended
+    the configurator's executor during a lifecycle cleanup in CI. The executor waits again instead."""
+    from std_msgs.msg import Empty
+
+    from jepa_common.ros_common import make_executor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("publisher_churn", context=context)
+    executor = make_executor(2, context=context)
+    executor.add_node(node)
+    ticks = []
+    node.create_timer(0.001, lambda: ticks.append(1))
+    errors: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread.start()
+    try:
+        for _ in range(2000):
+            pub = node.create_publisher(Empty, "churn", 1)
+            time.sleep(0.0002)
+            node.destroy_publisher(pub)
+            if errors:
+                break
+        assert thread.is_alive() and not errors, errors
+        assert len(ticks) > 10
+    finally:
+        sys.setswitchinterval(switch)
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
