@@ -78,7 +78,7 @@ class DemoClient:
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
-        from jepa_common.ros_common import latched_qos, make_executor, reliable_qos, sensor_qos, stamp_to_ns
+        from jepa_common.ros_common import ExecutorThread, latched_qos, reliable_qos, sensor_qos, stamp_to_ns
         from jepa_interfaces.action import ReachGoal
         from jepa_interfaces.msg import AgentStatus, Plan
         from jepa_sim.worlds import make_world
@@ -117,9 +117,10 @@ class DemoClient:
         n.create_subscription(AgentStatus, "agent_status", lambda m: setattr(self, "status", m), reliable_qos(5))
         self.reset_client = n.create_client(Trigger, "sim/reset")
         self.action = ActionClient(n, ReachGoal, "reach_goal")
-        self.executor = make_executor(2)
-        self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        # ExecutorThread: a Ctrl-C that shuts the context down while the executor builds a wait set ends the
+        # thread quietly (a bare executor.spin printed an RCLError traceback on every such stop)
+        spinner = ExecutorThread([n], threads=2)
+        self.executor, self.thread = spinner.executor, spinner.thread
         self.thread.start()
 
     # ------------------------------------------------------------------ callbacks
