@@ -333,9 +333,9 @@ class BagPlayer:
                 self.publish_clock(min(schedule.bag_now() + int(lead * self.rate * 1e9), pending[0][1]))
             if tick is not None and now >= next_tick:
                 next_tick = now + tick
-            for p in pending:
+            for p in pending:  # the lead counts from when that /clock went out, not from the start of this pass
                 if p[3] is None and p[1] <= self.last_clock:
-                    p[3] = now
+                    p[3] = self.last_clock_wall
             # publish what is due and has had its lead
             while pending and pending[0][3] is not None:
                 conn, t_ns, raw, clocked = pending[0]
