@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -161,19 +163,14 @@ def test_a_stop_that_hangs_holding_the_gil_still_ends_the_process(ros_env) -> No
     assert "Timeout" in err and "before_exit" in err, err  # faulthandler's stacks say where it hung
 
 
-def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
-    """A lifecycle cleanup destroys the configurator's action server from another thread than the
-    executor's; rclpy may have put it in the list of the wait set it is building, and adding the
-    destroyed server raised and ended the executor thread (seen once in CI: 'action server pointer is
-    invalid', the configurator gone). The executor waits again instead."""
-    from rclpy.action import ActionServer
-
+def _churn_under_a_spinning_executor(name: str, churn: Callable[[Any], None]) -> None:
+    """Call ``churn(node)`` (create and destroy an entity) 2,000 times while a :func:`make_executor` spins the node
+    with a 1 ms timer, threads switching as often as they can; the executor must survive and keep running callbacks."""
     from jepa_common.ros_common import make_executor
-    from jepa_interfaces.action import ReachGoal
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    node = rclpy.create_node("action_churn", context=context)
+    node = rclpy.create_node(name, context=context)
     executor = make_executor(2, context=context)
     executor.add_node(node)
     ticks = []
@@ -192,9 +189,7 @@ def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ro
     thread.start()
     try:
         for _ in range(2000):
-            server = ActionServer(node, ReachGoal, "churn", execute_callback=lambda handle: ReachGoal.Result())
-            time.sleep(0.0002)
-            server.destroy()
+            churn(node)
             if errors:
                 break
         assert thread.is_alive() and not errors, errors
@@ -206,44 +201,32 @@ def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ro
         rclpy.shutdown(context=context)
 
 
+def test_an_action_server_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
+    """A lifecycle cleanup destroys the configurator's action server from another thread than the
+    executor's; rclpy may have put it in the list of the wait set it is building, and adding the
+    destroyed server raised and ended the executor thread (seen once in CI: 'action server pointer is
+    invalid', the configurator gone). The executor waits again instead."""
+    from rclpy.action import ActionServer
+
+    from jepa_interfaces.action import ReachGoal
+
+    def churn(node: Any) -> None:
+        server = ActionServer(node, ReachGoal, "churn", execute_callback=lambda handle: ReachGoal.Result())
+        time.sleep(0.0002)
+        server.destroy()
+
+    _churn_under_a_spinning_executor("action_churn", churn)
+
+
 def test_a_publisher_destroyed_while_the_executor_waits_does_not_kill_it(ros_env) -> None:
     """The same race with a publisher's QoS event handler (rclpy lists it in the wait set; another thread
     destroys the publisher): 'InvalidHandle: cannot use Destroyable because destruction was requested' ended
     the configurator's executor during a lifecycle cleanup in CI. The executor waits again instead."""
     from std_msgs.msg import Empty
 
-    from jepa_common.ros_common import make_executor
+    def churn(node: Any) -> None:
+        pub = node.create_publisher(Empty, "churn", 1)
+        time.sleep(0.0002)
+        node.destroy_publisher(pub)
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("publisher_churn", context=context)
-    executor = make_executor(2, context=context)
-    executor.add_node(node)
-    ticks = []
-    node.create_timer(0.001, lambda: ticks.append(1))
-    errors: list[BaseException] = []
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=spin, daemon=True)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    thread.start()
-    try:
-        for _ in range(2000):
-            pub = node.create_publisher(Empty, "churn", 1)
-            time.sleep(0.0002)
-            node.destroy_publisher(pub)
-            if errors:
-                break
-        assert thread.is_alive() and not errors, errors
-        assert len(ticks) > 10
-    finally:
-        sys.setswitchinterval(switch)
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+    _churn_under_a_spinning_executor("publisher_churn", churn)
