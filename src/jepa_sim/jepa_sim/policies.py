@@ -4,6 +4,8 @@
 * ``random_momentum``: a smoothly turning direction and a slowly varying speed, with a new
   direction after bumping into a wall. Long straight runs cross doors far more often than a
   white-noise walk (PLDM reports success falling to 34% when the data never crossed the door).
+  With ``rest_prob`` it also stops now and then for a while (commands at the centre of the action
+  box, zero in the point-mass worlds): a robot at rest is normal behaviour too.
 * ``noisy_goal``: heads for the episode goal along the shortest path (a geodesic distance field
   of the layout, so in two-rooms it goes through the door) plus Gaussian noise. Needs a world
   with a layout (two_rooms, multi_room).
@@ -82,19 +84,35 @@ class RandomMomentumPolicy(Policy):
         momentum: 0 turns freely each step, 0.95 keeps heading for tens of steps.
         speed_range: (min, max) speed as a fraction of the largest allowed step.
         bounce: pick a fresh direction when the last move was blocked.
+        rest_prob: chance per step of starting a rest (0: never; no random numbers are drawn for it then,
+            so the data of ``rest_prob = 0`` is what it was before the option existed).
+        rest_steps: (min, max) length of a rest in steps, inclusive.
     """
 
     name = "random_momentum"
 
-    def __init__(self, momentum: float = 0.9, speed_range: tuple[float, float] = (0.4, 1.0), bounce: bool = True) -> None:
+    def __init__(
+        self,
+        momentum: float = 0.9,
+        speed_range: tuple[float, float] = (0.4, 1.0),
+        bounce: bool = True,
+        rest_prob: float = 0.0,
+        rest_steps: tuple[int, int] = (5, 30),
+    ) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         lo, hi = speed_range
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"speed_range must satisfy 0 <= min <= max <= 1, got {speed_range}")
+        if not 0.0 <= rest_prob <= 1.0:
+            raise ValueError(f"rest_prob must be in [0, 1], got {rest_prob}")
+        if not 1 <= int(rest_steps[0]) <= int(rest_steps[1]):
+            raise ValueError(f"rest_steps must satisfy 1 <= min <= max, got {rest_steps}")
         self.momentum = float(momentum)
         self.speed_range = (float(lo), float(hi))
         self.bounce = bounce
+        self.rest_prob = float(rest_prob)
+        self.rest_steps = (int(rest_steps[0]), int(rest_steps[1]))
 
     def reset(self, env: Any, rng: np.random.Generator) -> None:
         super().reset(env, rng)
@@ -107,6 +125,7 @@ class RandomMomentumPolicy(Policy):
         if self.spec.action_norm_max is not None:
             radius = min(radius, self.spec.action_norm_max)
         self._radius = radius
+        self._resting = np.zeros(self.n, dtype=np.int64)  # steps of rest left per environment
 
     @staticmethod
     def _unit(v: np.ndarray) -> np.ndarray:
@@ -120,7 +139,14 @@ class RandomMomentumPolicy(Policy):
             fresh = self._unit(rng.normal(size=self._dir.shape))
             self._dir = np.where(inp.blocked[:, None], fresh, self._dir)
         self._speed = m * self._speed + (1.0 - m) * rng.uniform(*self.speed_range, size=self._speed.shape)
-        return self._bounded(self._centre + self._dir * self._speed * self._radius)
+        action = self._centre + self._dir * self._speed * self._radius
+        if self.rest_prob > 0:
+            start = (self._resting == 0) & (rng.random(self.n) < self.rest_prob)
+            lengths = rng.integers(self.rest_steps[0], self.rest_steps[1] + 1, size=self.n)
+            self._resting = np.where(start, lengths, self._resting)
+            action = np.where((self._resting > 0)[:, None], self._centre, action)
+            self._resting = np.maximum(self._resting - 1, 0)
+        return self._bounded(action)
 
 
 class NoisyGoalPolicy(Policy):

@@ -52,6 +52,26 @@ def test_random_momentum_crosses_the_door_more_than_random():
     assert momentum > 0.1 and momentum > 2 * plain
 
 
+def test_random_momentum_rests_with_zero_commands_and_is_unchanged_without_rests():
+    resting = collect_episodes("two_rooms", 16, 100, "random_momentum", seed=4, policy_kwargs={"rest_prob": 0.05, "rest_steps": (8, 12)})
+    still = np.concatenate([np.linalg.norm(e.actions[:-1], axis=1) == 0 for e in resting.episodes])
+    assert 0.1 < still.mean() < 0.6  # stops now and then, and moves the rest of the time
+    for e in resting.episodes:  # a rest lasts at least 8 steps (unless the episode ends) and the agent stays put
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, np.linalg.norm(e.actions[:-1], axis=1) == 0, 0])).reshape(-1, 2), axis=1)
+        assert (runs[:-1] >= 8).all()
+        stopped = np.flatnonzero(np.linalg.norm(e.actions[:-1], axis=1) == 0)
+        np.testing.assert_array_equal(e.state[stopped + 1], e.state[stopped])
+    # rest_prob = 0 draws nothing extra: the same data as the policy before the option existed
+    plain = collect_episodes("two_rooms", 3, 30, "random_momentum", seed=9)
+    zero = collect_episodes("two_rooms", 3, 30, "random_momentum", seed=9, policy_kwargs={"rest_prob": 0.0})
+    for a, b in zip(plain.episodes, zero.episodes):
+        np.testing.assert_array_equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="rest_steps"):
+        make_policy("random_momentum", rest_steps=(5, 2))
+    with pytest.raises(ValueError, match="rest_prob"):
+        make_policy("random_momentum", rest_prob=1.5)
+
+
 def test_noisy_goal_reaches_goals_through_the_door():
     eps = collect_episodes("two_rooms", 16, 80, "noisy_goal", seed=2, policy_kwargs={"noise": 0.2}, goal_in_other_room=True)
     reached = [(np.linalg.norm(e.state - np.array(g), axis=1) < 1.0).any() for e, g in zip(eps.episodes, eps.metadata["goals"])]
