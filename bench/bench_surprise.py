@@ -6,8 +6,9 @@ with the surprise detector the world-model node runs (``jepa_world_model.surpris
 with the torch and the ONNX backend (which must agree). Per bundle, violation kind, surprise
 variant (``h1``: the whitened 1-step error; ``h1_raw``: the same error's plain RMS, the definition
 before whitening, measured in the same run for the ratio; ``h2``: the whitened 2-step open-loop error;
-``h1_wN``: the sum of the last N frames' 1-step residuals, whitened on normal sums, for violations that
-last) and backend it writes:
+``h1_w5``: the sum of the last 5 frames' 1-step residuals, whitened on normal sums, for violations that
+last; ``h1_rest``, ``h1_w5_rest``: the same with a rest regime, frames whose predictions consumed only zero
+commands whitened and thresholded on their own, ``jepa_world_model.surprise.RestRegime``) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -45,7 +46,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, bundle_world, finite_surprise, normal_residuals
+from calibrate_surprise import DEFAULT_RATE, REST_BELOW, bundle_world, detector_scores, fit_detector, largest_step, normal_series
 
 from jepa_planner.profiles import profile_for_world
 from jepa_sim.violations import kinds_for, make_pairs
@@ -53,20 +54,18 @@ from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import (
     CALIBRATION_FILE,
     SurpriseDetector,
-    Whitening,
     auroc,
     calibration_path,
     encode_frames,
     exceed_rate,
     read_calibration,
-    threshold_for_rate,
-    window_sum,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
-# name -> (horizon in model steps, whitened, window in frames)
-VARIANTS = {"h1": (1, True, 1), "h1_raw": (1, False, 1), "h2": (2, True, 1), "h1_w2": (1, True, 2), "h1_w3": (1, True, 3), "h1_w5": (1, True, 5)}
+# name -> (horizon in model steps, whitened, window in frames, rest regime's window in frames (0: no rest regime))
+VARIANTS = {"h1": (1, True, 1, 0), "h1_raw": (1, False, 1, 0), "h2": (2, True, 1, 0), "h1_w5": (1, True, 5, 0),
+            "h1_rest": (1, True, 1, 1), "h1_w5_rest": (1, True, 5, 1)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -85,14 +84,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def pair_series(model: Any, pairs: list, horizon: int, whitening: Whitening | None, window: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def pair_series(model: Any, pairs: list, detector: SurpriseDetector) -> tuple[np.ndarray, np.ndarray]:
     """Surprise (n, T) of the possible and impossible episodes of every pair (all episodes encoded in one batch)."""
     frames = np.concatenate([np.concatenate([p.possible.frames, p.impossible.frames]) for p in pairs])
     z = encode_frames(model, frames).reshape(len(pairs), 2, len(pairs[0].possible), *model.latent_shape)
     out = np.zeros((2, len(pairs), len(pairs[0].possible)))
     for i, p in enumerate(pairs):
         for j, episode in enumerate((p.possible, p.impossible)):
-            out[j, i] = SurpriseDetector(horizon, window, whitening).series(model, z[i, j], episode.actions)
+            out[j, i] = detector.series(model, z[i, j], episode.actions)
     return out[0], out[1]
 
 
@@ -130,38 +129,44 @@ def kind_metrics(possible: np.ndarray, impossible: np.ndarray, steps: np.ndarray
 
 
 def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int, episodes: int) -> dict[str, dict[str, Any]]:
-    """Alarm threshold and whitening per variant: the bundle's calibration where it applies, else calibrated here;
-    plus the false-alarm rate on held-out normal episodes (a seed the calibration never used). The whitening
-    is under the key "whitening" (not written to the JSON)."""
+    """Alarm threshold and detector per variant: the bundle's calibration where it applies, else calibrated here
+    (``calibrate_surprise.fit_detector``, the calibration's own procedure); plus the false-alarm rate on held-out
+    normal episodes (a seed the calibration never used), overall and at rest. The detector is under the key
+    "detector" (not written to the JSON)."""
     out: dict[str, dict[str, Any]] = {}
     stored = None
     try:
         stored = read_calibration(calibration_path(bundle), read_manifest(bundle, verify=False))
     except (FileNotFoundError, ValueError) as exc:
         print(f"  no usable calibration for {bundle}: {exc}", file=sys.stderr)
-    cache: dict[tuple[int, int], np.ndarray] = {}
+    cache: dict[tuple[int, int], list] = {}
+    frameskip = int(model.frameskip)
 
-    def residuals(split_seed: int, horizon: int, window: int) -> np.ndarray:
+    def series(split_seed: int, horizon: int) -> list:
         if (split_seed, horizon) not in cache:
-            cache[(split_seed, horizon)] = normal_residuals(model, world, kwargs, episodes, 100, split_seed, horizon)
-        return window_sum(cache[(split_seed, horizon)], window)
+            cache[(split_seed, horizon)] = normal_series(model, world, kwargs, episodes, 100, split_seed, horizon)
+        return cache[(split_seed, horizon)]
 
-    def scores(split_seed: int, horizon: int, whitening: Whitening | None, window: int) -> np.ndarray:
-        return finite_surprise(residuals(split_seed, horizon, window), whitening)
-
-    for name, (horizon, whiten, window) in VARIANTS.items():
-        live = stored is not None and (stored.horizon, stored.window, stored.whitener() is not None) == (horizon, window, whiten)
+    stored_key = None
+    if stored is not None:
+        stored_key = (stored.horizon, stored.whitener() is not None, stored.window, stored.rest_window if stored.rest_regime() else 0)
+    for name, key in VARIANTS.items():
+        horizon, whiten, window, rest_window = key
+        live = stored_key == key
         if live:
-            thr, whitening = stored.threshold, stored.whitener()
+            detector, thr = stored.detector(), stored.threshold
             source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
-            whitening = Whitening.fit(residuals(seed + 7000, horizon, window)) if whiten else None
-            thr = threshold_for_rate(scores(seed + 7000, horizon, whitening, window), DEFAULT_RATE)
+            below = REST_BELOW * largest_step(world, kwargs) if rest_window else None
+            detector, thr, _ = fit_detector(series(seed + 7000, horizon), frameskip, DEFAULT_RATE, horizon, window, whiten, below,
+                                            max(rest_window, 1))
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
-        held_out = scores(seed + 9000, horizon, whitening, window)
+        held_out, at_rest = detector_scores(detector, series(seed + 9000, horizon), frameskip)
+        finite = np.isfinite(held_out)
         out[name] = {"threshold": float(thr), "source": source, "false_alarm_rate": exceed_rate(held_out, thr),
-                     "normal_frames": int(held_out.size), "whitened": whiten, "whitening": whitening,
-                     "live": live}
+                     "normal_frames": int(finite.sum()), "rest_frames": int((finite & at_rest).sum()),
+                     "false_alarm_rate_at_rest": exceed_rate(held_out[at_rest], thr), "whitened": whiten,
+                     "rest_regime": detector.rest is not None, "detector": detector, "live": live}
     if stored is not None and not any(t["live"] for t in out.values()):
         print(f"  {bundle}'s calibration ({stored.detector().describe()}) is none of the variants {sorted(VARIANTS)}; "
               "its figures are not in this report", file=sys.stderr)
@@ -223,7 +228,7 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
         return {"skipped": str(exc)}, {}
     fs = int(models["onnx"].frameskip)
     thresholds = thresholds_for(bundle, models["onnx"], world, kwargs, seed, calib_episodes)
-    public = {name: {k: v for k, v in t.items() if k != "whitening"} for name, t in thresholds.items()}
+    public = {name: {k: v for k, v in t.items() if k != "detector"} for name, t in thresholds.items()}
     live = next((name for name, t in thresholds.items() if t["live"]), "h1")  # no usable calibration: h1, as the node
     result: dict[str, Any] = {"model_id": models["onnx"].model_id, "world": world, "frameskip": fs, "live_variant": live,
                               "thresholds": public, "kinds": {}}
@@ -232,8 +237,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
     for kind, pairs in pairs_by_kind.items():
         steps_arr = np.array([p.step for p in pairs])
         entry: dict[str, Any] = {"pairs": len(pairs), "violation_step_range": [int(steps_arr.min()), int(steps_arr.max())]}
-        for name, (horizon, _, window) in VARIANTS.items():
-            series = {b: pair_series(models[b], pairs, horizon, thresholds[name]["whitening"], window) for b in BACKENDS}
+        for name, (horizon, *_) in VARIANTS.items():
+            series = {b: pair_series(models[b], pairs, thresholds[name]["detector"]) for b in BACKENDS}
             for j in range(2):
                 ok = np.isfinite(series["onnx"][j])
                 max_diff = max(max_diff, float(np.abs(series["onnx"][j][ok] - series["torch"][j][ok]).max()))
@@ -243,10 +248,8 @@ def bench_bundle(bundle: str, seed: int, n_pairs: int, steps: int, calib_episode
         result["kinds"][kind] = entry
     result["backends_max_abs_diff"] = max_diff
     if agent_episodes > 0:
-        horizon, _, window = VARIANTS[live]
         result["agent"] = agent_false_alarms(bundle, models["onnx"], world, kwargs, agent_episodes, seed + 11000,
-                                             thresholds[live]["threshold"],
-                                             SurpriseDetector(horizon, window, thresholds[live]["whitening"]),
+                                             thresholds[live]["threshold"], thresholds[live]["detector"],
                                              profile=agent_profile or profile_for_world(world), max_steps=0)
         result["agent"]["variant"] = live
     return result, traces
@@ -342,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": args.pairs,
         "steps": args.steps,
         "variants": {k: f"{h}-model-step open-loop prediction error, " + (f"summed over the last {n} frames, " if n > 1 else "")
-                     + ("whitened (Mahalanobis per dimension)" if w else "RMS") for k, (h, w, n) in VARIANTS.items()},
+                     + ("whitened (Mahalanobis per dimension)" if w else "RMS")
+                     + (f"; frames at rest (zero commands) in their own {r}-frame regime" if r else "")
+                     for k, (h, w, n, r) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,
         "two_rooms_targets_met": summary(results),

@@ -1,20 +1,25 @@
 """Calibrate a bundle's surprise alarm threshold on normal data for a stated false-alarm rate.
 
-Normal data: episodes of the bundle's own world (options from its manifest) under four behaviour
-policies in equal shares (random_momentum with and without bouncing off walls, random, noisy_goal:
-smooth runs, pushing into walls, jerky moves and goal-directed trips through doors). Every raw frame
+Normal data: episodes of the bundle's own world (options from its manifest) under five behaviour
+policies in equal shares (random_momentum with and without bouncing off walls, random, noisy_goal,
+random_momentum with rests: smooth runs, pushing into walls, jerky moves, goal-directed trips through
+doors, and stops of 5-30 steps with zero commands, about half of that policy's frames). Every raw frame
 with a full context is scored with ``jepa_world_model.surprise.surprise_series`` (the definition the
 world-model node publishes): by default whitened with the mean and covariance of the calibration
 split's residuals (``Whitening``, stored in the same file; ``--no-whiten`` for the plain RMS), after
 summing each frame's residual with those of the ``--window`` - 1 frames before it (the detector the
-calibration names, ``SurpriseDetector``; 1: each frame alone). The
-threshold is the value at most ``--rate`` of the calibration split exceeds; the false-alarm rate is
-then measured on a held-out split drawn with another seed. The result is written to
+calibration names, ``SurpriseDetector``; 1: each frame alone). Frames at rest (every raw command their
+residuals consumed below ``--rest-below`` of the world's largest step: the robot told to stand still) form
+the detector's rest regime (``RestRegime``): their own ``--rest-window``, whitening and threshold for the
+same rate, scaled onto the moving regime's threshold, so a robot that drifts while it should stand still is
+not judged against the tail of wall contacts in motion (``--no-rest``: one regime). The
+threshold is the value at most ``--rate`` of the calibration split exceeds (in each regime); the false-alarm
+rate is then measured on a held-out split drawn with another seed. The result is written to
 ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file checksums; the
 world-model node reads it) and printed.
 
-Rerun after retraining a bundle (the shipped two-rooms calibration uses a 5-frame window, chosen with
-``bench/bench_surprise.py``, which compares the variants):
+Rerun after retraining a bundle (the shipped two-rooms calibration uses a 5-frame window in motion, chosen
+with ``bench/bench_surprise.py``, which compares the variants, and the default 1-frame rest regime):
     python bench/calibrate_surprise.py --bundle models/two_rooms --window 5 --episodes 6400
 """
 
@@ -34,10 +39,13 @@ import torch
 
 from jepa_common.episodes import Episode
 from jepa_sim.collect import collect_episodes
+from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import (
+    RestRegime,
     SurpriseCalibration,
+    SurpriseDetector,
     Whitening,
     calibration_path,
     encode_frames,
@@ -55,8 +63,11 @@ NORMAL_POLICIES: list[tuple[str, dict[str, Any]]] = [
     ("random_momentum", {"bounce": False}),
     ("random", {}),
     ("noisy_goal", {}),
+    ("random_momentum", {"rest_prob": 0.05}),
 ]
 DEFAULT_RATE = 5e-4  # calibration target: half the 1/1000 budget, so the held-out rate stays inside it
+REST_BELOW = 0.02  # a raw command at most this fraction of the world's largest step counts as zero
+MIN_REST_FRAMES = 1000  # fewer rest frames than this in the calibration split: no rest regime (its tail unmeasurable)
 
 
 def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
@@ -79,21 +90,83 @@ def normal_episodes(world: str, world_kwargs: dict[str, Any], episodes: int, ste
             yield i, ep
 
 
+def normal_series(
+    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(normalised residuals (T, D), raw actions (T, A)) of each of ``episodes`` normal episodes split evenly over
+    NORMAL_POLICIES (residual rows before an episode's first scored frame are NaN)."""
+    out = []
+    for _, ep in normal_episodes(world, world_kwargs, episodes, steps, seed):
+        residuals = residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon)
+        out.append((residuals, np.asarray(ep.actions, dtype=np.float64)))
+    return out
+
+
 def normal_residuals(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
 ) -> np.ndarray:
-    """Normalised residuals (N, D), one row per frame (NaN rows before each episode's first scored frame), of
-    ``episodes`` normal episodes split evenly over NORMAL_POLICIES."""
-    return np.concatenate([
-        residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon)
-        for _, ep in normal_episodes(world, world_kwargs, episodes, steps, seed)
-    ])
+    """Normalised residuals (N, D) of ``normal_series``, one row per frame, episodes concatenated."""
+    return np.concatenate([r for r, _ in normal_series(model, world, world_kwargs, episodes, steps, seed, horizon)])
 
 
 def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.ndarray:
     """Surprise of every scored frame of ``residuals`` (the rows with a full context)."""
     scores = surprise_of(residuals, whitening)
     return scores[np.isfinite(scores)]
+
+
+def regime_sums(detector: SurpriseDetector, series: list[tuple[np.ndarray, np.ndarray]], frameskip: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(moving-window sums, rest-window sums, rest mask) of every frame of ``series``, episodes concatenated."""
+    rest_window = detector.rest.window if detector.rest is not None else 1
+    moving = np.concatenate([window_sum(r, detector.window) for r, _ in series])
+    resting = np.concatenate([window_sum(r, rest_window) for r, _ in series])
+    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a in series])
+    return moving, resting, mask
+
+
+def detector_scores(detector: SurpriseDetector, series: list[tuple[np.ndarray, np.ndarray]], frameskip: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(surprise, rest mask) of every frame of ``series`` with ``detector``, episodes concatenated."""
+    scores = np.concatenate([detector.score(r, a, frameskip) for r, a in series])
+    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a in series])
+    return scores, mask
+
+
+def fit_detector(series: list[tuple[np.ndarray, np.ndarray]], frameskip: int, rate: float, horizon: int = 1, window: int = 1,
+                 whiten: bool = True, rest_below: float | None = None, rest_window: int = 1
+                 ) -> tuple[SurpriseDetector, float, float]:
+    """The detector and threshold for ``rate`` on one split of normal data.
+
+    With ``rest_below`` (a raw command norm) and whitening, frames at rest get their own whitening and
+    threshold for the same rate (a rest regime), when the split has at least MIN_REST_FRAMES of them.
+    Returns (detector, threshold, the rest regime's own threshold or 0)."""
+    rest = RestRegime(rest_below, rest_window) if (whiten and rest_below is not None) else None
+    probe = SurpriseDetector(horizon, window, None, rest)
+    moving, resting, mask = regime_sums(probe, series, frameskip)
+    n_rest = int((mask & np.isfinite(resting).all(axis=1)).sum())
+    if rest is not None and n_rest < MIN_REST_FRAMES:
+        print(f"calibrate_surprise: only {n_rest} frames at rest (< {MIN_REST_FRAMES}); calibrating without a rest regime",
+              file=sys.stderr)
+        rest, mask = None, np.zeros_like(mask)
+    whitening = Whitening.fit(moving[~mask]) if whiten else None
+    threshold = threshold_for_rate(finite_surprise(moving[~mask], whitening), rate)
+    if rest is None:
+        return SurpriseDetector(horizon, window, whitening), threshold, 0.0
+    rest_whitening = Whitening.fit(resting[mask])
+    rest_threshold = threshold_for_rate(finite_surprise(resting[mask], rest_whitening), rate)
+    regime = RestRegime(rest.command_below, rest.window, rest_whitening, threshold / rest_threshold)
+    return SurpriseDetector(horizon, window, whitening, regime), threshold, rest_threshold
+
+
+def largest_step(world: str, world_kwargs: dict[str, Any]) -> float:
+    """The longest move one raw action of ``world`` may make (its norm bound, else the smallest half-side of its box)."""
+    spec = make_world(world, **world_kwargs).spec
+    return float(spec.action_norm_max or np.min(np.abs(spec.action_high)))
+
+
+def _rounded(values: np.ndarray) -> list[Any]:
+    return [round(float(v), 8) for v in values] if values.ndim == 1 else [_rounded(row) for row in values]
 
 
 def calibrate(
@@ -108,27 +181,34 @@ def calibrate(
     command: str = "",
     whiten: bool = True,
     window: int = 1,
+    rest_below: float | None = REST_BELOW,
+    rest_window: int = 1,
 ) -> SurpriseCalibration:
-    """Threshold for ``rate`` on one split, false-alarm rate measured on another."""
-    if window < 1 or horizon < 1:
-        raise ValueError(f"--horizon and --window must be >= 1, got {horizon} and {window}")
+    """Threshold for ``rate`` on one split, false-alarm rate measured on another. ``rest_below``: the rest regime's
+    command bound as a fraction of the world's largest raw step (None: no rest regime)."""
+    if window < 1 or horizon < 1 or rest_window < 1:
+        raise ValueError(f"--horizon, --window and --rest-window must be >= 1, got {horizon}, {window} and {rest_window}")
+    if rest_below is not None and not 0 <= rest_below < 1:
+        raise ValueError(f"--rest-below is a fraction of the largest step in [0, 1), got {rest_below}")
     model = load_bundle(bundle, backend=backend)
     name, kwargs = (world, {}) if world else bundle_world(bundle)
-    cal_res = window_sum(normal_residuals(model, name, kwargs, episodes, steps, seed, horizon), window)
-    whitening = Whitening.fit(cal_res) if whiten else None
-    cal_scores = finite_surprise(cal_res, whitening)
-    val_res = window_sum(normal_residuals(model, name, kwargs, episodes, steps, seed + 1000, horizon), window)
-    val_scores = finite_surprise(val_res, whitening)
-    threshold = threshold_for_rate(cal_scores, rate)
+    f = int(model.frameskip)
+    below = None if rest_below is None else rest_below * largest_step(name, kwargs)
+    cal_series = normal_series(model, name, kwargs, episodes, steps, seed, horizon)
+    detector, threshold, rest_threshold = fit_detector(cal_series, f, rate, horizon, window, whiten, below, rest_window)
+    cal_scores, _ = detector_scores(detector, cal_series, f)
+    val_scores, val_rest = detector_scores(detector, normal_series(model, name, kwargs, episodes, steps, seed + 1000, horizon), f)
+    finite = np.isfinite(val_scores)
     manifest = read_manifest(bundle, verify=False)
+    whitening, rest = detector.whitening, detector.rest
     return SurpriseCalibration(
         threshold=round(threshold, 6),
         horizon=horizon,
         window=window,
         target_false_alarm_rate=rate,
         false_alarm_rate=exceed_rate(val_scores, threshold),
-        calibration_frames=int(cal_scores.size),
-        validation_frames=int(val_scores.size),
+        calibration_frames=int(np.isfinite(cal_scores).sum()),
+        validation_frames=int(finite.sum()),
         model_id=manifest["model_id"],
         checksums=dict(manifest.get("checksums", {})),
         data={
@@ -142,9 +222,16 @@ def calibrate(
             "backend": backend,
         },
         command=command,
-        quantiles={q: float(np.quantile(val_scores, float(q))) for q in ("0.5", "0.99", "0.999", "1.0")},
-        residual_mean=[] if whitening is None else [round(float(v), 8) for v in whitening.mean],
-        whitening=[] if whitening is None else [[round(float(v), 8) for v in row] for row in whitening.matrix],
+        quantiles={q: float(np.quantile(val_scores[finite], float(q))) for q in ("0.5", "0.99", "0.999", "1.0")},
+        residual_mean=[] if whitening is None else _rounded(whitening.mean),
+        whitening=[] if whitening is None else _rounded(whitening.matrix),
+        rest_command_below=0.0 if rest is None else round(rest.command_below, 8),
+        rest_window=1 if rest is None else rest.window,
+        rest_residual_mean=[] if rest is None or rest.whitening is None else _rounded(rest.whitening.mean),
+        rest_whitening=[] if rest is None or rest.whitening is None else _rounded(rest.whitening.matrix),
+        rest_threshold=0.0 if rest is None else round(rest_threshold, 6),
+        rest_frames=int((finite & val_rest).sum()) if rest is not None else 0,
+        rest_false_alarm_rate=exceed_rate(val_scores[val_rest], threshold) if rest is not None else 0.0,
     )
 
 
@@ -163,19 +250,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="frames whose residuals are summed before whitening (a lasting violation adds up; 1: each frame alone)")
     parser.add_argument("--world", default=None, help="override the manifest's world")
     parser.add_argument("--out", default=None, help="output JSON (default <bundle>/surprise_calibration.json)")
-    parser.add_argument("--no-whiten", action="store_true", help="plain RMS surprise (no residual whitening)")
+    parser.add_argument("--no-whiten", action="store_true", help="plain RMS surprise (no residual whitening, no rest regime)")
+    parser.add_argument("--rest-below", type=float, default=REST_BELOW,
+                        help="a raw command at most this fraction of the world's largest step counts as zero (rest regime)")
+    parser.add_argument("--rest-window", type=int, default=1, help="frames summed in the rest regime")
+    parser.add_argument("--no-rest", action="store_true", help="no rest regime: frames at rest scored like moving ones")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     started = time.time()
     command = "python bench/calibrate_surprise.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command,
-                        whiten=not args.no_whiten, window=args.window)
+                        whiten=not args.no_whiten, window=args.window, rest_below=None if args.no_rest else args.rest_below,
+                        rest_window=args.rest_window)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"calibrate_surprise: {exc}", file=sys.stderr)
         return 2
     out = write_calibration(cal, args.out or calibration_path(args.bundle))
-    print(json.dumps({k: v for k, v in cal.to_dict().items() if k not in ("checksums", "whitening", "residual_mean")}, indent=2))
+    matrices = ("checksums", "whitening", "residual_mean", "rest_whitening", "rest_residual_mean")
+    print(json.dumps({k: v for k, v in cal.to_dict().items() if k not in matrices}, indent=2))
     print(f"wrote {out} in {time.time() - started:.1f} s")
     return 0
 

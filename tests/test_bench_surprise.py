@@ -35,10 +35,13 @@ def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
     assert "skipped" in report["bundles"]["no_such_bundle"]
     two = report["bundles"]["two_rooms"]
     assert two["backends_max_abs_diff"] < 1e-3  # torch and ONNX agree
-    assert set(two["thresholds"]) == set(bench.VARIANTS) >= {"h1", "h1_raw", "h2", "h1_w5"}
+    assert set(two["thresholds"]) == set(bench.VARIANTS) >= {"h1", "h1_raw", "h2", "h1_w5", "h1_w5_rest"}
     for name, t in two["thresholds"].items():
-        assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > 0
-        assert t["whitened"] == (name != "h1_raw") and "whitening" not in t  # the matrix stays out of the JSON
+        assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > t["rest_frames"] >= 0
+        assert (t["rest_frames"] > 0) == t["rest_regime"]  # rest frames are counted where a rest regime scores them
+        assert t["whitened"] == (name != "h1_raw") and "detector" not in t  # the matrices stay out of the JSON
+    # the shipped calibration is the live variant: a 5-frame window in motion and its own regime at rest
+    assert two["live_variant"] == "h1_w5_rest" and two["thresholds"]["h1_w5_rest"]["rest_regime"]
     assert set(two["kinds"]) == {"teleport", "through_wall", "freeze", "drift", "slow_drift"}
     for kind, entry in two["kinds"].items():
         assert entry["pairs"] == 3
@@ -64,3 +67,39 @@ def test_each_world_has_the_profile_its_benchmarks_drive_with() -> None:
     assert profile_for_world("some_new_world") == "flat_cem"
     for world in ("two_rooms", "multi_room", "point_maze"):
         load_profile(profile_for_world(world))  # every named profile exists
+
+
+def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides() -> None:
+    """fit_detector (what bench/calibrate_surprise.py and the benchmark use): frames whose commands were zero get their
+    own whitening and threshold at the same rate, scaled onto the moving threshold; too few of them: no regime."""
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def split(episodes: int) -> list:
+        out = []
+        for _ in range(episodes):
+            actions = np.zeros((200, 2))
+            actions[:100] = rng.normal(size=(100, 2)) + 3.0  # driving, then standing still
+            residuals = np.concatenate([rng.normal(size=(100, 4)), 0.05 * rng.normal(size=(100, 4))])
+            residuals[0] = np.nan  # no context yet
+            out.append((residuals, actions))
+        return out
+
+    rate = 0.01
+    detector, threshold, rest_threshold = cal.fit_detector(split(60), 1, rate, rest_below=0.1)
+    assert detector.rest is not None and detector.rest.scale == pytest.approx(threshold / rest_threshold)
+    scores, at_rest = cal.detector_scores(detector, split(60), 1)
+    assert at_rest.sum() == 60 * 99  # frames 101..199: every command consumed was zero
+    for regime in (at_rest, ~at_rest):  # each regime alarms at about the calibrated rate on fresh normal data
+        assert 0.3 * rate < (scores[regime] > threshold).mean() < 3 * rate
+    drift = (np.full((3, 4), np.nan), np.zeros((3, 2)))
+    drift[0][1:] = 0.5  # at rest, the latent moves by half a moving-noise std
+    assert detector.score(*drift, 1)[2] > threshold
+    plain, plain_threshold, _ = cal.fit_detector(split(60), 1, rate, rest_below=None)
+    assert plain.rest is None and plain.score(*drift, 1)[2] < plain_threshold  # hidden in the moving tail
+    few, _, none = cal.fit_detector(split(5), 1, rate, rest_below=0.1)  # 495 rest frames < MIN_REST_FRAMES
+    assert few.rest is None and none == 0.0

@@ -32,6 +32,13 @@ A calibration also names its detector (``SurpriseDetector``): the horizon of the
 that stays put although commanded) leaves residuals of one sign frame after frame, while normal errors
 partly cancel, so a window finds more of them in time at the same false-alarm rate; the node, offline
 evaluation and the benchmark all score with the calibration's detector.
+
+A detector may also have a *rest regime* (``RestRegime``): frames whose predictions consumed only zero
+commands (every raw command norm at or below ``command_below``: a velocity-commanded robot told to stand
+still). The model's normal residuals there are far smaller than in motion, where wall contacts make the
+tail, so rest frames get their own window, whitening and calibrated tail, and a drift of a robot that
+should stand still stands out at once. Their whitened value is scaled so that one threshold holds in both
+regimes at the calibrated false-alarm rate.
 """
 
 from __future__ import annotations
@@ -177,30 +184,88 @@ def window_sum(residuals: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def at_rest(actions: np.ndarray, span: int, command_below: float) -> np.ndarray:
+    """(T,) bool: frame t is at rest when the ``span`` raw actions before it (``actions[t - span : t]``, the
+    commands its windowed residuals consumed) all have a norm at or below ``command_below``. Frames with fewer
+    than ``span`` actions before them, or a non-finite action among them, are not at rest."""
+    a = np.asarray(actions, dtype=np.float64)
+    still = np.linalg.norm(np.nan_to_num(a.reshape(len(a), -1), nan=np.inf), axis=1) <= command_below
+    counts = np.concatenate([[0], np.cumsum(still)])
+    out = np.zeros(len(a), dtype=bool)
+    if span >= 1 and len(a) > span:
+        t = np.arange(span, len(a))
+        out[span:] = (counts[t] - counts[t - span]) == span
+    return out
+
+
+@dataclass(frozen=True)
+class RestRegime:
+    """How a detector scores frames at rest (see the module docstring): the residual summed over ``window``
+    frames, whitened with ``whitening``, times ``scale`` (the moving regime's threshold over the rest regime's
+    calibrated tail, so one threshold holds in both)."""
+
+    command_below: float
+    window: int = 1
+    whitening: Whitening | None = None
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.window, int) and self.window >= 1 and math.isfinite(self.command_below) and self.command_below >= 0
+        if not (ok and math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"a rest regime needs command_below >= 0, an integer window >= 1 and scale > 0, got "
+                             f"{self.command_below}, {self.window}, {self.scale}")
+
+
 @dataclass(frozen=True)
 class SurpriseDetector:
     """The surprise an alarm threshold applies to: the ``horizon``-model-step prediction residual, summed over the
-    last ``window`` frames (``window_sum``), whitened with ``whitening`` (None: RMS)."""
+    last ``window`` frames (``window_sum``), whitened with ``whitening`` (None: RMS); frames at rest scored by
+    ``rest`` where it is given."""
 
     horizon: int = 1
     window: int = 1
     whitening: Whitening | None = None
+    rest: RestRegime | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.horizon, int) and self.horizon >= 1 and isinstance(self.window, int) and self.window >= 1):
             raise ValueError(f"a surprise detector needs integer horizon and window >= 1, got {self.horizon}, {self.window}")
 
+    def longest_window(self) -> int:
+        return max(self.window, self.rest.window if self.rest is not None else 1)
+
     def frames_needed(self, model: WorldModel) -> int:
         """Frames of history for the newest frame to be scored."""
-        return first_scored_frame(model, self.horizon) + self.window
+        return first_scored_frame(model, self.horizon) + self.longest_window()
+
+    def rest_span(self, frameskip: int) -> int:
+        """Raw actions a rest frame's windowed residuals consume (0 without a rest regime)."""
+        return 0 if self.rest is None else self.horizon * int(frameskip) + self.rest.window - 1
+
+    def rest_frames(self, actions: np.ndarray, frameskip: int) -> np.ndarray:
+        """(T,) bool: the frames this detector scores in its rest regime."""
+        if self.rest is None:
+            return np.zeros(len(actions), dtype=bool)
+        return at_rest(actions, self.rest_span(frameskip), self.rest.command_below)
+
+    def score(self, residuals: np.ndarray, actions: np.ndarray, frameskip: int) -> np.ndarray:
+        """Surprise of one episode's (T, D) residuals (``residual_series``), given its (T, A) raw actions."""
+        moving = surprise_of(window_sum(residuals, self.window), self.whitening)
+        if self.rest is None:
+            return moving
+        resting = surprise_of(window_sum(residuals, self.rest.window), self.rest.whitening) * self.rest.scale
+        return np.where(self.rest_frames(actions, frameskip), resting, moving)
 
     def series(self, model: WorldModel, latents: torch.Tensor, actions: np.ndarray, std: torch.Tensor | None = None) -> np.ndarray:
         """Surprise at every raw frame (NaN until a full context and window), arguments as :func:`surprise_series`."""
-        return surprise_of(window_sum(residual_series(model, latents, actions, std, self.horizon), self.window), self.whitening)
+        return self.score(residual_series(model, latents, actions, std, self.horizon), actions, int(model.frameskip))
 
     def describe(self) -> str:
         window = f", summed over {self.window} frames" if self.window > 1 else ""
-        return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}"
+        rest = ""
+        if self.rest is not None:
+            rest = f"; at rest {self.rest.window}-frame, {'whitened' if self.rest.whitening is not None else 'RMS'} x {self.rest.scale:.3g}"
+        return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}{rest}"
 
 
 class OnlineSurprise:
@@ -217,7 +282,8 @@ class OnlineSurprise:
         self.detector, self.model, self.raw_dim = detector, model, int(raw_dim)
         self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
         self.frames: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=first_scored_frame(model, detector.horizon) + 1)
-        self.residuals: deque[np.ndarray] = deque(maxlen=detector.window)
+        keep = max(detector.longest_window(), detector.rest_span(int(model.frameskip)) + 1)
+        self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)  # (residual, raw action before the frame)
         self.dim = int(np.prod(model.latent_shape))
 
     def push(self, z: np.ndarray, action_before: np.ndarray | None) -> float:
@@ -233,11 +299,15 @@ class OnlineSurprise:
             latents = torch.from_numpy(np.stack([f for f, _ in self.frames]))
             filled = [a if a is not None and a.size == self.raw_dim else np.zeros(self.raw_dim, np.float32) for a in actions]
             residual = residual_series(self.model, latents, np.stack(filled), self.std, self.detector.horizon)[-1]
-        self.residuals.append(residual)
-        if len(self.residuals) < self.detector.window:
+        known = action_before is not None and np.asarray(action_before).size == self.raw_dim
+        self.history.append((residual, np.asarray(action_before, np.float64).reshape(-1) if known else np.full(self.raw_dim, np.nan)))
+        if len(self.history) < self.detector.window:
             return float("nan")
-        window = window_sum(np.stack(self.residuals), self.detector.window)[-1:]
-        return float(surprise_of(window, self.detector.whitening)[0])
+        residuals = np.stack([r for r, _ in self.history])
+        # actions[i] moves frame i to i + 1: the action before each kept frame, shifted by one
+        before = np.stack([a for _, a in self.history])
+        actions_after = np.concatenate([before[1:], np.full((1, self.raw_dim), np.nan)])
+        return float(self.detector.score(residuals, actions_after, int(self.model.frameskip))[-1])
 
 
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:
@@ -302,6 +372,10 @@ class SurpriseCalibration:
         threshold: alarm when surprise > threshold.
         horizon: model steps of the surprise it was calibrated for.
         window: frames whose residuals are summed before whitening (1: each frame alone).
+        rest_command_below: raw command norm at or below which a command counts as zero (0 and no
+            ``rest_whitening``: no rest regime); rest_window, rest_residual_mean, rest_whitening: the rest
+            regime's window and whitening; rest_threshold: its own value at the target rate (the rest scale is
+            ``threshold / rest_threshold``); rest_frames / rest_false_alarm_rate: its held-out frames and rate.
         target_false_alarm_rate: per raw step, on the calibration split.
         false_alarm_rate: measured per raw step on a held-out normal split.
         calibration_frames / validation_frames: scored frames in each split.
@@ -325,19 +399,37 @@ class SurpriseCalibration:
     residual_mean: list[float] = field(default_factory=list)
     whitening: list[list[float]] = field(default_factory=list)
     window: int = 1
+    rest_command_below: float = 0.0
+    rest_window: int = 1
+    rest_residual_mean: list[float] = field(default_factory=list)
+    rest_whitening: list[list[float]] = field(default_factory=list)
+    rest_threshold: float = 0.0
+    rest_frames: int = 0
+    rest_false_alarm_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def whitener(self) -> Whitening | None:
         """The whitening the threshold was calibrated with (None: plain RMS surprise)."""
-        if not self.whitening:
+        return _whitening(self.residual_mean, self.whitening)
+
+    def rest_regime(self) -> RestRegime | None:
+        """The rest regime the threshold was calibrated with (None: every frame scored alike)."""
+        if not self.rest_whitening:
             return None
-        return Whitening(np.asarray(self.residual_mean, dtype=np.float64), np.asarray(self.whitening, dtype=np.float64))
+        return RestRegime(float(self.rest_command_below), int(self.rest_window), _whitening(self.rest_residual_mean, self.rest_whitening),
+                          float(self.threshold) / float(self.rest_threshold))
 
     def detector(self) -> SurpriseDetector:
         """The surprise its threshold applies to."""
-        return SurpriseDetector(self.horizon, self.window, self.whitener())
+        return SurpriseDetector(self.horizon, self.window, self.whitener(), self.rest_regime())
+
+
+def _whitening(mean: list[float], matrix: list[list[float]]) -> Whitening | None:
+    if not matrix:
+        return None
+    return Whitening(np.asarray(mean, dtype=np.float64), np.asarray(matrix, dtype=np.float64))
 
 
 def calibration_path(bundle_dir: str | Path) -> Path:
@@ -375,20 +467,32 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
         raise ValueError(f"{path}: horizon must be an integer >= 1, got {cal.horizon!r}")
     if not (isinstance(cal.window, int) and cal.window >= 1):
         raise ValueError(f"{path}: window must be an integer >= 1, got {cal.window!r}")
-    if cal.whitening:
+    for prefix in ("", "rest_"):
+        mean, matrix = getattr(cal, prefix + "residual_mean"), getattr(cal, prefix + "whitening")
+        if not matrix:
+            continue
         try:
-            w = cal.whitener()
+            w = _whitening(mean, matrix)
             ok = w is not None and w.matrix.ndim == 2 and w.matrix.shape == (w.mean.size, w.mean.size)
             ok = ok and bool(np.isfinite(w.matrix).all() and np.isfinite(w.mean).all())
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ValueError(f"{path}: whitening must be a finite D x D matrix with a D-vector residual_mean; rerun bench/calibrate_surprise.py")
+            raise ValueError(f"{path}: {prefix}whitening must be a finite D x D matrix with a D-vector {prefix}residual_mean; "
+                             "rerun bench/calibrate_surprise.py")
+    if cal.rest_whitening:
+        try:
+            cal.rest_regime()
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ValueError(f"{path}: the rest regime needs rest_threshold > 0, rest_window >= 1 and rest_command_below >= 0, got "
+                             f"{cal.rest_threshold!r}, {cal.rest_window!r}, {cal.rest_command_below!r}; rerun bench/calibrate_surprise.py") from None
     if manifest is not None:
         dims = int(np.prod(manifest.get("latent_shape") or [0]))
-        if cal.whitening and dims and len(cal.residual_mean) != dims:
-            raise ValueError(f"{path}: whitening is for {len(cal.residual_mean)} latent dimensions, the bundle has {dims}; "
-                             "rerun bench/calibrate_surprise.py")
+        for prefix in ("", "rest_"):
+            mean = getattr(cal, prefix + "residual_mean")
+            if getattr(cal, prefix + "whitening") and dims and len(mean) != dims:
+                raise ValueError(f"{path}: {prefix}whitening is for {len(mean)} latent dimensions, the bundle has {dims}; "
+                                 "rerun bench/calibrate_surprise.py")
         mismatch = [k for k, v in manifest.get("checksums", {}).items() if cal.checksums.get(k) != v]
         if cal.model_id != manifest.get("model_id") or mismatch:
             raise ValueError(

@@ -12,9 +12,11 @@ import torch
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 from jepa_world_model.surprise import (
     OnlineSurprise,
+    RestRegime,
     SurpriseCalibration,
     SurpriseDetector,
     Whitening,
+    at_rest,
     auroc,
     exceed_rate,
     first_scored_frame,
@@ -163,6 +165,48 @@ def test_online_surprise_frame_by_frame_equals_the_series() -> None:
         OnlineSurprise(SurpriseDetector(1, 0), model, model.latent_std, RAW)
 
 
+def test_at_rest_needs_every_command_its_window_consumed_to_be_zero() -> None:
+    norms = np.array([1, 0, 0, 0, 0, 1, 0, 0, 0, np.nan, 0, 0, 0], dtype=float)
+    actions = np.stack([norms, np.zeros_like(norms)], axis=1)
+    mask = at_rest(actions, 3, 0.0)
+    # frame t is at rest when actions t-3, t-2, t-1 are all zero; a NaN (unknown) command is not zero
+    assert np.flatnonzero(mask).tolist() == [4, 5, 9]
+    assert at_rest(actions[:3], 3, 0.0).tolist() == [False] * 3  # fewer than span actions before any frame
+    assert at_rest(actions, 3, 1.0).sum() > mask.sum()  # a bound admits small commands
+
+
+def test_rest_regime_scores_frames_at_rest_with_its_own_window_and_scale() -> None:
+    """Frames whose predictions consumed only zero commands are scored by the rest regime (scaled onto the moving
+    threshold); the rest in motion; the live frame-by-frame value is the same, and the history covers the rest span."""
+    model = LinearModel()
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(60, DIM)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(60, RAW)).astype(np.float32)
+    actions[20:40] = 0.0  # standing still
+    moving_w = Whitening(np.zeros(DIM), np.diag(rng.uniform(0.5, 2.0, size=DIM)))
+    rest_w = Whitening(np.full(DIM, 0.1), np.diag(rng.uniform(2.0, 4.0, size=DIM)))
+    for horizon, window, rest_window in ((1, 5, 1), (1, 1, 3), (2, 2, 2)):
+        rest = RestRegime(1e-6, rest_window, rest_w, 1.7)
+        detector = SurpriseDetector(horizon, window, moving_w, rest)
+        r = residual_series(model, torch.from_numpy(z), actions, horizon=horizon)
+        span = horizon * FRAMESKIP + rest_window - 1
+        resting = np.zeros(60, bool)
+        resting[20 + span : 41] = True  # actions t - span .. t - 1 all inside the still stretch 20..39
+        np.testing.assert_array_equal(detector.rest_frames(actions, FRAMESKIP), resting)
+        expected = np.where(resting, 1.7 * rest_w.scores(window_sum(r, rest_window)), moving_w.scores(window_sum(r, window)))
+        series = detector.series(model, torch.from_numpy(z), actions)
+        np.testing.assert_allclose(series, expected)
+        assert detector.frames_needed(model) == first_scored_frame(model, horizon) + max(window, rest_window)
+        online = OnlineSurprise(detector, model, model.latent_std, RAW)
+        got = [online.push(z[t], actions[t - 1] if t else None) for t in range(len(z))]
+        np.testing.assert_allclose(got, series, rtol=1e-6)
+    assert "at rest 2-frame, whitened x 1.7" in detector.describe()
+    with pytest.raises(ValueError, match="rest regime"):
+        RestRegime(-1.0)
+    with pytest.raises(ValueError, match="rest regime"):
+        RestRegime(0.0, 1, None, 0.0)
+
+
 def test_thresholds_rates_and_auroc() -> None:
     scores = np.arange(1000, dtype=float)
     thr = threshold_for_rate(scores, 0.01)
@@ -208,6 +252,21 @@ def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
         broken = write_calibration(_calibration(residual_mean=[0.1, 0.2], whitening=bad_w), tmp_path / "broken.json")
         with pytest.raises(ValueError, match="whitening must be"):
             read_calibration(broken)
+        broken = write_calibration(_calibration(rest_residual_mean=[0.1, 0.2], rest_whitening=bad_w, rest_threshold=1.0), tmp_path / "b.json")
+        with pytest.raises(ValueError, match="rest_whitening must be"):
+            read_calibration(broken)
+    # a rest regime: its scale maps its own calibrated tail onto the threshold; without one every frame is scored alike
+    assert read_calibration(whitened).detector().rest is None
+    rest = dict(residual_mean=[0.0, 0.0], whitening=[[1.0, 0.0], [0.0, 1.0]], rest_residual_mean=[0.0, 0.0],
+                rest_whitening=[[3.0, 0.0], [0.0, 3.0]], rest_command_below=0.05, rest_window=2, rest_threshold=0.4)
+    regime = read_calibration(write_calibration(_calibration(**rest), tmp_path / "r.json"), {**manifest, "latent_shape": [2]}).detector().rest
+    assert regime is not None and (regime.command_below, regime.window, regime.scale) == (0.05, 2, pytest.approx(2.0))
+    for field, value in (("rest_threshold", 0.0), ("rest_window", 0), ("rest_command_below", -1.0)):
+        broken = write_calibration(_calibration(**{**rest, field: value}), tmp_path / "b.json")
+        with pytest.raises(ValueError, match="rest regime needs"):
+            read_calibration(broken)
+    with pytest.raises(ValueError, match="rest_whitening is for 2 latent dimensions"):
+        read_calibration(write_calibration(_calibration(**{**rest, "whitening": []}), tmp_path / "r.json"), {**manifest, "latent_shape": [8]})
 
 
 def test_offline_eval_marks_frames_above_the_threshold() -> None:
