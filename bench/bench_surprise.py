@@ -157,7 +157,7 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
             detector, thr = stored.detector(), stored.threshold
             source = f"{Path(bundle).name}/{CALIBRATION_FILE} ({stored.command})"
         else:
-            below = REST_BELOW * largest_step(world, kwargs) if rest_window else None
+            below = REST_BELOW * largest_step(model) if rest_window else None
             detector, thr, _ = fit_detector(series(seed + 7000, horizon), frameskip, DEFAULT_RATE, horizon, window, whiten, below,
                                             max(rest_window, 1))
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"

@@ -18,6 +18,10 @@ rate is then measured on a held-out split drawn with another seed. The result is
 ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file checksums; the
 world-model node reads it) and printed.
 
+A robot's bundle (trained on its bags) is calibrated on its own recorded normal driving instead:
+    python bench/calibrate_surprise.py --bundle models/my_robot --bags my_bags/*.mcap --topics-config my_topics.yaml
+(the recorded episodes taken alternately for the two splits; the rest regime then sees how this robot stops).
+
 Rerun after retraining a bundle (the shipped two-rooms calibration uses a 5-frame window in motion, chosen
 with ``bench/bench_surprise.py``, which compares the variants, and the default 1-frame rest regime):
     python bench/calibrate_surprise.py --bundle models/two_rooms --window 5 --episodes 6400
@@ -39,7 +43,6 @@ import torch
 
 from jepa_common.episodes import Episode
 from jepa_sim.collect import collect_episodes
-from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import (
@@ -159,10 +162,30 @@ def fit_detector(series: list[tuple[np.ndarray, np.ndarray]], frameskip: int, ra
     return SurpriseDetector(horizon, window, whitening, regime), threshold, rest_threshold
 
 
-def largest_step(world: str, world_kwargs: dict[str, Any]) -> float:
-    """The longest move one raw action of ``world`` may make (its norm bound, else the smallest half-side of its box)."""
-    spec = make_world(world, **world_kwargs).spec
-    return float(spec.action_norm_max or np.min(np.abs(spec.action_high)))
+def largest_step(model: WorldModel) -> float:
+    """The longest move one raw action may make along every axis: the smallest half-range of the model's level-0 raw
+    action bounds (2.45 px in the point-mass worlds, whose norm bound is the same)."""
+    level0 = next(spec for spec in model.levels if spec.level == 0)
+    raw = int(level0.action_dim) // max(int(model.frameskip), 1)
+    low, high = np.asarray(level0.action_low[:raw], dtype=np.float64), np.asarray(level0.action_high[:raw], dtype=np.float64)
+    return float(np.min((high - low) / 2))
+
+
+def bag_series(model: WorldModel, bags: list[str], topics_config: str | None, horizon: int = 1
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Normal data from recorded bags (a robot's own driving, its stops included): (calibration, validation) series,
+    the recorded episodes taken alternately, so both splits span the whole recording."""
+    from jepa_world_model.offline_eval import load_bag_episodes, load_topics_config
+
+    episodes, skipped = load_bag_episodes(bags, load_topics_config(topics_config), progress=True)
+    for entry in skipped:
+        print(f"calibrate_surprise: skipped {entry['source']}: {entry['reason']}", file=sys.stderr)
+    if len(episodes.episodes) < 2:
+        raise ValueError(f"--bags: need at least 2 recorded episodes (one split sets the threshold, the other measures its "
+                         f"false alarms), got {len(episodes.episodes)} from {len(bags)} bag(s)")
+    series = [(residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon),
+               np.asarray(ep.actions, dtype=np.float64)) for ep in episodes.episodes]
+    return series[0::2], series[1::2]
 
 
 def _rounded(values: np.ndarray) -> list[Any]:
@@ -183,21 +206,32 @@ def calibrate(
     window: int = 1,
     rest_below: float | None = REST_BELOW,
     rest_window: int = 1,
+    bags: list[str] | None = None,
+    topics_config: str | None = None,
 ) -> SurpriseCalibration:
     """Threshold for ``rate`` on one split, false-alarm rate measured on another. ``rest_below``: the rest regime's
-    command bound as a fraction of the world's largest raw step (None: no rest regime)."""
+    command bound as a fraction of the largest raw step (None: no rest regime). ``bags``: normal data from these
+    recordings (every other episode per split) instead of episodes of the bundle's simulated world."""
     if window < 1 or horizon < 1 or rest_window < 1:
         raise ValueError(f"--horizon, --window and --rest-window must be >= 1, got {horizon}, {window} and {rest_window}")
     if rest_below is not None and not 0 <= rest_below < 1:
         raise ValueError(f"--rest-below is a fraction of the largest step in [0, 1), got {rest_below}")
     model = load_bundle(bundle, backend=backend)
-    name, kwargs = (world, {}) if world else bundle_world(bundle)
     f = int(model.frameskip)
-    below = None if rest_below is None else rest_below * largest_step(name, kwargs)
-    cal_series = normal_series(model, name, kwargs, episodes, steps, seed, horizon)
+    below = None if rest_below is None else rest_below * largest_step(model)
+    if bags:
+        cal_series, val_series = bag_series(model, bags, topics_config, horizon)
+        data: dict[str, Any] = {"bags": [str(b) for b in bags], "topics_config": topics_config, "episodes": len(cal_series) + len(val_series),
+                                "split": "recorded episodes alternately (even: calibration, odd: validation)", "backend": backend}
+    else:
+        name, kwargs = (world, {}) if world else bundle_world(bundle)
+        cal_series = normal_series(model, name, kwargs, episodes, steps, seed, horizon)
+        val_series = normal_series(model, name, kwargs, episodes, steps, seed + 1000, horizon)
+        data = {"world": name, "world_kwargs": kwargs, "policies": [{"policy": p, "policy_kwargs": k} for p, k in NORMAL_POLICIES],
+                "episodes": episodes, "steps": steps, "seed": seed, "validation_seed": seed + 1000, "backend": backend}
     detector, threshold, rest_threshold = fit_detector(cal_series, f, rate, horizon, window, whiten, below, rest_window)
     cal_scores, _ = detector_scores(detector, cal_series, f)
-    val_scores, val_rest = detector_scores(detector, normal_series(model, name, kwargs, episodes, steps, seed + 1000, horizon), f)
+    val_scores, val_rest = detector_scores(detector, val_series, f)
     finite = np.isfinite(val_scores)
     manifest = read_manifest(bundle, verify=False)
     whitening, rest = detector.whitening, detector.rest
@@ -211,16 +245,7 @@ def calibrate(
         validation_frames=int(finite.sum()),
         model_id=manifest["model_id"],
         checksums=dict(manifest.get("checksums", {})),
-        data={
-            "world": name,
-            "world_kwargs": kwargs,
-            "policies": [{"policy": p, "policy_kwargs": k} for p, k in NORMAL_POLICIES],
-            "episodes": episodes,
-            "steps": steps,
-            "seed": seed,
-            "validation_seed": seed + 1000,
-            "backend": backend,
-        },
+        data=data,
         command=command,
         quantiles={q: float(np.quantile(val_scores[finite], float(q))) for q in ("0.5", "0.99", "0.999", "1.0")},
         residual_mean=[] if whitening is None else _rounded(whitening.mean),
@@ -249,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=1,
                         help="frames whose residuals are summed before whitening (a lasting violation adds up; 1: each frame alone)")
     parser.add_argument("--world", default=None, help="override the manifest's world")
+    parser.add_argument("--bags", nargs="+", default=None,
+                        help="normal data from these recorded bags (a robot's own driving) instead of the simulated world")
+    parser.add_argument("--topics-config", default=None, help="with --bags: the BagTopics YAML (as jepa-offline-eval takes)")
     parser.add_argument("--out", default=None, help="output JSON (default <bundle>/surprise_calibration.json)")
     parser.add_argument("--no-whiten", action="store_true", help="plain RMS surprise (no residual whitening, no rest regime)")
     parser.add_argument("--rest-below", type=float, default=REST_BELOW,
@@ -262,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command,
                         whiten=not args.no_whiten, window=args.window, rest_below=None if args.no_rest else args.rest_below,
-                        rest_window=args.rest_window)
+                        rest_window=args.rest_window, bags=args.bags, topics_config=args.topics_config)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"calibrate_surprise: {exc}", file=sys.stderr)
         return 2

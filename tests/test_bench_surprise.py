@@ -103,3 +103,30 @@ def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides
     assert plain.rest is None and plain.score(*drift, 1)[2] < plain_threshold  # hidden in the moving tail
     few, _, none = cal.fit_detector(split(5), 1, rate, rest_below=0.1)  # 495 rest frames < MIN_REST_FRAMES
     assert few.rest is None and none == 0.0
+
+
+def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, capsys) -> None:
+    """A robot's bundle is calibrated on its own recorded driving (--bags): episodes alternate between the splits,
+    the rest regime learns from the recorded stops, the node reads the file; too little data is refused clearly."""
+    from jepa_sim.collect import main as collect_main
+    from jepa_world_model.bundle import read_manifest
+    from jepa_world_model.surprise import read_calibration
+
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    bags = []
+    for i in range(2):
+        bags.append(tmp_path / f"drive_{i}")
+        assert collect_main(["--world", "two_rooms", "--episodes", "4", "--steps", "80", "--seed", str(i), "--policy",
+                             "random_momentum", "--policy-arg", "rest_prob=0.1", "--out", str(bags[-1])]) == 0
+    cal.MIN_REST_FRAMES = 100  # a small recording; the shipped default wants 1,000 rest frames for the tail
+    out = tmp_path / "surprise_calibration.json"
+    assert cal.main(["--bundle", str(BUNDLE), "--bags", *map(str, bags), "--window", "5", "--out", str(out)]) == 0
+    calibration = read_calibration(out, read_manifest(BUNDLE, verify=False))  # tied to the bundle, as the node checks
+    assert calibration.data["bags"] == [str(b) for b in bags] and calibration.data["episodes"] == 8
+    assert calibration.validation_frames > 0 and calibration.threshold > 0 and 0 <= calibration.false_alarm_rate <= 1
+    regime = calibration.detector().rest
+    assert regime is not None and regime.command_below == pytest.approx(0.02 * 2.45) and calibration.rest_frames > 0
+    assert cal.main(["--bundle", str(BUNDLE), "--bags", str(tmp_path / "missing"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "need at least 2 recorded episodes" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
