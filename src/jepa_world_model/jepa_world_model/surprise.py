@@ -232,6 +232,7 @@ class SurpriseDetector:
             raise ValueError(f"a surprise detector needs integer horizon and window >= 1, got {self.horizon}, {self.window}")
 
     def longest_window(self) -> int:
+        """Frames of residuals the longer of the two regimes' windows sums."""
         return max(self.window, self.rest.window if self.rest is not None else 1)
 
     def frames_needed(self, model: WorldModel) -> int:
@@ -418,8 +419,8 @@ class SurpriseCalibration:
         """The rest regime the threshold was calibrated with (None: every frame scored alike)."""
         if not self.rest_whitening:
             return None
-        return RestRegime(float(self.rest_command_below), int(self.rest_window), _whitening(self.rest_residual_mean, self.rest_whitening),
-                          float(self.threshold) / float(self.rest_threshold))
+        return RestRegime(self.rest_command_below, self.rest_window, _whitening(self.rest_residual_mean, self.rest_whitening),
+                          self.threshold / self.rest_threshold)
 
     def detector(self) -> SurpriseDetector:
         """The surprise its threshold applies to."""

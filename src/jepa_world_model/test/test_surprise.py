@@ -261,7 +261,8 @@ def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
                 rest_whitening=[[3.0, 0.0], [0.0, 3.0]], rest_command_below=0.05, rest_window=2, rest_threshold=0.4)
     regime = read_calibration(write_calibration(_calibration(**rest), tmp_path / "r.json"), {**manifest, "latent_shape": [2]}).detector().rest
     assert regime is not None and (regime.command_below, regime.window, regime.scale) == (0.05, 2, pytest.approx(2.0))
-    for field, value in (("rest_threshold", 0.0), ("rest_window", 0), ("rest_command_below", -1.0)):
+    for field, value in (("rest_threshold", 0.0), ("rest_window", 0), ("rest_window", 1.5), ("rest_command_below", -1.0),
+                         ("rest_command_below", "low")):
         broken = write_calibration(_calibration(**{**rest, field: value}), tmp_path / "b.json")
         with pytest.raises(ValueError, match="rest regime needs"):
             read_calibration(broken)
