@@ -105,13 +105,6 @@ def normal_series(
     return out
 
 
-def normal_residuals(
-    model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
-) -> np.ndarray:
-    """Normalised residuals (N, D) of ``normal_series``, one row per frame, episodes concatenated."""
-    return np.concatenate([r for r, _ in normal_series(model, world, world_kwargs, episodes, steps, seed, horizon)])
-
-
 def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.ndarray:
     """Surprise of every scored frame of ``residuals`` (the rows with a full context)."""
     scores = surprise_of(residuals, whitening)
