@@ -9,7 +9,8 @@ One command regenerates everything from the bundle (the policy is trained here, 
 2. On held-out seeds (disjoint from the training seeds), through the same controller:
    Mode 1 alone as the ``--mode1-profile`` runs it (its ``policy_noise`` and ``stall_recovery``; and
    deterministic); Mode 1 with a one-step check (``--check-samples``: of its action and noisy copies, the one
-   the model predicts nearest the goal, the ``policy_checked`` profile); Mode 2 (``--profile``);
+   the model predicts nearest the goal, the ``policy_checked`` profile), without and with the controller's
+   stall recovery; Mode 2 (``--profile``);
    Mode 2 at reduced samples, unseeded, seeded by Mode 1's proposals (they count in the samples),
    warm-started by Mode 1's decision (the first action of the sampler's initial mean) and by its rollout (the
    whole initial mean); then scarcer budgets (``--sweep-fractions``) unseeded and with both warm starts.
@@ -44,9 +45,10 @@ def run_condition(model, make_planner, world, seeds: list[int], max_steps: int, 
 
 def main(argv: list[str] | None = None) -> int:
     from jepa_common.paths import portable_path
+    from jepa_planner.controller import StallRecovery
     from jepa_planner.distill import distil_dagger
     from jepa_planner.policy import PolicyPlanner
-    from jepa_planner.profiles import PolicySeededPlanner, build_planner, load_profile
+    from jepa_planner.profiles import PolicySeededPlanner, StallRecoveryConfig, build_planner, load_profile
     from jepa_sim.machine import machine_info
     from jepa_sim.worlds import make_world
     from jepa_world_model.bundle import load_bundle
@@ -145,11 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         return lambda s: PolicySeededPlanner(build_planner(prof, model, seed=s), policy, 0, warm_start=how)
 
     deterministic = mode1.model_copy(update={"policy_noise": 0.0})
+    recovery = StallRecovery(**(mode1.stall_recovery or StallRecoveryConfig()).model_dump())
+
+    def checked_with_recovery(s: int) -> PolicyPlanner:
+        """Mode 1 with the one-step check, plus the controller's stall recovery (the --mode1-profile's, else its defaults)."""
+        planner = PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s, check_samples=args.check_samples)
+        planner.stall_recovery = recovery
+        return planner
+
     conditions = {
         "mode1_policy": lambda s: build_planner(mode1, model, seed=s, policy=policy),
         "mode1_policy_deterministic": lambda s: build_planner(deterministic, model, seed=s, policy=policy),
         "mode1_policy_checked": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s,
                                                         check_samples=args.check_samples),
+        "mode1_policy_checked_stall_recovery": lambda s: checked_with_recovery(s),
         "mode2_planner": lambda s: build_planner(profile, model, seed=s),
         "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
