@@ -45,10 +45,9 @@ def run_condition(model, make_planner, world, seeds: list[int], max_steps: int, 
 
 def main(argv: list[str] | None = None) -> int:
     from jepa_common.paths import portable_path
-    from jepa_planner.controller import StallRecovery
     from jepa_planner.distill import distil_dagger
     from jepa_planner.policy import PolicyPlanner
-    from jepa_planner.profiles import PolicySeededPlanner, StallRecoveryConfig, build_planner, load_profile
+    from jepa_planner.profiles import PolicySeededPlanner, StallRecoveryConfig, build_planner, load_profile, with_recovery
     from jepa_sim.machine import machine_info
     from jepa_sim.worlds import make_world
     from jepa_world_model.bundle import load_bundle
@@ -147,20 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         return lambda s: PolicySeededPlanner(build_planner(prof, model, seed=s), policy, 0, warm_start=how)
 
     deterministic = mode1.model_copy(update={"policy_noise": 0.0})
-    recovery = StallRecovery(**(mode1.stall_recovery or StallRecoveryConfig()).model_dump())
-
-    def checked_with_recovery(s: int) -> PolicyPlanner:
-        """Mode 1 with the one-step check, plus the controller's stall recovery (the --mode1-profile's, else its defaults)."""
-        planner = PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s, check_samples=args.check_samples)
-        planner.stall_recovery = recovery
-        return planner
-
+    # the checked policy with the controller's stall recovery: the --mode1-profile's, else its defaults
+    recovering = mode1 if mode1.stall_recovery is not None else mode1.model_copy(update={"stall_recovery": StallRecoveryConfig()})
     conditions = {
         "mode1_policy": lambda s: build_planner(mode1, model, seed=s, policy=policy),
         "mode1_policy_deterministic": lambda s: build_planner(deterministic, model, seed=s, policy=policy),
         "mode1_policy_checked": lambda s: PolicyPlanner(model, policy, noise_std=args.noise_std, seed=s,
                                                         check_samples=args.check_samples),
-        "mode1_policy_checked_stall_recovery": lambda s: checked_with_recovery(s),
+        "mode1_policy_checked_stall_recovery": lambda s: with_recovery(recovering, PolicyPlanner(
+            model, policy, noise_std=args.noise_std, seed=s, check_samples=args.check_samples)),
         "mode2_planner": lambda s: build_planner(profile, model, seed=s),
         "mode2_reduced": lambda s: build_planner(reduced, model, seed=s),
         "mode2_reduced_seeded_by_mode1": lambda s: PolicySeededPlanner(build_planner(seeded, model, seed=s), policy,
