@@ -39,6 +39,13 @@ still). The model's normal residuals there are far smaller than in motion, where
 tail, so rest frames get their own window, whitening and calibrated tail, and a drift of a robot that
 should stand still stands out at once. Their whitened value is scaled so that one threshold holds in both
 regimes at the calibrated false-alarm rate.
+
+A detector may also carry a *context scale* (``ContextScale``): how large the model's own normal error is
+where a frame's prediction started (the latent it started from and the commands it consumed), learnt on
+normal data. The model is often wrong at walls (a stop it did not predict) and rarely in open space, so a
+moving frame's surprise is the larger of its plain value and its value over the expected one (times a gain
+that puts both on one threshold): an agent that stops in open space stands out, a wall stop of the same size
+does not.
 """
 
 from __future__ import annotations
@@ -198,6 +205,86 @@ def at_rest(actions: np.ndarray, span: int, command_below: float) -> np.ndarray:
     return out
 
 
+def context_features(latents: np.ndarray, actions: np.ndarray, frameskip: int, horizon: int, window: int) -> np.ndarray:
+    """(T, D + 2A) what each frame's windowed residual was predicted from: the latent its newest prediction started
+    from (frame ``t - horizon * frameskip``), the raw commands summed over every action the window consumed and over
+    the newest prediction's own; NaN rows where the episode is too short or a command is missing."""
+    z = np.asarray(latents, dtype=np.float64).reshape(len(latents), -1)
+    a = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
+    lead = int(horizon) * int(frameskip)
+    before = np.full((len(z), a.shape[1]), np.nan)  # before[t] = actions[t - 1], the command that led to frame t
+    before[1:] = a[: len(z) - 1]
+    start = np.full_like(z, np.nan)
+    if len(z) > lead:
+        start[lead:] = z[: len(z) - lead]
+    return np.concatenate([start, window_sum(before, lead + int(window) - 1), window_sum(before, lead)], axis=1)
+
+
+@dataclass(frozen=True)
+class ContextScale:
+    """The moving regime's expected surprise on normal data given a frame's ``context_features``: a small MLP
+    (SiLU between layers) predicting its log, on features standardised with ``mean`` and ``std``. ``gain`` puts
+    ``surprise / expected`` on the plain surprise's threshold (see the module docstring)."""
+
+    mean: np.ndarray  # (F,)
+    std: np.ndarray  # (F,)
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight (out, in), bias (out,)) each
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        size = np.asarray(self.mean).size
+        ok = bool(self.layers) and np.asarray(self.std).shape == np.asarray(self.mean).shape == (size,)
+        ok = ok and bool(np.isfinite(self.mean).all() and np.isfinite(self.std).all() and (np.asarray(self.std) > 0).all())
+        for weight, bias in self.layers if ok else ():
+            w, b = np.asarray(weight), np.asarray(bias)
+            ok = ok and w.ndim == 2 and w.shape[1] == size and b.shape == (w.shape[0],) and bool(np.isfinite(w).all() and np.isfinite(b).all())
+            size = w.shape[0] if w.ndim == 2 else -1
+        if not (ok and size == 1 and math.isfinite(self.gain) and self.gain > 0):
+            raise ValueError("a context scale needs finite layers chained from its features to one output, std > 0 and gain > 0")
+
+    def expected(self, features: np.ndarray) -> np.ndarray:
+        """(T,) expected surprise of (T, F) features (NaN where a feature is)."""
+        x = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
+        for i, (weight, bias) in enumerate(self.layers):
+            x = x @ np.asarray(weight).T + bias
+            if i < len(self.layers) - 1:
+                x = x / (1.0 + np.exp(-np.clip(x, -60, 60)))  # SiLU
+        return np.exp(x[:, 0])
+
+    @classmethod
+    def fit(cls, features: np.ndarray, scores: np.ndarray, hidden: int = 32, epochs: int = 20, seed: int = 0,
+            min_steps: int = 2000) -> ContextScale:
+        """Least squares on log ``scores`` (N,) from (N, F) ``features`` of normal moving frames (rows with a
+        non-finite value or a score <= 0 are ignored), for ``epochs`` or at least ``min_steps`` batches; gain 1."""
+        x, y = np.asarray(features, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+        keep = np.isfinite(x).all(axis=1) & np.isfinite(y) & (y > 0)
+        x, y = x[keep], np.log(y[keep])
+        if len(x) < 10 * x.shape[1]:
+            raise ValueError(f"need at least {10 * x.shape[1]} normal moving frames to fit a context scale, got {len(x)}")
+        mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.SiLU(), torch.nn.Linear(hidden, hidden),
+                                      torch.nn.SiLU(), torch.nn.Linear(hidden, 1))
+            xt = torch.as_tensor((x - mean) / std, dtype=torch.float32)
+            yt = torch.as_tensor(y, dtype=torch.float32)
+            opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+            epochs = max(epochs, math.ceil(min_steps / math.ceil(len(xt) / 1024)))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+            for _ in range(epochs):
+                order = torch.randperm(len(xt))
+                for lo in range(0, len(xt), 1024):
+                    batch = order[lo : lo + 1024]
+                    loss = ((net(xt[batch]).squeeze(-1) - yt[batch]) ** 2).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                sched.step()
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        layers = tuple((m.weight.detach().double().numpy(), m.bias.detach().double().numpy()) for m in linears)
+        return cls(mean, std, layers)
+
+
 @dataclass(frozen=True)
 class RestRegime:
     """How a detector scores frames at rest (see the module docstring): the residual summed over ``window``
@@ -220,12 +307,13 @@ class RestRegime:
 class SurpriseDetector:
     """The surprise an alarm threshold applies to: the ``horizon``-model-step prediction residual, summed over the
     last ``window`` frames (``window_sum``), whitened with ``whitening`` (None: RMS); frames at rest scored by
-    ``rest`` where it is given."""
+    ``rest`` where it is given, moving frames also against their expected value where ``context`` is given."""
 
     horizon: int = 1
     window: int = 1
     whitening: Whitening | None = None
     rest: RestRegime | None = None
+    context: ContextScale | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.horizon, int) and self.horizon >= 1 and isinstance(self.window, int) and self.window >= 1):
@@ -234,6 +322,11 @@ class SurpriseDetector:
     def longest_window(self) -> int:
         """Frames of residuals the longer of the two regimes' windows sums."""
         return max(self.window, self.rest.window if self.rest is not None else 1)
+
+    def history_needed(self, frameskip: int) -> int:
+        """Frames of (residual, command, latent) the newest frame's score reads (windows, rest span, context)."""
+        span = self.horizon * int(frameskip) + self.window if self.context is not None else 0
+        return max(self.longest_window(), self.rest_span(frameskip) + 1, span)
 
     def frames_needed(self, model: WorldModel) -> int:
         """Frames of history for the newest frame to be scored."""
@@ -249,9 +342,15 @@ class SurpriseDetector:
             return np.zeros(len(actions), dtype=bool)
         return at_rest(actions, self.rest_span(frameskip), self.rest.command_below)
 
-    def score(self, residuals: np.ndarray, actions: np.ndarray, frameskip: int) -> np.ndarray:
-        """Surprise of one episode's (T, D) residuals (``residual_series``), given its (T, A) raw actions."""
+    def score(self, residuals: np.ndarray, actions: np.ndarray, frameskip: int, latents: np.ndarray | None = None) -> np.ndarray:
+        """Surprise of one episode's (T, D) residuals (``residual_series``), given its (T, A) raw actions and, for a
+        detector with a context scale, its (T, ...) latents."""
         moving = surprise_of(window_sum(residuals, self.window), self.whitening)
+        if self.context is not None:
+            if latents is None:
+                raise ValueError("this surprise detector has a context scale: score() needs the episode's latents")
+            features = context_features(latents, actions, frameskip, self.horizon, self.window)
+            moving = np.fmax(moving, self.context.gain * moving / self.context.expected(features))
         if self.rest is None:
             return moving
         resting = surprise_of(window_sum(residuals, self.rest.window), self.rest.whitening) * self.rest.scale
@@ -259,14 +358,16 @@ class SurpriseDetector:
 
     def series(self, model: WorldModel, latents: torch.Tensor, actions: np.ndarray, std: torch.Tensor | None = None) -> np.ndarray:
         """Surprise at every raw frame (NaN until a full context and window), arguments as :func:`surprise_series`."""
-        return self.score(residual_series(model, latents, actions, std, self.horizon), actions, int(model.frameskip))
+        residuals = residual_series(model, latents, actions, std, self.horizon)
+        return self.score(residuals, actions, int(model.frameskip), torch.as_tensor(latents).reshape(len(residuals), -1).numpy())
 
     def describe(self) -> str:
         window = f", summed over {self.window} frames" if self.window > 1 else ""
         rest = ""
         if self.rest is not None:
             rest = f"; at rest {self.rest.window}-frame, {'whitened' if self.rest.whitening is not None else 'RMS'} x {self.rest.scale:.3g}"
-        return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}{rest}"
+        context = ", context-scaled" if self.context is not None else ""
+        return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}{context}{rest}"
 
 
 class OnlineSurprise:
@@ -283,8 +384,8 @@ class OnlineSurprise:
         self.detector, self.model, self.raw_dim = detector, model, int(raw_dim)
         self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
         self.frames: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=first_scored_frame(model, detector.horizon) + 1)
-        keep = max(detector.longest_window(), detector.rest_span(int(model.frameskip)) + 1)
-        self.history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=keep)  # (residual, raw action before the frame)
+        # (residual, raw action before the frame, latent)
+        self.history: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=detector.history_needed(int(model.frameskip)))
         self.dim = int(np.prod(model.latent_shape))
 
     def push(self, z: np.ndarray, action_before: np.ndarray | None) -> float:
@@ -301,14 +402,15 @@ class OnlineSurprise:
             filled = [a if a is not None and a.size == self.raw_dim else np.zeros(self.raw_dim, np.float32) for a in actions]
             residual = residual_series(self.model, latents, np.stack(filled), self.std, self.detector.horizon)[-1]
         known = action_before is not None and np.asarray(action_before).size == self.raw_dim
-        self.history.append((residual, np.asarray(action_before, np.float64).reshape(-1) if known else np.full(self.raw_dim, np.nan)))
+        before = np.asarray(action_before, np.float64).reshape(-1) if known else np.full(self.raw_dim, np.nan)
+        self.history.append((residual, before, self.frames[-1][0].reshape(-1)))
         if len(self.history) < self.detector.window:
             return float("nan")
-        residuals = np.stack([r for r, _ in self.history])
+        residuals = np.stack([r for r, _, _ in self.history])
         # actions[i] moves frame i to i + 1: the action before each kept frame, shifted by one
-        before = np.stack([a for _, a in self.history])
-        actions_after = np.concatenate([before[1:], np.full((1, self.raw_dim), np.nan)])
-        return float(self.detector.score(residuals, actions_after, int(self.model.frameskip))[-1])
+        actions_after = np.concatenate([np.stack([a for _, a, _ in self.history])[1:], np.full((1, self.raw_dim), np.nan)])
+        latents = np.stack([z for _, _, z in self.history])
+        return float(self.detector.score(residuals, actions_after, int(self.model.frameskip), latents)[-1])
 
 
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:
@@ -377,6 +479,8 @@ class SurpriseCalibration:
             ``rest_whitening``: no rest regime); rest_window, rest_residual_mean, rest_whitening: the rest
             regime's window and whitening; rest_threshold: its own value at the target rate (the rest scale is
             ``threshold / rest_threshold``); rest_frames / rest_false_alarm_rate: its held-out frames and rate.
+        context_mean, context_std, context_layers ({"weight", "bias"} per layer), context_gain: the detector's
+            context scale (no layers: none).
         target_false_alarm_rate: per raw step, on the calibration split.
         false_alarm_rate: measured per raw step on a held-out normal split.
         calibration_frames / validation_frames: scored frames in each split.
@@ -407,6 +511,10 @@ class SurpriseCalibration:
     rest_threshold: float = 0.0
     rest_frames: int = 0
     rest_false_alarm_rate: float = 0.0
+    context_mean: list[float] = field(default_factory=list)
+    context_std: list[float] = field(default_factory=list)
+    context_layers: list[dict[str, Any]] = field(default_factory=list)
+    context_gain: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -422,9 +530,18 @@ class SurpriseCalibration:
         return RestRegime(self.rest_command_below, self.rest_window, _whitening(self.rest_residual_mean, self.rest_whitening),
                           self.threshold / self.rest_threshold)
 
+    def context_scale(self) -> ContextScale | None:
+        """The context scale the threshold was calibrated with (None: moving frames scored by their plain value)."""
+        if not self.context_layers:
+            return None
+        layers = tuple((np.asarray(layer["weight"], dtype=np.float64), np.asarray(layer["bias"], dtype=np.float64))
+                       for layer in self.context_layers)
+        return ContextScale(np.asarray(self.context_mean, dtype=np.float64), np.asarray(self.context_std, dtype=np.float64), layers,
+                            float(self.context_gain))
+
     def detector(self) -> SurpriseDetector:
         """The surprise its threshold applies to."""
-        return SurpriseDetector(self.horizon, self.window, self.whitener(), self.rest_regime())
+        return SurpriseDetector(self.horizon, self.window, self.whitener(), self.rest_regime(), self.context_scale())
 
 
 def _whitening(mean: list[float], matrix: list[list[float]]) -> Whitening | None:
@@ -487,8 +604,20 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
         except (TypeError, ValueError, ZeroDivisionError):
             raise ValueError(f"{path}: the rest regime needs rest_threshold > 0, rest_window >= 1 and rest_command_below >= 0, got "
                              f"{cal.rest_threshold!r}, {cal.rest_window!r}, {cal.rest_command_below!r}; rerun bench/calibrate_surprise.py") from None
+    if cal.context_layers:
+        try:
+            scale = cal.context_scale()
+        except (TypeError, ValueError, KeyError, ZeroDivisionError):
+            scale = None
+        if scale is None or isinstance(cal.context_gain, bool):
+            raise ValueError(f"{path}: the context scale needs finite context_layers (each a weight and a bias, chained from "
+                             "context_mean's features to one output), context_std > 0 and context_gain > 0; rerun bench/calibrate_surprise.py")
     if manifest is not None:
         dims = int(np.prod(manifest.get("latent_shape") or [0]))
+        extra = len(cal.context_mean) - dims
+        if cal.context_layers and dims and (extra <= 0 or extra % 2):
+            raise ValueError(f"{path}: the context scale reads {len(cal.context_mean)} features, not a latent of the bundle's {dims} "
+                             "dimensions and two command sums; rerun bench/calibrate_surprise.py")
         for prefix in ("", "rest_"):
             mean = getattr(cal, prefix + "residual_mean")
             if getattr(cal, prefix + "whitening") and dims and len(mean) != dims:

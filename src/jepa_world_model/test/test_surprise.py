@@ -11,6 +11,7 @@ import torch
 
 from jepa_world_model.protocol import LevelSpec, sliding_rollout
 from jepa_world_model.surprise import (
+    ContextScale,
     OnlineSurprise,
     RestRegime,
     SurpriseCalibration,
@@ -18,6 +19,7 @@ from jepa_world_model.surprise import (
     Whitening,
     at_rest,
     auroc,
+    context_features,
     exceed_rate,
     first_scored_frame,
     normalised_distance,
@@ -207,6 +209,80 @@ def test_rest_regime_scores_frames_at_rest_with_its_own_window_and_scale() -> No
         RestRegime(0.0, 1, None, 0.0)
 
 
+def test_context_features_are_what_each_windowed_prediction_started_from() -> None:
+    """Frame t: the latent at t - horizon * frameskip, the commands its window consumed (actions t - span .. t - 1) and
+    the newest prediction's own (the last horizon * frameskip); NaN until they exist or where a command is missing."""
+    z = np.arange(20, dtype=float)[:, None] * np.ones((1, 2))
+    actions = np.ones((20, 1))
+    actions[12] = np.nan
+    f = context_features(z, actions, frameskip=3, horizon=1, window=2)  # span 3 + 2 - 1 = 4 actions
+    assert f.shape == (20, 2 + 1 + 1)
+    assert np.isnan(f[:4]).any(axis=1).all() and np.isfinite(f[4]).all()
+    np.testing.assert_array_equal(f[4], [1.0, 1.0, 4.0, 3.0])
+    np.testing.assert_array_equal(f[10, :2], [7.0, 7.0])
+    assert np.isnan(f[13:17, 2]).all() and np.isfinite(f[17]).all()  # windows holding the missing action 12
+
+
+def _net_scale(rng: np.random.Generator, features: int, gain: float = 1.0) -> ContextScale:
+    layers = ((rng.normal(size=(6, features)), rng.normal(size=6)), (rng.normal(size=(6, 6)), rng.normal(size=6)),
+              (0.3 * rng.normal(size=(1, 6)), np.zeros(1)))
+    return ContextScale(rng.normal(size=features), rng.uniform(0.5, 2.0, size=features), layers, gain)
+
+
+def test_context_scale_is_the_mlp_it_was_fitted_as_and_refuses_broken_layers() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4000, 3))
+    noise = np.exp(1.5 * np.tanh(x[:, 0]))  # normal errors large where feature 0 is high (a wall ahead), small elsewhere
+    scores = noise * np.exp(0.3 * rng.normal(size=4000))
+    scale = ContextScale.fit(x, scores)
+    x = rng.normal(size=(300, 3))  # fresh contexts
+    expected = scale.expected(x)
+    assert np.corrcoef(np.log(expected), 1.5 * np.tanh(x[:, 0]))[0, 1] > 0.95  # it learnt where the model is often wrong
+    assert np.isnan(scale.expected(np.full((1, 3), np.nan))).all()
+    net = torch.nn.Sequential(*[m for w, b in scale.layers for m in (torch.nn.Linear(w.shape[1], w.shape[0]), torch.nn.SiLU())][:-1]).double()
+    with torch.no_grad():
+        for m, (w, b) in zip([m for m in net if isinstance(m, torch.nn.Linear)], scale.layers, strict=True):
+            m.weight.copy_(torch.from_numpy(w)), m.bias.copy_(torch.from_numpy(b))
+        reference = torch.exp(net(torch.from_numpy((x - scale.mean) / scale.std)))[:, 0].numpy()
+    np.testing.assert_allclose(expected, reference, rtol=1e-6)
+    good = _net_scale(rng, 3)
+    for broken in (dict(gain=0.0), dict(std=np.zeros(3)), dict(layers=good.layers[:2]), dict(layers=((np.ones((6, 4)), np.ones(6)),)),
+                   dict(mean=np.full(3, np.nan)), dict(layers=())):
+        with pytest.raises(ValueError, match="context scale needs"):
+            ContextScale(**{**dict(mean=good.mean, std=good.std, layers=good.layers, gain=1.0), **broken})
+    with pytest.raises(ValueError, match="at least"):
+        ContextScale.fit(x[:5], scores[:5])
+
+
+def test_context_scaled_detector_scores_the_larger_of_plain_and_scaled_and_runs_live() -> None:
+    """Moving frames: max(plain, gain * plain / expected); rest frames untouched; the live node gets the same values
+    and scoring without latents is refused."""
+    model = LinearModel()
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(60, DIM)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(60, RAW)).astype(np.float32)
+    actions[30:45] = 0.0
+    w = Whitening(np.zeros(DIM), np.diag(rng.uniform(0.5, 2.0, size=DIM)))
+    for horizon, window in ((1, 5), (2, 1)):
+        scale = _net_scale(rng, DIM + 2 * RAW, gain=1.3)
+        rest = RestRegime(1e-6, 1, w, 0.9)
+        detector = SurpriseDetector(horizon, window, w, rest, scale)
+        r = residual_series(model, torch.from_numpy(z), actions, horizon=horizon)
+        plain = w.scores(window_sum(r, window))
+        expected_scale = scale.expected(context_features(z, actions, FRAMESKIP, horizon, window))
+        moving = np.fmax(plain, 1.3 * plain / expected_scale)
+        want = np.where(detector.rest_frames(actions, FRAMESKIP), 0.9 * w.scores(r), moving)
+        series = detector.series(model, torch.from_numpy(z), actions)
+        np.testing.assert_allclose(series, want)
+        assert (series[np.isfinite(series)] >= np.minimum(plain, 0.9 * w.scores(r))[np.isfinite(series)] - 1e-12).all()
+        online = OnlineSurprise(detector, model, model.latent_std, RAW)
+        got = [online.push(z[t], actions[t - 1] if t else None) for t in range(len(z))]
+        np.testing.assert_allclose(got, series, rtol=1e-6)
+        with pytest.raises(ValueError, match="needs the episode's latents"):
+            detector.score(r, actions, FRAMESKIP)
+    assert "context-scaled" in detector.describe()
+
+
 def test_thresholds_rates_and_auroc() -> None:
     scores = np.arange(1000, dtype=float)
     thr = threshold_for_rate(scores, 0.01)
@@ -268,6 +344,23 @@ def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
             read_calibration(broken)
     with pytest.raises(ValueError, match="rest_whitening is for 2 latent dimensions"):
         read_calibration(write_calibration(_calibration(**{**rest, "whitening": []}), tmp_path / "r.json"), {**manifest, "latent_shape": [8]})
+    # a context scale travels with its threshold; broken layers or one for another latent size are refused
+    good = _net_scale(np.random.default_rng(9), 2 + 2 * RAW, gain=1.2)
+    context = dict(context_mean=good.mean.tolist(), context_std=good.std.tolist(), context_gain=1.2,
+                   context_layers=[{"weight": w.tolist(), "bias": b.tolist()} for w, b in good.layers])
+    loaded = read_calibration(write_calibration(_calibration(**rest, **context), tmp_path / "c.json"), {**manifest, "latent_shape": [2]})
+    scale = loaded.detector().context
+    assert scale is not None and scale.gain == 1.2
+    x = np.random.default_rng(1).normal(size=(4, 2 + 2 * RAW))
+    np.testing.assert_allclose(scale.expected(x), good.expected(x))
+    assert read_calibration(whitened).detector().context is None
+    for field, value in (("context_gain", 0.0), ("context_gain", True), ("context_std", [0.0] * 6),
+                         ("context_layers", [{"weight": [[1.0]], "bias": [0.0]}]), ("context_layers", [{"weights": []}])):
+        broken = write_calibration(_calibration(**rest, **{**context, field: value}), tmp_path / "b.json")
+        with pytest.raises(ValueError, match="context scale needs"):
+            read_calibration(broken)
+    with pytest.raises(ValueError, match="reads 6 features"):
+        read_calibration(write_calibration(_calibration(**rest, **context), tmp_path / "c.json"), {**manifest, "latent_shape": [3]})
 
 
 def test_offline_eval_marks_frames_above_the_threshold() -> None:
