@@ -8,7 +8,9 @@ variant (``h1``: the whitened 1-step error; ``h1_raw``: the same error's plain R
 before whitening, measured in the same run for the ratio; ``h2``: the whitened 2-step open-loop error;
 ``h1_w5``: the sum of the last 5 frames' 1-step residuals, whitened on normal sums, for violations that
 last; ``h1_rest``, ``h1_w5_rest``: the same with a rest regime, frames whose predictions consumed only zero
-commands whitened and thresholded on their own, ``jepa_world_model.surprise.RestRegime``) and backend it writes:
+commands whitened and thresholded on their own, ``jepa_world_model.surprise.RestRegime``; ``h1_rest_ctx``,
+``h1_w5_rest_ctx``: the same with a context scale, moving frames also scored against the surprise the model's own
+errors make where their prediction started, ``jepa_world_model.surprise.ContextScale``) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -63,9 +65,11 @@ from jepa_world_model.surprise import (
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
-# name -> (horizon in model steps, whitened, window in frames, rest regime's window in frames (0: no rest regime))
-VARIANTS = {"h1": (1, True, 1, 0), "h1_raw": (1, False, 1, 0), "h2": (2, True, 1, 0), "h1_w5": (1, True, 5, 0),
-            "h1_rest": (1, True, 1, 1), "h1_w5_rest": (1, True, 5, 1)}
+# name -> (horizon in model steps, whitened, window in frames, rest regime's window in frames (0: no rest regime),
+#          context scale)
+VARIANTS = {"h1": (1, True, 1, 0, False), "h1_raw": (1, False, 1, 0, False), "h2": (2, True, 1, 0, False),
+            "h1_w5": (1, True, 5, 0, False), "h1_rest": (1, True, 1, 1, False), "h1_w5_rest": (1, True, 5, 1, False),
+            "h1_rest_ctx": (1, True, 1, 1, True), "h1_w5_rest_ctx": (1, True, 5, 1, True)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -149,9 +153,10 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
 
     stored_key = None
     if stored is not None:
-        stored_key = (stored.horizon, stored.whitener() is not None, stored.window, stored.rest_window if stored.rest_regime() else 0)
+        stored_key = (stored.horizon, stored.whitener() is not None, stored.window, stored.rest_window if stored.rest_regime() else 0,
+                      bool(stored.context_layers))
     for name, key in VARIANTS.items():
-        horizon, whiten, window, rest_window = key
+        horizon, whiten, window, rest_window, context = key
         live = stored_key == key
         if live:
             detector, thr = stored.detector(), stored.threshold
@@ -159,7 +164,7 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         else:
             below = REST_BELOW * largest_step(model) if rest_window else None
             detector, thr, _ = fit_detector(series(seed + 7000, horizon), frameskip, DEFAULT_RATE, horizon, window, whiten, below,
-                                            max(rest_window, 1))
+                                            max(rest_window, 1), context)
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
         held_out, at_rest = detector_scores(detector, series(seed + 9000, horizon), frameskip)
         finite = np.isfinite(held_out)
@@ -347,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         "variants": {k: f"{h}-model-step open-loop prediction error, " + (f"summed over the last {n} frames, " if n > 1 else "")
                      + ("whitened (Mahalanobis per dimension)" if w else "RMS")
                      + (f"; frames at rest (zero commands) in their own {r}-frame regime" if r else "")
-                     for k, (h, w, n, r) in VARIANTS.items()},
+                     + ("; moving frames also against the context's expected surprise" if c else "")
+                     for k, (h, w, n, r, c) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,
         "two_rooms_targets_met": summary(results),

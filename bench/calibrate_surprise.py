@@ -12,7 +12,10 @@ calibration names, ``SurpriseDetector``; 1: each frame alone). Frames at rest (e
 residuals consumed below ``--rest-below`` of the world's largest step: the robot told to stand still) form
 the detector's rest regime (``RestRegime``): their own ``--rest-window``, whitening and threshold for the
 same rate, scaled onto the moving regime's threshold, so a robot that drifts while it should stand still is
-not judged against the tail of wall contacts in motion (``--no-rest``: one regime). The
+not judged against the tail of wall contacts in motion (``--no-rest``: one regime). Moving frames are also
+scored against the surprise the model's own errors make where their prediction started (``ContextScale``, a
+small MLP fitted on the calibration split's moving frames: large near walls, small in open space), and the
+larger of the plain and the context-scaled value counts (``--no-context``: the plain value alone). The
 threshold is the value at most ``--rate`` of the calibration split exceeds (in each regime); the false-alarm
 rate is then measured on a held-out split drawn with another seed. The result is written to
 ``<bundle>/surprise_calibration.json`` (tied to the bundle's model id and file checksums; the
@@ -46,11 +49,13 @@ from jepa_sim.collect import collect_episodes
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.protocol import WorldModel
 from jepa_world_model.surprise import (
+    ContextScale,
     RestRegime,
     SurpriseCalibration,
     SurpriseDetector,
     Whitening,
     calibration_path,
+    context_features,
     encode_frames,
     exceed_rate,
     residual_series,
@@ -71,6 +76,10 @@ NORMAL_POLICIES: list[tuple[str, dict[str, Any]]] = [
 DEFAULT_RATE = 5e-4  # calibration target: half the 1/1000 budget, so the held-out rate stays inside it
 REST_BELOW = 0.02  # a raw command at most this fraction of the world's largest step counts as zero
 MIN_REST_FRAMES = 1000  # fewer rest frames than this in the calibration split: no rest regime (its tail unmeasurable)
+MIN_CONTEXT_FRAMES = 5000  # fewer moving frames than this: no context scale (too few to fit its MLP, ~1,500 weights)
+
+# one normal episode: (normalised residuals (T, D), raw actions (T, A), flattened latents (T, Dz) or absent)
+Series = tuple[np.ndarray, ...]
 
 
 def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
@@ -95,14 +104,17 @@ def normal_episodes(world: str, world_kwargs: dict[str, Any], episodes: int, ste
 
 def normal_series(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(normalised residuals (T, D), raw actions (T, A)) of each of ``episodes`` normal episodes split evenly over
-    NORMAL_POLICIES (residual rows before an episode's first scored frame are NaN)."""
-    out = []
-    for _, ep in normal_episodes(world, world_kwargs, episodes, steps, seed):
-        residuals = residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon)
-        out.append((residuals, np.asarray(ep.actions, dtype=np.float64)))
-    return out
+) -> list[Series]:
+    """(normalised residuals (T, D), raw actions (T, A), latents (T, Dz)) of each of ``episodes`` normal episodes split
+    evenly over NORMAL_POLICIES (residual rows before an episode's first scored frame are NaN)."""
+    return [episode_series(model, ep, horizon) for _, ep in normal_episodes(world, world_kwargs, episodes, steps, seed)]
+
+
+def episode_series(model: WorldModel, episode: Episode, horizon: int = 1) -> Series:
+    """(normalised residuals, raw actions, flattened latents) of one episode."""
+    latents = encode_frames(model, episode.frames, episode.proprio)
+    residuals = residual_series(model, latents, episode.actions, horizon=horizon)
+    return residuals, np.asarray(episode.actions, dtype=np.float64), latents.reshape(len(latents), -1).double().numpy()
 
 
 def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.ndarray:
@@ -111,31 +123,46 @@ def finite_surprise(residuals: np.ndarray, whitening: Whitening | None) -> np.nd
     return scores[np.isfinite(scores)]
 
 
-def regime_sums(detector: SurpriseDetector, series: list[tuple[np.ndarray, np.ndarray]], frameskip: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def regime_sums(detector: SurpriseDetector, series: list[Series], frameskip: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(moving-window sums, rest-window sums, rest mask) of every frame of ``series``, episodes concatenated."""
     rest_window = detector.rest.window if detector.rest is not None else 1
-    moving = np.concatenate([window_sum(r, detector.window) for r, _ in series])
-    resting = np.concatenate([window_sum(r, rest_window) for r, _ in series])
-    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a in series])
+    moving = np.concatenate([window_sum(r, detector.window) for r, *_ in series])
+    resting = np.concatenate([window_sum(r, rest_window) for r, *_ in series])
+    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a, *_ in series])
     return moving, resting, mask
 
 
-def detector_scores(detector: SurpriseDetector, series: list[tuple[np.ndarray, np.ndarray]], frameskip: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def detector_scores(detector: SurpriseDetector, series: list[Series], frameskip: int) -> tuple[np.ndarray, np.ndarray]:
     """(surprise, rest mask) of every frame of ``series`` with ``detector``, episodes concatenated."""
-    scores = np.concatenate([detector.score(r, a, frameskip) for r, a in series])
-    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a in series])
+    scores = np.concatenate([detector.score(r, a, frameskip, *z) for r, a, *z in series])
+    mask = np.concatenate([detector.rest_frames(a, frameskip) for _, a, *_ in series])
     return scores, mask
 
 
-def fit_detector(series: list[tuple[np.ndarray, np.ndarray]], frameskip: int, rate: float, horizon: int = 1, window: int = 1,
-                 whiten: bool = True, rest_below: float | None = None, rest_window: int = 1
+def fit_context(series: list[Series], frameskip: int, rate: float, horizon: int, window: int, plain: np.ndarray,
+                moving: np.ndarray, threshold: float) -> tuple[ContextScale, float]:
+    """The context scale of a detector whose plain moving surprise on ``series`` is ``plain`` (frames with ``moving``
+    True are in the moving regime) and its threshold for ``rate``: (scale with its gain, the threshold of the larger of
+    the plain and the context-scaled surprise)."""
+    if any(len(item) < 3 for item in series):
+        raise ValueError("a context scale needs the latents of the normal episodes")
+    features = np.concatenate([context_features(z, a, frameskip, horizon, window) for _, a, z in series])
+    scale = ContextScale.fit(features[moving], plain[moving])
+    ratio = plain / scale.expected(features)
+    scale = ContextScale(scale.mean, scale.std, scale.layers, threshold / threshold_for_rate(ratio[moving & np.isfinite(ratio)], rate))
+    combined = np.fmax(plain, scale.gain * ratio)
+    return scale, threshold_for_rate(combined[moving & np.isfinite(combined)], rate)
+
+
+def fit_detector(series: list[Series], frameskip: int, rate: float, horizon: int = 1, window: int = 1,
+                 whiten: bool = True, rest_below: float | None = None, rest_window: int = 1, context: bool = False
                  ) -> tuple[SurpriseDetector, float, float]:
     """The detector and threshold for ``rate`` on one split of normal data.
 
     With ``rest_below`` (a raw command norm) and whitening, frames at rest get their own whitening and
     threshold for the same rate (a rest regime), when the split has at least MIN_REST_FRAMES of them.
+    With ``context`` (needs whitening and latents in ``series``), moving frames also get a context scale, when the split
+    has at least MIN_CONTEXT_FRAMES of them.
     Returns (detector, threshold, the rest regime's own threshold or 0)."""
     rest = RestRegime(rest_below, rest_window) if (whiten and rest_below is not None) else None
     probe = SurpriseDetector(horizon, window, None, rest)
@@ -147,12 +174,20 @@ def fit_detector(series: list[tuple[np.ndarray, np.ndarray]], frameskip: int, ra
         rest, mask = None, np.zeros_like(mask)
     whitening = Whitening.fit(moving[~mask]) if whiten else None
     threshold = threshold_for_rate(finite_surprise(moving[~mask], whitening), rate)
+    scale = None
+    plain = surprise_of(moving, whitening)
+    n_moving = int((~mask & np.isfinite(plain)).sum())
+    if context and whiten and n_moving < MIN_CONTEXT_FRAMES:
+        print(f"calibrate_surprise: only {n_moving} moving frames (< {MIN_CONTEXT_FRAMES}); calibrating without a context scale",
+              file=sys.stderr)
+    elif context and whiten:
+        scale, threshold = fit_context(series, frameskip, rate, horizon, window, plain, ~mask & np.isfinite(plain), threshold)
     if rest is None:
-        return SurpriseDetector(horizon, window, whitening), threshold, 0.0
+        return SurpriseDetector(horizon, window, whitening, None, scale), threshold, 0.0
     rest_whitening = Whitening.fit(resting[mask])
     rest_threshold = threshold_for_rate(finite_surprise(resting[mask], rest_whitening), rate)
     regime = RestRegime(rest.command_below, rest.window, rest_whitening, threshold / rest_threshold)
-    return SurpriseDetector(horizon, window, whitening, regime), threshold, rest_threshold
+    return SurpriseDetector(horizon, window, whitening, regime, scale), threshold, rest_threshold
 
 
 def largest_step(model: WorldModel) -> float:
@@ -165,7 +200,7 @@ def largest_step(model: WorldModel) -> float:
 
 
 def bag_series(model: WorldModel, bags: list[str], topics_config: str | None, horizon: int = 1
-               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+               ) -> tuple[list[Series], list[Series]]:
     """Normal data from recorded bags (a robot's own driving, its stops included): (calibration, validation) series,
     the recorded episodes taken alternately, so both splits span the whole recording."""
     from jepa_world_model.offline_eval import load_bag_episodes, load_topics_config
@@ -176,8 +211,7 @@ def bag_series(model: WorldModel, bags: list[str], topics_config: str | None, ho
     if len(episodes.episodes) < 2:
         raise ValueError(f"--bags: need at least 2 recorded episodes (one split sets the threshold, the other measures its "
                          f"false alarms), got {len(episodes.episodes)} from {len(bags)} bag(s)")
-    series = [(residual_series(model, encode_frames(model, ep.frames, ep.proprio), ep.actions, horizon=horizon),
-               np.asarray(ep.actions, dtype=np.float64)) for ep in episodes.episodes]
+    series = [episode_series(model, ep, horizon) for ep in episodes.episodes]
     return series[0::2], series[1::2]
 
 
@@ -199,11 +233,13 @@ def calibrate(
     window: int = 1,
     rest_below: float | None = REST_BELOW,
     rest_window: int = 1,
+    context: bool = True,
     bags: list[str] | None = None,
     topics_config: str | None = None,
 ) -> SurpriseCalibration:
     """Threshold for ``rate`` on one split, false-alarm rate measured on another. ``rest_below``: the rest regime's
-    command bound as a fraction of the largest raw step (None: no rest regime). ``bags``: normal data from these
+    command bound as a fraction of the largest raw step (None: no rest regime). ``context``: fit a context scale.
+    ``bags``: normal data from these
     recordings (every other episode per split) instead of episodes of the bundle's simulated world."""
     if window < 1 or horizon < 1 or rest_window < 1:
         raise ValueError(f"--horizon, --window and --rest-window must be >= 1, got {horizon}, {window} and {rest_window}")
@@ -222,12 +258,12 @@ def calibrate(
         val_series = normal_series(model, name, kwargs, episodes, steps, seed + 1000, horizon)
         data = {"world": name, "world_kwargs": kwargs, "policies": [{"policy": p, "policy_kwargs": k} for p, k in NORMAL_POLICIES],
                 "episodes": episodes, "steps": steps, "seed": seed, "validation_seed": seed + 1000, "backend": backend}
-    detector, threshold, rest_threshold = fit_detector(cal_series, f, rate, horizon, window, whiten, below, rest_window)
+    detector, threshold, rest_threshold = fit_detector(cal_series, f, rate, horizon, window, whiten, below, rest_window, context)
     cal_scores, _ = detector_scores(detector, cal_series, f)
     val_scores, val_rest = detector_scores(detector, val_series, f)
     finite = np.isfinite(val_scores)
     manifest = read_manifest(bundle, verify=False)
-    whitening, rest = detector.whitening, detector.rest
+    whitening, rest, scale = detector.whitening, detector.rest, detector.context
     return SurpriseCalibration(
         threshold=round(threshold, 6),
         horizon=horizon,
@@ -250,6 +286,10 @@ def calibrate(
         rest_threshold=0.0 if rest is None else round(rest_threshold, 6),
         rest_frames=int((finite & val_rest).sum()) if rest is not None else 0,
         rest_false_alarm_rate=exceed_rate(val_scores[val_rest], threshold) if rest is not None else 0.0,
+        context_mean=[] if scale is None else _rounded(scale.mean),
+        context_std=[] if scale is None else _rounded(scale.std),
+        context_layers=[] if scale is None else [{"weight": _rounded(w), "bias": _rounded(b)} for w, b in scale.layers],
+        context_gain=0.0 if scale is None else round(scale.gain, 8),
     )
 
 
@@ -276,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a raw command at most this fraction of the world's largest step counts as zero (rest regime)")
     parser.add_argument("--rest-window", type=int, default=1, help="frames summed in the rest regime")
     parser.add_argument("--no-rest", action="store_true", help="no rest regime: frames at rest scored like moving ones")
+    parser.add_argument("--no-context", action="store_true", help="no context scale: moving frames scored by their plain surprise")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     started = time.time()
@@ -283,12 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cal = calibrate(args.bundle, args.backend, args.rate, args.episodes, args.steps, args.seed, args.horizon, args.world, command,
                         whiten=not args.no_whiten, window=args.window, rest_below=None if args.no_rest else args.rest_below,
-                        rest_window=args.rest_window, bags=args.bags, topics_config=args.topics_config)
+                        rest_window=args.rest_window, context=not args.no_context, bags=args.bags, topics_config=args.topics_config)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"calibrate_surprise: {exc}", file=sys.stderr)
         return 2
     out = write_calibration(cal, args.out or calibration_path(args.bundle))
-    matrices = ("checksums", "whitening", "residual_mean", "rest_whitening", "rest_residual_mean")
+    matrices = ("checksums", "whitening", "residual_mean", "rest_whitening", "rest_residual_mean", "context_mean", "context_std", "context_layers")
     print(json.dumps({k: v for k, v in cal.to_dict().items() if k not in matrices}, indent=2))
     print(f"wrote {out} in {time.time() - started:.1f} s")
     return 0

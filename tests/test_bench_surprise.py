@@ -40,8 +40,8 @@ def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
         assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > t["rest_frames"] >= 0
         assert (t["rest_frames"] > 0) == t["rest_regime"]  # rest frames are counted where a rest regime scores them
         assert t["whitened"] == (name != "h1_raw") and "detector" not in t  # the matrices stay out of the JSON
-    # the shipped calibration is the live variant: a 5-frame window in motion and its own regime at rest
-    assert two["live_variant"] == "h1_w5_rest" and two["thresholds"]["h1_w5_rest"]["rest_regime"]
+    # the shipped calibration is the live variant: a 5-frame window in motion with a context scale, its own regime at rest
+    assert two["live_variant"] == "h1_w5_rest_ctx" and two["thresholds"]["h1_w5_rest_ctx"]["rest_regime"]
     assert set(two["kinds"]) == {"teleport", "through_wall", "freeze", "drift", "slow_drift"}
     for kind, entry in two["kinds"].items():
         assert entry["pairs"] == 3
@@ -105,6 +105,43 @@ def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides
     assert few.rest is None and none == 0.0
 
 
+def test_calibration_fits_a_context_scale_that_finds_a_stop_in_open_space_a_wall_tail_hides() -> None:
+    """fit_detector(context=True): where the model is often wrong (near a wall, latent dim 0 > 0) normal residuals are
+    large, elsewhere small; the context scale learns that, so a stop in open space stands out at the same false-alarm
+    rate on fresh normal data, while the plain detector judges it against the wall tail."""
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+
+    def episode(wall: bool) -> tuple:
+        t = 100
+        latents = rng.normal(size=(t, 3))
+        latents[:, 0] = (1.0 + np.abs(latents[:, 0])) * (1.0 if wall else -1.0)
+        actions = rng.normal(size=(t, 2)) + 3.0  # always driving
+        residuals = rng.normal(size=(t, 3)) * (2.0 if wall else 0.2)
+        residuals[0] = np.nan
+        return residuals, actions, latents
+
+    def split(episodes: int) -> list:
+        return [episode(i % 2 == 0) for i in range(episodes)]
+
+    rate = 0.01
+    detector, threshold, _ = cal.fit_detector(split(120), 1, rate, context=True)
+    plain, plain_threshold, _ = cal.fit_detector(split(120), 1, rate)
+    assert detector.context is not None and plain.context is None
+    scores, _ = cal.detector_scores(detector, split(120), 1)
+    assert 0.3 * rate < (scores > threshold).mean() < 3 * rate
+    stop = episode(False)
+    stop[0][50] = 1.2  # in open space, six quiet-noise stds on every dimension; a third of the wall noise
+    assert detector.score(stop[0], stop[1], 1, stop[2])[50] > threshold
+    assert plain.score(*stop[:2], 1)[50] < plain_threshold  # hidden in the wall tail
+    with pytest.raises(ValueError, match="latents"):
+        cal.fit_detector([s[:2] for s in split(120)], 1, rate, context=True)
+
+
 def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, capsys) -> None:
     """A robot's bundle is calibrated on its own recorded driving (--bags): episodes alternate between the splits,
     the rest regime learns from the recorded stops, the node reads the file; too little data is refused clearly."""
@@ -128,5 +165,7 @@ def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, 
     assert calibration.validation_frames > 0 and calibration.threshold > 0 and 0 <= calibration.false_alarm_rate <= 1
     regime = calibration.detector().rest
     assert regime is not None and regime.command_below == pytest.approx(0.02 * 2.45) and calibration.rest_frames > 0
+    # too little driving for the context scale's MLP: calibrated without one, and said so
+    assert calibration.detector().context is None and "without a context scale" in capsys.readouterr().err
     assert cal.main(["--bundle", str(BUNDLE), "--bags", str(tmp_path / "missing"), "--out", str(tmp_path / "x.json")]) == 2
     assert "need at least 2 recorded episodes" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
