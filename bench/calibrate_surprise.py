@@ -173,15 +173,15 @@ def fit_detector(series: list[Series], frameskip: int, rate: float, horizon: int
               file=sys.stderr)
         rest, mask = None, np.zeros_like(mask)
     whitening = Whitening.fit(moving[~mask]) if whiten else None
-    threshold = threshold_for_rate(finite_surprise(moving[~mask], whitening), rate)
-    scale = None
     plain = surprise_of(moving, whitening)
-    n_moving = int((~mask & np.isfinite(plain)).sum())
-    if context and whiten and n_moving < MIN_CONTEXT_FRAMES:
-        print(f"calibrate_surprise: only {n_moving} moving frames (< {MIN_CONTEXT_FRAMES}); calibrating without a context scale",
+    in_motion = ~mask & np.isfinite(plain)
+    threshold = threshold_for_rate(plain[in_motion], rate)
+    scale = None
+    if context and whiten and in_motion.sum() < MIN_CONTEXT_FRAMES:
+        print(f"calibrate_surprise: only {in_motion.sum()} moving frames (< {MIN_CONTEXT_FRAMES}); calibrating without a context scale",
               file=sys.stderr)
     elif context and whiten:
-        scale, threshold = fit_context(series, frameskip, rate, horizon, window, plain, ~mask & np.isfinite(plain), threshold)
+        scale, threshold = fit_context(series, frameskip, rate, horizon, window, plain, in_motion, threshold)
     if rest is None:
         return SurpriseDetector(horizon, window, whitening, None, scale), threshold, 0.0
     rest_whitening = Whitening.fit(resting[mask])
@@ -239,8 +239,8 @@ def calibrate(
 ) -> SurpriseCalibration:
     """Threshold for ``rate`` on one split, false-alarm rate measured on another. ``rest_below``: the rest regime's
     command bound as a fraction of the largest raw step (None: no rest regime). ``context``: fit a context scale.
-    ``bags``: normal data from these
-    recordings (every other episode per split) instead of episodes of the bundle's simulated world."""
+    ``bags``: normal data from these recordings (every other episode per split) instead of episodes of the bundle's
+    simulated world."""
     if window < 1 or horizon < 1 or rest_window < 1:
         raise ValueError(f"--horizon, --window and --rest-window must be >= 1, got {horizon}, {window} and {rest_window}")
     if rest_below is not None and not 0 <= rest_below < 1:
