@@ -38,6 +38,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def fit_context(series: list[Series], frameskip: int, rate: float, horizon: int,
     features = np.concatenate([context_features(z, a, frameskip, horizon, window) for _, a, z in series])
     scale = ContextScale.fit(features[moving], plain[moving])
     ratio = plain / scale.expected(features)
-    scale = ContextScale(scale.mean, scale.std, scale.layers, threshold / threshold_for_rate(ratio[moving & np.isfinite(ratio)], rate))
+    scale = replace(scale, gain=threshold / threshold_for_rate(ratio[moving & np.isfinite(ratio)], rate))
     combined = np.fmax(plain, scale.gain * ratio)
     return scale, threshold_for_rate(combined[moving & np.isfinite(combined)], rate)
 
