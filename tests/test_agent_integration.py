@@ -118,6 +118,8 @@ def test_bad_inputs_get_clear_answers_and_a_safe_state(agent) -> None:
     procs, client = agent
     node = client.node
     encode = node.create_client(EncodeImage, "encode_image")
+    # made now, long before its first call: a server that has not yet discovered a new client drops its answer
+    setter = node.create_client(SetParameters, "actor/set_parameters")
 
     # wrong size, wrong encoding, truncated data: a clear message, no latent
     cases = {
@@ -156,7 +158,6 @@ def test_bad_inputs_get_clear_answers_and_a_safe_state(agent) -> None:
     assert "rejected" in result.result().result.reason
 
     # out-of-range parameters are refused at set time, valid ones accepted
-    setter = node.create_client(SetParameters, "actor/set_parameters")
 
     def set_param(name: str, value: float):
         param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))

@@ -124,11 +124,25 @@ def result_of(handle, timeout: float = 20.0):
     return fut.result().result
 
 
+def parameter_setter(client, node_name: str):
+    """The test's one SetParameters client for a node, made on first use and kept.
+
+    Make it well before its first call: a client made just before a call can see the server before the server
+    has discovered it, and Fast DDS then drops the response ("client will not receive response").
+    """
+    from rcl_interfaces.srv import SetParameters
+
+    setters = client.__dict__.setdefault("_test_setters", {})
+    if node_name not in setters:
+        setters[node_name] = client.node.create_client(SetParameters, f"{node_name}/set_parameters")
+    return setters[node_name]
+
+
 def set_param(client, node_name: str, name: str, value):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    setter = client.node.create_client(SetParameters, f"{node_name}/set_parameters")
+    setter = parameter_setter(client, node_name)
     if isinstance(value, float):
         pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
     else:
@@ -143,6 +157,7 @@ def test_invalid_preempts_stop_the_robot_and_params_apply_live(agent) -> None:
     from jepa_interfaces.msg import AgentStatus
 
     procs, client = agent
+    parameter_setter(client, "actor")  # discovered by the actor long before its first call
     commands = Commands(client.node)
     statuses: list = []
     client.node.create_subscription(AgentStatus, "actor/status", statuses.append, 10)
@@ -377,11 +392,23 @@ def _log_tail(tmp_path: Path, name: str, chars: int = 3000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path.name} was not written)"
 
 
-def _change_state(node, name: str, transition: int) -> bool:
+def _change_state_clients(node, names: list[str]) -> dict:
+    """One ChangeState client per node, made before the nodes start.
+
+    A service answers a request only once it has discovered the client's response reader; a client made just
+    before its call can be ready (it sees the server) before the server sees it, and Fast DDS then drops the
+    response ("failed to send response (timeout): client will not receive response"). Made early and kept,
+    every client is discovered long before its first call.
+    """
+    from lifecycle_msgs.srv import ChangeState
+
+    return {name: node.create_client(ChangeState, f"{name}/change_state") for name in names}
+
+
+def _change_state(client, transition: int) -> bool:
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
 
-    client = node.create_client(ChangeState, f"{name}/change_state")
     return _call(client, ChangeState.Request(transition=Transition(id=transition)), 120).success
 
 
@@ -394,8 +421,9 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
     from jepa_interfaces.srv import EncodeImage, RolloutLatents
 
     names = ["perception", "world_model", "actor", "configurator", "cost"]
-    procs = start_nodes(tmp_path, names)
     node = rclpy_node
+    lifecycle = _change_state_clients(node, names)
+    procs = start_nodes(tmp_path, names)
     try:
         encode = node.create_client(EncodeImage, "encode_image")
         rollout = node.create_client(RolloutLatents, "rollout_latents")
@@ -425,7 +453,7 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
             for name in names:
                 for transition in sequence:
                     try:
-                        ok = _change_state(node, name, transition)
+                        ok = _change_state(lifecycle[name], transition)
                     except AssertionError as exc:  # no answer: keep the node's own account for the report
                         raise AssertionError(f"{exc}; the end of {name}.log:\n{_log_tail(tmp_path, name)}") from None
                     assert ok, f"{name}: transition {transition} failed; the end of {name}.log:\n{_log_tail(tmp_path, name)}"
@@ -442,7 +470,7 @@ def test_lifecycle_nodes_cycle_without_doubling(ros_env, tmp_path, rclpy_node) -
         assert _call(encode, image).success
         assert procs.dead() == []
         for name in names:  # shutdown from active releases everything too
-            assert _change_state(node, name, Transition.TRANSITION_ACTIVE_SHUTDOWN)
+            assert _change_state(lifecycle[name], Transition.TRANSITION_ACTIVE_SHUTDOWN)
         time.sleep(0.5)
         assert procs.dead() == []
         for name in names:

@@ -42,8 +42,12 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     from jepa_interfaces.msg import LatentState
     from jepa_interfaces.srv import EncodeImage, RolloutLatents
 
-    peer = ros_procs.run("tests.peers.interface_peer")
     node = rclpy_node
+    # service clients made before the peer starts, so that it has discovered them by their first call (a server
+    # that has not yet seen a client drops its answer: Fast DDS "client will not receive response")
+    encode = node.create_client(EncodeImage, "encode_image")
+    rollout = node.create_client(RolloutLatents, "rollout_latents")
+    peer = ros_procs.run("tests.peers.interface_peer")
 
     # Topic: LatentState with shape and float32 data.
     latents: list[LatentState] = []
@@ -60,13 +64,13 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     pixels[..., 0], pixels[..., 1], pixels[..., 2] = 10, 20, 30
     img.data = pixels.tobytes()
     img.header.stamp.sec = 42
-    enc = call(node.create_client(EncodeImage, "encode_image"), EncodeImage.Request(image=img, proprio=[1.0, 2.0]))
+    enc = call(encode, EncodeImage.Request(image=img, proprio=[1.0, 2.0]))
     assert enc.success, enc.message
     assert np.allclose(enc.latent.data, [10, 20, 30]) and enc.latent.header.stamp.sec == 42
     assert np.allclose(enc.latent.proprio, [1, 2])
     bad = img
     bad.data = bad.data[:-1]
-    assert not call(node.create_client(EncodeImage, "encode_image"), EncodeImage.Request(image=bad)).success
+    assert not call(encode, EncodeImage.Request(image=bad)).success
 
     # Service: RolloutLatents through the peer's known linear model z' = z + a.
     actions = np.random.default_rng(0).normal(size=(4, 3, 3)).astype(np.float32)
@@ -74,7 +78,7 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     goal = LatentState(shape=[3], data=np.zeros(3, np.float32))
     req = RolloutLatents.Request(context=[z0], action_shape=[4, 3, 3], actions=actions.ravel(), return_latents=True,
                                  return_costs=True, goal=goal)
-    roll = call(node.create_client(RolloutLatents, "rollout_latents"), req)
+    roll = call(rollout, req)
     expected = np.array([1, 2, 3], np.float32) + np.cumsum(actions, axis=1)
     assert roll.success and list(roll.latents_shape) == [4, 3, 3]
     assert np.allclose(np.asarray(roll.latents).reshape(4, 3, 3), expected, atol=1e-5)

@@ -49,6 +49,11 @@ def test_lockstep_n_commands_make_n_steps_matching_the_world(ros_procs, rclpy_no
     from geometry_msgs.msg import Twist, Vector3
     from nav_msgs.msg import Odometry
 
+    from jepa_interfaces.srv import GetGoalImage
+
+    # made before the sim starts: a server that has not yet discovered a client made just before its call
+    # drops the answer (Fast DDS: "client will not receive response")
+    client = rclpy_node.create_client(GetGoalImage, "sim/get_goal_image")
     proc = ros_procs.run(
         "jepa_sim.sim_node",
         "--ros-args",
@@ -86,9 +91,6 @@ def test_lockstep_n_commands_make_n_steps_matching_the_world(ros_procs, rclpy_no
     assert [stamp_ns(m) for m in odoms] == [round((k + 1) * 0.1 * 1e9) for k in range(len(commands))]
 
     # the goal image service returns the episode's goal image (same as the world's)
-    from jepa_interfaces.srv import GetGoalImage
-
-    client = rclpy_node.create_client(GetGoalImage, "sim/get_goal_image")
     assert client.wait_for_service(timeout_sec=10)
     future = client.call_async(GetGoalImage.Request())
     wait_for(future.done, 10, "the goal image service", proc)
@@ -115,6 +117,7 @@ def test_lockstep_repeats_its_observation_until_the_first_command(ros_procs, rcl
     from sensor_msgs.msg import Image
     from std_srvs.srv import Trigger
 
+    republish = rclpy_node.create_client(Trigger, "sim/republish")  # made early, see the lockstep test above
     proc = ros_procs.run(
         "jepa_sim.sim_node", "--ros-args", "-p", "mode:=lockstep", "-p", "seed:=4", "-p", "idle_republish_period:=0.2"
     )
@@ -133,9 +136,8 @@ def test_lockstep_repeats_its_observation_until_the_first_command(ros_procs, rcl
     after = [stamp_ns(m) for m in images if stamp_ns(m) > 0]
     assert after == [round(0.1 * 1e9)]  # one step, published once: no repeats once commands flow
     # ~/republish serves the current observation again on request
-    client = rclpy_node.create_client(Trigger, "sim/republish")
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(Trigger.Request())
+    assert republish.wait_for_service(timeout_sec=10)
+    future = republish.call_async(Trigger.Request())
     wait_for(future.done, 10, "the republish service", proc)
     assert future.result().success
     wait_for(lambda: [stamp_ns(m) for m in images].count(round(0.1 * 1e9)) == 2, 10, "the re-published observation", proc)
