@@ -7,7 +7,11 @@ bundle's own calibration (``surprise_calibration.json``: the detector and thresh
 runs, ONNX backend) and sorts the pair by where the agent was when the violation began: within
 ``--door-radius`` px of a door centre (``doorway``), otherwise within ``--wall-margin`` px of a wall
 (``near_wall``), otherwise ``open``. Per kind and place it writes how many pairs were found within 2 model
-steps and the peak surprise of those missed, and every missed pair's position, against the threshold.
+steps and the peak surprise of those missed, and every missed pair's position, against the threshold. For
+freezes, whose possible twin moves freely through the violation's frames, it also writes per place the median of
+the model's predicted latent step over the true one on that twin (first model step across the violation, in
+the model's normalised units): below 1, the model expects a shorter step than the agent made, so a freeze
+there leaves a smaller residual.
 
 Usage (about 15 s per kind and seed on the 2-core machine):
     python bench/surprise_misses.py --seed 0 --pairs 100 --out bench/results/surprise_misses.json
@@ -31,7 +35,7 @@ from calibrate_surprise import bundle_world
 from jepa_sim.violations import POINT_MASS_KINDS, make_pairs
 from jepa_sim.worlds import make_batch_world
 from jepa_world_model.bundle import load_bundle, read_manifest
-from jepa_world_model.surprise import read_calibration
+from jepa_world_model.surprise import encode_frames, model_std, read_calibration, residual_series
 
 PLACES = ("doorway", "near_wall", "open")
 IN_TIME = 2.0  # model steps, the issue's detection target
@@ -55,6 +59,17 @@ def place_of(layout: Any, points: np.ndarray, door_radius: float, wall_margin: f
             for d, w in zip(to_door, to_wall, strict=True)]
 
 
+def predicted_step_ratio(model: Any, episode: Any, frame: int) -> float:
+    """|predicted latent step| / |true latent step| of the 1-step prediction that ends at ``frame``."""
+    f = int(model.frameskip)
+    latents = encode_frames(model, episode.frames, episode.proprio)
+    residual = residual_series(model, latents, episode.actions)[frame]
+    flat = latents.reshape(len(latents), -1).double().numpy()
+    true_step = flat[frame] - flat[frame - f]
+    predicted_step = true_step + residual * model_std(model).reshape(-1).double().numpy()
+    return float(np.linalg.norm(predicted_step) / max(float(np.linalg.norm(true_step)), 1e-12))
+
+
 def kind_report(model: Any, detector: Any, threshold: float, pairs: list, layout: Any, door_radius: float,
                 wall_margin: float) -> dict[str, Any]:
     """Found-in-time counts per place and the missed pairs of one violation kind."""
@@ -76,6 +91,11 @@ def kind_report(model: Any, detector: Any, threshold: float, pairs: list, layout
             missed.append({"place": places[i], "position": [round(float(v), 2) for v in starts[i]], "step": int(pair.step),
                            "peak_surprise": round(float(np.nanmax(after)), 3),
                            "delay_model_steps": None if not np.isfinite(delay) else round(float(delay), 2)})
+    if pairs and pairs[0].kind == "freeze":  # the possible twin moves freely across the violation's frames
+        ratios = [predicted_step_ratio(model, p.possible, p.step - 1 + fs) for p in pairs]
+        for place in PLACES:
+            mine = [r for r, at in zip(ratios, places, strict=True) if at == place]
+            table[place]["predicted_step_ratio_median"] = round(float(np.median(mine)), 3) if mine else None
     for row in table.values():
         row["share_in_time"] = round(row["found_in_time"] / row["pairs"], 4) if row["pairs"] else None
     return {"pairs": len(pairs), "found_in_time": sum(r["found_in_time"] for r in table.values()),

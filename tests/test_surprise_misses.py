@@ -49,6 +49,11 @@ def test_tiny_run_counts_add_up(misses, tmp_path: Path) -> None:
         assert set(by_place) == {"doorway", "near_wall", "open"}
         assert sum(r["pairs"] for r in by_place.values()) == entry["pairs"] == 4
         assert entry["found_in_time"] + len(entry["missed"]) == 4
+        ratios = [r.get("predicted_step_ratio_median") for r in by_place.values() if r["pairs"]]
+        if per_seed is report["kinds"]["freeze"]:  # the model's own step against the agent's, where it moved freely
+            assert all(0.2 < r < 2.0 for r in ratios), ratios
+        else:
+            assert ratios == [None] * len(ratios)
         for miss in entry["missed"]:
             assert miss["place"] in by_place
             if miss["delay_model_steps"] is None:  # never above the threshold
