@@ -157,8 +157,7 @@ def test_bad_inputs_get_clear_answers_and_a_safe_state(agent) -> None:
     wait_for(result.done, 15, "result of a bad goal latent")
     assert "rejected" in result.result().result.reason
 
-    # out-of-range parameters are refused at set time, valid ones accepted
-
+    # out-of-range parameters are refused at set time, valid ones accepted (setter made at the top)
     def set_param(name: str, value: float):
         param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
         return client.call(setter, SetParameters.Request(parameters=[param]), 10).results[0]
