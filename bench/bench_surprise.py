@@ -99,6 +99,16 @@ def pair_series(model: Any, pairs: list, detector: SurpriseDetector) -> tuple[np
     return out[0], out[1]
 
 
+def detection_delays(impossible: np.ndarray, steps: np.ndarray, frameskip: int, threshold: float) -> np.ndarray:
+    """(n,) model steps from each pair's violation frame to its first surprise above ``threshold`` (inf: never)."""
+    delays = np.full(len(impossible), np.inf)
+    for i, step in enumerate(steps):
+        hits = np.flatnonzero(impossible[i, step:] > threshold)
+        if hits.size:
+            delays[i] = hits[0] / frameskip
+    return delays
+
+
 def kind_metrics(possible: np.ndarray, impossible: np.ndarray, steps: np.ndarray, frameskip: int, horizon: int,
                  threshold: float) -> dict[str, Any]:
     """Pairwise accuracy, AUROC, detection delay and false alarms of one kind (one variant and backend)."""
@@ -110,11 +120,7 @@ def kind_metrics(possible: np.ndarray, impossible: np.ndarray, steps: np.ndarray
     at = np.minimum(steps - 1 + horizon * frameskip, t_len - 1)
     positives = impossible[np.arange(n), at]
     normal = possible[np.isfinite(possible)]
-    delays = []
-    for i in range(n):
-        hits = np.flatnonzero(impossible[i, steps[i]:] > threshold)
-        delays.append(hits[0] / frameskip if hits.size else np.inf)
-    delays_arr = np.asarray(delays)
+    delays_arr = detection_delays(impossible, steps, frameskip, threshold)
     found = delays_arr[np.isfinite(delays_arr)]
     return {
         "pairwise_accuracy": accuracy,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_surprise import pair_series
+from bench_surprise import detection_delays, pair_series
 from calibrate_surprise import bundle_world
 
 from jepa_sim.violations import POINT_MASS_KINDS, make_pairs
@@ -79,10 +79,9 @@ def kind_report(model: Any, detector: Any, threshold: float, pairs: list, layout
     places = place_of(layout, starts, door_radius, wall_margin)
     table = {place: {"pairs": 0, "found_in_time": 0} for place in PLACES}
     missed = []
-    for i, pair in enumerate(pairs):
+    delays = detection_delays(impossible, np.array([p.step for p in pairs]), fs, threshold)
+    for i, (pair, delay) in enumerate(zip(pairs, delays, strict=True)):
         after = impossible[i, pair.step:]
-        hits = np.flatnonzero(after > threshold)
-        delay = hits[0] / fs if hits.size else float("inf")
         row = table[places[i]]
         row["pairs"] += 1
         if delay <= IN_TIME:
