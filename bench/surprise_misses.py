@@ -81,14 +81,13 @@ def kind_report(model: Any, detector: Any, threshold: float, pairs: list, layout
     missed = []
     delays = detection_delays(impossible, np.array([p.step for p in pairs]), fs, threshold)
     for i, (pair, delay) in enumerate(zip(pairs, delays, strict=True)):
-        after = impossible[i, pair.step:]
         row = table[places[i]]
         row["pairs"] += 1
         if delay <= IN_TIME:
             row["found_in_time"] += 1
         else:
             missed.append({"place": places[i], "position": [round(float(v), 2) for v in starts[i]], "step": int(pair.step),
-                           "peak_surprise": round(float(np.nanmax(after)), 3),
+                           "peak_surprise": round(float(np.nanmax(impossible[i, pair.step:])), 3),
                            "delay_model_steps": None if not np.isfinite(delay) else round(float(delay), 2)})
     if pairs and pairs[0].kind == "freeze":  # the possible twin moves freely across the violation's frames
         ratios = [predicted_step_ratio(model, p.possible, p.step - 1 + fs) for p in pairs]
