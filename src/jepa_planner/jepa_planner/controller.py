@@ -49,6 +49,30 @@ class StallRecovery:
             raise ValueError(f"stall recovery needs window and steps >= 1 and non-negative thresholds, got {self}")
 
 
+@dataclass(frozen=True)
+class HorizonEscalation:
+    """A longer look ahead when the goal stops coming nearer.
+
+    A sampling planner whose horizon cannot see round a wall settles where the wall is a local minimum of the
+    latent goal distance: the agent roams its start room, moving, so the stall recovery never fires. When, over
+    the last ``window`` raw steps, the goal distance (RMS in units of the model's latent std) fell by less than
+    ``min_progress`` and the goal is farther than ``min_goal_distance``, the controller plans with a second
+    planner, the same level-0 planner with horizon ``horizon``, for the next ``steps`` raw steps, then returns
+    to the profile's own. Replans keep their usual cost while the agent makes progress; only the stuck ones
+    pay for the longer horizon (two-rooms: ``models/two_rooms/README.md``).
+    """
+
+    horizon: int = 12
+    window: int = 40
+    min_progress: float = 0.1
+    min_goal_distance: float = 0.2
+    steps: int = 40
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.window < 1 or self.steps < 1 or min(self.min_progress, self.min_goal_distance) < 0:
+            raise ValueError(f"horizon escalation needs horizon, window and steps >= 1 and non-negative thresholds, got {self}")
+
+
 def model_context(history: Sequence[torch.Tensor], frameskip: int, context: int) -> torch.Tensor:
     """(C, *latent_shape) from latents at the raw control rate: the newest and its predecessors
     ``frameskip`` raw steps apart, oldest first (fewer than C at the start of an episode)."""
@@ -84,6 +108,9 @@ class MPCController:
         raw_action_dim: size of one raw action (default: level-0 action_dim / frameskip).
         recovery: a :class:`StallRecovery` (default: the planner's ``stall_recovery``, which a profile
             sets; None: no recovery).
+
+    A planner that carries ``escalation`` (a :class:`HorizonEscalation`) and ``long_planner`` (which a profile's
+    ``escalation`` sets) is swapped for the long one while the goal distance stalls.
     """
 
     def __init__(self, model: WorldModel, planner, *, replan_every: int | None = None, raw_action_dim: int | None = None,
@@ -95,6 +122,14 @@ class MPCController:
         self.recent: deque[tuple[torch.Tensor, np.ndarray]] = deque(maxlen=(self.recovery.window if self.recovery else 1) + 1)
         self.manoeuvre: list[np.ndarray] = []
         self.rng = np.random.default_rng(0)
+        self.escalation: HorizonEscalation | None = getattr(planner, "escalation", None)
+        self.long_planner = getattr(planner, "long_planner", None) if self.escalation is not None else None
+        if self.escalation is not None and self.long_planner is None:
+            raise ValueError("the planner carries a horizon escalation but no long_planner to escalate to")
+        self.distances: deque[float] = deque(maxlen=(self.escalation.window if self.escalation else 0) + 1)
+        self.escalated_left = 0  # raw steps still planned with the long planner
+        self.escalations = 0  # times the escalation fired since the last reset (evaluation reports it)
+        self.active = planner  # the planner the current plan came from
         self.frameskip = int(model.frameskip)
         level0 = next(s for s in model.levels if s.level == 0)
         self.raw_dim = raw_action_dim or level0.action_dim // self.frameskip
@@ -120,6 +155,7 @@ class MPCController:
         self.plan, self.since_plan, self.last_model_action = None, 0, None
         self.recent.clear()
         self.manoeuvre, self.rng = [], np.random.default_rng(0)
+        self.escalations = 0
         self.planner.reset()
         if goal is not None:
             self.set_goal(goal)
@@ -137,6 +173,10 @@ class MPCController:
         self.recent.clear()
         self.manoeuvre = []
         self.planner.reset()
+        self.distances.clear()
+        self.escalated_left, self.active = 0, self.planner
+        if self.long_planner is not None:
+            self.long_planner.reset()
 
     def context(self) -> torch.Tensor:
         """(C, *latent_shape): the newest latent and its predecessors at model-step spacing, oldest first."""
@@ -156,6 +196,7 @@ class MPCController:
             raise ValueError(f"latent has shape {tuple(z.shape)}, the model's latents are {tuple(self.model.latent_shape)}")
         check_latent("observed latent", z)
         self.history.append(z)
+        self.track_progress(z)
         if self.recovery is not None and (self.manoeuvre or self.stalled(z)):
             return self.manoeuvre_step(z)
         replanned = False
@@ -164,7 +205,11 @@ class MPCController:
             shift = 0 if self.plan is None else self.since_plan // self.frameskip
             if self.plan is not None and self.since_plan > 0:  # the model action executed last (smoothness term)
                 self.last_model_action = self.plan.actions[(self.since_plan - 1) // self.frameskip].detach()
-            self.plan = self.planner.plan(
+            planner = self.choose_planner()
+            if planner is not self.active:  # the other planner's warm start is stale: plan it afresh
+                planner.reset()
+                self.active, shift = planner, 0
+            self.plan = planner.plan(
                 self.context(), self.goal, shift=shift, prev_action=self.last_model_action, max_time=max_time
             )
             self.since_plan, replanned = 0, True
@@ -174,6 +219,31 @@ class MPCController:
         self.since_plan += 1
         self.remember(z, action)
         return ControlStep(action=action, plan=self.plan, replanned=replanned, index=index)
+
+    # ---------------------------------------------------------------- horizon escalation
+    def track_progress(self, z: torch.Tensor) -> None:
+        """Record the goal distance of each raw step and count down an escalation in progress."""
+        if self.escalation is None:
+            return
+        if self.escalated_left == 1:  # it ends now: the profile's planner gets a full window before the next one
+            self.distances.clear()
+        self.escalated_left = max(0, self.escalated_left - 1)
+        self.distances.append(latent_distance(z, self.goal, self.latent_std))
+
+    def progress_stalled(self) -> bool:
+        """Over the escalation window the goal distance fell by less than ``min_progress``, the goal not near."""
+        esc = self.escalation
+        if esc is None or len(self.distances) <= esc.window:
+            return False
+        now = self.distances[-1]
+        return self.distances[0] - now < esc.min_progress and now > esc.min_goal_distance
+
+    def choose_planner(self):
+        """The long planner while an escalation lasts (starting one when progress stalls), else the profile's."""
+        if self.escalation is not None and self.escalated_left == 0 and self.progress_stalled():
+            self.escalated_left, self.escalations = self.escalation.steps, self.escalations + 1
+            self.distances.clear()  # judge progress afresh once it ends
+        return self.long_planner if self.escalated_left > 0 else self.planner
 
     # ---------------------------------------------------------------- stall recovery
     def remember(self, z: torch.Tensor, action: np.ndarray) -> None:

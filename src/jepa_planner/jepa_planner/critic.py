@@ -133,9 +133,9 @@ def swap_critic(planner: object, critic: object) -> int:
     from jepa_planner.costs import CriticCost
 
     count = 0
-    inner = getattr(planner, "planner", None)
-    if inner is not None:
-        count += swap_critic(inner, critic)
+    for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None)):  # wrapped, escalation's
+        if inner is not None:
+            count += swap_critic(inner, critic)
     for p in getattr(planner, "planners", [planner]):
         for term in getattr(getattr(p, "costs", None), "terms", []):
             if isinstance(term, CriticCost):

@@ -65,6 +65,7 @@ class EpisodeRecord:
     trajectory: list[list[float]]
     goal: list[float]
     task_length: int | None = None  # realised task length (doors, maze cells) when the world reports it
+    escalations: int = 0  # times the profile's horizon escalation fired (HorizonEscalation)
     frames: list[dict[str, Any]] = field(default_factory=list, repr=False)  # per replan, for the GIF
 
 
@@ -127,7 +128,7 @@ def run_episode(
     task_length = world.task_length() if hasattr(world, "task_length") else None
     rec = EpisodeRecord(
         seed, bool(success), steps, replans, model_steps, plan_times, final, trajectory, world.goal_state.tolist(),
-        task_length, frames,
+        task_length, controller.escalations, frames,
     )
     return rec, pairs
 
@@ -174,6 +175,7 @@ def summarise(records: list[EpisodeRecord]) -> dict[str, Any]:
         "plan_time_median_s": statistics.median(times) if times else None,
         "plan_time_p95_s": float(np.percentile(times, 95)) if times else None,
         "replans_per_episode": statistics.fmean(r.replans for r in records) if records else 0.0,
+        "escalations_per_episode": statistics.fmean(r.escalations for r in records) if records else 0.0,
         "model_evals_per_episode": statistics.fmean(r.model_steps for r in records) if records else 0.0,
         "final_distance_mean": statistics.fmean(r.final_distance for r in records) if records else None,
         "by_task_length": by_task_length(records),

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jepa_common import plugins
 from jepa_common.yaml_io import load_yaml_file
-from jepa_planner.controller import StallRecovery
+from jepa_planner.controller import HorizonEscalation, StallRecovery
 from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
 from jepa_planner.planners import PLANNER_TYPES, Planner
@@ -96,6 +96,18 @@ class StallRecoveryConfig(BaseModel):
     scale: float = Field(StallRecovery.scale, ge=0)
 
 
+class EscalationConfig(BaseModel):
+    """``jepa_planner.controller.HorizonEscalation`` settings of a flat profile (the long planner is its level 0
+    with ``horizon`` instead of the level's own)."""
+
+    model_config = ConfigDict(extra="forbid")
+    horizon: int = Field(HorizonEscalation.horizon, ge=1, le=1000)
+    window: int = Field(HorizonEscalation.window, ge=1, le=100000)
+    min_progress: float = Field(HorizonEscalation.min_progress, ge=0)
+    min_goal_distance: float = Field(HorizonEscalation.min_goal_distance, ge=0)
+    steps: int = Field(HorizonEscalation.steps, ge=1, le=100000)
+
+
 WarmStart = Literal["none", "first", "rollout"]  # how Mode 1 seeds a flat sampler's initial mean
 
 
@@ -134,6 +146,8 @@ class PlannerProfile(BaseModel):
             plan and plans from the latest latent) or ``stop`` (end the task with reason "surprise", stopping the robot).
         stall_recovery: when set, the controller backs off and steps sideways when commands keep pushing but
             the latent does not move (``jepa_planner.controller.StallRecovery``; keys as there).
+        escalation: flat profiles: when set, the controller plans with a longer horizon for a while when the
+            goal distance stops falling (``jepa_planner.controller.HorizonEscalation``; keys as there).
         mode1_profile / familiar_distance: when a goal is familiar, i.e. within ``familiar_distance`` (RMS in
             latent_std units) of a goal the Mode-1 profile's policy was trained on, the configurator runs
             ``mode1_profile`` (a ``kind: policy`` profile) instead of this one (``choose_profile``).
@@ -156,6 +170,7 @@ class PlannerProfile(BaseModel):
     policy_check_samples: int = Field(1, ge=1, le=4096)
     on_surprise: Literal["ignore", "replan", "stop"] = "ignore"
     stall_recovery: StallRecoveryConfig | None = None
+    escalation: EscalationConfig | None = None
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
 
@@ -192,6 +207,12 @@ class PlannerProfile(BaseModel):
             raise ValueError(f"a {self.kind} profile has exactly one level (level 0), got {levels}")
         if self.kind == "hierarchical" and (len(levels) < 2 or any(a <= b for a, b in itertools.pairwise(levels))):
             raise ValueError(f"a hierarchical profile lists >= 2 levels, strictly decreasing, top first; got {levels}")
+        if self.escalation is not None and (self.kind != "flat" or self.seeded):
+            raise ValueError(f"escalation needs a flat profile not seeded by Mode 1 (this one is {self.kind}"
+                             f"{', seeded' if self.seeded else ''}): the long planner is its level 0 alone")
+        if self.escalation is not None and self.escalation.horizon <= self.levels[0].horizon:
+            raise ValueError(f"escalation.horizon ({self.escalation.horizon}) must exceed the level's horizon "
+                             f"({self.levels[0].horizon}): it is the longer look ahead")
         if self.seed_warm_start != "none" and self.kind != "flat":
             raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
         if self.policy_check_samples > 1 and (self.kind != "policy" or not self.policy_noise):
@@ -336,6 +357,10 @@ def build_planner(
     planners = [build_level_planner(lv, model, seed + i, **cost_objects) for i, lv in enumerate(profile.levels)]
     if profile.kind == "flat":
         planner = planners[0]
+        if profile.escalation is not None:
+            longer = profile.levels[0].model_copy(update={"horizon": profile.escalation.horizon})
+            planner.escalation = HorizonEscalation(**profile.escalation.model_dump())
+            planner.long_planner = build_level_planner(longer, model, seed + len(planners), **cost_objects)
     else:
         planner = HierarchicalPlanner(
             planners,

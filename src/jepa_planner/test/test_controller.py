@@ -179,3 +179,76 @@ def test_profiles_carry_their_stall_recovery_to_the_controller() -> None:
         PlannerProfile.model_validate({"name": "x", "stall_recovery": {"windw": 3}})
     with pytest.raises(ValueError, match="window"):
         StallRecovery(window=0)
+
+
+class HorizonPlanner:
+    """Pushes along +x; its plans are as long as its horizon, so which planner planned is visible."""
+
+    name = "horizon"
+
+    def __init__(self, horizon: int) -> None:
+        self.horizon, self.resets = horizon, 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.resets += 1
+
+    def plan(self, z_ctx, goal, shift=0, prev_action=None, max_time=None) -> PlanResult:
+        actions = torch.tensor([[1.0, 0.0]] * self.horizon)
+        return PlanResult(actions=actions, latents=torch.zeros(self.horizon, 2), cost=0.0, terms=[],
+                          planner=self.name, level=0, stats=PlanStats())
+
+
+@pytest.mark.parametrize("situation", ["no_progress", "progress", "at_goal"])
+def test_horizon_escalation_plans_longer_only_while_the_goal_stops_coming_nearer(situation: str) -> None:
+    from jepa_planner.controller import HorizonEscalation
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    short, long = HorizonPlanner(2), HorizonPlanner(5)
+    short.escalation = HorizonEscalation(horizon=5, window=6, min_progress=0.5, min_goal_distance=0.2, steps=4)
+    short.long_planner = long
+    ctl = MPCController(model, short)
+    goal = torch.zeros(2) if situation == "at_goal" else torch.tensor([40.0, 0.0])
+    ctl.set_goal(goal)
+    horizons = []
+    for t in range(30):
+        # roaming on a circle around the start (no progress), or walking to the goal
+        z = torch.tensor([t * 1.0, 0.0]) if situation == "progress" else torch.tensor([np.cos(t), np.sin(t)]) * 0.1
+        step = ctl.step(z)
+        if step.replanned:
+            horizons.append(step.plan.actions.shape[0])
+    if situation != "no_progress":
+        assert set(horizons) == {2} and ctl.escalations == 0  # progress, or already at the goal: the profile's own
+        return
+    # replanning every raw step: `window` raw steps of no progress, `steps` with the long planner, then the
+    # profile's own for a full window again before the next escalation
+    assert horizons == ([2] * 6 + [5] * 4) * 3 and ctl.escalations == 3
+    assert long.resets >= 3 and short.resets >= 3  # each switch plans afresh (the other's warm start is stale)
+
+
+def test_profiles_build_the_escalation_and_refuse_it_where_it_cannot_apply() -> None:
+    from pydantic import ValidationError
+
+    from jepa_planner.controller import HorizonEscalation
+    from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    flat = load_profile("flat_cem").model_dump() | {"escalation": None}
+    escalating = PlannerProfile(**{**flat, "escalation": {"horizon": flat["levels"][0]["horizon"] + 4}})
+    planner = build_planner(escalating, model)
+    assert isinstance(planner.escalation, HorizonEscalation)
+    assert planner.long_planner.horizon == escalating.escalation.horizon > planner.horizon
+    assert type(planner.long_planner) is type(planner)  # the same level-0 planner, only looking further
+    ctl = MPCController(model, planner)
+    assert ctl.escalation is planner.escalation and ctl.long_planner is planner.long_planner
+    assert not hasattr(build_planner(PlannerProfile(**flat), model), "long_planner")
+    with pytest.raises(ValidationError, match="must exceed the level's horizon"):
+        PlannerProfile(**{**flat, "escalation": {"horizon": flat["levels"][0]["horizon"]}})
+    hierarchical = load_profile("hierarchical").model_dump()
+    with pytest.raises(ValidationError, match="escalation needs a flat profile"):
+        PlannerProfile(**{**hierarchical, "escalation": {"horizon": 20}})
+    with pytest.raises(ValidationError, match="seeded"):
+        PlannerProfile(**{**flat, "escalation": {"horizon": 20}, "seed_warm_start": "first", "policy_path": "p.pt"})
+    with pytest.raises(ValueError, match="no long_planner"):
+        bare = HorizonPlanner(2)
+        bare.escalation = HorizonEscalation()
+        MPCController(model, bare)

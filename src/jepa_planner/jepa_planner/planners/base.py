@@ -331,11 +331,12 @@ def out_of_time(deadline: float) -> bool:
 
 
 def set_candidates_kept(planner: object, n: int) -> None:
-    """Ask a planner (every level of a hierarchical one, the planner inside a wrapper) to keep its ``n``
-    best candidate rollouts; planners without candidates (Mode-1 policy) are left alone."""
-    inner = getattr(planner, "planner", None)
-    if inner is not None:
-        set_candidates_kept(inner, n)
+    """Ask a planner (every level of a hierarchical one, the planner inside a wrapper, the long planner of a
+    horizon escalation) to keep its ``n`` best candidate rollouts; planners without candidates (Mode-1 policy)
+    are left alone."""
+    for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None)):
+        if inner is not None:
+            set_candidates_kept(inner, n)
     for p in getattr(planner, "planners", [planner]):
         if hasattr(p, "candidates_kept"):
             p.candidates_kept = max(0, int(n))
