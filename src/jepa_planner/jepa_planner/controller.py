@@ -242,7 +242,6 @@ class MPCController:
         """The long planner while an escalation lasts (starting one when progress stalls), else the profile's."""
         if self.escalation is not None and self.escalated_left == 0 and self.progress_stalled():
             self.escalated_left, self.escalations = self.escalation.steps, self.escalations + 1
-            self.distances.clear()  # judge progress afresh once it ends
         return self.long_planner if self.escalated_left > 0 else self.planner
 
     # ---------------------------------------------------------------- stall recovery
