@@ -116,16 +116,19 @@ def test_closed_loop_reaches_the_goal_of_a_linear_system_within_bounds() -> None
 
 
 class PushingPlanner:
-    """Always plans to push +x at 2 per raw step (a wall the model does not know stops the agent)."""
+    """Always plans to push +x at ``speed`` per raw step (a wall the model does not know stops the agent); its
+    plans are ``horizon`` steps long, so which of two planners planned is visible; counts its resets."""
 
-    horizon = 4
     name = "pushing"
 
-    def reset(self) -> None:
-        pass
+    def __init__(self, horizon: int = 4, speed: float = 2.0) -> None:
+        self.horizon, self.speed, self.resets = horizon, speed, 0
+
+    def reset(self, seed: int | None = None) -> None:
+        self.resets += 1
 
     def plan(self, z_ctx, goal, shift=0, prev_action=None, max_time=None) -> PlanResult:
-        actions = torch.tensor([[2.0, 0.0]] * self.horizon)
+        actions = torch.tensor([[self.speed, 0.0]] * self.horizon)
         return PlanResult(actions=actions, latents=torch.zeros(self.horizon, 2), cost=0.0, terms=[],
                           planner=self.name, level=0, stats=PlanStats())
 
@@ -181,29 +184,12 @@ def test_profiles_carry_their_stall_recovery_to_the_controller() -> None:
         StallRecovery(window=0)
 
 
-class HorizonPlanner:
-    """Pushes along +x; its plans are as long as its horizon, so which planner planned is visible."""
-
-    name = "horizon"
-
-    def __init__(self, horizon: int) -> None:
-        self.horizon, self.resets = horizon, 0
-
-    def reset(self, seed: int | None = None) -> None:
-        self.resets += 1
-
-    def plan(self, z_ctx, goal, shift=0, prev_action=None, max_time=None) -> PlanResult:
-        actions = torch.tensor([[1.0, 0.0]] * self.horizon)
-        return PlanResult(actions=actions, latents=torch.zeros(self.horizon, 2), cost=0.0, terms=[],
-                          planner=self.name, level=0, stats=PlanStats())
-
-
 @pytest.mark.parametrize("situation", ["no_progress", "progress", "at_goal"])
 def test_horizon_escalation_plans_longer_only_while_the_goal_stops_coming_nearer(situation: str) -> None:
     from jepa_planner.controller import HorizonEscalation
 
     model = stacked_model(frameskip=1, bound=3.0)
-    short, long = HorizonPlanner(2), HorizonPlanner(5)
+    short, long = PushingPlanner(2, speed=1.0), PushingPlanner(5, speed=1.0)
     short.escalation = HorizonEscalation(horizon=5, window=6, min_progress=0.5, min_goal_distance=0.2, steps=4)
     short.long_planner = long
     ctl = MPCController(model, short)
@@ -249,6 +235,6 @@ def test_profiles_build_the_escalation_and_refuse_it_where_it_cannot_apply() -> 
     with pytest.raises(ValidationError, match="seeded"):
         PlannerProfile(**{**flat, "escalation": {"horizon": 20}, "seed_warm_start": "first", "policy_path": "p.pt"})
     with pytest.raises(ValueError, match="no long_planner"):
-        bare = HorizonPlanner(2)
+        bare = PushingPlanner(2)
         bare.escalation = HorizonEscalation()
         MPCController(model, bare)
