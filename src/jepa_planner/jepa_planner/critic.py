@@ -131,12 +131,10 @@ def swap_critic(planner: object, critic: object) -> int:
     never a mix within one term evaluation. Returns how many terms were swapped.
     """
     from jepa_planner.costs import CriticCost
+    from jepa_planner.planners.base import planner_parts
 
     count = 0
-    for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None)):  # wrapped, escalation's
-        if inner is not None:
-            count += swap_critic(inner, critic)
-    for p in getattr(planner, "planners", [planner]):
+    for p in planner_parts(planner):
         for term in getattr(getattr(p, "costs", None), "terms", []):
             if isinstance(term, CriticCost):
                 term.critic = critic

@@ -224,6 +224,11 @@ def test_profiles_build_the_escalation_and_refuse_it_where_it_cannot_apply() -> 
     assert isinstance(planner.escalation, HorizonEscalation)
     assert planner.long_planner.horizon == escalating.escalation.horizon > planner.horizon
     assert type(planner.long_planner) is type(planner)  # the same level-0 planner, only looking further
+    from jepa_planner.planners.base import planner_parts, set_candidates_kept
+
+    assert planner.long_planner in list(planner_parts(planner))  # critic swaps and shown candidates reach it
+    set_candidates_kept(planner, 3)
+    assert planner.candidates_kept == planner.long_planner.candidates_kept == 3
     ctl = MPCController(model, planner)
     assert ctl.escalation is planner.escalation and ctl.long_planner is planner.long_planner
     assert not hasattr(build_planner(PlannerProfile(**flat), model), "long_planner")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -330,13 +331,19 @@ def out_of_time(deadline: float) -> bool:
     return time.perf_counter() >= deadline
 
 
-def set_candidates_kept(planner: object, n: int) -> None:
-    """Ask a planner (every level of a hierarchical one, the planner inside a wrapper, the long planner of a
-    horizon escalation) to keep its ``n`` best candidate rollouts; planners without candidates (Mode-1 policy)
-    are left alone."""
+def planner_parts(planner: object) -> Iterator[object]:
+    """Every planner a composed planner holds, for settings that must reach all of them: the planner inside a
+    wrapper (``planner``), the long planner of a horizon escalation (``long_planner``), every level of a
+    hierarchical one (``planners``), else the planner itself (wrappers are yielded too)."""
     for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None)):
         if inner is not None:
-            set_candidates_kept(inner, n)
-    for p in getattr(planner, "planners", [planner]):
+            yield from planner_parts(inner)
+    yield from getattr(planner, "planners", [planner])
+
+
+def set_candidates_kept(planner: object, n: int) -> None:
+    """Ask a planner (all its parts, :func:`planner_parts`) to keep its ``n`` best candidate rollouts; planners
+    without candidates (Mode-1 policy) are left alone."""
+    for p in planner_parts(planner):
         if hasattr(p, "candidates_kept"):
             p.candidates_kept = max(0, int(n))
