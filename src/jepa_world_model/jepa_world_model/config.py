@@ -227,7 +227,12 @@ class TrainConfig(_Strict):
     horizon: int = Field(4, ge=1, le=64)  # level-0 rollout steps in the loss (and validation error steps)
     teacher_weight: float = Field(1.0, ge=0.0)
     rollout_weight: float = Field(1.0, ge=0.0)
-    anti_collapse: Literal["vicreg", "ema"] = "vicreg"
+    anti_collapse: Literal["vicreg", "ema", "sigreg"] = "vicreg"
+    # sigreg: the encoder outputs' random 1-d projections pulled towards N(0, 1) (Epps-Pulley statistic), in place of
+    # VICReg's variance and covariance terms (LeWM's SIGReg); directions are redrawn every step
+    sigreg_weight: float = Field(1.0, ge=0.0)
+    sigreg_directions: int = Field(256, ge=1, le=8192)
+    sigreg_knots: int = Field(17, ge=3, le=257)
     var_weight: float = Field(1.0, ge=0.0)
     cov_weight: float = Field(0.04, ge=0.0)
     ema_momentum: float = Field(0.99, ge=0.0, lt=1.0)

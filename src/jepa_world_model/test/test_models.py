@@ -174,6 +174,29 @@ def test_temporal_variance_penalises_per_episode_constants_not_motion() -> None:
     assert float(temporal_variance(moving, 0.2)) == 0.0
 
 
+def test_sigreg_is_near_zero_for_a_standard_normal_and_penalises_collapse_and_scale() -> None:
+    """The sketched normality statistic: small for N(0, I) samples, large for a point, a subspace, a wrong scale
+    or a skewed distribution; its gradient spreads a collapsed batch."""
+    from jepa_world_model.models.world_model import sigreg
+
+    torch.manual_seed(0)
+    n, d = 2048, 8
+    normal = float(sigreg(torch.randn(n, d)))
+    assert normal < 0.01
+    half = torch.randn(n, d)
+    half[:, 4:] = 0.0
+    for bad in (torch.zeros(n, d), half, 3.0 * torch.randn(n, d), torch.randn(n, d).exp()):
+        assert float(sigreg(bad)) > 5 * normal
+    z = (0.01 * torch.randn(256, d)).requires_grad_()
+    opt = torch.optim.SGD([z], lr=50.0)
+    for _ in range(100):
+        opt.zero_grad()
+        sigreg(z).backward()
+        opt.step()
+    std = z.detach().std(0)
+    assert float(std.min()) > 0.5 and float(std.max()) < 1.5
+
+
 @pytest.mark.parametrize("kind", ["cnn", "vit"])
 def test_proprio_scale_divides_proprio_inside_the_encoder(kind: str) -> None:
     """The scale is part of the encoder (saved with its weights): raw proprio / scale gives what a scaled

@@ -48,6 +48,16 @@ def test_loss_decreases_on_tiny_dataset(tmp_path, toy_data: EpisodeSet) -> None:
     assert any((tmp_path / "run" / "tb").iterdir())
 
 
+def test_sigreg_anti_collapse_trains_without_vicreg_terms(tmp_path, toy_data: EpisodeSet) -> None:
+    cfg = toy_config(**{"train.epochs": 2, "train.steps_per_epoch": 12, "decoder.enabled": False,
+                        "train.anti_collapse": "sigreg", "train.sigreg_directions": 64})
+    Trainer(cfg, tmp_path / "run", toy_data, TOY_META).fit()
+    hist = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["effective_rank"] > 1.5 and np.isfinite(hist[-1]["val_pred_error_1"])
+    assert "train_sigreg" in hist[-1] and "train_variance" not in hist[-1]
+
+
 def test_resume_equals_uninterrupted(tmp_path, toy_data: EpisodeSet) -> None:
     cfg2 = toy_config(**{"train.epochs": 2})
     Trainer(cfg2, tmp_path / "full", toy_data, TOY_META).fit()

@@ -56,6 +56,26 @@ def vicreg_covariance(z: torch.Tensor) -> torch.Tensor:
     return off.pow(2).sum() / d
 
 
+def sigreg(z: torch.Tensor, directions: int = 256, knots: int = 17, t_max: float = 3.0) -> torch.Tensor:
+    """Distance of latents (N, D) from an isotropic standard normal, sketched over random directions.
+
+    Each of ``directions`` random unit vectors projects the batch to one dimension; the Epps-Pulley statistic
+    compares that sample's empirical characteristic function with the standard normal's, exp(-t^2 / 2), over
+    t in [-t_max, t_max] under a Gaussian window (``knots`` points on t >= 0; the rest by symmetry). Averaged
+    over directions. Any collapse, to a point or to a subspace, shows up in some direction; unlike VICReg's
+    hinge it also keeps dimensions from growing and shapes the whole distribution. Not multiplied by N, so
+    the weight does not depend on the batch size. LeWM (LeWorldModel, 2026) trains end to end from pixels with it.
+    """
+    d = z.shape[1]
+    a = torch.randn(d, directions, device=z.device, dtype=z.dtype)
+    x = z @ (a / a.norm(dim=0, keepdim=True))  # (N, M)
+    t = torch.linspace(0.0, t_max, knots, device=z.device, dtype=z.dtype)
+    xt = x.unsqueeze(-1) * t  # (N, M, K)
+    normal = torch.exp(-0.5 * t * t)
+    err = (torch.cos(xt).mean(0) - normal).pow(2) + torch.sin(xt).mean(0).pow(2)  # (M, K)
+    return 2.0 * torch.trapezoid(err * normal, t, dim=-1).mean()
+
+
 class JEPAWorldModel(nn.Module):
     """Encoder + predictors at every level, trained by predicting target latents of future frames."""
 
@@ -202,6 +222,10 @@ class JEPAWorldModel(nn.Module):
                     tvar = temporal_variance(z, tc.temporal_var_target)
                     loss = loss + tc.temporal_var_weight * tvar
                     logs["temporal_variance"] = tvar.item()
+            elif tc.anti_collapse == "sigreg":
+                reg = sigreg(flat, tc.sigreg_directions, tc.sigreg_knots)
+                loss = loss + tc.sigreg_weight * reg
+                logs["sigreg"] = reg.item()
             if self.inverse_dynamics is not None:
                 b, t = z.shape[:2]
                 a_hat = self.inverse_dynamics(
