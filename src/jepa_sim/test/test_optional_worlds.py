@@ -215,6 +215,11 @@ def test_push_t_scripted_goal_is_reproducible_and_moves_the_block():
         np.testing.assert_array_equal(start, world.true_state())
         assert np.linalg.norm(goal[2:4] - start[2:4]) > 1.0 or abs(goal[4] - start[4]) > 0.05
         assert not world.is_success()
+        # coverage on published states, the demo client's test: agrees with is_success on the live state
+        assert world.state_success(goal, goal) and not world.state_success(goal, start)
+        assert world.state_success(goal, world.true_state()) == world.is_success()
+        assert world.state_success(goal, goal + np.array([40.0, 0.0, 1.0, 0.0, 0.0], np.float32))  # agent moved, block not
+        assert not world.state_success(goal, goal + np.array([0.0, 0.0, 15.0, 0.0, 0.0], np.float32))
     finally:
         world.close()
 

@@ -113,6 +113,10 @@ def test_success_within_radius():
     assert info.success and world.is_success()  # 0.8 px away
     _, info = world.step(np.array([-0.5, 0.0]))
     assert not info.success  # 1.3 px away
+    # the same test on published states (the demo client's)
+    goal = world.goal_state
+    assert world.state_success(goal, goal + np.array([0.8, 0.0], np.float32))
+    assert not world.state_success(goal, goal + np.array([0.0, 1.3], np.float32))
 
 
 def test_goal_image_equals_observation_at_goal():

@@ -89,6 +89,11 @@ class World(ABC):
     def is_success(self) -> bool:
         """Whether the current state satisfies the world's success test."""
 
+    def state_success(self, goal_state: np.ndarray, state: np.ndarray) -> bool:
+        """The world's success test on a true state against a goal state: what ``is_success`` asks of the
+        current state, for tools that see only published states (the demo client)."""
+        raise NotImplementedError(f"{type(self).__name__} has no success test on states")
+
     @abstractmethod
     def true_state(self) -> np.ndarray:
         """Privileged state (float32), for evaluation and probes only."""

@@ -425,6 +425,9 @@ class PointMassWorld(World):
     def is_success(self) -> bool:
         return bool(self.batch.is_success()[0])
 
+    def state_success(self, goal_state: np.ndarray, state: np.ndarray) -> bool:
+        return bool(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]) < self.batch.success_radius)
+
     def true_state(self) -> np.ndarray:
         return self.batch.true_state()[0]
 

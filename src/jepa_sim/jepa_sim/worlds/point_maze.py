@@ -257,6 +257,9 @@ class PointMaze(World):
     def is_success(self) -> bool:
         return bool(np.linalg.norm(self.data.qpos[:2] - self._goal) <= SUCCESS_THRESHOLD)
 
+    def state_success(self, goal_state: np.ndarray, state: np.ndarray) -> bool:
+        return bool(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]) <= SUCCESS_THRESHOLD)
+
     def true_state(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
 

@@ -253,6 +253,12 @@ class PushT(World):
     def is_success(self) -> bool:
         return self.coverage() > self._env.success_threshold
 
+    def state_success(self, goal_state: np.ndarray, state: np.ndarray) -> bool:
+        """gym-pusht's test on states: the block at ``state`` covers its pose in ``goal_state`` by more than 95%."""
+        goal = self._block_geometry(np.asarray(goal_state, np.float64)[2:5])
+        block = self._block_geometry(np.asarray(state, np.float64)[2:5])
+        return bool(block.intersection(goal).area / goal.area > self._env.success_threshold)
+
     def true_state(self) -> np.ndarray:
         return self._state_of(self._env.agent, self._env.block).astype(np.float32)
 
