@@ -41,6 +41,14 @@ def rate(wins: int, n: int) -> dict[str, Any]:
     return {"successes": wins, "episodes": n, "rate": wins / n if n else 0.0, "ci95": [lo, hi]}
 
 
+def state_errors(goal: np.ndarray, state: np.ndarray) -> dict[str, float]:
+    """Agent and block position errors (px) and block angle error (rad) of a true state against the goal."""
+    goal, state = np.asarray(goal, np.float64), np.asarray(state, np.float64)
+    angle = abs(goal[4] - state[4]) % (2 * np.pi)
+    return {"agent_px": float(np.linalg.norm(goal[:2] - state[:2])), "block_px": float(np.linalg.norm(goal[2:4] - state[2:4])),
+            "angle_rad": float(min(angle, 2 * np.pi - angle))}
+
+
 def bench_cell(model: Any, profile: str, d: int, episodes: int, seed: int) -> dict[str, Any]:
     """One (profile, d) cell: ``episodes`` closed-loop episodes with a 2 d step budget."""
     from jepa_sim.worlds import make_world
@@ -48,17 +56,22 @@ def bench_cell(model: Any, profile: str, d: int, episodes: int, seed: int) -> di
 
     world = make_world("push_t", goal_steps=d, max_steps=2 * d)
     planner = build_planner(load_profile(profile), model, seed=seed)
-    coverage, dino, times, evals = 0, 0, [], []
+    coverage, dino, times, evals, errors = 0, 0, [], [], []
     for i in range(episodes):
         rec, _ = run_episode(model, planner, world, seed + i, 2 * d, int(model.frameskip))
         coverage += rec.success
         dino += dino_wm_success(world.goal_state, world.true_state())
         times += rec.plan_times
         evals.append(rec.model_steps)
+        errors.append((state_errors(world.goal_state, np.asarray(rec.trajectory[0])),
+                       state_errors(world.goal_state, world.true_state())))
     world.close()
     return {
         "profile": profile, "d": d, "budget_steps": 2 * d,
         "coverage": rate(coverage, episodes), "dino_wm_state": rate(dino, episodes),
+        # below any success threshold: how far the agent got (medians over episodes, start -> end)
+        "median_error_start": {k: float(np.median([s[k] for s, _ in errors])) for k in errors[0][0]},
+        "median_error_end": {k: float(np.median([e[k] for _, e in errors])) for k in errors[0][0]},
         "plan_time_median_ms": float(np.median(times) * 1000) if times else None,
         "model_evals_per_episode": float(np.mean(evals)) if evals else 0.0,
     }
@@ -123,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(cell)
             print(f"d={d:3d} {profile:>14}: coverage {cell['coverage']['successes']}/{args.episodes}, DINO-WM state "
                   f"{cell['dino_wm_state']['successes']}/{args.episodes}, plan {cell['plan_time_median_ms']:.1f} ms, "
-                  f"{cell['model_evals_per_episode']:.0f} evals/episode", flush=True)
+                  f"{cell['model_evals_per_episode']:.0f} evals/episode; median agent / block / angle error "
+                  + " -> ".join("{agent_px:.0f} px / {block_px:.0f} px / {angle_rad:.2f} rad".format(**cell[k])
+                                for k in ("median_error_start", "median_error_end")), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"command": "bench/bench_push_t.py " + " ".join(sys.argv[1:] if argv is None else argv),
