@@ -272,6 +272,8 @@ class ConfiguratorNode(LifecycleNode):
             return f"unknown named goal '{goal.goal_name}'; known: {sorted(self.goals)}"
         if goal.profile and goal.profile not in self.profiles:
             return f"unknown profile '{goal.profile}'; known: {sorted(self.profiles)}"
+        if not np.isfinite(np.asarray(goal.goal_proprio, np.float64)).all():
+            return "goal_proprio contains NaN/inf: give the robot's proprio at the goal, or leave it empty"
         for name in ("tolerance", "time_limit"):
             if not np.isfinite(getattr(goal, name)):
                 return f"{name} is {getattr(goal, name)}: give a finite value (<= 0 for the default)"
@@ -286,8 +288,9 @@ class ConfiguratorNode(LifecycleNode):
             self.active_goal_id, self.task_desc, self.distance = "", "", -1.0
             self.publish_goal(None)
 
-    def encode_image(self, image_msg: Any) -> np.ndarray:
-        """Goal image -> latent through perception's encode_image service (one encoder for all).
+    def encode_image(self, image_msg: Any, proprio: Any = ()) -> np.ndarray:
+        """Goal image (and the goal's proprio, for bundles that fuse it) -> latent through perception's
+        encode_image service (one encoder for all).
 
         The request is sent again every ``ENCODE_RETRY_S`` until ``encode_timeout``: a perception that
         was just restarted is "available" (its server is in the graph) before its reply writer has
@@ -301,7 +304,7 @@ class ConfiguratorNode(LifecycleNode):
         while True:
             tries += 1
             done = threading.Event()
-            future = self.encode_client.call_async(EncodeImage.Request(image=image_msg))
+            future = self.encode_client.call_async(EncodeImage.Request(image=image_msg, proprio=list(proprio)))
             future.add_done_callback(lambda _f, done=done: done.set())
             if done.wait(max(0.0, min(ENCODE_RETRY_S, deadline - time.monotonic()))):
                 break
@@ -319,7 +322,7 @@ class ConfiguratorNode(LifecycleNode):
     def resolve_goal(self, goal: ReachGoal.Goal) -> tuple[np.ndarray, str]:
         """The goal as a latent of the bundle's shape, and a description; ValueError/RuntimeError otherwise."""
         if goal.goal_type == ReachGoal.Goal.GOAL_IMAGE:
-            z, desc = self.encode_image(goal.goal_image), "image"
+            z, desc = self.encode_image(goal.goal_image, goal.goal_proprio), "image"
         elif goal.goal_type == ReachGoal.Goal.GOAL_LATENT:
             lat = goal.goal_latent
             if lat.model_id and lat.model_id != self.manifest["model_id"]:

@@ -71,7 +71,7 @@ class EpisodeRecord:
 class DemoClient:
     """rclpy client: resets the world, sends ReachGoal, watches images, commands, plans and status."""
 
-    def __init__(self, world_name: str, world_args: dict[str, Any]) -> None:
+    def __init__(self, world_name: str, world_args: dict[str, Any], goal_proprio: bool = False) -> None:
         import rclpy
         from geometry_msgs.msg import TwistStamped
         from rclpy.action import ActionClient
@@ -86,7 +86,8 @@ class DemoClient:
         self.rclpy, self.ReachGoal, self.stamp_to_ns = rclpy, ReachGoal, stamp_to_ns
         rclpy.init()
         self.node = rclpy.create_node("demo_client")
-        self.world = make_world(world_name, **world_args)  # for the map, the success radius and the goal state
+        self.world = make_world(world_name, **world_args)  # for the map, the success test and the goal state
+        self.goal_proprio = goal_proprio  # send the goal's proprio with the goal image (bundles that fuse it)
         self.lock = threading.Lock()
         self.image_wall: dict[int, tuple[float, float]] = {}  # image stamp -> (middleware receipt, callback time)
         self.frames: list[np.ndarray] = []
@@ -220,6 +221,8 @@ class DemoClient:
         rec.goal = goal_state[:2].tolist()
         start = time.monotonic()
         goal = self.ReachGoal.Goal(goal_type=self.ReachGoal.Goal.GOAL_IMAGE, goal_image=self.goal_msg, time_limit=time_limit)
+        if self.goal_proprio:  # the world was just reset to this episode by world_goal_state
+            goal.goal_proprio = np.asarray(self.world.goal_observation().proprio, np.float32).tolist()
         send = self.action.send_goal_async(goal)
         self.wait(send.done, 30, "ReachGoal goal response")
         handle = send.result()
@@ -272,11 +275,12 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
     import matplotlib.pyplot as plt
 
     saved = []
-    from jepa_planner.evaluate import arena_size
+    from jepa_planner.evaluate import map_extent
 
-    size = arena_size(world)  # world px, the units of paths and plans
+    extent = map_extent(world)  # the map in the units of paths and plans (Push-T: arena px, not image px)
+    size = abs(extent[1] - extent[0])
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(world.render_map(), extent=(0, size, size, 0))
+    ax.imshow(world.render_map(), extent=extent)
     for r in records:
         if r.path:
             p = np.asarray(r.path, dtype=np.float64)
@@ -295,10 +299,11 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
         gif = []
         for i, f in enumerate(frames):
             big = np.kron(f, np.ones((scale, scale, 1), np.uint8))
-            px = scale * f.shape[1] / size  # GIF px per world px
-            if i < len(plans):
-                for x, y in plans[i]:
-                    xi, yi = round(float(x) * px), round(float(y) * px)
+            to_pixel = getattr(world, "world_to_pixel", None)
+            if i < len(plans) and len(plans[i]):
+                where = to_pixel(plans[i]) + 0.5 if to_pixel is not None else np.asarray(plans[i]) * f.shape[1] / size
+                for x, y in where:
+                    xi, yi = round(float(x) * scale), round(float(y) * scale)
                     if 1 <= xi < big.shape[1] - 1 and 1 <= yi < big.shape[0] - 1:
                         big[yi - 1 : yi + 2, xi - 1 : xi + 2] = (255, 255, 0)
             gif.append(big)
@@ -332,6 +337,21 @@ WORLD_DEFAULTS = {
     # goals 25 steps along the scripted pusher, a budget of twice that (bench/bench_push_t.py's d = 25)
     "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50),
 }
+
+
+def world_command_bounds(world_name: str, world_args: dict[str, Any]) -> dict[str, float]:
+    """The actor's command bounds for a built-in world: the world's own action bounds (per axis, and the norm
+    bound where it has one; 0 = none), so that the params file's robot limits (two-rooms' 2.45 px) do not
+    throttle a world with larger actions (Push-T's +-50 px)."""
+    from jepa_sim.worlds import make_world
+
+    world = make_world(world_name, **world_args)
+    try:
+        spec = world.spec
+        per_axis = float(max(np.abs(spec.action_low).max(), np.abs(spec.action_high).max()))
+        return {"max_command": per_axis, "max_command_norm": float(spec.action_norm_max or 0.0)}
+    finally:
+        world.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -427,7 +447,7 @@ def run(argv: list[str] | None = None) -> int:
     from jepa_world_model.bundle import read_manifest
 
     try:
-        read_manifest(bundle)
+        uses_proprio = bool(read_manifest(bundle)["input"].get("uses_proprio", False))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}{'' if args.bundle else missing_bundle_hint(world_name, REPO)}", file=sys.stderr)
         return 2
@@ -441,6 +461,7 @@ def run(argv: list[str] | None = None) -> int:
         "world_args": yaml.safe_dump(world_args, default_flow_style=True).strip() if world_args else "",
     }
     overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
+    overrides["actor"].update(world_command_bounds(world_name, world_args))
     overrides["configurator"]["max_steps"] = args.max_steps or defaults.max_steps
     tolerance = args.tolerance if args.tolerance is not None else defaults.tolerance
     if tolerance is not None:
@@ -449,6 +470,8 @@ def run(argv: list[str] | None = None) -> int:
         overrides["configurator"]["default_profile"] = args.profile
         overrides["actor"]["profile"] = args.profile
     overrides["memory"] = {"record_dir": str(out / "memory")}
+    if uses_proprio:  # the bundle fuses proprio: perception reads it, and goals carry the goal's (DemoClient)
+        overrides["perception"]["use_proprio"] = True
     overrides["configurator"].update(repo_relative_paths(node_section(params, "configurator"), ("goals_file", "profiles_file")))
     for name in ("actor", "cost"):
         overrides[name].update(repo_relative_paths(node_section(params, name), ("profiles_file",)))
@@ -484,7 +507,7 @@ def run(argv: list[str] | None = None) -> int:
         else:
             for name, module in NODES.items():
                 procs.start(name, module)
-        client = DemoClient(world_name, world_args)
+        client = DemoClient(world_name, world_args, goal_proprio=uses_proprio)
         client.check = check
         print(f"[demo] started {len(NODES)} node processes; waiting for them (logs: {out / 'logs'})")
         client.wait_ready(procs, args.startup_timeout)
