@@ -41,9 +41,16 @@ from launch import LaunchContext, LaunchDescription
 # {parameter name: launch argument}. Only parameters the node declares (tests check it);
 # use_sim_time is added for every node by node_overrides().
 NODE_OVERRIDES = {
-    "perception": {"bundle": "bundle", "autostart": "autostart"},
+    "perception": {"bundle": "bundle", "autostart": "autostart", "use_proprio": "use_proprio"},
     "world_model": {"bundle": "bundle", "autostart": "autostart"},
-    "actor": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
+    "actor": {
+        "bundle": "bundle",
+        "autostart": "autostart",
+        "profile": "profile",
+        "profiles_file": "profiles_file",
+        "max_command": "max_command",
+        "max_command_norm": "max_command_norm",
+    },
     "configurator": {
         "bundle": "bundle",
         "autostart": "autostart",
@@ -73,7 +80,9 @@ def node_env(node_name: str, cpu_count: int | None = None) -> dict[str, str]:
 
 # Parameters whose launch argument is text "true"/"false" but whose ROS type is bool: a str value in
 # a launch_ros parameter dict stays a string parameter, which the node would reject.
-BOOL_PARAMETERS = ("autostart", "use_sim_time")
+BOOL_PARAMETERS = ("autostart", "use_sim_time", "use_proprio")
+# Likewise for double parameters (a number written as text must reach the node as a float).
+FLOAT_PARAMETERS = ("max_command", "max_command_norm")
 
 
 def parse_bool(name: str, text: str) -> bool:
@@ -84,6 +93,14 @@ def parse_bool(name: str, text: str) -> bool:
     if lowered in ("false", "0", "no", "off"):
         return False
     raise ValueError(f"launch argument '{name}' = '{text}' is not a boolean; use true or false")
+
+
+def parse_float(name: str, text: str) -> float:
+    """A launch argument's number text as a float; anything else is a ValueError naming it."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"launch argument '{name}' = '{text}' is not a number") from None
 
 
 def node_overrides(node_name: str, arguments: dict[str, str]) -> dict[str, Any]:
@@ -104,7 +121,12 @@ def node_overrides(node_name: str, arguments: dict[str, str]) -> dict[str, Any]:
         text = arguments[argument]
         if text == "":
             continue
-        params[param] = parse_bool(argument, text) if param in BOOL_PARAMETERS else text
+        if param in BOOL_PARAMETERS:
+            params[param] = parse_bool(argument, text)
+        elif param in FLOAT_PARAMETERS:
+            params[param] = parse_float(argument, text)
+        else:
+            params[param] = text
     return params
 
 
@@ -322,6 +344,18 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="false",
                 choices=["true", "false"],
                 description="run all agent nodes in one process (jepa_planner composed_agent): lower latency",
+            ),
+            DeclareLaunchArgument(
+                "use_proprio",
+                default_value="",
+                choices=["", "true", "false"],
+                description="perception reads proprio on 'proprio' (true for bundles that fuse it; empty: the params file's)",
+            ),
+            DeclareLaunchArgument(
+                "max_command", default_value="", description="actor's per-axis command bound (empty: the params file's)"
+            ),
+            DeclareLaunchArgument(
+                "max_command_norm", default_value="", description="actor's command norm bound, 0 = none (empty: the params file's)"
             ),
             RegisterEventHandler(OnProcessExit(on_exit=shutdown_on_exit)),
             OpaqueFunction(function=launch_setup),

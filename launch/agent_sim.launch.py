@@ -2,6 +2,8 @@
 
     ros2 launch jepa_planner agent_sim.launch.py bundle:=/path/to/bundle world:=two_rooms mode:=lockstep
     ros2 launch jepa_planner agent_sim.launch.py world:=multi_room bundle:=models/multi_room composed:=true
+    ros2 launch jepa_planner agent_sim.launch.py world:=push_t bundle:=models/push_t use_proprio:=true \
+        max_command:=50 max_command_norm:=0
 
 The world's options come from the params file's ``world_options.<world>`` for the chosen world, or
 from ``world_args:='{...}'`` when given. A lockstep sim repeats its observation until the first
@@ -29,7 +31,8 @@ from launch import LaunchContext, LaunchDescription
 SIM_OVERRIDES = {"world": "world", "world_args": "world_args", "mode": "mode"}
 
 # Arguments of agent.launch.py passed through unchanged (use_sim_time is forced to true).
-AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile", "composed")
+AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile", "composed", "use_proprio",
+                   "max_command", "max_command_norm")
 
 
 def sim_overrides(arguments: dict[str, str]) -> dict[str, Any]:
@@ -97,6 +100,22 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="",
                 choices=["", "lockstep", "realtime"],
                 description="lockstep: one world step per command (deterministic); realtime: steps at the sim's rate",
+            ),
+            DeclareLaunchArgument(
+                "use_proprio",
+                default_value="",
+                choices=["", "true", "false"],
+                description="perception reads proprio (true for bundles that fuse it, e.g. Push-T's; empty: the params file's)",
+            ),
+            DeclareLaunchArgument(
+                "max_command",
+                default_value="",
+                description="actor's per-axis command bound (Push-T: 50; empty: the params file's 2.45)",
+            ),
+            DeclareLaunchArgument(
+                "max_command_norm",
+                default_value="",
+                description="actor's command norm bound, 0 = none (Push-T: 0; empty: the params file's)",
             ),
             OpaqueFunction(function=launch_setup),
             IncludeLaunchDescription(

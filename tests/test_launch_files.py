@@ -209,9 +209,10 @@ def test_agent_sim_passes_only_arguments_agent_launch_declares() -> None:
 
 
 def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
-    h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "parse_bool", "node_overrides"))
+    h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "parse_bool",
+                                         "parse_float", "node_overrides"))
     base = {"bundle": "", "autostart": "true", "use_sim_time": "false", "profile": "", "profiles_file": "/p.yaml",
-            "goals_file": "/g.yaml"}
+            "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": ""}
     assert h["node_overrides"]("actor", base) == {"use_sim_time": False, "autostart": True, "profiles_file": "/p.yaml"}
     given = {**base, "bundle": "/b", "profile": "flat_mppi", "autostart": "False", "use_sim_time": "true"}
     assert h["node_overrides"]("configurator", given) == {
@@ -225,6 +226,13 @@ def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
     assert h["node_overrides"]("memory", given) == {"use_sim_time": True}
     with pytest.raises(ValueError, match="autostart"):
         h["node_overrides"]("actor", {**base, "autostart": "maybe"})
+    # a world with larger actions (Push-T): typed bounds for the actor, proprio for perception
+    pusht = {**base, "use_proprio": "true", "max_command": "50", "max_command_norm": "0"}
+    assert h["node_overrides"]("actor", pusht) == {"use_sim_time": False, "autostart": True, "profiles_file": "/p.yaml",
+                                                   "max_command": 50.0, "max_command_norm": 0.0}
+    assert h["node_overrides"]("perception", pusht) == {"use_sim_time": False, "autostart": True, "use_proprio": True}
+    with pytest.raises(ValueError, match="max_command"):
+        h["node_overrides"]("actor", {**base, "max_command": "fast"})
     with pytest.raises(ValueError, match="planner"):
         h["node_overrides"]("planner", base)
 
@@ -297,11 +305,12 @@ def test_composed_launch_runs_the_composed_executable_with_every_agent_node() ->
 
 def test_composed_overrides_file_has_one_section_per_node(tmp_path) -> None:
     h = load_helpers(
-        "agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "parse_bool", "node_overrides", "composed_overrides_file")
+        "agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "parse_bool", "parse_float",
+                            "node_overrides", "composed_overrides_file")
     )
     h["yaml"] = yaml
     arguments = {"bundle": "/b", "autostart": "true", "use_sim_time": "true", "profile": "flat_mppi",
-                 "profiles_file": "/p.yaml", "goals_file": "/g.yaml"}
+                 "profiles_file": "/p.yaml", "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": ""}
     path = Path(h["composed_overrides_file"](arguments))
     try:
         doc = yaml.safe_load(path.read_text())
