@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from jepa_planner.demo import REPO, EpisodeRecord, missing_bundle_hint, run, save_pictures
+from jepa_planner.demo import REPO, EpisodeRecord, missing_bundle_hint, run, save_pictures, world_command_bounds
 from jepa_sim.worlds import make_world
 
 
@@ -68,3 +69,13 @@ def test_latencies_are_timed_by_the_middleware_receipt_when_it_gives_one() -> No
             pass
         else:
             raise AssertionError(f"{callback.__name__} takes no MessageInfo: rclpy would not pass it")
+
+
+def test_the_actor_is_bounded_by_the_worlds_own_action_bounds() -> None:
+    """The params file's 2.45 px are two-rooms'; a world with larger actions gets its own bounds, never more."""
+    assert world_command_bounds("two_rooms", {}) == {"max_command": 2.45, "max_command_norm": 2.45}
+    try:
+        bounds = world_command_bounds("push_t", {"goal_steps": 25})
+    except ImportError:
+        pytest.skip("push_t extra not installed: pip install -r requirements/extras-pusht.txt")
+    assert bounds == {"max_command": 50.0, "max_command_norm": 0.0}
