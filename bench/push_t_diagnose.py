@@ -7,7 +7,8 @@ builds them), with the pusher's own d actions known:
 * expert, predicted: the terminal goal distance the model predicts for the pusher's actions (0 for a perfect model);
 * expert, true: the distance of the encoded true end state (not 0 only through the agent's velocity, which the
   goal image's proprio sets to 0);
-* model error: normalised distance between predicted and encoded latents after each model step of the pusher;
+* model error: normalised distance between predicted and encoded latents after each model step of the pusher,
+  also apart for the latent's image and proprio parts when the encoder gives proprio its own dimensions;
 * plan: one open-loop plan of the profile's level-0 planner over the same horizon, its predicted terminal
   distance, then executed in the world: its true latent distance and the true errors (agent px, block px,
   block angle) against the pusher's.
@@ -70,8 +71,13 @@ def diagnose(model: Any, profile_name: str, d: int, tasks: int, seed: int) -> di
     profile = load_profile(profile_name)
     planner = build_planner(profile, model, seed=seed)
 
-    def dist(a: torch.Tensor, b: torch.Tensor) -> float:
-        return float(torch.linalg.vector_norm((a - b) / model.latent_std))
+    def dist(a: torch.Tensor, b: torch.Tensor, part: slice = slice(None)) -> float:
+        return float(torch.linalg.vector_norm(((a - b) / model.latent_std)[..., part]))
+
+    # the latent's image and proprio parts (encoder.proprio_latent_dim: the proprio part comes last)
+    k = int(model.manifest.get("provenance", {}).get("config", {}).get("model", {}).get("encoder", {})
+            .get("proprio_latent_dim", 0))
+    parts = {"image": slice(0, -k), "proprio": slice(-k, None)} if k else {}
 
     rows = []
     for i in range(tasks):
@@ -103,6 +109,9 @@ def diagnose(model: Any, profile_name: str, d: int, tasks: int, seed: int) -> di
             "seed": seed + i, "task_distance": dist(z0, zg),
             "expert_predicted": dist(pred[-1], zg), "expert_true": dist(true_latents[-1], zg),
             "model_error_per_step": model_err,
+            **{f"model_error_per_step_{name}": [dist(p, q, part) for p, q in zip(pred, true_latents, strict=True)]
+               for name, part in parts.items()},
+            **{f"task_distance_{name}": dist(z0, zg, part) for name, part in parts.items()},
             "plan_predicted_terminal": dist(plan.latents[min(steps, plan.latents.shape[0]) - 1], zg),
             "plan_true": dist(plan_true, zg),
             "expert_state_error": state_errors(goal, expert_end),
@@ -117,7 +126,11 @@ def diagnose(model: Any, profile_name: str, d: int, tasks: int, seed: int) -> di
 
     summary = {k: med(k) for k in ("task_distance", "expert_predicted", "expert_true", "plan_predicted_terminal", "plan_true",
                                    "block_moved_px", "agent_to_goal_px")}
-    summary["model_error_by_step"] = [float(np.median([r["model_error_per_step"][k] for r in rows])) for k in range(steps)]
+    for suffix in ("", *(f"_{name}" for name in parts)):
+        summary[f"model_error_by_step{suffix}"] = [float(np.median([r[f"model_error_per_step{suffix}"][i] for r in rows]))
+                                                   for i in range(steps)]
+    for name in parts:
+        summary[f"task_distance_{name}"] = med(f"task_distance_{name}")
     for who in ("plan",):
         for sub in ("agent_px", "block_px", "angle_rad"):
             summary[f"{who}_{sub}"] = med(f"{who}_state_error", sub)
