@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         for profile in args.profiles:
             cell = bench_cell(model, profile, d, args.episodes, HELD_OUT_SEED + args.seed)
             cells.append(cell)
+            plan_ms = "-" if cell["plan_time_median_ms"] is None else f"{cell['plan_time_median_ms']:.1f} ms"  # no replan: solved at the start
             print(f"d={d:3d} {profile:>14}: coverage {cell['coverage']['successes']}/{args.episodes}, DINO-WM state "
-                  f"{cell['dino_wm_state']['successes']}/{args.episodes}, plan {cell['plan_time_median_ms']:.1f} ms, "
+                  f"{cell['dino_wm_state']['successes']}/{args.episodes}, plan {plan_ms}, "
                   f"{cell['model_evals_per_episode']:.0f} evals/episode; median agent / block / angle error "
                   + " -> ".join("{agent_px:.0f} px / {block_px:.0f} px / {angle_rad:.2f} rad".format(**cell[k])
                                 for k in ("median_error_start", "median_error_end")), flush=True)
