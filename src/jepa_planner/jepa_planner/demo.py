@@ -433,10 +433,8 @@ def run(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from jepa_sim.worlds import make_world
-
     try:  # an optional world without its extra: the one line that names what to install, before any node starts
-        make_world(world_name, **world_args).close()
+        command_bounds = world_command_bounds(world_name, world_args)
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -461,7 +459,7 @@ def run(argv: list[str] | None = None) -> int:
         "world_args": yaml.safe_dump(world_args, default_flow_style=True).strip() if world_args else "",
     }
     overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
-    overrides["actor"].update(world_command_bounds(world_name, world_args))
+    overrides["actor"].update(command_bounds)
     overrides["configurator"]["max_steps"] = args.max_steps or defaults.max_steps
     tolerance = args.tolerance if args.tolerance is not None else defaults.tolerance
     if tolerance is not None:
