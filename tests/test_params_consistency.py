@@ -128,12 +128,13 @@ def test_bundle_reaches_every_node_that_needs_it(params: dict[str, dict[str, Par
 def test_launch_overrides_are_declared_parameters(params: dict[str, dict[str, Param]], file: str, table: str) -> None:
     literals = LAUNCH.module_literals(LAUNCH.parse(REPO / "launch" / file))
     per_node = literals[table] if table == "NODE_OVERRIDES" else {"sim": literals[table]}
-    bool_params = set(LAUNCH.module_literals(LAUNCH.parse(REPO / "launch" / "agent.launch.py"))["BOOL_PARAMETERS"])
+    agent_literals = LAUNCH.module_literals(LAUNCH.parse(REPO / "launch" / "agent.launch.py"))
+    bool_params, float_params = set(agent_literals["BOOL_PARAMETERS"]), set(agent_literals["FLOAT_PARAMETERS"])
     for node, overrides in per_node.items():
         for key in overrides:
             assert key in params[node], f"{file}: override '{key}' is not declared by {node}"
-            # Launch arguments are text: only bool parameters are converted, the rest must be strings.
-            expected = bool if key in bool_params else str
+            # Launch arguments are text: bool and float parameters are converted, the rest must be strings.
+            expected = bool if key in bool_params else float if key in float_params else str
             assert isinstance(params[node][key].default, expected), (
                 f"{file}: override '{key}' of {node} would have the wrong type"
             )
