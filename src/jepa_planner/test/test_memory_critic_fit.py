@@ -75,7 +75,8 @@ def test_memory_node_fits_the_critic_in_a_child_process(ros_procs, rclpy_node, t
     else:
         assert critic.name == "critic.pt" and critic.parent.name.startswith("jepa_memory_critic_")
     assert load_critic_checked(critic, (4,)) is not None
-    log = Path(proc.log_path).read_text()
-    assert "critic updated on 1 episodes, final loss" in log, log
+    # the node announces before it logs the fit: wait for the line rather than read the log at once
+    wait_for(lambda: "critic updated on 1 episodes, final loss" in Path(proc.log_path).read_text(), 10,
+             "the fit's log line", proc)
     ros_procs.stop(proc)
     assert critic.exists() == recorded  # the temporary directory goes with the node
