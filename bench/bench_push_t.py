@@ -41,18 +41,10 @@ def rate(wins: int, n: int) -> dict[str, Any]:
     return {"successes": wins, "episodes": n, "rate": wins / n if n else 0.0, "ci95": [lo, hi]}
 
 
-def state_errors(goal: np.ndarray, state: np.ndarray) -> dict[str, float]:
-    """Agent and block position errors (px) and block angle error (rad) of a true state against the goal."""
-    goal, state = np.asarray(goal, np.float64), np.asarray(state, np.float64)
-    angle = abs(goal[4] - state[4]) % (2 * np.pi)
-    return {"agent_px": float(np.linalg.norm(goal[:2] - state[:2])), "block_px": float(np.linalg.norm(goal[2:4] - state[2:4])),
-            "angle_rad": float(min(angle, 2 * np.pi - angle))}
-
-
 def bench_cell(model: Any, profile: str, d: int, episodes: int, seed: int) -> dict[str, Any]:
     """One (profile, d) cell: ``episodes`` closed-loop episodes with a 2 d step budget."""
     from jepa_sim.worlds import make_world
-    from jepa_sim.worlds.push_t import dino_wm_success
+    from jepa_sim.worlds.push_t import dino_wm_success, state_errors
 
     world = make_world("push_t", goal_steps=d, max_steps=2 * d)
     planner = build_planner(load_profile(profile), model, seed=seed)

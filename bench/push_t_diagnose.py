@@ -30,42 +30,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_push_t import HELD_OUT_SEED, state_errors
-
-
-def expert_task(world: Any, seed: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start state, the pusher's d raw actions, the state they reach) for one seed, retrying push directions
-    until the block moved (as the world's own goal sampling does)."""
-    from jepa_sim.worlds.push_t import ScriptedPusher
-
-    rng = np.random.default_rng(seed)
-    world.reset(seed=seed)
-    start = world.true_state().astype(np.float64)
-    best: tuple[np.ndarray, np.ndarray] | None = None
-    for _ in range(10):
-        world.reset(start=start, goal=start)
-        pusher = ScriptedPusher(rng, world.max_step)
-        actions = []
-        for _ in range(d):
-            a = pusher.act(world.true_state())
-            actions.append(a)
-            world.step(a)
-        end = world.true_state().astype(np.float64)
-        moved = np.linalg.norm(end[2:4] - start[2:4])
-        if best is None or moved > np.linalg.norm(best[1][2:4] - start[2:4]):
-            best = (np.asarray(actions), end)
-        if moved > 10.0:
-            break
-    assert best is not None
-    return start, best[0], best[1]
+from bench_push_t import HELD_OUT_SEED
 
 
 def diagnose(model: Any, profile_name: str, d: int, tasks: int, seed: int) -> dict[str, Any]:
     from jepa_planner.evaluate import encode_observation
     from jepa_planner.profiles import build_planner, load_profile
     from jepa_sim.worlds import make_world
+    from jepa_sim.worlds.push_t import state_errors
 
-    world = make_world("push_t", max_steps=10 * d)
+    world = make_world("push_t", goal_steps=d, max_steps=10 * d)  # bench_push_t's tasks, the same seeds
     fs = int(model.frameskip)
     steps = -(-d // fs)
     profile = load_profile(profile_name)
@@ -81,7 +55,8 @@ def diagnose(model: Any, profile_name: str, d: int, tasks: int, seed: int) -> di
 
     rows = []
     for i in range(tasks):
-        start, actions, goal = expert_task(world, seed + i, d)
+        world.reset(seed=seed + i)  # the task: start, goal, and the scripted pusher's actions between them
+        start, goal, actions = world.true_state().astype(np.float64), world.goal_state.astype(np.float64), world.goal_actions
         padded = np.zeros((steps * fs, 2))
         padded[:d] = actions
         model_actions = torch.as_tensor(padded.reshape(steps, fs * 2), dtype=torch.float32)

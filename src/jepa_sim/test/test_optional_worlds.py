@@ -215,6 +215,13 @@ def test_push_t_scripted_goal_is_reproducible_and_moves_the_block():
         np.testing.assert_array_equal(start, world.true_state())
         assert np.linalg.norm(goal[2:4] - start[2:4]) > 1.0 or abs(goal[4] - start[4]) > 0.05
         assert not world.is_success()
+        # the pusher's recorded actions replayed from the start reach the goal state exactly
+        actions = world.goal_actions
+        assert actions.shape == (25, 2)
+        for a in actions:
+            world.step(a)
+        np.testing.assert_allclose(world.true_state(), goal, atol=1e-3)
+        world.reset(seed=2)
         # coverage on published states, the demo client's test: agrees with is_success on the live state
         assert world.state_success(goal, goal) and not world.state_success(goal, start)
         assert world.state_success(goal, world.true_state()) == world.is_success()

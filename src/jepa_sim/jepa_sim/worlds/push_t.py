@@ -109,6 +109,8 @@ class PushT(World):
         self._draw_space, self._draw_agent, self._draw_block = self._build_draw_space()
         self._goal = np.zeros(5)
         self._has_reset = False
+        # with goal_steps: the scripted pusher's raw actions that reach this episode's goal from its start
+        self.goal_actions = np.zeros((0, 2))
 
     # ------------------------------------------------------------------ state helpers
     def _build_draw_space(self) -> tuple[Any, Any, Any]:
@@ -193,6 +195,7 @@ class PushT(World):
         goal_state = self._check_state(goal, "goal", allow_pose=True)
         if start_state is None:
             start_state = self._sample_start(rng)
+        self.goal_actions = np.zeros((0, 2))
         if goal_state is None:
             if self.goal_steps > 0:
                 goal_state = self._scripted_goal(rng, start_state)
@@ -313,21 +316,24 @@ class PushT(World):
         Retries with fresh push directions while the block ends within success of its start
         pose (nothing to do), keeping the try that moved the block most.
         """
-        best, best_overlap = None, np.inf
+        best, best_overlap, best_actions = None, np.inf, np.zeros((0, 2))
         for _ in range(tries):
             self._goal = np.array([*start[:2], *DEFAULT_TARGET_POSE])
             self._start_from(start)
             pusher = ScriptedPusher(rng, self.max_step)
+            actions = []
             for _ in range(self.goal_steps):
-                self.step(pusher.act(self.true_state()))
+                actions.append(pusher.act(self.true_state()))
+                self.step(actions[-1])
             final = self._state_of(self._env.agent, self._env.block)
             start_block = self._block_geometry(start[2:5])
             final_block = self._block_geometry(final[2:5])
             overlap = final_block.intersection(start_block).area / final_block.area
             if overlap < best_overlap:
-                best, best_overlap = final, overlap
+                best, best_overlap, best_actions = final, overlap, np.asarray(actions)
             if overlap <= self._env.success_threshold:
                 break
+        self.goal_actions = best_actions
         return best
 
     def _check_state(self, state: np.ndarray | None, what: str, allow_pose: bool) -> np.ndarray | None:
@@ -350,12 +356,23 @@ DINO_WM_POSITION_PX = 20.0
 DINO_WM_ANGLE_RAD = np.pi / 9
 
 
+def angle_error(a: float, b: float) -> float:
+    """Absolute difference of two angles (rad), the short way round: in [0, pi]."""
+    diff = abs(float(a) - float(b)) % (2 * np.pi)
+    return min(diff, 2 * np.pi - diff)
+
+
+def state_errors(goal_state: np.ndarray, state: np.ndarray) -> dict[str, float]:
+    """Agent and block position errors (px) and block angle error (rad) of a true state against a goal state."""
+    goal, cur = np.asarray(goal_state, np.float64), np.asarray(state, np.float64)
+    return {"agent_px": float(np.linalg.norm(goal[:2] - cur[:2])), "block_px": float(np.linalg.norm(goal[2:4] - cur[2:4])),
+            "angle_rad": angle_error(goal[4], cur[4])}
+
+
 def dino_wm_success(goal_state: np.ndarray, state: np.ndarray) -> bool:
     """DINO-WM's state test on true states [agent x, agent y, block x, block y, block angle] (px, rad)."""
     goal, cur = np.asarray(goal_state, np.float64), np.asarray(state, np.float64)
-    angle = abs(goal[4] - cur[4]) % (2 * np.pi)
-    angle = min(angle, 2 * np.pi - angle)
-    return bool(np.linalg.norm(goal[:4] - cur[:4]) < DINO_WM_POSITION_PX and angle < DINO_WM_ANGLE_RAD)
+    return bool(np.linalg.norm(goal[:4] - cur[:4]) < DINO_WM_POSITION_PX and angle_error(goal[4], cur[4]) < DINO_WM_ANGLE_RAD)
 
 
 class ScriptedPusher:
