@@ -297,9 +297,9 @@ def save_pictures(out: Path, world: Any, records: list[EpisodeRecord], frames: l
     if frames:
         scale = 4
         gif = []
+        to_pixel = getattr(world, "world_to_pixel", None)
         for i, f in enumerate(frames):
             big = np.kron(f, np.ones((scale, scale, 1), np.uint8))
-            to_pixel = getattr(world, "world_to_pixel", None)
             if i < len(plans) and len(plans[i]):
                 where = to_pixel(plans[i]) + 0.5 if to_pixel is not None else np.asarray(plans[i]) * f.shape[1] / size
                 for x, y in where:
