@@ -10,7 +10,10 @@ before whitening, measured in the same run for the ratio; ``h2``: the whitened 2
 last; ``h1_rest``, ``h1_w5_rest``: the same with a rest regime, frames whose predictions consumed only zero
 commands whitened and thresholded on their own, ``jepa_world_model.surprise.RestRegime``; ``h1_rest_ctx``,
 ``h1_w5_rest_ctx``: the same with a context scale, moving frames also scored against the surprise the model's own
-errors make where their prediction started, ``jepa_world_model.surprise.ContextScale``) and backend it writes:
+errors make where their prediction started, ``jepa_world_model.surprise.ContextScale``; ``h1_rest_db``,
+``h1_w5_rest_ctx_db``: the same with a debiased rest regime, which scores each rest frame's residual minus the model's
+own residual for a stay at that place, ``RestRegime.debias``; every rest regime's normal frames carry the camera noise
+its calibration names, 3/255 by default) and backend it writes:
 
 * pairwise accuracy: the impossible episode's peak surprise from the violation frame on is above the
   possible one's over the same frames (ties count half);
@@ -48,7 +51,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import DEFAULT_RATE, REST_BELOW, bundle_world, detector_scores, fit_detector, largest_step, normal_series
+from calibrate_surprise import (
+    DEFAULT_RATE,
+    REST_BELOW,
+    REST_NOISE,
+    bundle_world,
+    detector_scores,
+    fit_detector,
+    largest_step,
+    normal_series,
+)
 
 from jepa_planner.profiles import profile_for_world
 from jepa_sim.violations import kinds_for, make_pairs
@@ -66,10 +78,12 @@ from jepa_world_model.surprise import (
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLES = ["models/two_rooms", "models/multi_room", "models/point_maze"]
 # name -> (horizon in model steps, whitened, window in frames, rest regime's window in frames (0: no rest regime),
-#          context scale)
-VARIANTS = {"h1": (1, True, 1, 0, False), "h1_raw": (1, False, 1, 0, False), "h2": (2, True, 1, 0, False),
-            "h1_w5": (1, True, 5, 0, False), "h1_rest": (1, True, 1, 1, False), "h1_w5_rest": (1, True, 5, 1, False),
-            "h1_rest_ctx": (1, True, 1, 1, True), "h1_w5_rest_ctx": (1, True, 5, 1, True)}
+#          context scale, debiased rest regime)
+VARIANTS = {"h1": (1, True, 1, 0, False, False), "h1_raw": (1, False, 1, 0, False, False), "h2": (2, True, 1, 0, False, False),
+            "h1_w5": (1, True, 5, 0, False, False), "h1_rest": (1, True, 1, 1, False, False),
+            "h1_w5_rest": (1, True, 5, 1, False, False), "h1_rest_ctx": (1, True, 1, 1, True, False),
+            "h1_w5_rest_ctx": (1, True, 5, 1, True, False), "h1_rest_db": (1, True, 1, 1, False, True),
+            "h1_w5_rest_ctx_db": (1, True, 5, 1, True, True)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
@@ -151,18 +165,21 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         print(f"  no usable calibration for {bundle}: {exc}", file=sys.stderr)
     cache: dict[tuple[int, int], list] = {}
     frameskip = int(model.frameskip)
+    # the rest regimes' normal frames carry camera noise: the stored calibration's, else calibrate_surprise's default
+    rest_noise = stored.rest_noise if stored is not None and stored.rest_noise > 0 else REST_NOISE / 255.0
 
     def series(split_seed: int, horizon: int) -> list:
         if (split_seed, horizon) not in cache:
-            cache[(split_seed, horizon)] = normal_series(model, world, kwargs, episodes, 100, split_seed, horizon)
+            cache[(split_seed, horizon)] = normal_series(model, world, kwargs, episodes, 100, split_seed, horizon, rest_noise,
+                                                         REST_BELOW * largest_step(model))
         return cache[(split_seed, horizon)]
 
     stored_key = None
     if stored is not None:
         stored_key = (stored.horizon, stored.whitener() is not None, stored.window, stored.rest_window if stored.rest_regime() else 0,
-                      bool(stored.context_layers))
+                      bool(stored.context_layers), bool(stored.rest_regime() and stored.rest_debias))
     for name, key in VARIANTS.items():
-        horizon, whiten, window, rest_window, context = key
+        horizon, whiten, window, rest_window, context, debias = key
         live = stored_key == key
         if live:
             detector, thr = stored.detector(), stored.threshold
@@ -170,7 +187,7 @@ def thresholds_for(bundle: str, model: Any, world: str, kwargs: dict, seed: int,
         else:
             below = REST_BELOW * largest_step(model) if rest_window else None
             detector, thr, _ = fit_detector(series(seed + 7000, horizon), frameskip, DEFAULT_RATE, horizon, window, whiten, below,
-                                            max(rest_window, 1), context)
+                                            max(rest_window, 1), context, debias)
             source = f"calibrated here: rate {DEFAULT_RATE}, {episodes} episodes, seed {seed + 7000}"
         held_out, at_rest = detector_scores(detector, series(seed + 9000, horizon), frameskip)
         finite = np.isfinite(held_out)
@@ -359,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                      + ("whitened (Mahalanobis per dimension)" if w else "RMS")
                      + (f"; frames at rest (zero commands) in their own {r}-frame regime" if r else "")
                      + ("; moving frames also against the context's expected surprise" if c else "")
-                     for k, (h, w, n, r, c) in VARIANTS.items()},
+                     + ("; the rest regime debiased (minus the model's own error for a stay at the place)" if db else "")
+                     for k, (h, w, n, r, c, db) in VARIANTS.items()},
         "targets": TARGETS,
         "bundles": results,
         "two_rooms_targets_met": summary(results),

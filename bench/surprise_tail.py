@@ -2,7 +2,7 @@
 
 The alarm threshold sits in the tail of surprise on normal data, so a violation is found in time only
 when it stands out of that tail. This script scores held-out normal episodes of a bundle's world (the
-calibration's policy mix, ``calibrate_surprise.NORMAL_POLICIES``) with the bundle's calibrated surprise
+calibration's policy mix, ``calibrate_surprise.normal_policies``) with the bundle's calibrated surprise
 and breaks the frames above ``--level`` down by policy and by how far the agent really moved over the
 model step against how far its commands asked (true state; 2-D point-mass worlds): a frame where the
 agent stayed put although commanded is a wall contact the model mispredicted, which looks exactly
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate_surprise import NORMAL_POLICIES, bundle_world, normal_episodes
+from calibrate_surprise import bundle_world, normal_episodes, normal_policies
 
 from jepa_world_model.bundle import load_bundle, read_manifest
 from jepa_world_model.surprise import calibration_path, encode_frames, read_calibration
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     r = np.asarray(rows)
     tail = r[r[:, 1] > args.level]
     blocked = (tail[:, 2] < 0.1 * tail[:, 3]) & (tail[:, 3] > 1.0)  # moved < 10% of a command of > 1 px
-    names = [f"{pol}{'(' + ','.join(f'{k}={v}' for k, v in kw.items()) + ')' if kw else ''}" for pol, kw in NORMAL_POLICIES]
+    names = [f"{pol}{'(' + ','.join(f'{k}={v}' for k, v in kw.items()) + ')' if kw else ''}" for pol, kw in normal_policies(world)]
     report = {
         "command": "python bench/surprise_tail.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "bundle": args.bundle, "model_id": model.model_id, "detector": cal.detector().describe(), "threshold": cal.threshold,

@@ -42,8 +42,9 @@ def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:
         assert t["threshold"] > 0 and 0 <= t["false_alarm_rate"] <= 1 and t["normal_frames"] > t["rest_frames"] >= 0
         assert (t["rest_frames"] > 0) == t["rest_regime"]  # rest frames are counted where a rest regime scores them
         assert t["whitened"] == (name != "h1_raw") and "detector" not in t  # the matrices stay out of the JSON
-    # the shipped calibration is the live variant: a 5-frame window in motion with a context scale, its own regime at rest
-    assert two["live_variant"] == "h1_w5_rest_ctx" and two["thresholds"]["h1_w5_rest_ctx"]["rest_regime"]
+    # the shipped calibration is the live variant: a 5-frame window in motion with a context scale, its own debiased
+    # regime at rest
+    assert two["live_variant"] == "h1_w5_rest_ctx_db" and two["thresholds"]["h1_w5_rest_ctx_db"]["rest_regime"]
     assert set(two["kinds"]) == {"teleport", "through_wall", "freeze", "drift", "slow_drift"}
     for kind, entry in two["kinds"].items():
         assert entry["pairs"] == 3
@@ -161,12 +162,17 @@ def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, 
                              "random_momentum", "--policy-arg", "rest_prob=0.1", "--out", str(bags[-1])]) == 0
     cal.MIN_REST_FRAMES = 100  # a small recording; the shipped default wants 1,000 rest frames for the tail
     out = tmp_path / "surprise_calibration.json"
-    assert cal.main(["--bundle", str(BUNDLE), "--bags", *map(str, bags), "--window", "5", "--out", str(out)]) == 0
+    # these recordings come from the simulator, whose frames at rest never change: the debiased rest regime would see
+    # exactly nothing there, so the calibration refuses and says what to add (a camera's own bags carry noise)
+    assert cal.main(["--bundle", str(BUNDLE), "--bags", *map(str, bags), "--window", "5", "--out", str(out)]) == 2
+    assert "--rest-noise" in capsys.readouterr().err and not out.exists()
+    assert cal.main(["--bundle", str(BUNDLE), "--bags", *map(str, bags), "--window", "5", "--rest-noise", "3", "--out", str(out)]) == 0
     calibration = read_calibration(out, read_manifest(BUNDLE, verify=False))  # tied to the bundle, as the node checks
     assert calibration.data["bags"] == [str(b) for b in bags] and calibration.data["episodes"] == 8
     assert calibration.validation_frames > 0 and calibration.threshold > 0 and 0 <= calibration.false_alarm_rate <= 1
     regime = calibration.detector().rest
     assert regime is not None and regime.command_below == pytest.approx(0.02 * 2.45) and calibration.rest_frames > 0
+    assert regime.debias and calibration.rest_noise == pytest.approx(3 / 255, abs=1e-6)
     # too little driving for the context scale's MLP: calibrated without one, and said so
     assert calibration.detector().context is None and "without a context scale" in capsys.readouterr().err
     assert cal.main(["--bundle", str(BUNDLE), "--bags", str(tmp_path / "missing"), "--out", str(tmp_path / "x.json")]) == 2

@@ -38,7 +38,14 @@ commands (every raw command norm at or below ``command_below``: a velocity-comma
 still). The model's normal residuals there are far smaller than in motion, where wall contacts make the
 tail, so rest frames get their own window, whitening and calibrated tail, and a drift of a robot that
 should stand still stands out at once. Their whitened value is scaled so that one threshold holds in both
-regimes at the calibrated false-alarm rate.
+regimes at the calibrated false-alarm rate. A *debiased* rest regime first subtracts, from each rest frame's
+residual, the residual the model would leave had the robot stood still at the place its prediction started
+(``rest_bias_series``: the model's prediction from a context of that one latent repeated, zero commands). The
+model's error at rest is a constant per place (an encoder's latent does not move while the camera sees the
+same image), so without this the rest tail is the worst place's constant, and a slow drift from rest hides
+under it; with it, what is left is the latent's own motion where none was commanded (for a one-frame context
+exactly the latent's change over the prediction's span). On a noiseless simulator that is exactly zero at
+rest, so its calibration adds a stated camera noise to the rest frames (``bench/calibrate_surprise.py``).
 
 A detector may also carry a *context scale* (``ContextScale``): how large the model's own normal error is
 where a frame's prediction started (the latent it started from and the commands it consumed), learnt on
@@ -142,6 +149,35 @@ def residual_series(
         pred = model.predict(z_ctx, acts[:, 0]) if horizon == 1 else model.rollout(z_ctx, acts)[:, -1]
         diff = (pred.float() - latents[torch.from_numpy(targets[sl])]) / scale
         out[first + lo : first + lo + len(targets[sl])] = diff.reshape(len(targets[sl]), -1).double().numpy()
+    return out
+
+
+@torch.no_grad()
+def rest_bias_series(model: WorldModel, latents: torch.Tensor, std: torch.Tensor | None = None, horizon: int = 1) -> np.ndarray:
+    """The residual the model would leave at every raw frame had the robot stood still where the frame's prediction
+    started: ``(pred(z0, ..., z0; zero commands) - z0) / std`` with ``z0`` the frame ``horizon`` model steps back,
+    repeated over the whole context. float64 (T, D), NaN rows before ``first_scored_frame`` (as ``residual_series``).
+
+    Subtracted from ``residual_series`` it removes the model's constant error at a place (the debiased rest regime,
+    ``RestRegime.debias``); for a one-frame context and zero commands what is left is ``(z(t - horizon * frameskip) -
+    z(t)) / std``, the latent's own change."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 model step, got {horizon}")
+    c, f = int(model.context), int(model.frameskip)
+    latents = torch.as_tensor(latents, dtype=torch.float32)
+    scale = (model_std(model) if std is None else torch.as_tensor(std, dtype=torch.float32)).clamp_min(1e-6)
+    out = np.full((latents.shape[0], int(np.prod(model.latent_shape))), np.nan)
+    first = first_scored_frame(model, horizon)
+    if latents.shape[0] <= first:
+        return out
+    level0 = next(spec for spec in model.levels if spec.level == 0)
+    starts = np.arange(first, latents.shape[0]) - horizon * f
+    for lo in range(0, len(starts), CHUNK):
+        z0 = latents[torch.from_numpy(starts[lo : lo + CHUNK])]
+        ctx = z0.unsqueeze(1).expand(-1, c, *z0.shape[1:])
+        acts = torch.zeros(len(z0), horizon, int(level0.action_dim))
+        pred = model.predict(ctx, acts[:, 0]) if horizon == 1 else model.rollout(ctx, acts)[:, -1]
+        out[first + lo : first + lo + len(z0)] = ((pred.float() - z0) / scale).reshape(len(z0), -1).double().numpy()
     return out
 
 
@@ -287,14 +323,16 @@ class ContextScale:
 
 @dataclass(frozen=True)
 class RestRegime:
-    """How a detector scores frames at rest (see the module docstring): the residual summed over ``window``
-    frames, whitened with ``whitening``, times ``scale`` (the moving regime's threshold over the rest regime's
-    calibrated tail, so one threshold holds in both)."""
+    """How a detector scores frames at rest (see the module docstring): the residual (``debias``: minus the model's
+    own residual for a stay at the place, ``rest_bias_series``) summed over ``window`` frames, whitened with
+    ``whitening``, times ``scale`` (the moving regime's threshold over the rest regime's calibrated tail, so one
+    threshold holds in both)."""
 
     command_below: float
     window: int = 1
     whitening: Whitening | None = None
     scale: float = 1.0
+    debias: bool = False
 
     def __post_init__(self) -> None:
         ok = isinstance(self.window, int) and self.window >= 1 and math.isfinite(self.command_below) and self.command_below >= 0
@@ -342,9 +380,19 @@ class SurpriseDetector:
             return np.zeros(len(actions), dtype=bool)
         return at_rest(actions, self.rest_span(frameskip), self.rest.command_below)
 
-    def score(self, residuals: np.ndarray, actions: np.ndarray, frameskip: int, latents: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def debiased(self) -> bool:
+        """True when the rest regime scores residuals minus the model's own error at rest (``rest_bias_series``)."""
+        return self.rest is not None and self.rest.debias
+
+    def score(self, residuals: np.ndarray, actions: np.ndarray, frameskip: int, latents: np.ndarray | None = None,
+              rest_residuals: np.ndarray | None = None) -> np.ndarray:
         """Surprise of one episode's (T, D) residuals (``residual_series``), given its (T, A) raw actions and, for a
-        detector with a context scale, its (T, ...) latents."""
+        detector with a context scale, its (T, ...) latents. ``rest_residuals``: what the rest regime scores instead of
+        ``residuals`` (a debiased regime needs them: ``residuals - rest_bias_series``)."""
+        if rest_residuals is None and self.debiased:
+            raise ValueError("this surprise detector's rest regime is debiased: score() needs rest_residuals "
+                             "(residuals minus rest_bias_series)")
         moving = surprise_of(window_sum(residuals, self.window), self.whitening)
         if self.context is not None:
             if latents is None:
@@ -353,19 +401,29 @@ class SurpriseDetector:
             moving = np.fmax(moving, self.context.gain * moving / self.context.expected(features))
         if self.rest is None:
             return moving
-        resting = surprise_of(window_sum(residuals, self.rest.window), self.rest.whitening) * self.rest.scale
+        rest_in = residuals if rest_residuals is None else rest_residuals
+        resting = surprise_of(window_sum(rest_in, self.rest.window), self.rest.whitening) * self.rest.scale
         return np.where(self.rest_frames(actions, frameskip), resting, moving)
+
+    def rest_residuals(self, model: WorldModel, latents: torch.Tensor, residuals: np.ndarray,
+                       std: torch.Tensor | None = None) -> np.ndarray | None:
+        """What the rest regime scores for ``residuals`` of ``latents``: None (the residuals themselves) unless the
+        regime is debiased."""
+        return residuals - rest_bias_series(model, latents, std, self.horizon) if self.debiased else None
 
     def series(self, model: WorldModel, latents: torch.Tensor, actions: np.ndarray, std: torch.Tensor | None = None) -> np.ndarray:
         """Surprise at every raw frame (NaN until a full context and window), arguments as :func:`surprise_series`."""
         residuals = residual_series(model, latents, actions, std, self.horizon)
-        return self.score(residuals, actions, int(model.frameskip), torch.as_tensor(latents).reshape(len(residuals), -1).numpy())
+        flat = torch.as_tensor(latents).reshape(len(residuals), -1).numpy()
+        return self.score(residuals, actions, int(model.frameskip), flat, self.rest_residuals(model, latents, residuals, std))
 
     def describe(self) -> str:
         window = f", summed over {self.window} frames" if self.window > 1 else ""
         rest = ""
         if self.rest is not None:
-            rest = f"; at rest {self.rest.window}-frame, {'whitened' if self.rest.whitening is not None else 'RMS'} x {self.rest.scale:.3g}"
+            debias = "debiased, " if self.rest.debias else ""
+            rest = (f"; at rest {self.rest.window}-frame, {debias}{'whitened' if self.rest.whitening is not None else 'RMS'} "
+                    f"x {self.rest.scale:.3g}")
         context = ", context-scaled" if self.context is not None else ""
         return f"{self.horizon}-step{window}, {'whitened' if self.whitening is not None else 'RMS'}{context}{rest}"
 
@@ -384,8 +442,9 @@ class OnlineSurprise:
         self.detector, self.model, self.raw_dim = detector, model, int(raw_dim)
         self.std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
         self.frames: deque[tuple[np.ndarray, np.ndarray | None]] = deque(maxlen=first_scored_frame(model, detector.horizon) + 1)
-        # (residual, raw action before the frame, latent)
-        self.history: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=detector.history_needed(int(model.frameskip)))
+        # (residual, raw action before the frame, latent, what the rest regime scores)
+        self.history: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque(
+            maxlen=detector.history_needed(int(model.frameskip)))
         self.dim = int(np.prod(model.latent_shape))
 
     def push(self, z: np.ndarray, action_before: np.ndarray | None) -> float:
@@ -395,22 +454,27 @@ class OnlineSurprise:
             self.frames[-1] = (self.frames[-1][0], action_before)
         self.frames.append((np.asarray(z, np.float32), None))
         residual = np.full(self.dim, np.nan)
+        resting = residual
         actions = [a for _, a in list(self.frames)[:-1]]
         used = actions[-self.detector.horizon * int(self.model.frameskip) :]  # those the prediction of z consumes
         if len(self.frames) == self.frames.maxlen and all(a is not None and a.size == self.raw_dim for a in used):
             latents = torch.from_numpy(np.stack([f for f, _ in self.frames]))
             filled = [a if a is not None and a.size == self.raw_dim else np.zeros(self.raw_dim, np.float32) for a in actions]
-            residual = residual_series(self.model, latents, np.stack(filled), self.std, self.detector.horizon)[-1]
+            residuals = residual_series(self.model, latents, np.stack(filled), self.std, self.detector.horizon)
+            residual = residuals[-1]
+            debiased = self.detector.rest_residuals(self.model, latents, residuals, self.std)
+            resting = residual if debiased is None else debiased[-1]
         known = action_before is not None and np.asarray(action_before).size == self.raw_dim
         before = np.asarray(action_before, np.float64).reshape(-1) if known else np.full(self.raw_dim, np.nan)
-        self.history.append((residual, before, self.frames[-1][0].reshape(-1)))
+        self.history.append((residual, before, self.frames[-1][0].reshape(-1), resting))
         if len(self.history) < self.detector.window:
             return float("nan")
-        residuals = np.stack([r for r, _, _ in self.history])
+        rows = list(self.history)
         # actions[i] moves frame i to i + 1: the action before each kept frame, shifted by one
-        actions_after = np.concatenate([np.stack([a for _, a, _ in self.history])[1:], np.full((1, self.raw_dim), np.nan)])
-        latents = np.stack([z for _, _, z in self.history])
-        return float(self.detector.score(residuals, actions_after, int(self.model.frameskip), latents)[-1])
+        actions_after = np.concatenate([np.stack([row[1] for row in rows])[1:], np.full((1, self.raw_dim), np.nan)])
+        score = self.detector.score(np.stack([row[0] for row in rows]), actions_after, int(self.model.frameskip),
+                                    np.stack([row[2] for row in rows]), np.stack([row[3] for row in rows]))
+        return float(score[-1])
 
 
 def surprise_of(residuals: np.ndarray, whitening: Whitening | None = None) -> np.ndarray:
@@ -478,7 +542,9 @@ class SurpriseCalibration:
         rest_command_below: raw command norm at or below which a command counts as zero (0 and no
             ``rest_whitening``: no rest regime); rest_window, rest_residual_mean, rest_whitening: the rest
             regime's window and whitening; rest_threshold: its own value at the target rate (the rest scale is
-            ``threshold / rest_threshold``); rest_frames / rest_false_alarm_rate: its held-out frames and rate.
+            ``threshold / rest_threshold``); rest_frames / rest_false_alarm_rate: its held-out frames and rate;
+            rest_debias: the regime scores residuals minus the model's own error at rest (``RestRegime.debias``);
+            rest_noise: std (full scale) of the camera noise added to the rest frames it was calibrated on.
         context_mean, context_std, context_layers ({"weight", "bias"} per layer), context_gain: the detector's
             context scale (no layers: none).
         target_false_alarm_rate: per raw step, on the calibration split.
@@ -511,6 +577,8 @@ class SurpriseCalibration:
     rest_threshold: float = 0.0
     rest_frames: int = 0
     rest_false_alarm_rate: float = 0.0
+    rest_debias: bool = False
+    rest_noise: float = 0.0
     context_mean: list[float] = field(default_factory=list)
     context_std: list[float] = field(default_factory=list)
     context_layers: list[dict[str, Any]] = field(default_factory=list)
@@ -528,7 +596,7 @@ class SurpriseCalibration:
         if not self.rest_whitening:
             return None
         return RestRegime(self.rest_command_below, self.rest_window, _whitening(self.rest_residual_mean, self.rest_whitening),
-                          self.threshold / self.rest_threshold)
+                          self.threshold / self.rest_threshold, bool(self.rest_debias))
 
     def context_scale(self) -> ContextScale | None:
         """The context scale the threshold was calibrated with (None: moving frames scored by their plain value)."""
@@ -598,6 +666,11 @@ def read_calibration(path: str | Path, manifest: dict[str, Any] | None = None) -
         if not ok:
             raise ValueError(f"{path}: {prefix}whitening must be a finite D x D matrix with a D-vector {prefix}residual_mean; "
                              "rerun bench/calibrate_surprise.py")
+    if not isinstance(cal.rest_debias, bool):
+        raise ValueError(f"{path}: rest_debias must be true or false, got {cal.rest_debias!r}; rerun bench/calibrate_surprise.py")
+    if isinstance(cal.rest_noise, bool) or not (isinstance(cal.rest_noise, (int, float)) and math.isfinite(cal.rest_noise)
+                                                 and cal.rest_noise >= 0):
+        raise ValueError(f"{path}: rest_noise must be a finite number >= 0, got {cal.rest_noise!r}; rerun bench/calibrate_surprise.py")
     if cal.rest_whitening:
         try:
             cal.rest_regime()

@@ -25,6 +25,7 @@ from jepa_world_model.surprise import (
     normalised_distance,
     read_calibration,
     residual_series,
+    rest_bias_series,
     surprise_series,
     threshold_for_rate,
     window_sum,
@@ -209,6 +210,44 @@ def test_rest_regime_scores_frames_at_rest_with_its_own_window_and_scale() -> No
         RestRegime(0.0, 1, None, 0.0)
 
 
+def test_rest_bias_is_the_models_own_residual_for_a_stay_at_the_place() -> None:
+    """rest_bias_series(t): the model predicts from the latent ``horizon`` model steps back repeated over its whole
+    context, with zero commands; subtracting it from a standing robot's residual leaves exactly nothing, while a drift
+    at rest stays. The debiased regime scores that difference, batch and live alike, and refuses to score without it."""
+    model = LinearModel()
+    rng = np.random.default_rng(11)
+    std = model.latent_std.numpy()
+    for horizon in (1, 2):
+        z = rng.normal(size=(40, DIM)).astype(np.float32)
+        bias = rest_bias_series(model, torch.from_numpy(z), horizon=horizon)
+        first = first_scored_frame(model, horizon)
+        assert np.isnan(bias[:first]).all() and np.isfinite(bias[first:]).all()
+        for t in (first, 25, 39):
+            z0 = torch.from_numpy(z[t - horizon * FRAMESKIP]).reshape(1, 1, DIM).expand(1, CONTEXT, DIM)
+            want = model.rollout(z0, torch.zeros(1, horizon, RAW * FRAMESKIP))[0, -1].numpy()
+            np.testing.assert_allclose(bias[t], (want - z[t - horizon * FRAMESKIP]) / std, rtol=1e-5, atol=1e-6)
+    still = np.tile(rng.normal(size=(1, DIM)).astype(np.float32), (40, 1))  # a robot standing still, commands zero
+    actions = np.zeros((40, RAW), np.float32)
+    r = residual_series(model, torch.from_numpy(still), actions)
+    debiased = r - rest_bias_series(model, torch.from_numpy(still), None)
+    assert np.abs(r[first_scored_frame(model):]).max() > 0.05  # the model's own error at this place
+    np.testing.assert_allclose(debiased[first_scored_frame(model):], 0.0, atol=1e-6)  # removed
+
+    drift = still.copy()
+    drift[20:] += np.arange(20, dtype=np.float32)[:, None] * 0.05  # it moves by itself
+    w = Whitening(np.zeros(DIM), np.eye(DIM) * 10.0)
+    detector = SurpriseDetector(1, 5, w, RestRegime(1e-6, 1, w, 1.0, debias=True))
+    series = detector.series(model, torch.from_numpy(drift), actions)
+    assert detector.debiased and "debiased" in detector.describe()
+    np.testing.assert_allclose(series[first_scored_frame(model):20], 0.0, atol=1e-4)
+    assert (series[21:] > 0.5).all()  # from the first frame that moved
+    online = OnlineSurprise(detector, model, model.latent_std, RAW)
+    got = [online.push(drift[t], actions[t - 1] if t else None) for t in range(len(drift))]
+    np.testing.assert_allclose(got, series, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="rest_residuals"):
+        detector.score(r, actions, FRAMESKIP, drift)
+
+
 def test_context_features_are_what_each_windowed_prediction_started_from() -> None:
     """Frame t: the latent at t - horizon * frameskip, the commands its window consumed (actions t - span .. t - 1) and
     the newest prediction's own (the last horizon * frameskip); NaN until they exist or where a command is missing."""
@@ -342,6 +381,13 @@ def test_calibration_round_trip_and_validation(tmp_path: Path) -> None:
         broken = write_calibration(_calibration(**{**rest, field: value}), tmp_path / "b.json")
         with pytest.raises(ValueError, match="rest regime needs"):
             read_calibration(broken)
+    assert not regime.debias  # a file from before debiasing keeps its plain rest regime
+    debiased = read_calibration(write_calibration(_calibration(**rest, rest_debias=True, rest_noise=3 / 255), tmp_path / "d.json"))
+    assert debiased.detector().rest.debias and debiased.detector().debiased
+    for field, value in (("rest_debias", "yes"), ("rest_debias", 1), ("rest_noise", -0.1), ("rest_noise", float("nan")),
+                         ("rest_noise", True)):
+        with pytest.raises(ValueError, match=field):
+            read_calibration(write_calibration(_calibration(**{**rest, field: value}), tmp_path / "b.json"))
     with pytest.raises(ValueError, match="rest_whitening is for 2 latent dimensions"):
         read_calibration(write_calibration(_calibration(**{**rest, "whitening": []}), tmp_path / "r.json"), {**manifest, "latent_shape": [8]})
     # a context scale travels with its threshold; broken layers or one for another latent size are refused
