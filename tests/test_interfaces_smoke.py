@@ -45,8 +45,10 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     node = rclpy_node
     # service clients made before the peer starts, so that it has discovered them by their first call (a server
     # that has not yet seen a client drops its answer: Fast DDS "client will not receive response")
+    # (the action client too: its goal acceptance is a service reply, once lost to that race in a CI run)
     encode = node.create_client(EncodeImage, "encode_image")
     rollout = node.create_client(RolloutLatents, "rollout_latents")
+    client = ActionClient(node, ReachGoal, "reach_goal")
     peer = ros_procs.run("tests.peers.interface_peer")
 
     # Topic: LatentState with shape and float32 data.
@@ -85,7 +87,6 @@ def test_two_processes_exchange_every_interface(ros_procs, rclpy_node) -> None:
     assert np.allclose(roll.costs, np.linalg.norm(expected[:, -1], axis=-1), atol=1e-5)
 
     # Action: ReachGoal with feedback and result, then a second goal cancelled mid-way.
-    client = ActionClient(node, ReachGoal, "reach_goal")
     assert client.wait_for_server(timeout_sec=10)
     feedback: list = []
 
