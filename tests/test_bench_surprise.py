@@ -177,3 +177,15 @@ def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, 
     assert calibration.detector().context is None and "without a context scale" in capsys.readouterr().err
     assert cal.main(["--bundle", str(BUNDLE), "--bags", str(tmp_path / "missing"), "--out", str(tmp_path / "x.json")]) == 2
     assert "need at least 2 recorded episodes" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
+
+
+def test_normal_data_uses_each_worlds_own_goal_directed_behaviour() -> None:
+    """Push-T has no doors for noisy_goal: its normal data has the scripted pusher in that share instead; the mix is
+    otherwise the same (its rests included)."""
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    assert cal.normal_policies("two_rooms") == cal.normal_policies("multi_room") == cal.NORMAL_POLICIES
+    push_t = cal.normal_policies("push_t")
+    assert len(push_t) == len(cal.NORMAL_POLICIES) and ("pusher", {}) in push_t
+    assert all(name != "noisy_goal" for name, _ in push_t) and ("random_momentum", {"rest_prob": 0.05}) in push_t
