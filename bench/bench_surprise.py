@@ -105,7 +105,8 @@ def json_safe(value: Any) -> Any:
 def pair_series(model: Any, pairs: list, detector: SurpriseDetector) -> tuple[np.ndarray, np.ndarray]:
     """Surprise (n, T) of the possible and impossible episodes of every pair (all episodes encoded in one batch)."""
     frames = np.concatenate([np.concatenate([p.possible.frames, p.impossible.frames]) for p in pairs])
-    z = encode_frames(model, frames).reshape(len(pairs), 2, len(pairs[0].possible), *model.latent_shape)
+    proprio = np.concatenate([np.concatenate([p.possible.proprio, p.impossible.proprio]) for p in pairs])  # for bundles that fuse it
+    z = encode_frames(model, frames, proprio).reshape(len(pairs), 2, len(pairs[0].possible), *model.latent_shape)
     out = np.zeros((2, len(pairs), len(pairs[0].possible)))
     for i, p in enumerate(pairs):
         for j, episode in enumerate((p.possible, p.impossible)):
@@ -222,18 +223,20 @@ def agent_false_alarms(bundle: str, model: Any, world: str, kwargs: dict, episod
         planner.reset(seed + i)
         controller = MPCController(planning_model, planner)
         controller.set_goal(encode_observation(planning_model, env.goal_observation()))
-        frames, actions = [obs.image], []
+        frames, proprio, actions = [obs.image], [obs.proprio], []
         for _ in range(max_steps):
             action = controller.step(encode_observation(planning_model, obs)).action.astype(np.float64)
             applied = clip(action[None])[0][0] if clip is not None else action
             obs, info = env.step(applied)
             frames.append(obs.image)
+            proprio.append(obs.proprio)
             actions.append(applied)
             if info.success:
                 successes += 1
                 break
         actions.append(np.zeros_like(actions[-1]))
-        series = detector.series(model, encode_frames(model, np.stack(frames)), np.stack(actions).astype(np.float32))
+        latents = encode_frames(model, np.stack(frames), np.stack(proprio).astype(np.float32))
+        series = detector.series(model, latents, np.stack(actions).astype(np.float32))
         scores.append(series[np.isfinite(series)])
     flat = np.concatenate(scores)
     return {"profile": profile, "episodes": episodes, "successes": successes, "frames": int(flat.size),
