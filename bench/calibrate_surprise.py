@@ -132,7 +132,7 @@ def normal_series(
     model: WorldModel, world: str, world_kwargs: dict[str, Any], episodes: int, steps: int, seed: int, horizon: int = 1,
     rest_noise: float = 0.0, still_below: float | None = None,
 ) -> list[Series]:
-    """``Series`` of each of ``episodes`` normal episodes split evenly over NORMAL_POLICIES (residual rows before an
+    """``Series`` of each of ``episodes`` normal episodes split evenly over ``normal_policies`` (residual rows before an
     episode's first scored frame are NaN); ``rest_noise``: std (full scale) of the camera noise in the rest regime's
     copy of the frames (drawn from ``seed``, so a split is the same wherever it is named by its seed), made for the
     episodes with a raw command at or below ``still_below`` (None: every episode)."""
@@ -156,7 +156,7 @@ def episode_series(model: WorldModel, episode: Episode, horizon: int = 1, rest_n
     if rest_noise > 0 and may_rest:
         frames = CameraPerturbation(noise=rest_noise).apply(np.asarray(episode.frames), rng if rng is not None else np.random.default_rng(0))
         noisy_latents = encode_frames(model, frames, episode.proprio)
-        noisy = residual_series(model, noisy_latents, episode.actions, horizon=horizon)
+        noisy = residual_series(model, noisy_latents, actions, horizon=horizon)
     bias = rest_bias_series(model, noisy_latents, horizon=horizon)
     return residuals, actions, latents.reshape(len(latents), -1).double().numpy(), noisy, bias
 
