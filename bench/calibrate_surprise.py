@@ -157,7 +157,8 @@ def episode_series(model: WorldModel, episode: Episode, horizon: int = 1, rest_n
         frames = CameraPerturbation(noise=rest_noise).apply(np.asarray(episode.frames), rng if rng is not None else np.random.default_rng(0))
         noisy_latents = encode_frames(model, frames, episode.proprio)
         noisy = residual_series(model, noisy_latents, actions, horizon=horizon)
-    bias = rest_bias_series(model, noisy_latents, horizon=horizon)
+    # no frame of an episode that cannot rest is scored by the rest regime: its bias is never read, so not computed
+    bias = rest_bias_series(model, noisy_latents, horizon=horizon) if may_rest else np.zeros_like(noisy)
     return residuals, actions, latents.reshape(len(latents), -1).double().numpy(), noisy, bias
 
 
