@@ -87,6 +87,11 @@ class EncoderConfig(_Strict):
     # Push-T latent moved 0.01 std for the goal's agent position); a part of the latent that only proprio can
     # feed must encode it to meet the variance term. 0 = fuse in the head.
     proprio_latent_dim: int = Field(0, ge=0)
+    # CNN: the last layout_dim of the latent_dim dimensions are a *layout* part (a second head on the same conv
+    # features): what stays put during an episode (where a door is). The predictors carry it through every
+    # step unchanged and condition on it; anti-collapse terms act on the other (agent) part only, so a per-episode
+    # constant cannot stand in for the agent there, and distances (costs, goal tests, surprise) ignore it.
+    layout_dim: int = Field(0, ge=0)
     # Per-image, per-channel centring before standardising, with m = the channel's median (the floor colour of a
     # scene that is mostly floor): "median" subtracts m; "floor" maps m to 0 and 1 to 1, clipping below 0, so a
     # floor of another colour (a lit room, another table, a black-level offset) reaches the network as the black
@@ -124,6 +129,11 @@ class EncoderConfig(_Strict):
         if self.proprio_latent_dim and not (self.type == "cnn" and self.use_proprio):
             raise ValueError("encoder.proprio_latent_dim needs encoder.type 'cnn' with use_proprio true "
                              f"(got type {self.type!r}, use_proprio {self.use_proprio}); set it to 0 otherwise")
+        if self.layout_dim and self.type != "cnn":
+            raise ValueError(f"encoder.layout_dim needs encoder.type 'cnn' (got {self.type!r}); set it to 0 otherwise")
+        if self.layout_dim + self.proprio_latent_dim >= self.latent_dim:
+            raise ValueError(f"encoder.layout_dim ({self.layout_dim}) + proprio_latent_dim ({self.proprio_latent_dim}) "
+                             f"must leave agent dimensions in latent_dim ({self.latent_dim})")
         return self
 
 
@@ -244,6 +254,9 @@ class TrainConfig(_Strict):
     # so a per-episode constant (e.g. where a randomised door is) cannot alone satisfy the variance term
     temporal_var_weight: float = Field(0.0, ge=0.0)
     temporal_var_target: float = Field(0.2, gt=0.0, le=1.0)
+    # with encoder.layout_dim: squared correlation (batch) of every agent dimension with every (stop-grad) layout
+    # dimension, so the agent part leaves what the layout part holds to it
+    layout_decorrelation_weight: float = Field(0.0, ge=0.0)
     high_level_weight: float = Field(1.0, ge=0.0)
     steps_per_epoch: int = Field(0, ge=0)  # 0: one pass over all training windows
     val_windows: int = Field(512, ge=8)

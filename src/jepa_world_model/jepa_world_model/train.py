@@ -39,7 +39,7 @@ from jepa_world_model.metrics import (
     normalised_mse,
     ridge_probe_r2,
 )
-from jepa_world_model.models.world_model import DataDims, JEPAWorldModel
+from jepa_world_model.models.world_model import LAYOUT_STD, DataDims, JEPAWorldModel
 
 EXIT_BAD_CONFIG = 2
 EXIT_COLLAPSE = 3
@@ -117,13 +117,18 @@ def evaluate(
     probe_val: FrameSample,
     ridge: float,
 ) -> dict[str, Any]:
-    """Latent spread, effective rank, k-step normalised prediction error per level, linear probe R^2."""
+    """Latent spread, effective rank, k-step normalised prediction error per level, linear probe R^2.
+
+    Of the agent part of the latent when the encoder has a layout part (``JEPAWorldModel.agent_part``).
+    """
     was_training = model.training
     recalibrate_batchnorm(model, probe_train.frames, probe_train.proprio)
     model.eval()
     c = model.context
     z = encode_batched(model, val["frames"], val.get("proprio"))  # (N, T, *L)
-    flat = z.reshape(-1, *model.latent_shape)
+    part = model.agent_part
+    agent_shape = part(z).shape[2:]
+    flat = part(z).reshape(-1, *agent_shape)
     std = latent_std(flat)
     out: dict[str, Any] = {
         "latent_std_mean": float(std.mean()),
@@ -131,12 +136,12 @@ def evaluate(
         "latent_std_per_dim": [round(float(v), 5) for v in std],  # jsonl only; TensorBoard gets the histogram
         "effective_rank": effective_rank(flat),
     }
-    scale = std.reshape(model.latent_shape)
+    scale = std.reshape(agent_shape)
     actions = val["actions"].float()
     window = z[:, :c]
     for k in range(z.shape[1] - c):
         z_next = model.predict(window, actions[:, c - 1 + k])
-        out[f"val_pred_error_{k + 1}"] = normalised_mse(z_next, z[:, c + k], scale)
+        out[f"val_pred_error_{k + 1}"] = normalised_mse(part(z_next), part(z[:, c + k]), scale)
         window = torch.cat([window, z_next.unsqueeze(1)], dim=1)[:, -c:]
     for lv in range(1, len(model.level_strides)):
         s = model.level_strides[lv]
@@ -146,11 +151,11 @@ def evaluate(
         for k in range(n_sub - 1):
             macro = model.encode_macro(actions[:, k * s : (k + 1) * s], lv)
             z_next = model.predict(window, macro, level=lv)
-            out[f"val_level{lv}_pred_error_{k + 1}"] = normalised_mse(z_next, zs[:, k + 1], scale)
+            out[f"val_level{lv}_pred_error_{k + 1}"] = normalised_mse(part(z_next), part(zs[:, k + 1]), scale)
             window = torch.cat([window, z_next.unsqueeze(1)], dim=1)[:, -c:]
     if probe_train.states is not None and probe_val.states is not None:
-        zt = encode_batched(model, probe_train.frames, probe_train.proprio)
-        zv = encode_batched(model, probe_val.frames, probe_val.proprio)
+        zt = part(encode_batched(model, probe_train.frames, probe_train.proprio))
+        zv = part(encode_batched(model, probe_val.frames, probe_val.proprio))
         out["probe_r2"] = ridge_probe_r2(zt, torch.as_tensor(probe_train.states), zv, torch.as_tensor(probe_val.states), ridge)
     model.train(was_training)
     return out
@@ -392,6 +397,8 @@ class Trainer:
         z = encode_batched(self.model, frames, sample.proprio)
         self.model.latent_mean.copy_(z.mean(0))
         self.model.latent_std.copy_(z.std(0).clamp_min(1e-6))
+        if self.model.layout_dim:  # a layout part is context, not state: normalised distances must not see it
+            self.model.latent_std[..., -self.model.layout_dim :] = LAYOUT_STD
         if self.model.decoder is not None:
             self.train_decoder(frames, z)
         final = {

@@ -158,3 +158,57 @@ def test_proprio_fusing_encoder_trains_exports_and_needs_proprio(tmp_path, toy_d
         assert z.shape == (1, *model.latent_shape) and torch.isfinite(z).all()
         with pytest.raises(ValueError, match="fuses proprioception"):
             model.encode(frame)
+
+
+def test_layout_part_is_carried_by_the_predictors_and_left_out_of_distances(tmp_path, toy_data: EpisodeSet) -> None:
+    """encoder.layout_dim: the last dimensions come from their own head, every level's predictor carries them
+    unchanged whatever the action, anti-collapse and metrics see the agent part, and the exported bundle's
+    latent_std makes normalised distances ignore the layout (torch and ONNX alike)."""
+    from jepa_world_model.bundle import export_bundle, load_bundle
+    from jepa_world_model.models.world_model import LAYOUT_STD
+
+    cfg = toy_config(**{"train.epochs": 1, "train.steps_per_epoch": 4, "decoder.enabled": False,
+                        "model.encoder.latent_dim": 10, "model.encoder.layout_dim": 3,
+                        "train.layout_decorrelation_weight": 1.0, "train.temporal_var_weight": 1.0})
+    trainer = Trainer(cfg, tmp_path / "run", toy_data, TOY_META)
+    assert trainer.model.layout_dim == 3 and trainer.model.latent_shape == (10,)
+    trainer.fit()
+    hist = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert len(hist["latent_std_per_dim"]) == 7 and np.isfinite(hist["probe_r2"])
+    assert "train_layout_decorrelation" in hist
+    export_bundle(tmp_path / "run", tmp_path / "model")  # raises if ONNX and torch disagree
+    frames = toy_data.episodes[0].frames[:4]
+    g = torch.Generator().manual_seed(0)
+    for backend in ("torch", "onnx"):
+        model = load_bundle(tmp_path / "model", backend=backend)
+        std = np.asarray(model.latent_std).reshape(-1)
+        assert np.all(std[-3:] == LAYOUT_STD) and np.all(std[:-3] < 100)
+        z = torch.as_tensor(np.asarray(model.encode(frames)))
+        for level in range(len(model.levels)):
+            action = torch.randn(4, model.levels[level].action_dim, generator=g)
+            nxt = torch.as_tensor(np.asarray(model.predict(z.unsqueeze(1), action, level=level)))
+            assert torch.equal(nxt[:, -3:], z[:, -3:])  # carried bit for bit
+            assert not torch.allclose(nxt[:, :-3], z[:, :-3])
+
+
+def test_layout_part_config_is_validated() -> None:
+    from jepa_world_model.config import EncoderConfig
+
+    with pytest.raises(ValueError, match=r"layout_dim needs encoder\.type 'cnn'"):
+        EncoderConfig(type="vit", layout_dim=2)
+    with pytest.raises(ValueError, match="must leave agent dimensions"):
+        EncoderConfig(latent_dim=4, layout_dim=4)
+    with pytest.raises(ValueError, match=r"layout_dim needs predictor\.type 'mlp'"):
+        from jepa_world_model.models.world_model import DataDims, JEPAWorldModel
+
+        JEPAWorldModel(toy_config(**{"model.encoder.layout_dim": 2, "model.predictor.type": "transformer",
+                                     "model.predictor.heads": 2}), DataDims(16, 2, 0))
+
+
+def test_cross_correlation_of_independent_and_identical_columns() -> None:
+    from jepa_world_model.models.world_model import cross_correlation
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4000, 3, generator=g), torch.randn(4000, 2, generator=g)
+    assert cross_correlation(a, b) < 1e-3
+    assert cross_correlation(a, torch.cat([2 * a[:, :1] + 1, a[:, 1:2]], dim=1)) == pytest.approx(2 / 6, abs=1e-3)

@@ -91,21 +91,28 @@ class CNNEncoder(nn.Module):
             nn.Sequential(nn.Linear(proprio_dim, 64), nn.GELU(), nn.Linear(64, separate)) if separate else None
         )
         fused = self.use_proprio and not separate
+        self.layout_dim = cfg.layout_dim
         self.head = nn.Sequential(
-            nn.Linear(flat + (proprio_dim if fused else 0), 256), nn.GELU(), nn.Linear(256, cfg.latent_dim - separate)
+            nn.Linear(flat + (proprio_dim if fused else 0), 256),
+            nn.GELU(),
+            nn.Linear(256, cfg.latent_dim - separate - self.layout_dim),
+        )
+        self.layout_head = (
+            nn.Sequential(nn.Linear(flat, 128), nn.GELU(), nn.Linear(128, self.layout_dim)) if self.layout_dim else None
         )
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
 
     def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
         h = self.feature_norm(self.convs(self.normalize(images)).flatten(1))
+        layout = [] if self.layout_head is None else [self.layout_head(h)]
         if not self.use_proprio:
-            return self.head(h)
+            return torch.cat([self.head(h), *layout], dim=1) if layout else self.head(h)
         if proprio is None:
             raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
         p = scaled_proprio(self, proprio).to(h.dtype)
-        if self.proprio_head is not None:  # image part, then proprio part
-            return torch.cat([self.head(h), self.proprio_head(p)], dim=1)
-        return self.head(torch.cat([h, p], dim=1))
+        if self.proprio_head is not None:  # image part, proprio part, layout part
+            return torch.cat([self.head(h), self.proprio_head(p), *layout], dim=1)
+        return torch.cat([self.head(torch.cat([h, p], dim=1)), *layout], dim=1)
 
 
 class ViTEncoder(nn.Module):

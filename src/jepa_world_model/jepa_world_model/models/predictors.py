@@ -33,18 +33,31 @@ class ResidualBlock(nn.Module):
 
 
 class MLPPredictor(nn.Module):
-    """Residual MLP over the flattened context and the action: cheap enough for CPU planning."""
+    """Residual MLP over the flattened context and the action: cheap enough for CPU planning.
+
+    ``static_dims``: the last that many latent dimensions (an encoder's layout part) are an input only, carried
+    unchanged from the last context frame to the prediction.
+    """
 
     def __init__(
-        self, cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int, action_scale: float = 1.0
+        self,
+        cfg: PredictorConfig,
+        latent_shape: tuple[int, ...],
+        context: int,
+        action_dim: int,
+        action_scale: float = 1.0,
+        static_dims: int = 0,
     ) -> None:
         super().__init__()
         self.latent_shape, self.context, self.action_dim, self.noise_dim = tuple(latent_shape), context, action_dim, cfg.noise_dim
         self.action_scale = float(action_scale)  # a constant of the config, not a weight (old checkpoints load)
         flat = math.prod(latent_shape)
+        if static_dims and len(latent_shape) != 1:
+            raise ValueError(f"static (layout) dimensions need a vector latent, got shape {tuple(latent_shape)}")
+        self.static_dims = static_dims
         self.inp = nn.Linear(flat * context + action_dim + cfg.noise_dim, cfg.hidden)
         self.blocks = nn.Sequential(*[ResidualBlock(cfg.hidden) for _ in range(cfg.layers)])
-        self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, flat))
+        self.out = nn.Sequential(nn.LayerNorm(cfg.hidden), nn.Linear(cfg.hidden, flat - static_dims))
 
     def forward(self, z_ctx: torch.Tensor, action: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         ctx = pad_context(z_ctx, self.context)
@@ -53,6 +66,10 @@ class MLPPredictor(nn.Module):
         if self.noise_dim:
             parts.append(noise if noise is not None else ctx.new_zeros(b, self.noise_dim))
         delta = self.out(self.blocks(self.inp(torch.cat(parts, dim=1))))
+        if self.static_dims:
+            last = ctx[:, -1]
+            moving = last[:, : -self.static_dims] + delta
+            return torch.cat([moving, last[:, -self.static_dims :]], dim=1)
         return ctx[:, -1] + delta.view(b, *self.latent_shape)
 
 
@@ -112,8 +129,17 @@ class CausalTransformerPredictor(nn.Module):
 
 
 def build_predictor(
-    cfg: PredictorConfig, latent_shape: tuple[int, ...], context: int, action_dim: int, action_scale: float = 1.0
+    cfg: PredictorConfig,
+    latent_shape: tuple[int, ...],
+    context: int,
+    action_dim: int,
+    action_scale: float = 1.0,
+    static_dims: int = 0,
 ) -> nn.Module:
-    """Predictor named by ``cfg.type``; its actions are divided by ``action_scale`` first."""
-    cls = MLPPredictor if cfg.type == "mlp" else CausalTransformerPredictor
-    return cls(cfg, latent_shape, context, action_dim, action_scale)
+    """Predictor named by ``cfg.type``; its actions are divided by ``action_scale`` first; the last
+    ``static_dims`` latent dimensions (a layout part) are carried unchanged (MLP predictor only)."""
+    if cfg.type == "mlp":
+        return MLPPredictor(cfg, latent_shape, context, action_dim, action_scale, static_dims)
+    if static_dims:
+        raise ValueError("encoder.layout_dim needs predictor.type 'mlp' (the transformer predictor has no layout part)")
+    return CausalTransformerPredictor(cfg, latent_shape, context, action_dim, action_scale)

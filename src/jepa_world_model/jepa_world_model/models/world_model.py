@@ -18,6 +18,10 @@ from jepa_world_model.models.encoders import build_encoder
 from jepa_world_model.models.heads import InverseDynamics, LatentDecoder, MacroActionEncoder, NoisePosterior
 from jepa_world_model.models.predictors import build_predictor
 
+LAYOUT_STD = 1.0e6
+"""``latent_std`` written for a layout part's dimensions: every normalised distance (plan costs, goal and stall
+tests, surprise) divides by it, so the layout, context rather than state, does not count in them."""
+
 
 @dataclass(frozen=True)
 class DataDims:
@@ -45,6 +49,14 @@ def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4) -> torc
     dev = z - z.mean(dim=1, keepdim=True)
     std = torch.sqrt(dev.reshape(-1, z.shape[-1]).var(dim=0).mean() + eps)
     return F.relu(target - std)
+
+
+def cross_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Mean squared batch correlation between every column of ``a`` (N, Da) and every column of ``b`` (N, Db)."""
+    ac, bc = a - a.mean(dim=0), b - b.mean(dim=0)
+    ac = ac / torch.sqrt(ac.pow(2).mean(dim=0) + eps)
+    bc = bc / torch.sqrt(bc.pow(2).mean(dim=0) + eps)
+    return ((ac.T @ bc) / a.shape[0]).pow(2).mean()
 
 
 def vicreg_covariance(z: torch.Tensor) -> torch.Tensor:
@@ -93,8 +105,10 @@ class JEPAWorldModel(nn.Module):
         a0 = dims.raw_action_dim * m.frameskip
         self.level_action_dims = [a0] + [lv.macro_dim for lv in m.levels[1:]]
         self.level_strides = [lv.stride for lv in m.levels]
+        # the encoder's layout part (last dimensions): carried unchanged by every predictor, free of anti-collapse
+        self.layout_dim = int(getattr(self.encoder, "layout_dim", 0))
         self.predictors = nn.ModuleList(  # level 0 takes raw actions (scaled); higher levels learned macro-actions
-            build_predictor(m.predictor, self.latent_shape, m.context, a, m.action_scale if i == 0 else 1.0)
+            build_predictor(m.predictor, self.latent_shape, m.context, a, m.action_scale if i == 0 else 1.0, self.layout_dim)
             for i, a in enumerate(self.level_action_dims)
         )
         self.macro_encoders = nn.ModuleList(
@@ -104,7 +118,8 @@ class JEPAWorldModel(nn.Module):
         self.posteriors = (
             nn.ModuleList(NoisePosterior(self.latent_shape, self.noise_dim) for _ in m.levels) if self.noise_dim else None
         )
-        self.inverse_dynamics = InverseDynamics(self.latent_shape, a0) if cfg.train.inverse_dynamics_weight > 0 else None
+        agent_shape = (self.latent_shape[0] - self.layout_dim, *self.latent_shape[1:])
+        self.inverse_dynamics = InverseDynamics(agent_shape, a0) if cfg.train.inverse_dynamics_weight > 0 else None
         self.decoder = LatentDecoder(self.latent_shape, dims.image_size, cfg.decoder.width) if cfg.decoder.enabled else None
         self.register_buffer("latent_mean", torch.zeros(self.latent_shape))
         self.register_buffer("latent_std", torch.ones(self.latent_shape))
@@ -137,6 +152,10 @@ class JEPAWorldModel(nn.Module):
         mom = self.cfg.train.ema_momentum
         for p_t, p in zip(self.target_encoder.parameters(), self.encoder.parameters()):
             p_t.mul_(mom).add_(p.detach(), alpha=1.0 - mom)
+
+    def agent_part(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (..., D) without the encoder's layout part (the identity when it has none)."""
+        return z[..., : z.shape[-1] - self.layout_dim] if self.layout_dim else z
 
     # ---- training --------------------------------------------------------------------------
     def _sequence_losses(
@@ -213,7 +232,15 @@ class JEPAWorldModel(nn.Module):
             loss = loss + tc.high_level_weight * (h_teacher + h_rollout + m.predictor.kl_weight * h_kl)
             logs[f"level{lv_i}_teacher"] = h_teacher.item()
         if not self.encoder_frozen:
-            flat = z.reshape(-1, self.latent_shape[-1])
+            # anti-collapse and smoothness shape the agent part; a layout part only has to help prediction
+            # (its copy through the predictor already asks it to stay put within an episode)
+            if self.layout_dim and tc.layout_decorrelation_weight > 0:
+                flat_all = z.reshape(-1, z.shape[-1])
+                dec = cross_correlation(self.agent_part(flat_all), flat_all[:, -self.layout_dim :].detach())
+                loss = loss + tc.layout_decorrelation_weight * dec
+                logs["layout_decorrelation"] = dec.item()
+            z = self.agent_part(z)
+            flat = z.reshape(-1, z.shape[-1])
             if tc.anti_collapse == "vicreg":
                 var, cov = vicreg_variance(flat), vicreg_covariance(flat)
                 loss = loss + tc.var_weight * var + tc.cov_weight * cov
@@ -229,7 +256,7 @@ class JEPAWorldModel(nn.Module):
             if self.inverse_dynamics is not None:
                 b, t = z.shape[:2]
                 a_hat = self.inverse_dynamics(
-                    z[:, :-1].reshape(b * (t - 1), *self.latent_shape), z[:, 1:].reshape(b * (t - 1), *self.latent_shape)
+                    z[:, :-1].reshape(b * (t - 1), *z.shape[2:]), z[:, 1:].reshape(b * (t - 1), *z.shape[2:])
                 )
                 idm = F.mse_loss(a_hat, actions.reshape(b * (t - 1), -1))
                 loss = loss + tc.inverse_dynamics_weight * idm
