@@ -257,6 +257,10 @@ class TrainConfig(_Strict):
     # with encoder.layout_dim: squared correlation (batch) of every agent dimension with every (stop-grad) layout
     # dimension, so the agent part leaves what the layout part holds to it
     layout_decorrelation_weight: float = Field(0.0, ge=0.0)
+    # with encoder.layout_dim: VICReg's variance hinge on the layout part across the batch; with its copy through
+    # the predictor (which asks it to stay put within a window) it makes the layout part hold what differs
+    # between episodes (a randomised door) even where prediction alone gives it little signal (rare wall contacts)
+    layout_var_weight: float = Field(0.0, ge=0.0)
     high_level_weight: float = Field(1.0, ge=0.0)
     steps_per_epoch: int = Field(0, ge=0)  # 0: one pass over all training windows
     val_windows: int = Field(512, ge=8)

@@ -169,13 +169,14 @@ def test_layout_part_is_carried_by_the_predictors_and_left_out_of_distances(tmp_
 
     cfg = toy_config(**{"train.epochs": 1, "train.steps_per_epoch": 4, "decoder.enabled": False,
                         "model.encoder.latent_dim": 10, "model.encoder.layout_dim": 3,
-                        "train.layout_decorrelation_weight": 1.0, "train.temporal_var_weight": 1.0})
+                        "train.layout_decorrelation_weight": 1.0, "train.temporal_var_weight": 1.0,
+                        "train.layout_var_weight": 1.0})
     trainer = Trainer(cfg, tmp_path / "run", toy_data, TOY_META)
     assert trainer.model.layout_dim == 3 and trainer.model.latent_shape == (10,)
     trainer.fit()
     hist = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert len(hist["latent_std_per_dim"]) == 7 and np.isfinite(hist["probe_r2"])
-    assert "train_layout_decorrelation" in hist
+    assert "train_layout_decorrelation" in hist and "train_layout_variance" in hist
     export_bundle(tmp_path / "run", tmp_path / "model")  # raises if ONNX and torch disagree
     frames = toy_data.episodes[0].frames[:4]
     g = torch.Generator().manual_seed(0)

@@ -234,11 +234,15 @@ class JEPAWorldModel(nn.Module):
         if not self.encoder_frozen:
             # anti-collapse and smoothness shape the agent part; a layout part only has to help prediction
             # (its copy through the predictor already asks it to stay put within an episode)
+            flat_all = z.reshape(-1, z.shape[-1])
             if self.layout_dim and tc.layout_decorrelation_weight > 0:
-                flat_all = z.reshape(-1, z.shape[-1])
                 dec = cross_correlation(self.agent_part(flat_all), flat_all[:, -self.layout_dim :].detach())
                 loss = loss + tc.layout_decorrelation_weight * dec
                 logs["layout_decorrelation"] = dec.item()
+            if self.layout_dim and tc.layout_var_weight > 0:
+                lvar = vicreg_variance(flat_all[:, -self.layout_dim :])
+                loss = loss + tc.layout_var_weight * lvar
+                logs["layout_variance"] = lvar.item()
             z = self.agent_part(z)
             flat = z.reshape(-1, z.shape[-1])
             if tc.anti_collapse == "vicreg":
