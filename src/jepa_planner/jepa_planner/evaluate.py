@@ -252,8 +252,17 @@ def _frame_axes(ax, world) -> None:
     ax.set_ylim(bottom, top)
 
 
+def layout_varies(world: Any) -> bool:
+    """Whether ``world`` (or the batch under it, through a camera wrapper) draws a new layout every episode."""
+    return bool(getattr(getattr(world, "batch", None), "layout_varies", False))
+
+
 def plot_trajectories(world, records: list[EpisodeRecord], path: Path, title: str = "") -> None:
-    """Trajectories over the map: green = success, red = failure; circle = start, star = goal."""
+    """Trajectories over the map: green = success, red = failure; circle = start, star = goal.
+
+    Where the world draws a new layout every episode (``door_y=random``) the map is the last episode's, and the
+    title says so.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,6 +280,8 @@ def plot_trajectories(world, records: list[EpisodeRecord], path: Path, title: st
     unit = getattr(world, "position_unit", "px")
     ax.set_xlabel(f"x ({unit})", fontsize=8)
     ax.set_ylabel(f"y ({unit})", fontsize=8)
+    if layout_varies(world):
+        title = f"{title}\n(layout differs per episode; map of the last one)"
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -180,3 +180,17 @@ def test_map_extent_is_in_world_units():
 
     maze_like = SimpleNamespace(spec=SimpleNamespace(image_size=60), pixel_to_world=to_world)
     assert map_extent(maze_like) == pytest.approx((-3.0, 3.0, -3.0, 3.0))
+
+
+def test_plots_say_when_every_episode_has_its_own_layout():
+    """With the door anywhere, one map cannot show every episode's door: the plot must say whose it shows."""
+    from jepa_planner.evaluate import layout_varies
+    from jepa_sim.worlds import make_world
+
+    assert not layout_varies(make_world("two_rooms"))
+    random_door = make_world("two_rooms", door_y="random")
+    assert layout_varies(random_door)
+    from jepa_sim.camera import CameraPerturbation, PerturbedCamera
+
+    assert layout_varies(PerturbedCamera(random_door, CameraPerturbation(noise=0.01)))
+    assert not layout_varies(make_world("multi_room"))

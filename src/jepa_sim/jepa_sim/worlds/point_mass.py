@@ -195,6 +195,11 @@ class PointMassBatch:
         """A new layout for the next episodes (domain randomisation), or None to keep the current one."""
         return None
 
+    @property
+    def layout_varies(self) -> bool:
+        """Whether every reset may draw a new layout (``_layout_for_episode``): one map does not show them all."""
+        return False
+
     # ------------------------------------------------------------------ episode control
     def reset(
         self,

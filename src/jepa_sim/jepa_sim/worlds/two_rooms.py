@@ -66,6 +66,10 @@ class TwoRoomsBatch(PointMassBatch):
         goal_mode = "other_room" if goal_in_other_room else "any"
         super().__init__(layout, n, "two_rooms", image_size=image_size, goal_mode=goal_mode, **kwargs)
 
+    @property
+    def layout_varies(self) -> bool:
+        return self.random_door
+
     def _layout_for_episode(self, rng: np.random.Generator) -> RectLayout | None:
         if not self.random_door:
             return None
