@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_planner.evaluate import machine_info
+from jepa_sim.machine import machine_info
 from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle
+from jepa_world_model.models.world_model import LAYOUT_STD
 
 DOORS = (10.0, 18.0, 26.0, 32.0, 38.0, 46.0, 54.0)
 START_GOAL_Y = ((10.0, 50.0), (50.0, 10.0), (32.0, 32.0), (54.0, 54.0), (10.0, 10.0))
@@ -54,8 +55,8 @@ def path_actions(points: list[np.ndarray], n: int) -> np.ndarray:
 
 
 def normalised_distance(z: torch.Tensor, goal: torch.Tensor, std: torch.Tensor) -> float:
-    """RMS of (z - goal) / std over the dimensions that count (a layout part's std is huge: left out)."""
-    keep = std < 1e5
+    """RMS of (z - goal) / std over the dimensions that count (a layout part's, ``LAYOUT_STD``, left out)."""
+    keep = std < LAYOUT_STD
     return float(torch.sqrt((((z - goal) / std)[keep] ** 2).mean()))
 
 
@@ -70,11 +71,12 @@ def score_bundle(bundle: str, horizon: int) -> dict[str, Any]:
             start, goal = np.array([START_X, start_y]), np.array([GOAL_X, goal_y])
             paths = {"door": [start, (30.0, door), (36.0, door), goal], "straight": [start, goal]}
             row: dict[str, Any] = {"door_y": door, "start": start.tolist(), "goal": goal.tolist()}
+            obs = world.reset(seed=k, start=start, goal=goal)
+            z0 = model.encode(obs.image[None])  # both paths start from this frame toward this goal
+            g = model.encode(world.goal_observation().image[None]).reshape(-1)
             for name, points in paths.items():
                 actions = path_actions(points, horizon * raw_per_step)
-                obs = world.reset(seed=k, start=start, goal=goal)
-                z0 = model.encode(obs.image[None])
-                g = model.encode(world.goal_observation().image[None]).reshape(-1)
+                world.reset(seed=k, start=start, goal=goal)
                 for a in actions:
                     world.step(a)
                 with torch.no_grad():

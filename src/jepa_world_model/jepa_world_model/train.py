@@ -127,8 +127,9 @@ def evaluate(
     c = model.context
     z = encode_batched(model, val["frames"], val.get("proprio"))  # (N, T, *L)
     part = model.agent_part
-    agent_shape = part(z).shape[2:]
-    flat = part(z).reshape(-1, *agent_shape)
+    z_agent = part(z)
+    agent_shape = z_agent.shape[2:]
+    flat = z_agent.reshape(-1, *agent_shape)
     std = latent_std(flat)
     out: dict[str, Any] = {
         "latent_std_mean": float(std.mean()),
@@ -397,8 +398,8 @@ class Trainer:
         z = encode_batched(self.model, frames, sample.proprio)
         self.model.latent_mean.copy_(z.mean(0))
         self.model.latent_std.copy_(z.std(0).clamp_min(1e-6))
-        if self.model.layout_dim:  # a layout part is context, not state: normalised distances must not see it
-            self.model.latent_std[..., -self.model.layout_dim :] = LAYOUT_STD
+        # a layout part is context, not state: normalised distances must not see it (empty slice without one)
+        self.model.layout_part(self.model.latent_std).fill_(LAYOUT_STD)
         if self.model.decoder is not None:
             self.train_decoder(frames, z)
         final = {

@@ -157,6 +157,10 @@ class JEPAWorldModel(nn.Module):
         """Latents (..., D) without the encoder's layout part (the identity when it has none)."""
         return z[..., : z.shape[-1] - self.layout_dim] if self.layout_dim else z
 
+    def layout_part(self, z: torch.Tensor) -> torch.Tensor:
+        """The encoder's layout part of latents (..., D): the last ``layout_dim`` dimensions (empty without one)."""
+        return z[..., z.shape[-1] - self.layout_dim :]
+
     # ---- training --------------------------------------------------------------------------
     def _sequence_losses(
         self, level: int, z: torch.Tensor, tgt: torch.Tensor, actions: torch.Tensor, rollout_steps: int
@@ -236,11 +240,11 @@ class JEPAWorldModel(nn.Module):
             # (its copy through the predictor already asks it to stay put within an episode)
             flat_all = z.reshape(-1, z.shape[-1])
             if self.layout_dim and tc.layout_decorrelation_weight > 0:
-                dec = cross_correlation(self.agent_part(flat_all), flat_all[:, -self.layout_dim :].detach())
+                dec = cross_correlation(self.agent_part(flat_all), self.layout_part(flat_all).detach())
                 loss = loss + tc.layout_decorrelation_weight * dec
                 logs["layout_decorrelation"] = dec.item()
             if self.layout_dim and tc.layout_var_weight > 0:
-                lvar = vicreg_variance(flat_all[:, -self.layout_dim :])
+                lvar = vicreg_variance(self.layout_part(flat_all))
                 loss = loss + tc.layout_var_weight * lvar
                 logs["layout_variance"] = lvar.item()
             z = self.agent_part(z)
