@@ -254,6 +254,9 @@ class TrainConfig(_Strict):
     # so a per-episode constant (e.g. where a randomised door is) cannot alone satisfy the variance term
     temporal_var_weight: float = Field(0.0, ge=0.0)
     temporal_var_target: float = Field(0.2, gt=0.0, le=1.0)
+    # the hinge per dimension (every agent dimension must move within a window) instead of on their RMS; with
+    # var_weight 0 nothing then rewards an episode constant anywhere in the agent part
+    temporal_var_per_dim: bool = False
     # with encoder.layout_dim: squared correlation (batch) of every agent dimension with every (stop-grad) layout
     # dimension, so the agent part leaves what the layout part holds to it
     layout_decorrelation_weight: float = Field(0.0, ge=0.0)

@@ -174,6 +174,21 @@ def test_temporal_variance_penalises_per_episode_constants_not_motion() -> None:
     assert float(temporal_variance(moving, 0.2)) == 0.0
 
 
+def test_temporal_variance_per_dim_counts_every_dimension() -> None:
+    """Motion carried by one dimension (the rest per-episode constants) meets the RMS hinge but not the
+    per-dimension one, which charges each still dimension its full target."""
+    from jepa_world_model.models.world_model import temporal_variance
+
+    torch.manual_seed(0)
+    b, t, d = 64, 11, 8
+    z = torch.randn(b, 1, d).expand(b, t, d).clone()
+    z[..., 0] = z[..., 0] + torch.linspace(-8.0, 8.0, t)[None, :] * torch.randn(b, 1)
+    assert float(temporal_variance(z, 0.5)) == 0.0
+    assert float(temporal_variance(z, 0.5, per_dim=True)) == pytest.approx(0.5 * (d - 1) / d, abs=2e-2)
+    everywhere = z + torch.linspace(-1.0, 1.0, t)[None, :, None] * torch.randn(b, 1, d) * 2.0
+    assert float(temporal_variance(everywhere, 0.5, per_dim=True)) < 0.05
+
+
 def test_sigreg_is_near_zero_for_a_standard_normal_and_penalises_collapse_and_scale() -> None:
     """The sketched normality statistic: small for N(0, I) samples, large for a point, a subspace, a wrong scale
     or a skewed distribution; its gradient spreads a collapsed batch."""

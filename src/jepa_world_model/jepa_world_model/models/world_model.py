@@ -38,17 +38,21 @@ def vicreg_variance(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return F.relu(1.0 - std).mean()
 
 
-def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4) -> torch.Tensor:
-    """Hinge on the std of latents (B, T, D) around their own window's mean, RMS over dimensions.
+def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4, per_dim: bool = False) -> torch.Tensor:
+    """Hinge on the std of latents (B, T, D) around their own window's mean.
 
     VICReg's variance term counts spread across the whole batch, which a feature that is constant within
     an episode (a layout drawn per episode, like a randomised door) provides for free while costing no
     prediction error: then nothing makes the latent follow the agent. Spread within a window can only
-    come from what changes during it. RMS over dimensions, so some dimensions may stay per-episode.
+    come from what changes during it. Default: one hinge on the RMS over dimensions, so some dimensions
+    may stay per-episode; ``per_dim``: a hinge per dimension, averaged (VICReg's form), so every
+    dimension has to follow what moves.
     """
     dev = z - z.mean(dim=1, keepdim=True)
-    std = torch.sqrt(dev.reshape(-1, z.shape[-1]).var(dim=0).mean() + eps)
-    return F.relu(target - std)
+    var = dev.reshape(-1, z.shape[-1]).var(dim=0)
+    if per_dim:
+        return F.relu(target - torch.sqrt(var + eps)).mean()
+    return F.relu(target - torch.sqrt(var.mean() + eps))
 
 
 def cross_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -254,7 +258,7 @@ class JEPAWorldModel(nn.Module):
                 loss = loss + tc.var_weight * var + tc.cov_weight * cov
                 logs.update(variance=var.item(), covariance=cov.item())
                 if tc.temporal_var_weight > 0:
-                    tvar = temporal_variance(z, tc.temporal_var_target)
+                    tvar = temporal_variance(z, tc.temporal_var_target, per_dim=tc.temporal_var_per_dim)
                     loss = loss + tc.temporal_var_weight * tvar
                     logs["temporal_variance"] = tvar.item()
             elif tc.anti_collapse == "sigreg":
