@@ -83,7 +83,7 @@ VARIANTS = {"h1": (1, True, 1, 0, False, False), "h1_raw": (1, False, 1, 0, Fals
             "h1_w5": (1, True, 5, 0, False, False), "h1_rest": (1, True, 1, 1, False, False),
             "h1_w5_rest": (1, True, 5, 1, False, False), "h1_rest_ctx": (1, True, 1, 1, True, False),
             "h1_w5_rest_ctx": (1, True, 5, 1, True, False), "h1_rest_db": (1, True, 1, 1, False, True),
-            "h1_w5_rest_ctx_db": (1, True, 5, 1, True, True)}
+            "h1_rest_ctx_db": (1, True, 1, 1, True, True), "h1_w5_rest_ctx_db": (1, True, 5, 1, True, True)}
 BACKENDS = ("torch", "onnx")
 TARGETS = {"pairwise_accuracy": 0.95, "auroc": 0.95, "false_alarm_rate": 1e-3, "delay_model_steps": 2}
 PLOT_WINDOW = (-8, 16)  # frames around the violation in the figure
