@@ -1,0 +1,96 @@
+"""What a two-rooms latent holds when the door moves: linear probes on frames with seven door positions.
+
+Seconds per bundle. Encodes random-momentum episodes of the two-rooms world with the door at seven heights
+and fits ridge probes (80/20 split of the frames) from parts of the latent to the agent's position, to its
+position relative to the door, and to the door's height. With a layout part (``encoder.layout_dim``) it tells
+whether the door went where the model was built to carry it (the layout part) or into the agent part, and
+whether the agent part codes y in the arena or relative to the door.
+
+Usage:
+    .venv/bin/python bench/layout_probe.py --bundle models/two_rooms runs/my_layout_bundle --out probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepa_sim.collect import collect_episodes
+from jepa_sim.machine import machine_info
+from jepa_world_model.bundle import load_bundle
+from jepa_world_model.models.world_model import LAYOUT_STD
+
+DOORS = (10.0, 18.0, 26.0, 32.0, 38.0, 46.0, 54.0)
+
+
+def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, ridge: float = 1e-3) -> list[float]:
+    """Held-out R^2 per column of ``y`` of a ridge fit (with bias) of ``y`` on ``x``."""
+    x = np.c_[x, np.ones(len(x))]
+    w = np.linalg.solve(x[train].T @ x[train] + ridge * np.eye(x.shape[1]), x[train].T @ y[train])
+    yt = y[test].reshape(len(test), -1)
+    err = ((x[test] @ w).reshape(len(test), -1) - yt) ** 2
+    return [round(float(v), 3) for v in 1.0 - err.sum(0) / ((yt - yt.mean(0)) ** 2).sum(0)]
+
+
+def probe_bundle(bundle: str, episodes: int, steps: int) -> dict[str, Any]:
+    model = load_bundle(bundle, backend="torch")
+    layout = model.latent_std.reshape(-1).numpy() >= LAYOUT_STD / 2
+    zs, states, doors = [], [], []
+    for i, door in enumerate(DOORS):
+        for ep in collect_episodes("two_rooms", episodes, steps, seed=500 + i, door_y=door).episodes:
+            with torch.no_grad():
+                zs.append(np.asarray(model.encode(ep.frames)).reshape(len(ep), -1))
+            states.append(ep.state[:, :2])
+            doors.append(np.full(len(ep), door))
+    z, pos, door = np.concatenate(zs), np.concatenate(states), np.concatenate(doors)
+    order = np.random.default_rng(0).permutation(len(z))
+    train, test = order[: len(z) * 4 // 5], order[len(z) * 4 // 5 :]
+    agent = z[:, ~layout]
+    relative = np.c_[pos[:, 0], pos[:, 1] - door]
+    out: dict[str, Any] = {
+        "bundle": bundle,
+        "frames": len(z),
+        "layout_dims": int(layout.sum()),
+        "agent_to_xy": ridge_r2(agent, pos, train, test),
+        "agent_to_x_and_y_minus_door": ridge_r2(agent, relative, train, test),
+        "agent_to_door": ridge_r2(agent, door, train, test)[0],
+        "latent_to_xy": ridge_r2(z, pos, train, test),
+    }
+    if layout.any():
+        out["layout_to_door"] = ridge_r2(z[:, layout], door, train, test)[0]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", nargs="+", required=True, help="two-rooms bundle directories")
+    parser.add_argument("--episodes", type=int, default=16, help="episodes per door position")
+    parser.add_argument("--steps", type=int, default=60, help="raw steps per episode")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for bundle in args.bundle:
+        if not (Path(bundle) / "manifest.json").exists():
+            print(f"layout_probe: {bundle} is not a bundle directory (no manifest.json)", file=sys.stderr)
+            return 2
+        rows.append(probe_bundle(bundle, args.episodes, args.steps))
+        print(json.dumps(rows[-1]))
+    if args.out is not None:
+        report = {"command": shlex.join(["python", "bench/layout_probe.py", *(argv if argv is not None else sys.argv[1:])]),
+                  "doors": list(DOORS), "machine": machine_info(torch_threads=args.threads), "bundles": rows}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
