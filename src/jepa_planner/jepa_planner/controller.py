@@ -73,6 +73,26 @@ class HorizonEscalation:
             raise ValueError(f"horizon escalation needs horizon, window and steps >= 1 and non-negative thresholds, got {self}")
 
 
+@dataclass(frozen=True)
+class FinalApproach:
+    """A shorter look ahead near the goal.
+
+    A predictor rolled out for many steps drifts even under zero actions (two-rooms: 0.05-0.13 latent std in 8
+    model steps), as much as the last 2 px to the goal change the distance, so with a long horizon the terminal
+    cost no longer tells the plan that arrives from the one that stays, and the agent hovers 1-3 px from goals
+    near walls (``models/two_rooms/README.md``). When the goal distance (RMS in units of the model's latent std)
+    is below ``goal_distance``, the controller plans with the same level-0 planner at horizon ``horizon``, whose
+    first steps the model predicts well.
+    """
+
+    horizon: int = 2
+    goal_distance: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.goal_distance < 0:
+            raise ValueError(f"final approach needs horizon >= 1 and a non-negative goal_distance, got {self}")
+
+
 def model_context(history: Sequence[torch.Tensor], frameskip: int, context: int) -> torch.Tensor:
     """(C, *latent_shape) from latents at the raw control rate: the newest and its predecessors
     ``frameskip`` raw steps apart, oldest first (fewer than C at the start of an episode)."""
@@ -110,7 +130,9 @@ class MPCController:
             sets; None: no recovery).
 
     A planner that carries ``escalation`` (a :class:`HorizonEscalation`) and ``long_planner`` (which a profile's
-    ``escalation`` sets) is swapped for the long one while the goal distance stalls.
+    ``escalation`` sets) is swapped for the long one while the goal distance stalls; one that carries
+    ``approach`` (a :class:`FinalApproach`) and ``short_planner`` (a profile's ``approach``) for the short one
+    while the goal is near (before any escalation).
     """
 
     def __init__(self, model: WorldModel, planner, *, replan_every: int | None = None, raw_action_dim: int | None = None,
@@ -127,6 +149,10 @@ class MPCController:
         if self.escalation is not None and self.long_planner is None:
             raise ValueError("the planner carries a horizon escalation but no long_planner to escalate to")
         self.distances: deque[float] = deque(maxlen=(self.escalation.window if self.escalation else 0) + 1)
+        self.approach: FinalApproach | None = getattr(planner, "approach", None)
+        self.short_planner = getattr(planner, "short_planner", None) if self.approach is not None else None
+        if self.approach is not None and self.short_planner is None:
+            raise ValueError("the planner carries a final approach but no short_planner to approach with")
         self.escalated_left = 0  # raw steps still planned with the long planner
         self.escalations = 0  # times the escalation fired since the last reset (evaluation reports it)
         self.active = planner  # the planner the current plan came from
@@ -175,8 +201,9 @@ class MPCController:
         self.planner.reset()
         self.distances.clear()
         self.escalated_left, self.active = 0, self.planner
-        if self.long_planner is not None:
-            self.long_planner.reset()
+        for other in (self.long_planner, self.short_planner):
+            if other is not None:
+                other.reset()
 
     def context(self) -> torch.Tensor:
         """(C, *latent_shape): the newest latent and its predecessors at model-step spacing, oldest first."""
@@ -205,7 +232,7 @@ class MPCController:
             shift = 0 if self.plan is None else self.since_plan // self.frameskip
             if self.plan is not None and self.since_plan > 0:  # the model action executed last (smoothness term)
                 self.last_model_action = self.plan.actions[(self.since_plan - 1) // self.frameskip].detach()
-            planner = self.choose_planner()
+            planner = self.choose_planner(z)
             if planner is not self.active:  # the other planner's warm start is stale: plan it afresh
                 planner.reset()
                 self.active, shift = planner, 0
@@ -238,8 +265,11 @@ class MPCController:
         now = self.distances[-1]
         return self.distances[0] - now < esc.min_progress and now > esc.min_goal_distance
 
-    def choose_planner(self):
-        """The long planner while an escalation lasts (starting one when progress stalls), else the profile's."""
+    def choose_planner(self, z: torch.Tensor):
+        """The short planner while the goal is near (latent ``z``); else the long planner while an escalation lasts
+        (starting one when progress stalls); else the profile's."""
+        if self.approach is not None and latent_distance(z, self.goal, self.latent_std) < self.approach.goal_distance:
+            return self.short_planner
         if self.escalation is not None and self.escalated_left == 0 and self.progress_stalled():
             self.escalated_left, self.escalations = self.escalation.steps, self.escalations + 1
         return self.long_planner if self.escalated_left > 0 else self.planner

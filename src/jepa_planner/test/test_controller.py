@@ -243,3 +243,60 @@ def test_profiles_build_the_escalation_and_refuse_it_where_it_cannot_apply() -> 
         bare = PushingPlanner(2)
         bare.escalation = HorizonEscalation()
         MPCController(model, bare)
+
+
+def test_final_approach_plans_short_exactly_while_the_goal_is_near_and_before_an_escalation() -> None:
+    from jepa_common.convert import latent_distance
+    from jepa_planner.controller import FinalApproach, HorizonEscalation
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    own, short, long = PushingPlanner(3, speed=1.0), PushingPlanner(1, speed=1.0), PushingPlanner(6, speed=1.0)
+    own.approach, own.short_planner = FinalApproach(horizon=1, goal_distance=2.0), short
+    # an escalation that would fire at once (no progress needed to stall, goal never "near" for it)
+    own.escalation = HorizonEscalation(horizon=6, window=1, min_progress=100.0, min_goal_distance=0.0, steps=2)
+    own.long_planner = long
+    ctl = MPCController(model, own)
+    goal = torch.tensor([10.0, 0.0])
+    ctl.set_goal(goal)
+    seen = []
+    for t in range(12):  # walking to the goal, one unit per raw step (replans every raw step)
+        z = torch.tensor([float(t), 0.0])
+        step = ctl.step(z)
+        assert step.replanned
+        seen.append((latent_distance(z, goal, ctl.latent_std) < 2.0, step.plan.actions.shape[0]))
+    assert any(near for near, _ in seen) and not all(near for near, _ in seen)
+    assert all(h == 1 for near, h in seen if near)  # near the goal: the short planner, escalation or not
+    assert all(h in (3, 6) for near, h in seen if not near)
+    assert short.resets >= 2  # set_goal resets it, and switching to it plans afresh
+
+
+def test_profiles_build_the_final_approach_and_refuse_it_where_it_cannot_apply() -> None:
+    from pydantic import ValidationError
+
+    from jepa_planner.controller import FinalApproach
+    from jepa_planner.planners.base import planner_parts
+    from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
+
+    model = stacked_model(frameskip=1, bound=3.0)
+    flat = load_profile("flat_cem").model_dump() | {"approach": None}
+    horizon = flat["levels"][0]["horizon"]
+    approaching = PlannerProfile(**{**flat, "approach": {"horizon": 2, "goal_distance": 0.1}})
+    planner = build_planner(approaching, model)
+    assert planner.approach == FinalApproach(horizon=2, goal_distance=0.1)
+    assert planner.short_planner.horizon == 2 < planner.horizon == horizon
+    assert type(planner.short_planner) is type(planner) and planner.short_planner in list(planner_parts(planner))
+    ctl = MPCController(model, planner)
+    assert ctl.approach is planner.approach and ctl.short_planner is planner.short_planner
+    assert not hasattr(build_planner(PlannerProfile(**flat), model), "short_planner")
+    with pytest.raises(ValidationError, match="must be below the level's horizon"):
+        PlannerProfile(**{**flat, "approach": {"horizon": horizon}})
+    with pytest.raises(ValidationError, match="goal_distance"):
+        PlannerProfile(**{**flat, "approach": {"goal_distance": -1.0}})
+    with pytest.raises(ValidationError, match="approach needs a flat profile"):
+        PlannerProfile(**{**load_profile("hierarchical").model_dump(), "approach": {"horizon": 1}})
+    with pytest.raises(ValueError, match="no short_planner"):
+        bare = PushingPlanner(2)
+        bare.approach = FinalApproach()
+        MPCController(model, bare)
+    with pytest.raises(ValueError, match="final approach needs"):
+        FinalApproach(horizon=0)

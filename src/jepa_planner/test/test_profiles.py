@@ -90,7 +90,7 @@ def test_rollout_warm_start_replaces_the_whole_initial_mean(monkeypatch):
     expected = inner.clip(policy.propose(model, z.reshape(1, 2), g, inner.horizon, 1, noise_std=0.0)[0])
     assert all(torch.allclose(init, expected) for init in seen)
     assert not torch.allclose(expected[1:], expected[0].expand_as(expected[1:]))  # a real rollout, not a repeat
-    flat = load_profile("flat_cem").model_dump() | {"escalation": None}  # a seeded profile has no horizon escalation
+    flat = load_profile("flat_cem").model_dump() | {"escalation": None, "approach": None}  # a seeded profile has no escalation or approach
     assert PlannerProfile.model_validate(flat | {"seed_warm_start": True}).seed_warm_start == "first"
     assert PlannerProfile.model_validate(flat | {"seed_warm_start": False}).seeded is False
     with pytest.raises(ValueError, match="seed_warm_start"):

@@ -333,9 +333,11 @@ def out_of_time(deadline: float) -> bool:
 
 def planner_parts(planner: object) -> Iterator[object]:
     """Every planner a composed planner holds, for settings that must reach all of them: the planner inside a
-    wrapper (``planner``), the long planner of a horizon escalation (``long_planner``), every level of a
-    hierarchical one (``planners``), else the planner itself (wrappers are yielded too)."""
-    for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None)):
+    wrapper (``planner``), the long planner of a horizon escalation (``long_planner``), the short planner of a
+    final approach (``short_planner``), every level of a hierarchical one (``planners``), else the planner
+    itself (wrappers are yielded too)."""
+    for inner in (getattr(planner, "planner", None), getattr(planner, "long_planner", None),
+                  getattr(planner, "short_planner", None)):
         if inner is not None:
             yield from planner_parts(inner)
     yield from getattr(planner, "planners", [planner])
