@@ -81,8 +81,8 @@ class FinalApproach:
     model steps), as much as the last 2 px to the goal change the distance, so with a long horizon the terminal
     cost no longer tells the plan that arrives from the one that stays, and the agent hovers 1-3 px from goals
     near walls (``models/two_rooms/README.md``). When the goal distance (RMS in units of the model's latent std)
-    is below ``goal_distance``, the controller plans with the same level-0 planner at horizon ``horizon``, whose
-    first steps the model predicts well.
+    is below ``goal_distance``, the controller plans with the profile's level-0 planner alone (no subgoals) at
+    horizon ``horizon``, whose first steps the model predicts well.
     """
 
     horizon: int = 2

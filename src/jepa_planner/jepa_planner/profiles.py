@@ -109,8 +109,8 @@ class EscalationConfig(BaseModel):
 
 
 class ApproachConfig(BaseModel):
-    """``jepa_planner.controller.FinalApproach`` settings of a flat profile (the short planner is its level 0 with
-    ``horizon`` instead of the level's own)."""
+    """``jepa_planner.controller.FinalApproach`` settings of a flat or hierarchical profile (the short planner is
+    its level 0 with ``horizon`` instead of the level's own)."""
 
     model_config = ConfigDict(extra="forbid")
     horizon: int = Field(FinalApproach.horizon, ge=1, le=1000)
@@ -157,8 +157,8 @@ class PlannerProfile(BaseModel):
             the latent does not move (``jepa_planner.controller.StallRecovery``; keys as there).
         escalation: flat profiles: when set, the controller plans with a longer horizon for a while when the
             goal distance stops falling (``jepa_planner.controller.HorizonEscalation``; keys as there).
-        approach: flat profiles: when set, the controller plans with a shorter horizon while the goal is near
-            (``jepa_planner.controller.FinalApproach``; keys as there).
+        approach: flat and hierarchical profiles: when set, the controller plans with level 0 alone at a shorter
+            horizon while the goal is near (``jepa_planner.controller.FinalApproach``; keys as there).
         mode1_profile / familiar_distance: when a goal is familiar, i.e. within ``familiar_distance`` (RMS in
             latent_std units) of a goal the Mode-1 profile's policy was trained on, the configurator runs
             ``mode1_profile`` (a ``kind: policy`` profile) instead of this one (``choose_profile``).
@@ -225,12 +225,12 @@ class PlannerProfile(BaseModel):
         if self.escalation is not None and self.escalation.horizon <= self.levels[0].horizon:
             raise ValueError(f"escalation.horizon ({self.escalation.horizon}) must exceed the level's horizon "
                              f"({self.levels[0].horizon}): it is the longer look ahead")
-        if self.approach is not None and (self.kind != "flat" or self.seeded):
-            raise ValueError(f"approach needs a flat profile not seeded by Mode 1 (this one is {self.kind}"
+        if self.approach is not None and (self.kind == "policy" or self.seeded):
+            raise ValueError(f"approach needs a flat or hierarchical profile not seeded by Mode 1 (this one is {self.kind}"
                              f"{', seeded' if self.seeded else ''}): the short planner is its level 0 alone")
-        if self.approach is not None and self.approach.horizon >= self.levels[0].horizon:
-            raise ValueError(f"approach.horizon ({self.approach.horizon}) must be below the level's horizon "
-                             f"({self.levels[0].horizon}): it is the shorter look ahead")
+        if self.approach is not None and self.approach.horizon >= self.levels[-1].horizon:
+            raise ValueError(f"approach.horizon ({self.approach.horizon}) must be below level 0's horizon "
+                             f"({self.levels[-1].horizon}): it is the shorter look ahead")
         if self.seed_warm_start != "none" and self.kind != "flat":
             raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
         if self.policy_check_samples > 1 and (self.kind != "policy" or not self.policy_noise):
@@ -379,10 +379,6 @@ def build_planner(
             longer = profile.levels[0].model_copy(update={"horizon": profile.escalation.horizon})
             planner.escalation = HorizonEscalation(**profile.escalation.model_dump())
             planner.long_planner = build_level_planner(longer, model, seed + len(planners), **cost_objects)
-        if profile.approach is not None:
-            shorter = profile.levels[0].model_copy(update={"horizon": profile.approach.horizon})
-            planner.approach = FinalApproach(**profile.approach.model_dump())
-            planner.short_planner = build_level_planner(shorter, model, seed + len(planners) + 1, **cost_objects)
     else:
         planner = HierarchicalPlanner(
             planners,
@@ -391,6 +387,10 @@ def build_planner(
             profile.subgoal_tolerance,
             profile.direct_goal_distance,
         )
+    if profile.approach is not None:  # near the goal: level 0 alone, looking a little ahead
+        shorter = profile.levels[-1].model_copy(update={"horizon": profile.approach.horizon})
+        planner.approach = FinalApproach(**profile.approach.model_dump())
+        planner.short_planner = build_level_planner(shorter, model, seed + len(planners) + 1, **cost_objects)
     if policy is not None and profile.seeded:
         noise = 0.1 if profile.policy_noise is None else profile.policy_noise
         planner = PolicySeededPlanner(planner, policy, profile.seed_samples, noise_std=noise, warm_start=profile.seed_warm_start)

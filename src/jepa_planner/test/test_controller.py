@@ -288,12 +288,21 @@ def test_profiles_build_the_final_approach_and_refuse_it_where_it_cannot_apply()
     ctl = MPCController(model, planner)
     assert ctl.approach is planner.approach and ctl.short_planner is planner.short_planner
     assert not hasattr(build_planner(PlannerProfile(**flat), model), "short_planner")
-    with pytest.raises(ValidationError, match="must be below the level's horizon"):
+    with pytest.raises(ValidationError, match="must be below level 0's horizon"):
         PlannerProfile(**{**flat, "approach": {"horizon": horizon}})
     with pytest.raises(ValidationError, match="goal_distance"):
         PlannerProfile(**{**flat, "approach": {"goal_distance": -1.0}})
-    with pytest.raises(ValidationError, match="approach needs a flat profile"):
-        PlannerProfile(**{**load_profile("hierarchical").model_dump(), "approach": {"horizon": 1}})
+    hierarchical = load_profile("hierarchical").model_dump() | {"approach": None}
+    from jepa_planner.testing import LinearWorldModel
+
+    two_levels = LinearWorldModel(dim=2, bound=1.0, strides=(4,))
+    h_planner = build_planner(PlannerProfile(**{**hierarchical, "approach": {"horizon": 1}}), two_levels)
+    assert h_planner.short_planner.horizon == 1 and not hasattr(h_planner.short_planner, "planners")  # level 0 alone
+    assert h_planner.short_planner in list(planner_parts(h_planner))
+    with pytest.raises(ValidationError, match="must be below level 0's horizon"):
+        PlannerProfile(**{**hierarchical, "approach": {"horizon": hierarchical["levels"][-1]["horizon"]}})
+    with pytest.raises(ValidationError, match="approach needs a flat or hierarchical profile"):
+        PlannerProfile(**{**flat, "escalation": None, "approach": {"horizon": 1}, "seed_warm_start": "first", "policy_path": "p.pt"})
     with pytest.raises(ValueError, match="no short_planner"):
         bare = PushingPlanner(2)
         bare.approach = FinalApproach()
