@@ -41,3 +41,34 @@ def test_door_paths_scores_both_paths_for_every_door(tmp_path: Path) -> None:
     assert 0.0 <= result["door_path_predicted_cheaper_when_blocked"] <= 1.0
     for row in result["rows"]:
         assert row["door_predicted"] >= 0 and row["straight_predicted"] >= 0 and row["straight_true_px"] >= 0
+
+
+def test_door_critic_fits_writes_a_loadable_critic_and_ranks_its_landscape(tmp_path: Path) -> None:
+    import numpy as np
+
+    from jepa_planner.critic import load_critic_checked
+
+    mod = load("door_critic")
+    e, i, j, lag = mod.lag_pairs(3, 10, 4, 500, np.random.default_rng(0))
+    assert e.max() < 3 and min(i.min(), j.min()) >= 0 and max(i.max(), j.max()) < 10
+    assert np.array_equal(lag, np.abs(j - i)) and lag.max() <= 4 and (j < i).any() and (j > i).any()
+    # from (40, 10) to a goal at (12, 12) through a door at y = 10: 8 px to the door, then about 20.1 px on
+    assert abs(mod.through_door(np.array([[40.0, 10.0]]), 10.0, (12.0, 12.0))[0] - (8.0 + np.hypot(20.0, 2.0))) < 1e-9
+    assert abs(mod.rank_correlation(np.arange(5.0), np.arange(5.0) ** 2) - 1.0) < 1e-12
+    assert abs(mod.rank_correlation(np.arange(5.0), -np.arange(5.0)) + 1.0) < 1e-12
+    out, result = tmp_path / "critic.pt", tmp_path / "critic.json"
+    args = ["--bundle", str(BUNDLE), "--episodes", "4", "--steps", "20", "--pairs", "200", "--epochs", "1", "--out", str(out)]
+    for tau in ("0", "0.1"):
+        assert mod.main([*args, "--expectile", tau, "--json", str(result)]) == 0
+        critic = load_critic_checked(out, latent_shape=(8,))  # loads without unpickling, gives finite values
+        data = json.loads(result.read_text())
+        assert len(data["landscape"]) == len(mod.DOORS) * len(mod.GOALS) and data["held_out_mae_model_steps"] >= 0
+        assert all(-1 <= r["rho_through_door"] <= 1 for r in data["landscape"]) and critic.config["hidden"] == 256
+
+
+def test_door_critic_refuses_a_directory_without_a_bundle_and_bad_counts(tmp_path: Path, capsys) -> None:
+    mod = load("door_critic")
+    assert mod.main(["--bundle", str(tmp_path), "--out", str(tmp_path / "c.pt")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    assert mod.main(["--bundle", str(BUNDLE), "--expectile", "0.7", "--out", str(tmp_path / "c.pt")]) == 2
+    assert "--expectile" in capsys.readouterr().err
