@@ -5,7 +5,9 @@ exact one (``jepa-evaluate --model oracle --factor door_y=10``: 72.5%). A cost-t
 remove it. This fits ``jepa_planner.critic.Critic`` V(z, goal) to the number of model steps between two frames of
 one random-momentum episode (every episode's door random; both directions, the point mass moves both ways), the
 goal a frame up to ``--max-lag`` model steps later or earlier, by squared error (the mean lag) or, with
-``--expectile`` tau < 0.5, by the lower expectile (towards the shortest lag seen). Then, for three door heights
+``--expectile`` tau < 0.5, by the lower expectile (towards the shortest lag seen); with ``--bootstrap`` the target
+is min(lag, 1 + V'(next frame towards the goal, goal)) with V' a slowly following copy of the critic, so that
+what other episodes show (a shorter way through the door) lowers it (temporal-difference stitching). Then, for three door heights
 and three goals in the left room, it ranks the critic's values at a grid of positions in the right room against
 the distance through the door and the straight-line distance (Spearman): a critic that knows the door follows the
 first. Plan with it through a profile's ``{type: critic, weight: W, params: {path: OUT}}`` term
@@ -18,6 +20,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shlex
 import sys
@@ -41,12 +44,13 @@ DOOR_X = 32.0  # the wall's centre line in the 64 px arena
 
 
 def lag_pairs(n_episodes: int, frames: int, max_lag: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """(episode, frame, goal frame, lag) of ``n`` random pairs, the goal up to ``max_lag`` frames later or earlier."""
+    """(episode, frame, goal frame, lag, next frame towards the goal) of ``n`` random pairs, the goal up to
+    ``max_lag`` frames later or earlier (the next frame is the frame itself when it is the goal)."""
     episode = rng.integers(0, n_episodes, n)
     first = rng.integers(0, frames, n)
     offset = rng.integers(0, max_lag + 1, n) * rng.choice([-1, 1], n)
     other = np.clip(first + offset, 0, frames - 1)
-    return episode, first, other, np.abs(other - first).astype(np.float32)
+    return episode, first, other, np.abs(other - first).astype(np.float32), first + np.sign(other - first)
 
 
 def through_door(points: np.ndarray, door_y: float, goal: tuple[float, float]) -> np.ndarray:
@@ -61,12 +65,17 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def fit(critic: Critic, z: torch.Tensor, g: torch.Tensor, y: torch.Tensor, epochs: int, expectile: float, seed: int) -> float:
-    """Fit by squared error (``expectile`` 0) or by the asymmetric squared error of expectile tau; the last epoch's loss."""
-    if expectile <= 0:
+def fit(critic: Critic, z: torch.Tensor, g: torch.Tensor, y: torch.Tensor, epochs: int, expectile: float, seed: int,
+        z_next: torch.Tensor | None = None, ema: float = 0.995) -> float:
+    """Fit by squared error (``expectile`` 0) or by the asymmetric squared error of expectile tau, to the lag or, given
+    ``z_next`` (bootstrap), to min(lag, 1 + V'(z_next, g)) with V' an exponential moving average of the critic;
+    returns the last epoch's loss."""
+    if expectile <= 0 and z_next is None:
         return critic.fit((z, g, y), epochs=epochs, batch_size=1024, lr=1e-3, seed=seed)[-1]
+    tau = expectile if expectile > 0 else 0.5
     critic.target_scale.fill_(float(y.abs().mean().clamp_min(1e-6)))
-    target = y / critic.target_scale
+    scale = critic.target_scale
+    follower = copy.deepcopy(critic).eval() if z_next is not None else None
     optimiser = torch.optim.AdamW(critic.parameters(), lr=1e-3, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
     total = 0.0
@@ -74,12 +83,21 @@ def fit(critic: Critic, z: torch.Tensor, g: torch.Tensor, y: torch.Tensor, epoch
         order, total = torch.randperm(z.shape[0], generator=gen), 0.0
         for start in range(0, z.shape[0], 1024):
             idx = order[start : start + 1024]
-            u = target[idx] - critic.net(z[idx], g[idx])[..., 0]
-            loss = (torch.abs(expectile - (u < 0).float()) * u * u).mean()
+            target = y[idx]
+            if follower is not None:
+                with torch.no_grad():
+                    step = torch.where(target > 0, 1.0 + follower(z_next[idx], g[idx]).clamp_min(0.0), torch.zeros_like(target))
+                target = torch.minimum(target, step)
+            u = target / scale - critic.net(z[idx], g[idx])[..., 0]
+            loss = (torch.abs(tau - (u < 0).float()) * u * u).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * idx.numel()
+            if follower is not None:
+                with torch.no_grad():
+                    for mine, theirs in zip(follower.parameters(), critic.parameters(), strict=True):
+                        mine.mul_(ema).add_(theirs, alpha=1.0 - ema)
     return total / z.shape[0]
 
 
@@ -108,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=600000, help="training pairs (a tenth held out)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--expectile", type=float, default=0.0, help="0: squared error (mean lag); tau in (0, 0.5): lower expectile")
+    p.add_argument("--bootstrap", action="store_true", help="target min(lag, 1 + V'(next frame, goal)): stitch episodes")
+    p.add_argument("--latents", default=None, help="cache of the encoded episodes (.npy): read if it exists, else written")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--seed", type=int, default=7, help="data and fit seed (training seeds, not the evaluation's)")
@@ -124,21 +144,29 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model = load_bundle(args.bundle, backend="torch")
     start = time.perf_counter()
-    latents = []
-    episodes = iter_episodes("two_rooms", args.episodes, args.steps, "random_momentum", seed=args.seed, batch_size=16, door_y="random")
-    for episode, _goal in tqdm(episodes, total=args.episodes, desc="episodes"):
-        with torch.no_grad():
-            latents.append(model.encode(episode.frames[:: model.frameskip]).numpy())
-    z_all = np.stack(latents)  # (episodes, frames, latent)
+    if args.latents and Path(args.latents).is_file():
+        z_all = np.load(args.latents)  # (episodes, frames, latent), as written below
+    else:
+        latents = []
+        episodes = iter_episodes("two_rooms", args.episodes, args.steps, "random_momentum", seed=args.seed, batch_size=16,
+                                 door_y="random")
+        for episode, _goal in tqdm(episodes, total=args.episodes, desc="episodes"):
+            with torch.no_grad():
+                latents.append(model.encode(episode.frames[:: model.frameskip]).numpy())
+        z_all = np.stack(latents)  # (episodes, frames, latent)
+        if args.latents:
+            np.save(args.latents, z_all)
     encode_s = time.perf_counter() - start
-    e, i, j, lag = lag_pairs(z_all.shape[0], z_all.shape[1], args.max_lag, args.pairs, np.random.default_rng(args.seed))
+    e, i, j, lag, nxt = lag_pairs(z_all.shape[0], z_all.shape[1], args.max_lag, args.pairs, np.random.default_rng(args.seed))
     z, g, y = torch.as_tensor(z_all[e, i]), torch.as_tensor(z_all[e, j]), torch.as_tensor(lag)
+    z_next = torch.as_tensor(z_all[e, nxt]) if args.bootstrap else None
     flat = torch.as_tensor(z_all.reshape(-1, z_all.shape[-1]))
     # its own statistics: a layout part's latent_std in the manifest is a placeholder (LAYOUT_STD), not a spread
     critic = Critic(tuple(model.latent_shape), args.hidden, args.depth, flat.mean(0), flat.std(0).clamp_min(1e-3))
     hold = args.pairs // 10
     start = time.perf_counter()
-    loss = fit(critic, z[hold:], g[hold:], y[hold:], args.epochs, args.expectile, args.seed)
+    loss = fit(critic, z[hold:], g[hold:], y[hold:], args.epochs, args.expectile, args.seed,
+               None if z_next is None else z_next[hold:])
     fit_s = time.perf_counter() - start
     critic.eval()
     with torch.no_grad():

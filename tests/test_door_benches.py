@@ -49,7 +49,8 @@ def test_door_critic_fits_writes_a_loadable_critic_and_ranks_its_landscape(tmp_p
     from jepa_planner.critic import load_critic_checked
 
     mod = load("door_critic")
-    e, i, j, lag = mod.lag_pairs(3, 10, 4, 500, np.random.default_rng(0))
+    e, i, j, lag, nxt = mod.lag_pairs(3, 10, 4, 500, np.random.default_rng(0))
+    assert np.array_equal(np.abs(j - nxt), np.maximum(lag - 1, 0))  # one frame nearer the goal (or the goal itself)
     assert e.max() < 3 and min(i.min(), j.min()) >= 0 and max(i.max(), j.max()) < 10
     assert np.array_equal(lag, np.abs(j - i)) and lag.max() <= 4 and (j < i).any() and (j > i).any()
     # from (40, 10) to a goal at (12, 12) through a door at y = 10: 8 px to the door, then about 20.1 px on
@@ -58,8 +59,10 @@ def test_door_critic_fits_writes_a_loadable_critic_and_ranks_its_landscape(tmp_p
     assert abs(mod.rank_correlation(np.arange(5.0), -np.arange(5.0)) + 1.0) < 1e-12
     out, result = tmp_path / "critic.pt", tmp_path / "critic.json"
     args = ["--bundle", str(BUNDLE), "--episodes", "4", "--steps", "20", "--pairs", "200", "--epochs", "1", "--out", str(out)]
-    for tau in ("0", "0.1"):
-        assert mod.main([*args, "--expectile", tau, "--json", str(result)]) == 0
+    cache = tmp_path / "latents.npy"
+    for extra in (["--expectile", "0"], ["--expectile", "0.1", "--latents", str(cache)], ["--bootstrap", "--latents", str(cache)]):
+        assert mod.main([*args, *extra, "--json", str(result)]) == 0
+        assert cache.is_file() or extra[-1] == "0"
         critic = load_critic_checked(out, latent_shape=(8,))  # loads without unpickling, gives finite values
         data = json.loads(result.read_text())
         assert len(data["landscape"]) == len(mod.DOORS) * len(mod.GOALS) and data["held_out_mae_model_steps"] >= 0
