@@ -75,3 +75,31 @@ def test_door_critic_refuses_a_directory_without_a_bundle_and_bad_counts(tmp_pat
     assert "no manifest.json" in capsys.readouterr().err
     assert mod.main(["--bundle", str(BUNDLE), "--expectile", "0.7", "--out", str(tmp_path / "c.pt")]) == 2
     assert "--expectile" in capsys.readouterr().err
+
+
+def test_door_oracle_distance_goes_through_the_door_and_replaces_only_the_terminal_term(tmp_path: Path) -> None:
+    import torch
+
+    from jepa_planner.profiles import load_profile
+
+    mod = load("door_oracle")
+    dist = mod.through_door_distance(10.0, half_width=0.0, scale=2.0)
+    z = torch.tensor([[40.0, 50.0], [40.0, 50.0]])
+    goal = torch.tensor([[24.0, 50.0], [50.0, 50.0]])  # the other room: via (32, 10); the same room: straight
+    expected_via = 2 * float(torch.hypot(torch.tensor(8.0), torch.tensor(40.0)))
+    assert torch.allclose(dist(z, goal), torch.tensor([expected_via / 2.0, 10.0 / 2.0]))
+    base = load_profile("flat_cem")
+    swapped = mod.with_through_door_terminal(base).levels[-1].costs
+    assert [c.type for c in swapped] == ["goal_distance", "critic"] and swapped[0].params["mode"] == "all"
+    no_terminal = base.model_copy(update={"levels": [base.levels[0].model_copy(update={"costs": swapped[:1]})]})
+    try:
+        mod.with_through_door_terminal(no_terminal)
+    except ValueError as err:
+        assert "no terminal goal_distance" in str(err)
+    else:
+        raise AssertionError("a profile without a terminal term was accepted")
+    out = tmp_path / "oracle.json"
+    assert mod.main(["--doors", "20", "--episodes", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["door_y"], r["cost"], r["episodes"]) for r in rows] == [(20.0, "straight", 1), (20.0, "through_door", 1)]
+    assert mod.main(["--episodes", "0"]) == 2
