@@ -4,7 +4,8 @@ With the door away from the straight line, the wall is a local minimum of any st
 exact one (``jepa-evaluate --model oracle --factor door_y=10``: 72.5%). A cost-to-go that knows the door would
 remove it. This fits ``jepa_planner.critic.Critic`` V(z, goal) to the number of model steps between two frames of
 one random-momentum episode (every episode's door random; both directions, the point mass moves both ways), the
-goal a frame up to ``--max-lag`` model steps later or earlier, by squared error (the mean lag) or, with
+goal a frame up to ``--max-lag`` model steps later or earlier (``--goal-episodes`` adds episodes of the scripted
+goal-directed policy, whose lags are close to the shortest), by squared error (the mean lag) or, with
 ``--expectile`` tau < 0.5, by the lower expectile (towards the shortest lag seen); with ``--bootstrap`` the target
 is min(lag, 1 + V'(next frame towards the goal, goal)) with V' a slowly following copy of the critic, so that
 what other episodes show (a shorter way through the door) lowers it (temporal-difference stitching). Then, for three door heights
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import shlex
 import sys
@@ -122,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundle", required=True, help="a two-rooms bundle (one that reads the door: encoder.layout_dim)")
     p.add_argument("--episodes", type=int, default=2000, help="random-momentum episodes, every door random")
     p.add_argument("--steps", type=int, default=200, help="raw steps per episode")
+    p.add_argument("--goal-episodes", type=int, default=0,
+                   help="more episodes of the scripted goal-directed policy (noisy_goal: the layout's shortest path plus "
+                        "noise 0.5), goals in the other room: lags close to the shortest")
     p.add_argument("--max-lag", type=int, default=40, help="largest lag between a frame and its goal (model steps)")
     p.add_argument("--pairs", type=int, default=600000, help="training pairs (a tenth held out)")
     p.add_argument("--epochs", type=int, default=20)
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(args.bundle) / "manifest.json").is_file():
         print(f"door_critic: {args.bundle} has no manifest.json; pass a bundle directory", file=sys.stderr)
         return 2
-    if not 0 <= args.expectile < 0.5 or min(args.episodes, args.steps, args.max_lag, args.pairs, args.epochs) < 1:
+    if not 0 <= args.expectile < 0.5 or min(args.episodes, args.steps, args.max_lag, args.pairs, args.epochs) < 1 or args.goal_episodes < 0:
         print("door_critic: counts must be >= 1 and --expectile in [0, 0.5)", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
@@ -150,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         latents = []
         episodes = iter_episodes("two_rooms", args.episodes, args.steps, "random_momentum", seed=args.seed, batch_size=16,
                                  door_y="random")
-        for episode, _goal in tqdm(episodes, total=args.episodes, desc="episodes"):
+        if args.goal_episodes:
+            goal_directed = iter_episodes("two_rooms", args.goal_episodes, args.steps, "noisy_goal", seed=args.seed + 1,
+                                          batch_size=16, policy_kwargs={"noise": 0.5}, door_y="random",
+                                          goal_in_other_room=True)
+            episodes = itertools.chain(episodes, goal_directed)
+        for episode, _goal in tqdm(episodes, total=args.episodes + args.goal_episodes, desc="episodes"):
             with torch.no_grad():
                 latents.append(model.encode(episode.frames[:: model.frameskip]).numpy())
         z_all = np.stack(latents)  # (episodes, frames, latent)
