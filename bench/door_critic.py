@@ -103,6 +103,17 @@ def fit(critic: Critic, z: torch.Tensor, g: torch.Tensor, y: torch.Tensor, epoch
     return total / z.shape[0]
 
 
+def predicted_latents(model: Any, z_all: np.ndarray, actions: np.ndarray, k: int) -> np.ndarray:
+    """(episodes, frames, latent): frame i's latent as the model predicts it k model steps ahead from frame i - k with
+    the recorded actions (frames before k keep their encoding)."""
+    out = z_all.copy()
+    with torch.no_grad():
+        for i in range(k, z_all.shape[1]):
+            ctx = torch.as_tensor(z_all[:, i - k])[:, None]
+            out[:, i] = model.rollout(ctx, torch.as_tensor(actions[:, i - k : i], dtype=torch.float32))[:, -1].numpy()
+    return out
+
+
 def landscape(model: Any, critic: Critic) -> list[dict[str, Any]]:
     """Per door and goal: the critic's rank correlation with the distance through the door and the straight one."""
     grid = np.array([[x, y] for x in np.arange(40.0, 61.0, 4.0) for y in np.arange(4.0, 61.0, 4.0)])
@@ -133,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expectile", type=float, default=0.0, help="0: squared error (mean lag); tau in (0, 0.5): lower expectile")
     p.add_argument("--bootstrap", action="store_true", help="target min(lag, 1 + V'(next frame, goal)): stitch episodes")
     p.add_argument("--latents", default=None, help="cache of the encoded episodes (.npy): read if it exists, else written")
+    p.add_argument("--predicted", type=int, default=0,
+                   help="K > 0: half the pairs start from the model's K-step prediction of the frame (from the frame K "
+                        "model steps earlier and the recorded actions), what the planner scores (no --latents cache)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--seed", type=int, default=7, help="data and fit seed (training seeds, not the evaluation's)")
@@ -149,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model = load_bundle(args.bundle, backend="torch")
     start = time.perf_counter()
-    if args.latents and Path(args.latents).is_file():
+    actions = []  # per episode (model steps, frameskip x raw action), for --predicted
+    if args.latents and Path(args.latents).is_file() and not args.predicted:
         z_all = np.load(args.latents)  # (episodes, frames, latent), as written below
     else:
         latents = []
@@ -163,12 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         for episode, _goal in tqdm(episodes, total=args.episodes + args.goal_episodes, desc="episodes"):
             with torch.no_grad():
                 latents.append(model.encode(episode.frames[:: model.frameskip]).numpy())
+            steps = (len(latents[-1]) - 1) * model.frameskip
+            actions.append(episode.actions[:steps].reshape(len(latents[-1]) - 1, -1))
         z_all = np.stack(latents)  # (episodes, frames, latent)
         if args.latents:
             np.save(args.latents, z_all)
     encode_s = time.perf_counter() - start
     e, i, j, lag, nxt = lag_pairs(z_all.shape[0], z_all.shape[1], args.max_lag, args.pairs, np.random.default_rng(args.seed))
     z, g, y = torch.as_tensor(z_all[e, i]), torch.as_tensor(z_all[e, j]), torch.as_tensor(lag)
+    if args.predicted:
+        predicted = predicted_latents(model, z_all, np.stack(actions), args.predicted)
+        swap = torch.as_tensor((i >= args.predicted) & (np.random.default_rng(args.seed + 2).random(len(i)) < 0.5))
+        z = torch.where(swap[:, None], torch.as_tensor(predicted[e, i]), z)
     z_next = torch.as_tensor(z_all[e, nxt]) if args.bootstrap else None
     flat = torch.as_tensor(z_all.reshape(-1, z_all.shape[-1]))
     # its own statistics: a layout part's latent_std in the manifest is a placeholder (LAYOUT_STD), not a spread

@@ -61,7 +61,7 @@ def test_door_critic_fits_writes_a_loadable_critic_and_ranks_its_landscape(tmp_p
     args = ["--bundle", str(BUNDLE), "--episodes", "4", "--steps", "20", "--pairs", "200", "--epochs", "1", "--out", str(out)]
     cache = tmp_path / "latents.npy"
     for extra in (["--expectile", "0"], ["--expectile", "0.1", "--latents", str(cache)], ["--bootstrap", "--latents", str(cache)],
-                  ["--goal-episodes", "2", "--bootstrap"]):
+                  ["--goal-episodes", "2", "--bootstrap"], ["--predicted", "2"]):
         assert mod.main([*args, *extra, "--json", str(result)]) == 0
         assert cache.is_file() or extra[-1] == "0"
         critic = load_critic_checked(out, latent_shape=(8,))  # loads without unpickling, gives finite values
