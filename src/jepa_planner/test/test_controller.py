@@ -276,6 +276,7 @@ def test_profiles_build_the_final_approach_and_refuse_it_where_it_cannot_apply()
     from jepa_planner.controller import FinalApproach
     from jepa_planner.planners.base import planner_parts
     from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
+    from jepa_planner.testing import LinearWorldModel
 
     model = stacked_model(frameskip=1, bound=3.0)
     flat = load_profile("flat_cem").model_dump() | {"approach": None}
@@ -293,8 +294,6 @@ def test_profiles_build_the_final_approach_and_refuse_it_where_it_cannot_apply()
     with pytest.raises(ValidationError, match="goal_distance"):
         PlannerProfile(**{**flat, "approach": {"goal_distance": -1.0}})
     hierarchical = load_profile("hierarchical").model_dump() | {"approach": None}
-    from jepa_planner.testing import LinearWorldModel
-
     two_levels = LinearWorldModel(dim=2, bound=1.0, strides=(4,))
     h_planner = build_planner(PlannerProfile(**{**hierarchical, "approach": {"horizon": 1}}), two_levels)
     assert h_planner.short_planner.horizon == 1 and not hasattr(h_planner.short_planner, "planners")  # level 0 alone
