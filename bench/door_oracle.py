@@ -13,6 +13,10 @@ final approach):
 If ``straight`` fails where ``through_door`` succeeds, a model that reads the wall is not enough: the planner needs a
 cost-to-go that knows the door (``models/two_rooms/README.md``, "Door anywhere").
 
+``--bundle DIR`` plans with a learned model instead (one with a position readout); the true distance is then taken
+between the readout's positions of the predicted and the goal latents (``--px-per-unit`` px per unit of the terminal
+distance it replaces): whether the learned model's predictions are good enough once the cost-to-go is right.
+
 Usage:
     python bench/door_oracle.py --episodes 40 --out bench/results/door_oracle.json
 """
@@ -34,6 +38,7 @@ from jepa_planner.oracle import OracleWorldModel
 from jepa_planner.profiles import CostTermConfig, PlannerProfile, build_planner, load_profile
 from jepa_sim.machine import machine_info
 from jepa_sim.worlds import make_world
+from jepa_world_model.bundle import load_bundle
 
 HELD_OUT_SEED = 100000
 DOOR_X = 32.0  # the wall's centre line in the 64 px arena
@@ -64,19 +69,31 @@ def with_through_door_terminal(profile: PlannerProfile) -> PlannerProfile:
     return profile.model_copy(update={"levels": [*profile.levels[:-1], level.model_copy(update={"costs": costs})]})
 
 
-def run(doors: list[float], episodes: int, profile_name: str, threads: int) -> list[dict[str, Any]]:
+def on_readout(model: Any, distance):
+    """``distance`` between the model's readout positions of two batches of latents."""
+    return lambda z, goal: distance(model.readout_position(z), model.readout_position(goal))
+
+
+def run(doors: list[float], episodes: int, profile_name: str, threads: int, bundle: str | None = None,
+        px_per_unit: float = 20.0) -> list[dict[str, Any]]:
     torch.set_num_threads(threads)
     base = load_profile(profile_name)
+    learned = None
+    if bundle is not None:
+        learned = load_bundle(bundle, backend="torch")
+        if not learned.has_position_readout:
+            raise ValueError(f"bundle {bundle} has no position readout (jepa-bundle add-readout {bundle})")
     rows = []
     for door in doors:
         world = make_world("two_rooms", door_y=door, goal_in_other_room=True, placement="mixed")
-        model = OracleWorldModel.from_world(world, frameskip=5, strides=(4,))
-        scale = float(model.latent_std[0])  # the critic in the unit of the terminal distance it replaces
+        if learned is None:
+            model = OracleWorldModel.from_world(world, frameskip=5, strides=(4,))
+            # the critic in the unit of the terminal distance it replaces
+            critic = through_door_distance(door, scale=float(model.latent_std[0]))
+        else:
+            model, critic = learned, on_readout(learned, through_door_distance(door, scale=px_per_unit))
         for cost in ("straight", "through_door"):
-            if cost == "straight":
-                planner = build_planner(base, model)
-            else:
-                planner = build_planner(with_through_door_terminal(base), model, critic=through_door_distance(door, scale=scale))
+            planner = build_planner(base, model) if cost == "straight" else build_planner(with_through_door_terminal(base), model, critic=critic)
             start = time.perf_counter()
             summary, records, _ = evaluate(model, planner, world, episodes, seed=HELD_OUT_SEED, progress=False, gif_episode=None)
             wins = sum(r.success for r in records)
@@ -92,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--doors", type=float, nargs="+", default=[10.0, 32.0, 54.0], help="door heights (px)")
     p.add_argument("--episodes", type=int, default=40, help="held-out tasks per door and cost")
     p.add_argument("--profile", default="flat_cem", help="a flat profile with a terminal goal_distance term")
+    p.add_argument("--bundle", default=None, help="plan with this learned bundle (with a position readout) instead of the oracle")
+    p.add_argument("--px-per-unit", type=float, default=20.0,
+                   help="with --bundle: px of the true distance per unit of the terminal latent distance it replaces")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="results JSON to write")
     args = p.parse_args(argv)
@@ -99,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         print("door_oracle: --episodes must be >= 1", file=sys.stderr)
         return 2
     try:
-        rows = run(args.doors, args.episodes, args.profile, args.threads)
+        rows = run(args.doors, args.episodes, args.profile, args.threads, args.bundle, args.px_per_unit)
     except ValueError as err:
         print(f"door_oracle: {err}", file=sys.stderr)
         return 2
     if args.out:
         result = {"command": "python bench/door_oracle.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-                  "profile": args.profile, "held_out_first_seed": HELD_OUT_SEED, "rows": rows, "machine": machine_info()}
+                  "profile": args.profile, "model": args.bundle or "oracle", "held_out_first_seed": HELD_OUT_SEED, "rows": rows, "machine": machine_info()}
         Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
 

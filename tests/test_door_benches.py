@@ -104,3 +104,11 @@ def test_door_oracle_distance_goes_through_the_door_and_replaces_only_the_termin
     rows = json.loads(out.read_text())["rows"]
     assert [(r["door_y"], r["cost"], r["episodes"]) for r in rows] == [(20.0, "straight", 1), (20.0, "through_door", 1)]
     assert mod.main(["--episodes", "0"]) == 2
+
+
+def test_door_oracle_plans_with_a_learned_bundle_through_its_position_readout(tmp_path: Path) -> None:
+    out = tmp_path / "learned.json"
+    mod = load("door_oracle")
+    assert mod.main(["--bundle", str(BUNDLE), "--doors", "32", "--episodes", "1", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["model"] == str(BUNDLE) and [r["cost"] for r in data["rows"]] == ["straight", "through_door"]
