@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from jepa_planner.evaluate import evaluate, wilson_interval
+from jepa_planner.evaluate import evaluate
 from jepa_planner.oracle import OracleWorldModel
 from jepa_planner.profiles import CostTermConfig, PlannerProfile, build_planner, load_profile
 from jepa_sim.machine import machine_info
@@ -98,8 +98,8 @@ def run(doors: list[float], episodes: int, profile_name: str, threads: int, bund
             summary, records, _ = evaluate(model, planner, world, episodes, seed=HELD_OUT_SEED, progress=False, gif_episode=None)
             wins = sum(r.success for r in records)
             rows.append({"door_y": door, "cost": cost, "episodes": episodes, "successes": wins,
-                         "success_rate": wins / episodes, "success_ci95": list(wilson_interval(wins, episodes)),
-                         "steps_to_goal_median": summary.get("steps_to_goal_median"), "wall_s": time.perf_counter() - start})
+                         **{k: summary[k] for k in ("success_rate", "success_ci95", "steps_to_goal_median")},
+                         "wall_s": time.perf_counter() - start})
             print(f"door {door:4.0f} {cost:13s} {wins}/{episodes} ({100 * wins / episodes:.1f}%)")
     return rows
 

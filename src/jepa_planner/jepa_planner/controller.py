@@ -223,8 +223,9 @@ class MPCController:
             raise ValueError(f"latent has shape {tuple(z.shape)}, the model's latents are {tuple(self.model.latent_shape)}")
         check_latent("observed latent", z)
         self.history.append(z)
-        self.track_progress(z)
-        if self.recovery is not None and (self.manoeuvre or self.stalled(z)):
+        far = latent_distance(z, self.goal, self.latent_std)  # the goal distance every rule below reads
+        self.track_progress(far)
+        if self.recovery is not None and (self.manoeuvre or self.stalled(z, far)):
             return self.manoeuvre_step(z)
         replanned = False
         raw_left = 0 if self.plan is None else self.plan.actions.shape[0] * self.frameskip - self.since_plan
@@ -232,7 +233,7 @@ class MPCController:
             shift = 0 if self.plan is None else self.since_plan // self.frameskip
             if self.plan is not None and self.since_plan > 0:  # the model action executed last (smoothness term)
                 self.last_model_action = self.plan.actions[(self.since_plan - 1) // self.frameskip].detach()
-            planner = self.choose_planner(z)
+            planner = self.choose_planner(far)
             if planner is not self.active:  # the other planner's warm start is stale: plan it afresh
                 planner.reset()
                 self.active, shift = planner, 0
@@ -248,14 +249,14 @@ class MPCController:
         return ControlStep(action=action, plan=self.plan, replanned=replanned, index=index)
 
     # ---------------------------------------------------------------- horizon escalation
-    def track_progress(self, z: torch.Tensor) -> None:
-        """Record the goal distance of each raw step and count down an escalation in progress."""
+    def track_progress(self, far: float) -> None:
+        """Record the goal distance ``far`` of each raw step and count down an escalation in progress."""
         if self.escalation is None:
             return
         if self.escalated_left == 1:  # it ends now: the profile's planner gets a full window before the next one
             self.distances.clear()
         self.escalated_left = max(0, self.escalated_left - 1)
-        self.distances.append(latent_distance(z, self.goal, self.latent_std))
+        self.distances.append(far)
 
     def progress_stalled(self) -> bool:
         """Over the escalation window the goal distance fell by less than ``min_progress``, the goal not near."""
@@ -265,10 +266,10 @@ class MPCController:
         now = self.distances[-1]
         return self.distances[0] - now < esc.min_progress and now > esc.min_goal_distance
 
-    def choose_planner(self, z: torch.Tensor):
-        """The short planner while the goal is near (latent ``z``); else the long planner while an escalation lasts
-        (starting one when progress stalls); else the profile's."""
-        if self.approach is not None and latent_distance(z, self.goal, self.latent_std) < self.approach.goal_distance:
+    def choose_planner(self, far: float):
+        """The short planner while the goal is near (goal distance ``far``); else the long planner while an
+        escalation lasts (starting one when progress stalls); else the profile's."""
+        if self.approach is not None and far < self.approach.goal_distance:
             return self.short_planner
         if self.escalation is not None and self.escalated_left == 0 and self.progress_stalled():
             self.escalated_left, self.escalations = self.escalation.steps, self.escalations + 1
@@ -279,14 +280,14 @@ class MPCController:
         if self.recovery is not None:
             self.recent.append((z, action))
 
-    def stalled(self, z: torch.Tensor) -> bool:
-        """Commands kept pushing over the recovery window, the latent hardly moved, and the goal is not near."""
+    def stalled(self, z: torch.Tensor, far: float) -> bool:
+        """Commands kept pushing over the recovery window, the latent hardly moved, and the goal (distance ``far``)
+        is not near."""
         rec = self.recovery
         if len(self.recent) < rec.window or self.plan is None:
             return False
         moved = latent_distance(z, self.recent[-rec.window][0], self.latent_std)
         pushed = float(np.mean([np.linalg.norm(a) for _, a in list(self.recent)[-rec.window:]]))
-        far = latent_distance(z, self.goal, self.latent_std)
         return moved < rec.min_move and pushed > rec.min_command and far > rec.min_goal_distance
 
     def manoeuvre_step(self, z: torch.Tensor) -> ControlStep:
