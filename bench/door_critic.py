@@ -40,9 +40,11 @@ from jepa_sim.machine import machine_info
 from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from door_oracle import through_door_distance  # a sibling benchmark (bench/ on the path, as bench_surprise's users do)
+
 DOORS = (10.0, 32.0, 54.0)
 GOALS = ((12.0, 50.0), (12.0, 12.0), (20.0, 32.0))
-DOOR_X = 32.0  # the wall's centre line in the 64 px arena
 
 
 def lag_pairs(n_episodes: int, frames: int, max_lag: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -56,9 +58,10 @@ def lag_pairs(n_episodes: int, frames: int, max_lag: int, n: int, rng: np.random
 
 
 def through_door(points: np.ndarray, door_y: float, goal: tuple[float, float]) -> np.ndarray:
-    """Distance (px) from right-room ``points`` (n, 2) to a left-room ``goal`` via the door's centre."""
-    door = np.array([DOOR_X, door_y])
-    return np.linalg.norm(points - door, axis=1) + float(np.linalg.norm(door - np.asarray(goal)))
+    """Distance (px) from right-room ``points`` (n, 2) to a left-room ``goal`` via the door's centre
+    (``door_oracle.through_door_distance`` with a point door)."""
+    pts = torch.as_tensor(points, dtype=torch.float64)
+    return through_door_distance(door_y, half_width=0.0)(pts, torch.tensor(goal, dtype=torch.float64).expand_as(pts)).numpy()
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:

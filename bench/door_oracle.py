@@ -48,12 +48,13 @@ DOOR_SAMPLES = 5  # points across the door opening the shortest path may pass th
 def through_door_distance(door_y: float, half_width: float = 2.0, scale: float = 1.0):
     """Callable (positions (B, 2), goals (B, 2)) -> (B,): straight-line distance in one room, else the shortest way
     through a point of the door opening (``door_y`` +- ``half_width``), divided by ``scale``."""
-    ys = torch.linspace(door_y - half_width, door_y + half_width, DOOR_SAMPLES)
+    ys = torch.linspace(door_y - half_width, door_y + half_width, DOOR_SAMPLES, dtype=torch.float64)
     door = torch.stack([torch.full_like(ys, DOOR_X), ys], dim=1)
 
     def distance(z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         same_room = (z[:, 0] < DOOR_X) == (goal[:, 0] < DOOR_X)
-        via = (torch.cdist(z, door) + torch.cdist(goal, door)).amin(dim=1)
+        gate = door.to(z.dtype)  # the points in the dtype of the positions (float32 latents, float64 here)
+        via = (torch.cdist(z, gate) + torch.cdist(goal, gate)).amin(dim=1)
         return torch.where(same_room, (z - goal).norm(dim=1), via) / scale
 
     return distance
