@@ -23,6 +23,7 @@ from jepa_planner.costs import COST_TYPES, CostModule
 from jepa_planner.hierarchical import HierarchicalPlanner
 from jepa_planner.planners import PLANNER_TYPES, Planner
 from jepa_planner.policy import DistilledPolicy, PolicyPlanner
+from jepa_planner.search import LatentSearch, SearchGuidedPlanner
 from jepa_world_model.protocol import WorldModel
 
 # src/jepa_planner/jepa_planner/profiles.py -> repository root
@@ -117,6 +118,20 @@ class ApproachConfig(BaseModel):
     goal_distance: float = Field(FinalApproach.goal_distance, ge=0)
 
 
+class SearchConfig(BaseModel):
+    """``jepa_planner.search.LatentSearch`` settings of a flat profile (a search through the predictor hands its
+    level-0 planner subgoals)."""
+
+    model_config = ConfigDict(extra="forbid")
+    depth: int = Field(LatentSearch.depth, ge=1, le=100)
+    directions: int = Field(LatentSearch.directions, ge=2, le=64)
+    max_nodes: int = Field(LatentSearch.max_nodes, ge=1, le=4096)
+    radius: float = Field(LatentSearch.radius, gt=0, le=10)
+    step_cost: float = Field(LatentSearch.step_cost, ge=0, le=10)
+    lead: int = Field(LatentSearch.lead, ge=1, le=100)
+    replan_every: int = Field(LatentSearch.replan_every, ge=1, le=100)
+
+
 WarmStart = Literal["none", "first", "rollout"]  # how Mode 1 seeds a flat sampler's initial mean
 
 
@@ -159,6 +174,8 @@ class PlannerProfile(BaseModel):
             goal distance stops falling (``jepa_planner.controller.HorizonEscalation``; keys as there).
         approach: flat and hierarchical profiles: when set, the controller plans with level 0 alone at a shorter
             horizon while the goal is near (``jepa_planner.controller.FinalApproach``; keys as there).
+        search: flat profiles: when set, a breadth-first search through the predictor hands the level-0 planner
+            subgoals round walls (``jepa_planner.search.LatentSearch``; keys as there).
         mode1_profile / familiar_distance: when a goal is familiar, i.e. within ``familiar_distance`` (RMS in
             latent_std units) of a goal the Mode-1 profile's policy was trained on, the configurator runs
             ``mode1_profile`` (a ``kind: policy`` profile) instead of this one (``choose_profile``).
@@ -183,6 +200,7 @@ class PlannerProfile(BaseModel):
     stall_recovery: StallRecoveryConfig | None = None
     escalation: EscalationConfig | None = None
     approach: ApproachConfig | None = None
+    search: SearchConfig | None = None
     mode1_profile: str | None = None
     familiar_distance: float = Field(0.0, ge=0)
 
@@ -231,6 +249,10 @@ class PlannerProfile(BaseModel):
         if self.approach is not None and self.approach.horizon >= self.levels[-1].horizon:
             raise ValueError(f"approach.horizon ({self.approach.horizon}) must be below level 0's horizon "
                              f"({self.levels[-1].horizon}): it is the shorter look ahead")
+        if self.search is not None and (self.kind != "flat" or self.seeded or self.escalation is not None):
+            raise ValueError(f"search needs a flat profile without Mode-1 seeding or escalation (this one is {self.kind}"
+                             f"{', seeded' if self.seeded else ''}{', with escalation' if self.escalation else ''}): "
+                             "it steers the level-0 planner itself")
         if self.seed_warm_start != "none" and self.kind != "flat":
             raise ValueError(f"seed_warm_start needs a flat profile (this one is {self.kind}); use seed_samples to seed it")
         if self.policy_check_samples > 1 and (self.kind != "policy" or not self.policy_noise):
@@ -379,6 +401,8 @@ def build_planner(
             longer = profile.levels[0].model_copy(update={"horizon": profile.escalation.horizon})
             planner.escalation = HorizonEscalation(**profile.escalation.model_dump())
             planner.long_planner = build_level_planner(longer, model, seed + len(planners), **cost_objects)
+        if profile.search is not None:
+            planner = SearchGuidedPlanner(planner, LatentSearch(**profile.search.model_dump()))
     else:
         planner = HierarchicalPlanner(
             planners,

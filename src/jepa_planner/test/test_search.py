@@ -1,0 +1,130 @@
+"""Latent search (``jepa_planner.search``): the move set, a way round a wall through the door, the subgoal it
+hands the sampling planner, closed-loop goals the straight goal distance misses, and the profile's checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from jepa_planner.oracle import OracleTwoRoomsModel
+from jepa_planner.profiles import PlannerProfile, build_planner, load_profile
+from jepa_planner.search import LatentSearch, SearchGuidedPlanner, action_set
+
+DOOR_X = 32.0  # the two-rooms wall's centre line (px)
+
+
+def oracle(door_y: float = 10.0) -> OracleTwoRoomsModel:
+    """Exact two-rooms dynamics with the door at ``door_y``; latent = position (px)."""
+    return OracleTwoRoomsModel(frameskip=5, door_y=door_y)
+
+
+def test_action_set_holds_each_heading_over_the_model_step_within_bounds() -> None:
+    low, high = torch.full((10,), -2.0), torch.full((10,), 2.0)
+    moves = action_set(low, high, frameskip=5, directions=8)
+    raw = moves.reshape(8, 5, 2)
+    assert torch.equal(raw, raw[:, :1].expand(-1, 5, -1))  # one raw action held for the model step
+    assert torch.allclose(raw[:, 0].norm(dim=1), torch.full((8,), 2.0))  # full speed every heading allows
+    angles = torch.atan2(raw[:, 0, 1], raw[:, 0, 0]).remainder(2 * math.pi)
+    assert torch.allclose(angles.sort().values, torch.arange(8) * (math.pi / 4), atol=1e-5)
+    three = action_set(torch.tensor([-1.0, -2.0, -3.0]), torch.tensor([1.0, 2.0, 3.0]), frameskip=1, directions=8)
+    assert three.tolist() == [[1, 0, 0], [0, 2, 0], [0, 0, 3], [-1, 0, 0], [0, -2, 0], [0, 0, -3]]
+
+
+def test_search_goes_round_the_wall_through_the_door() -> None:
+    model = oracle(door_y=10.0)
+    planner = build_planner("flat_cem_search", model)
+    assert isinstance(planner, SearchGuidedPlanner)
+    start, goal = torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0])  # either side of the wall, door far up
+    found = planner.search(start.reshape(1, 1, 2), goal)
+    path = found.latents[found.path]
+    assert path[-1, 0] < DOOR_X and (path[-1] - goal).norm() < 3.0  # reaches the goal in the other room
+    crossing = int((path[:, 0] < DOOR_X).nonzero()[0])
+    assert path[max(crossing - 1, 0):crossing + 1, 1].min() < 16.0  # crosses the wall at the door (y 6-14)
+    assert found.actions.shape == (len(found.path), 10)
+    # the planner aims at the node `lead` steps along that way: up toward the door, not at the wall
+    result = planner.plan(start, goal)
+    assert result.planner == "search+cem" and result.subgoal is not None
+    assert result.subgoal[1] < start[1] - 10.0
+    assert result.latents[0, 1] < start[1]  # its first model step goes up
+
+
+def test_search_reuses_its_path_between_searches_and_forgets_it_on_reset() -> None:
+    model = oracle(door_y=10.0)
+    profile = load_profile("flat_cem_search")
+    planner = build_planner(profile.model_copy(update={"search": profile.search.model_copy(update={"replan_every": 3})}), model)
+    calls = []
+    search = planner.search
+    planner.search = lambda ctx, goal: calls.append(1) or search(ctx, goal)
+    start, goal = torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0])
+    for _ in range(4):
+        planner.plan(start, goal, shift=1)
+    assert len(calls) == 2  # searched, followed the path for two model steps, searched again
+    planner.reset()
+    planner.plan(start, goal, shift=1)
+    assert len(calls) == 3
+
+
+def test_search_drops_diverged_predictions() -> None:
+    model = oracle(door_y=10.0)
+    planner = build_planner("flat_cem_search", model)
+    predict = model.predict
+
+    def left_diverges(ctx, action, level=0):  # moving left returns NaN
+        out = predict(ctx, action, level)
+        return torch.where((action[:, 0] < -1.0)[:, None], torch.full_like(out, math.nan), out)
+
+    model.predict = left_diverges
+    found = planner.search(torch.tensor([[[40.0, 50.0]]]), torch.tensor([20.0, 50.0]))
+    assert torch.isfinite(found.latents).all() and len(found.latents) > 1
+    result = planner.plan(torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0]))
+    assert torch.isfinite(result.actions).all()
+
+
+def test_closed_loop_reaches_goals_the_straight_distance_misses() -> None:
+    """Same seeded tasks, exact model, door near the bottom: ``flat_cem`` presses on the wall in some,
+    ``flat_cem_search`` reaches every one (``bench/door_oracle.py`` measures it on 40 held-out tasks per door)."""
+    from jepa_planner.evaluate import evaluate
+    from jepa_planner.oracle import OracleWorldModel
+    from jepa_sim.worlds import make_world
+
+    torch.set_num_threads(1)
+    world = make_world("two_rooms", door_y=54.0, goal_in_other_room=True, placement="mixed")
+    model = OracleWorldModel.from_world(world, frameskip=5, strides=(4,))
+    wins = {}
+    for name in ("flat_cem", "flat_cem_search"):
+        _, records, _ = evaluate(model, build_planner(name, model), world, 6, seed=100000, progress=False, gif_episode=None)
+        wins[name] = sum(r.success for r in records)
+    assert wins["flat_cem_search"] == 6 and wins["flat_cem"] < 6, wins
+
+
+def test_profiles_validate_the_search_and_refuse_it_where_it_cannot_apply() -> None:
+    from pydantic import ValidationError
+
+    from jepa_planner.controller import MPCController
+    from jepa_planner.planners.base import planner_parts, set_candidates_kept
+
+    model = oracle()
+    profile = load_profile("flat_cem_search")
+    assert profile.search is not None and profile.escalation is None
+    planner = build_planner(profile, model)
+    assert planner.settings == LatentSearch(**profile.search.model_dump())
+    ctl = MPCController(model, planner)  # the wrapper carries the recovery and the final approach
+    assert ctl.recovery is not None and ctl.approach is not None and ctl.short_planner is planner.short_planner
+    set_candidates_kept(planner, 5)
+    assert planner.planner in list(planner_parts(planner)) and planner.planner.candidates_kept == 5
+    flat = profile.model_dump()
+    for bad, match in (({"depth": 0}, "depth"), ({"radius": 0.0}, "radius"), ({"directions": 1}, "directions"),
+                       ({"lead": 0}, "lead"), ({"colour": 1}, "colour")):
+        with pytest.raises(ValidationError, match=match):
+            PlannerProfile(**{**flat, "search": {**flat["search"], **bad}})
+    with pytest.raises(ValidationError, match="search needs a flat profile"):
+        PlannerProfile(**{**flat, "escalation": load_profile("flat_cem").escalation.model_dump()})
+    hierarchical = load_profile("hierarchical").model_dump()
+    with pytest.raises(ValidationError, match="search needs a flat profile"):
+        PlannerProfile(**{**hierarchical, "search": flat["search"]})
+    with pytest.raises(ValueError, match="proposals and warm_actions"):
+        planner.plan(torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0]), proposals=torch.zeros(1, 8, 10))
+    with pytest.raises(ValueError, match="NaN"):
+        planner.plan(torch.tensor([math.nan, 50.0]), torch.tensor([20.0, 50.0]))
