@@ -116,16 +116,17 @@ class SearchGuidedPlanner:
         self.planner.reset(seed)
         self._route, self._since_search, self.last = [], 0, None
 
-    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """RMS distance in latent_std units over the latent's dimensions (broadcasting leading axes)."""
-        d = (a - b) / self.std
-        return d.pow(2).flatten(d.dim() - self.std.dim()).mean(-1).sqrt()
+    def points(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, *L) latents as (N, D) points whose Euclidean distances are the RMS distances in latent_std units."""
+        u = (z / self.std).flatten(1)
+        return u / math.sqrt(u.shape[1])
 
     def search(self, ctx: torch.Tensor, goal: torch.Tensor) -> SearchResult:
         """Search from context ``ctx`` (1, C, *L) toward ``goal`` (*L)."""
         s, moves = self.settings, self.actions
         m = moves.shape[0]
         nodes, contexts = ctx[0, -1:].clone(), ctx.clone()  # (1, *L), (1, C, *L)
+        points = self.points(nodes)
         parent, move, depth = [-1], [-1], [0]
         frontier = torch.zeros(1, dtype=torch.long)
         step = radius = step_cost = 0.0
@@ -135,30 +136,33 @@ class SearchGuidedPlanner:
                 nxt = self.model.predict(ctxs, moves.repeat(len(frontier), 1), level=0)
             finite = torch.isfinite(nxt).flatten(1).all(1)
             nxt = torch.where(finite.view(-1, *[1] * (nxt.dim() - 1)), nxt, nodes[:1])  # a diverged child is never kept
+            new = self.points(nxt)
             if d == 1:
-                step = float(self.distance(nxt, nodes[0]).amax())
+                step = float(torch.cdist(new, points[:1]).amax())
                 radius, step_cost = s.radius * step, s.step_cost * step
                 if step <= 0:
                     break
-            gap = self.distance(nxt[:, None], nodes[None]).amin(1).masked_fill(~finite, -math.inf)
+            gap = torch.cdist(new, points).amin(1).masked_fill(~finite, -math.inf)
+            pair = torch.cdist(new, new)
             kept: list[int] = []
             while len(kept) < s.max_nodes:  # farthest-point first, none within radius of another
                 i = int(gap.argmax())
                 if float(gap[i]) <= radius:
                     break
                 kept.append(i)
-                gap = torch.minimum(gap, self.distance(nxt, nxt[i]))
+                gap = torch.minimum(gap, pair[i])
             if not kept:
                 break
             idx = torch.tensor(kept)
             first = nodes.shape[0]
-            nodes = torch.cat([nodes, nxt[idx]])
+            nodes, points = torch.cat([nodes, nxt[idx]]), torch.cat([points, new[idx]])
             contexts = torch.cat([contexts, torch.cat([ctxs[idx, 1:], nxt[idx, None]], dim=1)])
             parent += frontier.repeat_interleave(m)[idx].tolist()
             move += (idx % m).tolist()
             depth += [d] * len(kept)
             frontier = torch.arange(first, nodes.shape[0])
-        score = self.distance(nodes, goal) + step_cost * torch.tensor(depth, dtype=torch.float32)
+        goal_point = self.points(goal.unsqueeze(0))
+        score = torch.cdist(points, goal_point)[:, 0] + step_cost * torch.tensor(depth, dtype=torch.float32)
         best, path = int(score.argmin()), []
         while best > 0:
             path.append(best)
