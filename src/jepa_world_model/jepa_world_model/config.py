@@ -92,6 +92,10 @@ class EncoderConfig(_Strict):
     # step unchanged and condition on it; anti-collapse terms act on the other (agent) part only, so a per-episode
     # constant cannot stand in for the agent there, and distances (costs, goal tests, surprise) ignore it.
     layout_dim: int = Field(0, ge=0)
+    # > 0: the layout part is layout_bound * tanh(head output), so it cannot leave [-layout_bound, layout_bound].
+    # Unbounded, run G / L of sessions 23 / 25 put it at -30 to -130 for some door heights (0-5 elsewhere), where
+    # it swamped the agent part in the predictor's input and the predictor held the agent still. 0 = unbounded.
+    layout_bound: float = Field(0.0, ge=0)
     # Per-image, per-channel centring before standardising, with m = the channel's median (the floor colour of a
     # scene that is mostly floor): "median" subtracts m; "floor" maps m to 0 and 1 to 1, clipping below 0, so a
     # floor of another colour (a lit room, another table, a black-level offset) reaches the network as the black

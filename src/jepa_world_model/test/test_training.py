@@ -192,6 +192,30 @@ def test_layout_part_is_carried_by_the_predictors_and_left_out_of_distances(tmp_
             assert not torch.allclose(nxt[:, :-3], z[:, :-3])
 
 
+def test_layout_bound_keeps_the_layout_part_in_range_and_changes_nothing_else() -> None:
+    """encoder.layout_bound: the layout part is bound * tanh(head / bound), within +-bound whatever the head
+    says; the agent part is the same as without the bound; 0 (the default) leaves the head's output as it is."""
+    from jepa_world_model.config import EncoderConfig
+    from jepa_world_model.models.encoders import CNNEncoder
+
+    torch.manual_seed(0)
+    kw = {"latent_dim": 6, "layout_dim": 2, "channels": [4, 4]}
+    free, bounded = CNNEncoder(EncoderConfig(**kw), 16), CNNEncoder(EncoderConfig(**kw, layout_bound=3.0), 16)
+    bounded.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        free.layout_head[-1].bias.fill_(200.0)  # a head far out of range, as runs G / L had for some doors
+        bounded.layout_head[-1].bias.fill_(200.0)
+    free.eval(), bounded.eval()
+    images = torch.rand(5, 16, 16, 3)
+    a, b = free(images), bounded(images)
+    assert (a[:, -2:] > 100).all() and (b[:, -2:].abs() <= 3.0).all()
+    assert torch.equal(a[:, :-2], b[:, :-2])
+    assert torch.allclose(b[:, -2:], 3.0 * torch.tanh(a[:, -2:] / 3.0))
+    assert EncoderConfig(**kw).layout_bound == 0.0
+    with pytest.raises(ValueError, match="layout_bound"):
+        EncoderConfig(**kw, layout_bound=-1.0)
+
+
 def test_layout_part_config_is_validated() -> None:
     from jepa_world_model.config import EncoderConfig
 

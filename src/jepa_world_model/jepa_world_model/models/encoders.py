@@ -91,7 +91,7 @@ class CNNEncoder(nn.Module):
             nn.Sequential(nn.Linear(proprio_dim, 64), nn.GELU(), nn.Linear(64, separate)) if separate else None
         )
         fused = self.use_proprio and not separate
-        self.layout_dim = cfg.layout_dim
+        self.layout_dim, self.layout_bound = cfg.layout_dim, float(cfg.layout_bound)
         self.head = nn.Sequential(
             nn.Linear(flat + (proprio_dim if fused else 0), 256),
             nn.GELU(),
@@ -102,9 +102,14 @@ class CNNEncoder(nn.Module):
         )
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
 
+    def layout(self, h: torch.Tensor) -> torch.Tensor:
+        """The layout part from the conv features, bounded to +-``layout_bound`` when that is set."""
+        out = self.layout_head(h)
+        return out if not self.layout_bound else self.layout_bound * torch.tanh(out / self.layout_bound)
+
     def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
         h = self.feature_norm(self.convs(self.normalize(images)).flatten(1))
-        layout = [] if self.layout_head is None else [self.layout_head(h)]
+        layout = [] if self.layout_head is None else [self.layout(h)]
         if not self.use_proprio:
             return torch.cat([self.head(h), *layout], dim=1) if layout else self.head(h)
         if proprio is None:
