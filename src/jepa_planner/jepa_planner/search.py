@@ -26,6 +26,7 @@ replans every step). ``bench/door_oracle.py --profile flat_cem_search`` measures
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -121,8 +122,9 @@ class SearchGuidedPlanner:
         u = (z / self.std).flatten(1)
         return u / math.sqrt(u.shape[1])
 
-    def search(self, ctx: torch.Tensor, goal: torch.Tensor) -> SearchResult:
-        """Search from context ``ctx`` (1, C, *L) toward ``goal`` (*L)."""
+    def search(self, ctx: torch.Tensor, goal: torch.Tensor, deadline: float = math.inf) -> SearchResult:
+        """Search from context ``ctx`` (1, C, *L) toward ``goal`` (*L); no deeper once ``deadline``
+        (``time.perf_counter()``) has passed."""
         s, moves = self.settings, self.actions
         m = moves.shape[0]
         nodes, contexts = ctx[0, -1:].clone(), ctx.clone()  # (1, *L), (1, C, *L)
@@ -161,6 +163,8 @@ class SearchGuidedPlanner:
             move += (idx % m).tolist()
             depth += [d] * len(kept)
             frontier = torch.arange(first, nodes.shape[0])
+            if time.perf_counter() >= deadline:
+                break
         goal_point = self.points(goal.unsqueeze(0))
         score = torch.cdist(points, goal_point)[:, 0] + step_cost * torch.tensor(depth, dtype=torch.float32)
         best, path = int(score.argmin()), []
@@ -171,18 +175,24 @@ class SearchGuidedPlanner:
         acts = moves[[move[i] for i in path]] if path else moves[:0]
         return SearchResult(latents=nodes, path=path, actions=acts, step=step)
 
-    def plan(self, z_ctx, goal, *, shift: int = 1, proposals=None, warm_actions=None, **kwargs) -> PlanResult:
+    def plan(self, z_ctx, goal, *, shift: int = 1, proposals=None, warm_actions=None, max_time: float | None = None,
+             **kwargs) -> PlanResult:
         """Search (every ``replan_every`` model steps, else follow the last path ``shift`` steps on), then plan
-        toward the subgoal ``lead`` steps along it with the path as warm start and candidate."""
+        toward the subgoal ``lead`` steps along it with the path as warm start and candidate. With a time budget
+        (``max_time``, else the planner's) the search stops deepening at half of it and the planner gets the rest."""
         if proposals is not None or warm_actions is not None:
             raise ValueError("search guides the planner itself: proposals and warm_actions are not taken")
+        start = time.perf_counter()
+        budget = self.planner.max_time if max_time is None else max_time
         ctx, g = self.planner.validate(z_ctx, goal)
         self._route = self._route[shift:]
         self._since_search += shift
         if not self._route or self._since_search >= self.settings.replan_every or len(self._route) <= self.settings.lead:
-            self.last = self.search(ctx, g)
+            self.last = self.search(ctx, g, math.inf if budget is None else start + budget / 2)
             self._route = [(self.last.latents[i], a) for i, a in zip(self.last.path, self.last.actions, strict=True)]
             self._since_search = 0
+        if budget is not None:  # what the search left of the budget (the planner always runs one iteration)
+            kwargs["max_time"] = max(budget - (time.perf_counter() - start), 1e-6)
         if not self._route:
             return self.planner.plan(ctx, g, shift=shift, **kwargs)
         acts = torch.stack([a for _, a in self._route[: self.horizon]])

@@ -56,7 +56,7 @@ def test_search_reuses_its_path_between_searches_and_forgets_it_on_reset() -> No
     planner = build_planner(profile.model_copy(update={"search": profile.search.model_copy(update={"replan_every": 3})}), model)
     calls = []
     search = planner.search
-    planner.search = lambda ctx, goal: calls.append(1) or search(ctx, goal)
+    planner.search = lambda *args: calls.append(1) or search(*args)
     start, goal = torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0])
     for _ in range(4):
         planner.plan(start, goal, shift=1)
@@ -64,6 +64,21 @@ def test_search_reuses_its_path_between_searches_and_forgets_it_on_reset() -> No
     planner.reset()
     planner.plan(start, goal, shift=1)
     assert len(calls) == 3
+
+
+def test_a_time_budget_cuts_the_search_short_and_leaves_the_planner_the_rest() -> None:
+    model = oracle(door_y=10.0)
+    planner = build_planner("flat_cem_search", model)
+    start, goal = torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0])
+    full = planner.search(start.reshape(1, 1, 2), goal)
+    assert len(full.latents) > 1 + 2 * planner.settings.max_nodes  # deeper than two levels without a budget
+    planner.reset()
+    seen = {}
+    inner = planner.planner.plan
+    planner.planner.plan = lambda *a, **k: seen.update(k) or inner(*a, **k)
+    result = planner.plan(start, goal, max_time=1e-9)  # spent before the first depth ends
+    assert len(planner.last.latents) <= 1 + planner.settings.max_nodes  # one depth only
+    assert 0 < seen["max_time"] <= 1e-6 and torch.isfinite(result.actions).all()
 
 
 def test_search_drops_diverged_predictions() -> None:
