@@ -189,6 +189,31 @@ def test_reach_goal_fixed_seeds(agent) -> None:
                              f"final {rec.final_distance_px:.2f} px from the goal")
 
 
+def test_a_goal_with_the_search_profile_is_reached_and_its_plans_say_so(agent) -> None:
+    """A ReachGoal naming ``flat_cem_search``: the actor plans with the latent search in front of CEM (its plans
+    are published as ``search+cem``) and reaches the goal in the other room."""
+    from std_srvs.srv import Trigger
+
+    from jepa_interfaces.action import ReachGoal
+    from jepa_interfaces.msg import Plan
+
+    _procs, client = agent
+    plans: list = []
+    client.node.create_subscription(Plan, "plan", plans.append, 50)
+    wait_for(lambda: client.node.count_publishers("plan") >= 1, 10, "the actor's plan publisher")
+    client.call(client.reset_client, Trigger.Request(), 10)
+    client.goal_seen.clear()
+    wait_for(lambda: client.goal_msg is not None, 10, "goal image")
+    send = client.action.send_goal_async(
+        ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=client.goal_msg, profile="flat_cem_search", time_limit=60.0)
+    )
+    wait_for(send.done, 10, "goal acceptance")
+    result = send.result().get_result_async()
+    wait_for(result.done, 90, "the search profile's result")
+    assert result.result().result.reason == "reached", result.result().result
+    assert "search+cem" in {p.planner for p in plans}, {p.planner for p in plans}
+
+
 def test_configurator_hands_subgoals_for_hierarchical_profiles(agent) -> None:
     """A hierarchical task: the configurator plans the upper levels and publishes subgoal latents
     (stamped like the latents they were planned from) until the task ends, then clears them."""
