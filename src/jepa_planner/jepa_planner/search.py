@@ -62,13 +62,11 @@ class SearchResult:
         latents: (N, *L) every node kept (the root first).
         path: (K,) node indices from the root's child to the best node (empty: no node beats the root).
         actions: (K, A) the level-0 action into each node of ``path``.
-        step: the largest one-step move from the root (the unit of ``radius`` and ``step_cost``).
     """
 
     latents: torch.Tensor
     path: list[int]
     actions: torch.Tensor
-    step: float
 
 
 def action_set(low: torch.Tensor, high: torch.Tensor, frameskip: int, directions: int) -> torch.Tensor:
@@ -94,15 +92,16 @@ class SearchGuidedPlanner:
     Args:
         planner: the flat level-0 planner (``CEMPlanner``, ``MPPIPlanner``, ...).
         search: the search settings.
-        frameskip: raw steps per model step (the model's ``frameskip``; 1 when it has none).
+
+    The moves hold each raw action for the model's ``frameskip`` raw steps (1 when it has none).
     """
 
-    def __init__(self, planner, search: LatentSearch, frameskip: int | None = None) -> None:
+    def __init__(self, planner, search: LatentSearch) -> None:
         self.planner, self.settings, self.model = planner, search, planner.model
         if planner.level != 0:
             raise ValueError(f"search steers a level-0 planner, got level {planner.level}")
         spec = level_spec(self.model, 0)
-        frameskip = int(frameskip or getattr(self.model, "frameskip", 1) or 1)
+        frameskip = int(getattr(self.model, "frameskip", 1) or 1)
         if spec.action_dim % frameskip:
             raise ValueError(f"level-0 action_dim {spec.action_dim} is not a multiple of frameskip {frameskip}")
         self.actions = action_set(planner.low, planner.high, frameskip, search.directions)
@@ -173,7 +172,7 @@ class SearchGuidedPlanner:
             best = parent[best]
         path.reverse()
         acts = moves[[move[i] for i in path]] if path else moves[:0]
-        return SearchResult(latents=nodes, path=path, actions=acts, step=step)
+        return SearchResult(latents=nodes, path=path, actions=acts)
 
     def plan(self, z_ctx, goal, *, shift: int = 1, proposals=None, warm_actions=None, max_time: float | None = None,
              **kwargs) -> PlanResult:
@@ -198,8 +197,8 @@ class SearchGuidedPlanner:
         acts = torch.stack([a for _, a in self._route[: self.horizon]])
         candidate = torch.cat([acts, acts.new_zeros(self.horizon - acts.shape[0], acts.shape[1])])
         lead = self.settings.lead
-        target = self._route[lead - 1][0] if len(self._route) > lead else g
+        subgoal = self._route[lead - 1][0] if len(self._route) > lead else None  # within lead steps: the goal itself
+        target = g if subgoal is None else subgoal
         result = self.planner.plan(ctx, target, shift=shift, proposals=candidate[None], warm_actions=acts, **kwargs)
-        result.planner = self.name
-        result.subgoal = target if len(self._route) > lead else None
+        result.planner, result.subgoal = self.name, subgoal
         return result
