@@ -189,6 +189,25 @@ def test_temporal_variance_per_dim_counts_every_dimension() -> None:
     assert float(temporal_variance(everywhere, 0.5, per_dim=True)) < 0.05
 
 
+def test_window_variance_charges_the_few_collapsed_windows_the_batch_terms_forgive() -> None:
+    """A quarter of the windows barely moving (a layout where the encoder lost the agent) while the rest move
+    widely: the pooled hinge is met, the per-window floor charges exactly that quarter; still windows (identical
+    frames) add a constant but no gradient."""
+    from jepa_world_model.models.world_model import temporal_variance
+
+    torch.manual_seed(0)
+    b, t, d = 64, 9, 8
+    ramp = torch.linspace(-1.0, 1.0, t)[None, :, None]
+    z = ramp * torch.randn(b, 1, d) * 3.0
+    z[: b // 4] *= 0.01
+    assert float(temporal_variance(z, 0.3)) == 0.0
+    per_window = float(temporal_variance(z, 0.3, per_window=True))
+    assert per_window == pytest.approx(0.25 * 0.3, abs=0.01)
+    still = torch.randn(b, 1, d).expand(b, t, d).clone().requires_grad_(True)
+    temporal_variance(still, 0.3, per_window=True).backward()
+    assert still.grad is not None and float(still.grad.abs().max()) == 0.0
+
+
 def test_sigreg_is_near_zero_for_a_standard_normal_and_penalises_collapse_and_scale() -> None:
     """The sketched normality statistic: small for N(0, I) samples, large for a point, a subspace, a wrong scale
     or a skewed distribution; its gradient spreads a collapsed batch."""

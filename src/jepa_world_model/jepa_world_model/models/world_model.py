@@ -38,7 +38,9 @@ def vicreg_variance(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return F.relu(1.0 - std).mean()
 
 
-def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4, per_dim: bool = False) -> torch.Tensor:
+def temporal_variance(
+    z: torch.Tensor, target: float, eps: float = 1e-4, per_dim: bool = False, per_window: bool = False
+) -> torch.Tensor:
     """Hinge on the std of latents (B, T, D) around their own window's mean.
 
     VICReg's variance term counts spread across the whole batch, which a feature that is constant within
@@ -46,9 +48,12 @@ def temporal_variance(z: torch.Tensor, target: float, eps: float = 1e-4, per_dim
     prediction error: then nothing makes the latent follow the agent. Spread within a window can only
     come from what changes during it. Default: one hinge on the RMS over dimensions, so some dimensions
     may stay per-episode; ``per_dim``: a hinge per dimension, averaged (VICReg's form), so every
-    dimension has to follow what moves.
+    dimension has to follow what moves; ``per_window``: one hinge per window on its own RMS spread,
+    averaged, so no window (no layout) may collapse while the others carry the batch.
     """
     dev = z - z.mean(dim=1, keepdim=True)
+    if per_window:
+        return F.relu(target - torch.sqrt(dev.pow(2).mean(dim=(1, 2)) + eps)).mean()
     var = dev.reshape(-1, z.shape[-1]).var(dim=0)
     if per_dim:
         return F.relu(target - torch.sqrt(var + eps)).mean()
@@ -261,6 +266,10 @@ class JEPAWorldModel(nn.Module):
                     tvar = temporal_variance(z, tc.temporal_var_target, per_dim=tc.temporal_var_per_dim)
                     loss = loss + tc.temporal_var_weight * tvar
                     logs["temporal_variance"] = tvar.item()
+                if tc.window_var_weight > 0:
+                    wvar = temporal_variance(z, tc.window_var_target, per_window=True)
+                    loss = loss + tc.window_var_weight * wvar
+                    logs["window_variance"] = wvar.item()
             elif tc.anti_collapse == "sigreg":
                 reg = sigreg(flat, tc.sigreg_directions, tc.sigreg_knots)
                 loss = loss + tc.sigreg_weight * reg
