@@ -112,3 +112,28 @@ def test_door_oracle_plans_with_a_learned_bundle_through_its_position_readout(tm
     assert mod.main(["--bundle", str(BUNDLE), "--doors", "32", "--episodes", "1", "--out", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["model"] == str(BUNDLE) and [r["cost"] for r in data["rows"]] == ["straight", "through_door"]
+
+
+def test_wall_leak_finds_the_shipped_wall_where_it_was_trained_and_nowhere_else(tmp_path: Path) -> None:
+    """The shipped bundle memorised its door at y = 32: there it neither leaks nor blocks; with the door at the
+    top every push level with the real door is predicted blocked (its wall is whole there)."""
+    import numpy as np
+
+    mod = load("wall_leak")
+    walls = np.zeros((10, 10), dtype=bool)
+    walls[[0, -1], :] = walls[:, [0, -1]] = True
+    walls[:, 4:6] = True
+    walls[3:5, 4:6] = False
+    left, right, rows = mod.wall_geometry(walls)
+    assert (left, right, rows.tolist()) == (4, 5, [3, 4])
+    out = tmp_path / "leak.json"
+    assert mod.main(["--bundles", str(BUNDLE), "--doors", "32", "10", "--out", str(out)]) == 0
+    at32, at10 = json.loads(out.read_text())["results"][0]["per_door"]
+    assert at32["pushes_away_from_door"] > 10 and at32["pushes_at_door"] >= 2
+    assert at32["leak_rate"] == 0.0 and at32["block_rate"] == 0.0
+    assert at10["block_rate"] == 1.0
+
+
+def test_wall_leak_refuses_a_directory_without_a_bundle(tmp_path: Path, capsys) -> None:
+    assert load("wall_leak").main(["--bundles", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err

@@ -1,0 +1,142 @@
+"""Does a two-rooms model stop at the wall where the door is not, and pass where it is? Per door height.
+
+For each door height, the agent is placed beside the wall on either side (5 px from it, every 4 px of
+height) and pushed straight at the wall at full speed for ``--steps`` model steps, open loop through the
+model's predictor. Each predicted latent is read back as a position: the nearest, in normalised latent
+distance (the layout part left out), of the model's own encodings of the agent drawn at every free cell of a
+``--grid`` px grid with that door. A push away from the doorway that is predicted to end on the other side
+of the wall is a *leak* (the simulator blocks it); a push level with the doorway predicted to stay on its
+own side is a *block*. A model that plans through a door it reads from the image needs both near 0.
+
+Why: closed-loop success with the door moved mixes the model with the planner (the oracle model with
+`flat_cem_search` reaches 100% at every door, `bench/door_oracle.py`), and `bench/door_paths.py` compares
+path costs; this reads directly whether the predictor's wall is where the image's wall is, in seconds.
+
+Usage:
+    python bench/wall_leak.py --bundles models/two_rooms runs/some_bundle --out bench/results/wall_leak.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepa_sim.machine import machine_info
+from jepa_sim.worlds import make_batch_world
+from jepa_world_model.bundle import load_bundle
+from jepa_world_model.models.world_model import LAYOUT_STD
+
+DOORS = (10.0, 18.0, 26.0, 32.0, 38.0, 46.0, 54.0)
+OFFSET_PX = 5  # start this far beside the wall
+CLEARANCE_PX = 4  # pushes closer than this to the doorway's edge are neither leaks nor blocks
+
+
+def wall_geometry(walls: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """First and last column of the dividing wall and the rows of its doorway, from a (H, W) wall mask."""
+    inner = walls[1:-1, 1:-1]
+    cols = np.flatnonzero(inner.mean(axis=0) > 0.5) + 1
+    if cols.size == 0:
+        raise ValueError("no dividing wall in this layout (two-rooms expected)")
+    door_rows = np.flatnonzero(~walls[:, cols].any(axis=1)[1:-1]) + 1
+    return int(cols[0]), int(cols[-1]), door_rows
+
+
+def score_door(model: Any, door: float, steps: int, grid: int) -> dict[str, Any]:
+    env = make_batch_world("two_rooms", 1, door_y=door)
+    env.reset([0])
+    walls = env.render_map()[..., 0] == 255
+    left, right, door_rows = wall_geometry(walls)
+    size = walls.shape[0]
+    cells = np.array([[x, y] for y in range(1, size - 1, grid) for x in range(1, size - 1, grid) if not walls[y, x]])
+    std = torch.as_tensor(model.latent_std, dtype=torch.float32).reshape(-1)
+    keep = std < LAYOUT_STD
+    with torch.no_grad():
+        table = torch.cat([model.encode(env.render((cells[i : i + 256] + 0.5) / env.scale)) for i in range(0, len(cells), 256)])
+    table = table.reshape(len(table), -1)[:, keep] / std[keep]
+    speed = float(np.min(np.asarray(env.spec.action_high)))
+    frameskip = int(getattr(model, "frameskip", 1) or 1)
+    leaks, blocks, n_away, n_door = 0, 0, 0, 0
+    for side, x, heading in (("left", left - OFFSET_PX, 1.0), ("right", right + OFFSET_PX, -1.0)):
+        for y in range(4, size - 3, 4):
+            gap = np.abs(door_rows - y).min()
+            at_door = gap == 0 and door_rows.size > 0
+            if not at_door and gap < CLEARANCE_PX:
+                continue
+            start = np.array([[x + 0.5, y + 0.5]]) / env.scale
+            action = torch.tensor([[heading * speed, 0.0] * frameskip], dtype=torch.float32)
+            with torch.no_grad():
+                z = model.encode(env.render(start))
+                z = model.rollout(z[:, None], action[:, None].repeat(1, steps, 1))[:, -1]
+            read = cells[int((table - (z.reshape(-1)[keep] / std[keep])).norm(dim=1).argmin())]
+            crossed = read[0] > right if side == "left" else read[0] < left
+            if at_door:
+                n_door += 1
+                blocks += int(not crossed)
+            else:
+                n_away += 1
+                leaks += int(crossed)
+    return {
+        "door_y": door,
+        "leak_rate": leaks / max(n_away, 1),
+        "pushes_away_from_door": n_away,
+        "block_rate": blocks / max(n_door, 1),
+        "pushes_at_door": n_door,
+    }
+
+
+def score_bundle(bundle: str, steps: int, grid: int, doors: list[float]) -> dict[str, Any]:
+    model = load_bundle(bundle, backend="torch")
+    per_door = [score_door(model, d, steps, grid) for d in doors]
+    return {
+        "bundle": bundle,
+        "model_id": getattr(model, "model_id", None),
+        "steps": steps,
+        "leak_rate": float(np.mean([r["leak_rate"] for r in per_door])),
+        "block_rate": float(np.mean([r["block_rate"] for r in per_door])),
+        "per_door": per_door,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundles", nargs="+", default=["models/two_rooms"], help="two-rooms bundle directories")
+    ap.add_argument("--doors", nargs="+", type=float, default=list(DOORS), help="door heights (px)")
+    ap.add_argument("--steps", type=int, default=4, help="model steps of each push (enough to cross the wall)")
+    ap.add_argument("--grid", type=int, default=2, help="px between the cells of the read-back table")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.grid < 1:
+        ap.error(f"--steps and --grid must be >= 1, got {args.steps} and {args.grid}")
+    for bundle in args.bundles:
+        if not (Path(bundle) / "manifest.json").exists():
+            print(f"wall_leak: {bundle} is not a bundle directory (no manifest.json)", file=sys.stderr)
+            return 2
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    results = [score_bundle(b, args.steps, args.grid, args.doors) for b in args.bundles]
+    for r in results:
+        print(f"{r['bundle']}: leaks through the wall {100 * r['leak_rate']:.0f}%, blocked at the door {100 * r['block_rate']:.0f}% "
+              f"(mean over doors; both should be near 0)")
+        print("  door y:  " + "  ".join(f"{d['door_y']:>5.0f}" for d in r["per_door"]))
+        print("  leak %:  " + "  ".join(f"{100 * d['leak_rate']:>5.0f}" for d in r["per_door"]))
+        print("  block %: " + "  ".join(f"{100 * d['block_rate']:>5.0f}" for d in r["per_door"]))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        out = {"command": shlex.join(["python", "bench/wall_leak.py", *(argv if argv is not None else sys.argv[1:])]),
+               "wall_s": round(time.perf_counter() - t0, 1), "machine": machine_info(), "results": results}
+        args.out.write_text(json.dumps(out, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
