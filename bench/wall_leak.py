@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(bundle) / "manifest.json").exists():
             print(f"wall_leak: {bundle} is not a bundle directory (no manifest.json)", file=sys.stderr)
             return 2
+        world = json.loads((Path(bundle) / "manifest.json").read_text()).get("provenance", {}).get("data", {}).get("world")
+        if world != "two_rooms":
+            print(f"wall_leak: {bundle} was trained on {world!r}; this bench needs a two-rooms bundle", file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     results = [score_bundle(b, args.steps, args.grid, args.doors) for b in args.bundles]

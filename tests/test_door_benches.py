@@ -134,6 +134,8 @@ def test_wall_leak_finds_the_shipped_wall_where_it_was_trained_and_nowhere_else(
     assert at10["block_rate"] == 1.0
 
 
-def test_wall_leak_refuses_a_directory_without_a_bundle(tmp_path: Path, capsys) -> None:
+def test_wall_leak_refuses_a_directory_without_a_bundle_and_other_worlds(tmp_path: Path, capsys) -> None:
     assert load("wall_leak").main(["--bundles", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+    assert load("wall_leak").main(["--bundles", str(REPO / "models" / "multi_room")]) == 2
+    assert "trained on 'multi_room'" in capsys.readouterr().err
