@@ -19,8 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_sim.machine import machine_info
+from jepa_sim.machine import write_result
 from jepa_sim.worlds import make_world
 from jepa_world_model.bundle import load_bundle
 from jepa_world_model.models.world_model import LAYOUT_STD
@@ -123,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  door y {door}: cheaper {100 * d['door_path_predicted_cheaper']:.0f}%, predicted door / straight "
                   f"{d['door_predicted_median']:.3f} / {d['straight_predicted_median']:.3f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        out = {"command": shlex.join(["python", "bench/door_paths.py", *(argv if argv is not None else sys.argv[1:])]),
-               "wall_s": round(time.perf_counter() - t0, 1), "machine": machine_info(), "results": results}
-        args.out.write_text(json.dumps(out, indent=1))
+        write_result(args.out, "bench/door_paths.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - t0, results)
         print(f"wrote {args.out}")
     return 0
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jepa_sim.machine import machine_info
+from jepa_sim.machine import write_result
 from jepa_sim.worlds import make_batch_world
 from jepa_world_model.bundle import load_bundle
 from jepa_world_model.models.world_model import LAYOUT_STD
@@ -134,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  leak %:  " + "  ".join(f"{100 * d['leak_rate']:>5.0f}" for d in r["per_door"]))
         print("  block %: " + "  ".join(f"{100 * d['block_rate']:>5.0f}" for d in r["per_door"]))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        out = {"command": shlex.join(["python", "bench/wall_leak.py", *(argv if argv is not None else sys.argv[1:])]),
-               "wall_s": round(time.perf_counter() - t0, 1), "machine": machine_info(), "results": results}
-        args.out.write_text(json.dumps(out, indent=1))
+        write_result(args.out, "bench/wall_leak.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - t0, results)
         print(f"wrote {args.out}")
     return 0
 

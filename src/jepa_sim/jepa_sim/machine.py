@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +36,11 @@ def machine_info(**extra: Any) -> dict[str, Any]:
         info["torch_threads"] = torch.get_num_threads()
     info.update(extra)
     return info
+
+
+def write_result(out: Path, script: str, argv: list[str], wall_s: float, results: Any) -> None:
+    """A benchmark's JSON file: the command that reruns it, its wall time, this machine and its results."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"command": shlex.join(["python", script, *argv]), "wall_s": round(wall_s, 1), "machine": machine_info(),
+              "results": results}
+    out.write_text(json.dumps(record, indent=1))
