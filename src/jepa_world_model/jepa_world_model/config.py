@@ -261,9 +261,9 @@ class TrainConfig(_Strict):
     # the hinge per dimension (every agent dimension must move within a window) instead of on their RMS; with
     # var_weight 0 nothing then rewards an episode constant anywhere in the agent part
     temporal_var_per_dim: bool = False
-    # a floor on *each* window's own spread (RMS over agent dimensions): the batch terms above can be met by
-    # most windows while the agent part collapses for a few layouts (a door near the top of a randomised
-    # two-rooms: per-window spread 0.1 against 0.8 elsewhere); still windows add no gradient
+    # (vicreg only) a floor on *each* window's own spread (RMS over agent dimensions): the batch terms above can
+    # be met by most windows while the agent part collapses for a few layouts (a door near the top of a
+    # randomised two-rooms: per-window spread 0.1 against 0.8 elsewhere); still windows add no gradient
     window_var_weight: float = Field(0.0, ge=0.0)
     window_var_target: float = Field(0.3, gt=0.0, le=1.0)
     # with encoder.layout_dim: squared correlation (batch) of every agent dimension with every (stop-grad) layout
