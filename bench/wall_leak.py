@@ -19,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_planner.evaluate import bundle_world
 from jepa_sim.machine import write_result
 from jepa_sim.worlds import make_batch_world
 from jepa_world_model.bundle import load_bundle
@@ -48,52 +48,48 @@ def wall_geometry(walls: np.ndarray) -> tuple[int, int, np.ndarray]:
     return int(cols[0]), int(cols[-1]), door_rows
 
 
-def score_door(model: Any, door: float, steps: int, grid: int) -> dict[str, Any]:
+def score_door(model: Any, door: float, steps: int, grid: int, std: torch.Tensor, keep: torch.Tensor) -> dict[str, Any]:
+    """Leak and block rates of one door height; ``std`` / ``keep``: the normalisation and the agent dims."""
     env = make_batch_world("two_rooms", 1, door_y=door)
     env.reset([0])
     walls = env.render_map()[..., 0] == 255
     left, right, door_rows = wall_geometry(walls)
     size = walls.shape[0]
     cells = np.array([[x, y] for y in range(1, size - 1, grid) for x in range(1, size - 1, grid) if not walls[y, x]])
-    std = torch.as_tensor(model.latent_std, dtype=torch.float32).reshape(-1)
-    keep = std < LAYOUT_STD
-    with torch.no_grad():
-        table = torch.cat([model.encode(env.render((cells[i : i + 256] + 0.5) / env.scale)) for i in range(0, len(cells), 256)])
-    table = table.reshape(len(table), -1)[:, keep] / std[keep]
-    speed = float(np.min(np.asarray(env.spec.action_high)))
-    frameskip = int(getattr(model, "frameskip", 1) or 1)
-    leaks, blocks, n_away, n_door = 0, 0, 0, 0
-    for side, x, heading in (("left", left - OFFSET_PX, 1.0), ("right", right + OFFSET_PX, -1.0)):
+    starts, heading, at_door = [], [], []
+    for x, sign in ((left - OFFSET_PX, 1.0), (right + OFFSET_PX, -1.0)):
         for y in range(4, size - 3, 4):
             gap = np.abs(door_rows - y).min()
-            at_door = gap == 0 and door_rows.size > 0
-            if not at_door and gap < CLEARANCE_PX:
-                continue
-            start = np.array([[x + 0.5, y + 0.5]]) / env.scale
-            action = torch.tensor([[heading * speed, 0.0] * frameskip], dtype=torch.float32)
-            with torch.no_grad():
-                z = model.encode(env.render(start))
-                z = model.rollout(z[:, None], action[:, None].repeat(1, steps, 1))[:, -1]
-            read = cells[int((table - (z.reshape(-1)[keep] / std[keep])).norm(dim=1).argmin())]
-            crossed = read[0] > right if side == "left" else read[0] < left
-            if at_door:
-                n_door += 1
-                blocks += int(not crossed)
-            else:
-                n_away += 1
-                leaks += int(crossed)
+            if gap == 0 or gap >= CLEARANCE_PX:  # level with the doorway, or clear of its edges
+                starts.append((x, y))
+                heading.append(sign)
+                at_door.append(bool(gap == 0))
+    speed = float(np.min(np.asarray(env.spec.action_high)))
+    frameskip = int(getattr(model, "frameskip", 1) or 1)
+    sign = torch.tensor(heading, dtype=torch.float32)[:, None]
+    actions = (sign * torch.tensor([speed, 0.0] * frameskip)).unsqueeze(1).repeat(1, steps, 1)  # (N, steps, A)
+    with torch.no_grad():
+        table = torch.cat([model.encode(env.render((cells[i : i + 256] + 0.5) / env.scale)) for i in range(0, len(cells), 256)])
+        z = model.encode(env.render((np.asarray(starts) + 0.5) / env.scale))
+        z = model.rollout(z[:, None], actions)[:, -1]
+    table = table.reshape(len(table), -1)[:, keep] / std[keep]
+    read = cells[torch.cdist(z.reshape(len(z), -1)[:, keep] / std[keep], table).argmin(dim=1).numpy()]
+    crossed = np.where(np.asarray(heading) > 0, read[:, 0] > right, read[:, 0] < left)
+    at_door_mask = np.asarray(at_door)
+    n_door, n_away = int(at_door_mask.sum()), int((~at_door_mask).sum())
     return {
         "door_y": door,
-        "leak_rate": leaks / max(n_away, 1),
+        "leak_rate": int(crossed[~at_door_mask].sum()) / max(n_away, 1),
         "pushes_away_from_door": n_away,
-        "block_rate": blocks / max(n_door, 1),
+        "block_rate": int((~crossed[at_door_mask]).sum()) / max(n_door, 1),
         "pushes_at_door": n_door,
     }
 
 
 def score_bundle(bundle: str, steps: int, grid: int, doors: list[float]) -> dict[str, Any]:
     model = load_bundle(bundle, backend="torch")
-    per_door = [score_door(model, d, steps, grid) for d in doors]
+    std = torch.as_tensor(model.latent_std, dtype=torch.float32).reshape(-1)
+    per_door = [score_door(model, d, steps, grid, std, std < LAYOUT_STD) for d in doors]
     return {
         "bundle": bundle,
         "model_id": getattr(model, "model_id", None),
@@ -119,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(bundle) / "manifest.json").exists():
             print(f"wall_leak: {bundle} is not a bundle directory (no manifest.json)", file=sys.stderr)
             return 2
-        world = json.loads((Path(bundle) / "manifest.json").read_text()).get("provenance", {}).get("data", {}).get("world")
+        try:
+            world, _ = bundle_world(bundle)
+        except ValueError as err:
+            print(f"wall_leak: {err}", file=sys.stderr)
+            return 2
         if world != "two_rooms":
             print(f"wall_leak: {bundle} was trained on {world!r}; this bench needs a two-rooms bundle", file=sys.stderr)
             return 2
