@@ -96,6 +96,15 @@ class EncoderConfig(_Strict):
     # Unbounded, run G / L of sessions 23 / 25 put it at -30 to -130 for some door heights (0-5 elsewhere), where
     # it swamped the agent part in the predictor's input and the predictor held the agent still. 0 = unbounded.
     layout_bound: float = Field(0.0, ge=0)
+    # CNN: > 0 makes the agent part a linear map of this many *keypoints*: each is the expected (x, y) of a spatial
+    # softmax over one channel (a 1x1 conv) of the conv stage keypoint_stage (1 = the first stride-2 stage), as in
+    # deep spatial autoencoders. Why: a vector head over the whole feature map is free to code where a door is into
+    # the agent part (session 27: moving the door with the agent fixed moved a layout model's agent part as far as
+    # 15-20 px of agent motion); a keypoint moves only with what its channel responds to, and linearly with it.
+    # Measured (models/two_rooms/README.md, session 27): 8 keypoints, a 2-d agent part: that spread 0.001 latent
+    # units, position linear in the agent part (probe R^2 0.997), camera noise 3/255 moves it 0.01 px.
+    keypoints: int = Field(0, ge=0, le=64)
+    keypoint_stage: int = Field(2, ge=1)
     # Per-image, per-channel centring before standardising, with m = the channel's median (the floor colour of a
     # scene that is mostly floor): "median" subtracts m; "floor" maps m to 0 and 1 to 1, clipping below 0, so a
     # floor of another colour (a lit room, another table, a black-level offset) reaches the network as the black
@@ -135,6 +144,10 @@ class EncoderConfig(_Strict):
                              f"(got type {self.type!r}, use_proprio {self.use_proprio}); set it to 0 otherwise")
         if self.layout_dim and self.type != "cnn":
             raise ValueError(f"encoder.layout_dim needs encoder.type 'cnn' (got {self.type!r}); set it to 0 otherwise")
+        if self.keypoints and (self.type != "cnn" or self.use_proprio):
+            raise ValueError("encoder.keypoints needs encoder.type 'cnn' without use_proprio; set it to 0 otherwise")
+        if self.keypoints and self.keypoint_stage > len(self.channels):
+            raise ValueError(f"encoder.keypoint_stage ({self.keypoint_stage}) must name one of the {len(self.channels)} conv stages")
         if self.layout_dim + self.proprio_latent_dim >= self.latent_dim:
             raise ValueError(f"encoder.layout_dim ({self.layout_dim}) + proprio_latent_dim ({self.proprio_latent_dim}) "
                              f"must leave agent dimensions in latent_dim ({self.latent_dim})")

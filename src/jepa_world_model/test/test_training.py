@@ -237,3 +237,40 @@ def test_cross_correlation_of_independent_and_identical_columns() -> None:
     a, b = torch.randn(4000, 3, generator=g), torch.randn(4000, 2, generator=g)
     assert cross_correlation(a, b) < 1e-3
     assert cross_correlation(a, torch.cat([2 * a[:, :1] + 1, a[:, 1:2]], dim=1)) == pytest.approx(2 / 6, abs=1e-3)
+
+
+def test_spatial_softmax_finds_a_peak_and_keypoint_encoders_train_and_export(tmp_path, toy_data: EpisodeSet) -> None:
+    """encoder.keypoints: each keypoint is the expected (x, y) in [-1, 1] of its channel's softmax; the agent part
+    is linear in the keypoints, the layout part comes from the full conv stack as before (stages after the keypoint
+    stage are built only for it); ONNX agrees with torch."""
+    from jepa_world_model.bundle import export_bundle, load_bundle
+    from jepa_world_model.config import EncoderConfig
+    from jepa_world_model.models.encoders import CNNEncoder, SpatialSoftmax
+
+    soft = SpatialSoftmax(5, 9)
+    maps = torch.zeros(2, 1, 5, 9)
+    maps[0, 0, 0, 8] = 50.0  # top right
+    maps[1, 0, 2, 4] = 50.0  # centre
+    assert torch.allclose(soft(maps), torch.tensor([[1.0, -1.0], [0.0, 0.0]]), atol=1e-4)
+    assert torch.allclose(soft(torch.zeros(1, 3, 5, 9)), torch.zeros(1, 6), atol=1e-6)  # flat map: the centre
+
+    enc = CNNEncoder(EncoderConfig(latent_dim=6, layout_dim=2, channels=[4, 4, 4], keypoints=3, keypoint_stage=1), 16)
+    assert isinstance(enc.head, torch.nn.Linear) and enc.head.in_features == 6 and enc(torch.zeros(2, 16, 16, 3)).shape == (2, 6)
+    with pytest.raises(ValueError, match="keypoint_stage"):
+        EncoderConfig(channels=[4, 4], keypoints=3, keypoint_stage=3)
+    with pytest.raises(ValueError, match="keypoints needs"):
+        EncoderConfig(type="vit", keypoints=3)
+    agent_only = CNNEncoder(EncoderConfig(latent_dim=4, channels=[4, 4, 4], keypoints=3, keypoint_stage=1), 16)
+    assert len(agent_only.convs) == 2 and isinstance(agent_only.feature_norm, torch.nn.Identity)  # no unused stage
+    assert agent_only(torch.zeros(2, 16, 16, 3)).shape == (2, 4)
+
+    cfg = toy_config(**{"train.epochs": 1, "train.steps_per_epoch": 4, "decoder.enabled": False,
+                        "model.encoder.latent_dim": 5, "model.encoder.layout_dim": 2, "model.encoder.keypoints": 4,
+                        "model.encoder.keypoint_stage": 1})
+    Trainer(cfg, tmp_path / "run", toy_data, TOY_META).fit()
+    export_bundle(tmp_path / "run", tmp_path / "model")  # raises if ONNX and torch disagree
+    frames = toy_data.episodes[0].frames[:4]
+    z_torch = np.asarray(load_bundle(tmp_path / "model", backend="torch").encode(frames))
+    z_onnx = np.asarray(load_bundle(tmp_path / "model", backend="onnx").encode(frames))
+    assert z_torch.shape == (4, 5) and np.allclose(z_torch, z_onnx, atol=1e-4)
+

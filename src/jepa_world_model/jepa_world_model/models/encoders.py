@@ -58,6 +58,21 @@ def scaled_proprio(module: nn.Module, proprio: torch.Tensor) -> torch.Tensor:
     return proprio if scale is None else proprio / scale
 
 
+class SpatialSoftmax(nn.Module):
+    """(B, K, H, W) maps -> (B, 2K): each map's softmax (learned temperature) as a distribution over the image,
+    and its expected (x, y), both in [-1, 1] (x right, y down): where the thing the channel responds to is."""
+
+    def __init__(self, height: int, width: int) -> None:
+        super().__init__()
+        ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.flatten(), ys.flatten()], dim=1))
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(maps.flatten(2) / self.log_temperature.exp(), dim=2)
+        return (weights @ self.grid).flatten(1)
+
+
 class CNNEncoder(nn.Module):
     """Strided conv stack + linear head to a vector latent.
 
@@ -70,12 +85,19 @@ class CNNEncoder(nn.Module):
         self.normalize = ImageNormalizer(cfg.mean, cfg.std, cfg.centre)
         layers: list[nn.Module] = []
         in_ch, size = 3, image_size
-        for ch in cfg.channels:
+        if image_size >> len(cfg.channels) < 1:
+            raise ValueError(f"encoder.channels has {len(cfg.channels)} stride-2 stages: too many for {image_size} px images")
+        # keypoints without a layout part use no stage after the keypoint stage: do not build them
+        stages = cfg.channels[: cfg.keypoint_stage] if cfg.keypoints and not cfg.layout_dim else cfg.channels
+        for ch in stages:
             layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.GELU()]
             in_ch, size = ch, size // 2
-        if size < 1:
-            raise ValueError(f"encoder.channels has {len(cfg.channels)} stride-2 stages: too many for {image_size} px images")
         self.convs = nn.Sequential(*layers)
+        self.keypoints = None
+        if cfg.keypoints:  # the agent part from keypoints of an earlier (finer) stage
+            stage_ch, stage_size = cfg.channels[cfg.keypoint_stage - 1], image_size >> cfg.keypoint_stage
+            self.keypoint_stage = cfg.keypoint_stage
+            self.keypoints = nn.Sequential(nn.Conv2d(stage_ch, cfg.keypoints, 1), SpatialSoftmax(stage_size, stage_size))
         self.use_proprio = cfg.use_proprio and proprio_dim > 0
         register_proprio_scale(self, cfg, proprio_dim)
         flat = in_ch * size * size
@@ -83,7 +105,8 @@ class CNNEncoder(nn.Module):
         # background) the features that depend on the agent are tiny next to the constant ones, so an
         # unnormalised head starts with near-constant latents that the variance term cannot pull apart.
         # ``feature_norm_eps`` floors the variance so near-constant features are not blown up (camera noise robustness).
-        self.feature_norm = nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" else nn.Identity()
+        used = not cfg.keypoints or cfg.layout_dim  # the last feature map feeds a head
+        self.feature_norm = nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" and used else nn.Identity()
         separate = cfg.proprio_latent_dim if self.use_proprio else 0
         if separate >= cfg.latent_dim:
             raise ValueError(f"encoder.proprio_latent_dim ({separate}) must leave image dimensions in latent_dim ({cfg.latent_dim})")
@@ -92,11 +115,11 @@ class CNNEncoder(nn.Module):
         )
         fused = self.use_proprio and not separate
         self.layout_dim, self.layout_bound = cfg.layout_dim, float(cfg.layout_bound)
-        self.head = nn.Sequential(
-            nn.Linear(flat + (proprio_dim if fused else 0), 256),
-            nn.GELU(),
-            nn.Linear(256, cfg.latent_dim - separate - self.layout_dim),
-        )
+        agent_dim = cfg.latent_dim - separate - self.layout_dim
+        if self.keypoints is not None:  # linear in the keypoints: a keypoint's move is a straight line in the latent
+            self.head = nn.Linear(2 * cfg.keypoints, agent_dim)
+        else:
+            self.head = nn.Sequential(nn.Linear(flat + (proprio_dim if fused else 0), 256), nn.GELU(), nn.Linear(256, agent_dim))
         self.layout_head = (
             nn.Sequential(nn.Linear(flat, 128), nn.GELU(), nn.Linear(128, self.layout_dim)) if self.layout_dim else None
         )
@@ -108,7 +131,14 @@ class CNNEncoder(nn.Module):
         return out if not self.layout_bound else self.layout_bound * torch.tanh(out / self.layout_bound)
 
     def forward(self, images: torch.Tensor, proprio: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.feature_norm(self.convs(self.normalize(images)).flatten(1))
+        x = self.normalize(images)
+        if self.keypoints is not None:
+            stage = self.convs[: 2 * self.keypoint_stage](x)  # each stage is a conv and a GELU
+            agent = self.head(self.keypoints(stage))
+            if self.layout_head is None:
+                return agent
+            return torch.cat([agent, self.layout(self.feature_norm(self.convs[2 * self.keypoint_stage :](stage).flatten(1)))], dim=1)
+        h = self.feature_norm(self.convs(x).flatten(1))
         layout = [] if self.layout_head is None else [self.layout(h)]
         if not self.use_proprio:
             return torch.cat([self.head(h), *layout], dim=1) if layout else self.head(h)
