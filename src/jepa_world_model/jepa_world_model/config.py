@@ -287,6 +287,13 @@ class TrainConfig(_Strict):
     # between episodes (a randomised door) even where prediction alone gives it little signal (rare wall contacts)
     layout_var_weight: float = Field(0.0, ge=0.0)
     high_level_weight: float = Field(1.0, ge=0.0)
+    # a fraction of every batch drawn from "contact" windows: some step in them departs from a linear fit of the
+    # proprio dynamics by more than contact_threshold x the RMS proprio change (a wall stopped the agent); free
+    # motion is most of the data, so without this a predictor can ignore the walls (data.windows.contact_steps).
+    # Measured, two-rooms with the door anywhere (session 27, 0.5 at threshold 1.0, ~19% of windows flagged): no gain;
+    # bench/wall_leak.py leak 72% (run V) against 86% without (R), 99% (KC) against 97% (K2), door rows not better
+    contact_oversample: float = Field(0.0, ge=0.0, lt=1.0)
+    contact_threshold: float = Field(0.5, gt=0.0)
     steps_per_epoch: int = Field(0, ge=0)  # 0: one pass over all training windows
     val_windows: int = Field(512, ge=8)
     probe_ridge: float = Field(1e-3, ge=0.0)

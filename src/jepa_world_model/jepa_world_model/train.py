@@ -186,6 +186,18 @@ class Trainer:
         self.context, self.horizon = cfg.model.context, t_len - cfg.model.context
         self.train_set = WindowDataset(self.train_eps, cfg.model.context, self.horizon, cfg.model.frameskip)
         self.val_set = WindowDataset(self.val_eps, cfg.model.context, self.horizon, cfg.model.frameskip)
+        self.contact_flags = None
+        if cfg.train.contact_oversample > 0:
+            from jepa_world_model.data.windows import contact_windows
+
+            self.contact_flags = contact_windows(self.train_set, cfg.train.contact_threshold)
+            n_contact = int(self.contact_flags.sum())
+            self.meta["contact_windows"] = [n_contact, len(self.contact_flags)]
+            if self.is_main:
+                tqdm.write(
+                    f"contact windows: {n_contact} of {len(self.contact_flags)} ({100 * n_contact / len(self.contact_flags):.1f}%), "
+                    f"{cfg.train.contact_oversample:.0%} of every batch drawn from them"
+                )
         if len(self.train_set) < cfg.train.batch_size:
             raise ValueError(
                 f"only {len(self.train_set)} training windows of {t_len} frames (frameskip {cfg.model.frameskip}) "
@@ -301,9 +313,16 @@ class Trainer:
         cfg = self.cfg
         # reseeding per epoch (not carrying RNG state) is what makes resume == uninterrupted
         torch.manual_seed(cfg.seed * 1_000_003 + epoch * 7919 + self.rank)
-        sampler = DistributedSampler(
-            self.train_set, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=cfg.seed, drop_last=True
-        )
+        if self.contact_flags is not None:
+            from jepa_world_model.data.windows import ContactSampler
+
+            sampler = ContactSampler(
+                self.contact_flags, cfg.train.contact_oversample, len(self.train_set) // self.world_size, cfg.seed, self.rank
+            )
+        else:
+            sampler = DistributedSampler(
+                self.train_set, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=cfg.seed, drop_last=True
+            )
         sampler.set_epoch(epoch)
         loader = DataLoader(self.train_set, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True, num_workers=0)
         n_batches = len(loader) if cfg.train.steps_per_epoch == 0 else min(len(loader), cfg.train.steps_per_epoch)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from jepa_common.episodes import Episode, EpisodeSet
-from jepa_world_model.data.windows import WindowDataset, split_episodes
+from jepa_world_model.data.windows import ContactSampler, WindowDataset, contact_steps, contact_windows, split_episodes
 
 
 def make_episode(length: int, offset: int, with_state: bool = True) -> Episode:
@@ -79,3 +79,46 @@ def test_split_by_episode():
     assert len(split_episodes(EpisodeSet([make_episode(4, 0), make_episode(4, 1)]), 0.01)[1]) == 1
     with pytest.raises(ValueError, match="val_fraction"):
         split_episodes(eps, 1.0)
+
+
+def wall_episode(actions: list[float], wall: float = 3.0) -> Episode:
+    """A 1-d point mass, proprio [position, velocity], stopped by a wall at ``wall``: contacts are known."""
+    acts = np.asarray([*actions, 0.0], np.float32)[:, None]
+    pos = [0.0]
+    for a in actions:
+        pos.append(min(pos[-1] + a, wall))
+    pos_arr = np.asarray(pos, np.float32)
+    vel = np.concatenate([[0.0], np.diff(pos_arr)]).astype(np.float32)
+    frames = np.zeros((len(pos), 2, 2, 3), np.uint8)
+    return Episode(frames=frames, actions=acts, proprio=np.stack([pos_arr, vel], 1), source="wall")
+
+
+def test_contact_steps_are_the_steps_the_wall_refused_and_windows_contain_them():
+    # free steps (including backing off the wall) fit linear dynamics exactly; 1.0 commanded from 2.75 moves
+    # only 0.25 and pushes from the wall move nothing
+    ep = wall_episode([1.0, 1.0, 0.75, 1.0, 1.0, -1.0, -1.0, 1.0, 0.5, -0.5, 1.0, 1.0])
+    free = wall_episode([0.5, -0.5] * 6)
+    steps = contact_steps(EpisodeSet([ep, free]), threshold=0.5)
+    assert steps[0].tolist() == [False, False, False, True, True, False, False, False, False, False, False, True, False]
+    assert not steps[1].any() and len(steps[1]) == len(free)
+    ds = WindowDataset(EpisodeSet([ep, free]), context=1, horizon=1, frameskip=2)  # windows cover raw steps s, s+1
+    assert contact_windows(ds, 0.5).tolist() == [False, False, True, True, True, False, False, False, False, False, True] + [False] * 11
+    with pytest.raises(ValueError, match="proprioception"):
+        contact_steps(EpisodeSet([Episode(frames=ep.frames, actions=ep.actions, proprio=np.zeros((13, 0), np.float32))]))
+
+
+def test_contact_sampler_draws_its_fraction_from_the_flagged_windows_reproducibly():
+    flags = np.zeros(1000, bool)
+    flags[[3, 500, 998]] = True
+    sampler = ContactSampler(flags, 0.5, 4000, seed=1)
+    drawn = np.asarray(list(sampler))
+    assert len(drawn) == len(sampler) == 4000 and drawn.min() >= 0 and drawn.max() < 1000
+    assert 0.45 < flags[drawn].mean() < 0.55  # half drawn from the flags, plus the uniform draws' rare hits
+    assert list(sampler) == drawn.tolist()
+    sampler.set_epoch(1)
+    assert list(sampler) != drawn.tolist()
+    assert not flags[list(ContactSampler(flags, 0.0, 500))].all()
+    with pytest.raises(ValueError, match="no contact windows"):
+        ContactSampler(np.zeros(10, bool), 0.3, 10)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        ContactSampler(flags, 1.0, 10)

@@ -239,6 +239,20 @@ def test_cross_correlation_of_independent_and_identical_columns() -> None:
     assert cross_correlation(a, torch.cat([2 * a[:, :1] + 1, a[:, 1:2]], dim=1)) == pytest.approx(2 / 6, abs=1e-3)
 
 
+def test_contact_oversampling_draws_batches_from_the_wall_windows_and_resumes_identically(tmp_path, toy_data: EpisodeSet) -> None:
+    cfg = toy_config(**{"train.epochs": 2, "train.steps_per_epoch": 3, "decoder.enabled": False, "train.contact_oversample": 0.5})
+    full = Trainer(cfg, tmp_path / "full", toy_data, TOY_META)
+    n_contact, n_windows = full.meta["contact_windows"]
+    assert 0 < n_contact < n_windows == len(full.train_set)  # the toy world clips at its borders: some windows hit them
+    full.fit()
+    Trainer(cfg, tmp_path / "split", toy_data, TOY_META).fit(stop_after=1)
+    Trainer(cfg, tmp_path / "split", toy_data, TOY_META).fit(resume=True)
+    a = torch.load(tmp_path / "full" / "final.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "final.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.load(tmp_path / "full" / "final.pt", weights_only=True)["meta"]["contact_windows"] == [n_contact, n_windows]
+
+
 def test_spatial_softmax_finds_a_peak_and_keypoint_encoders_train_and_export(tmp_path, toy_data: EpisodeSet) -> None:
     """encoder.keypoints: each keypoint is the expected (x, y) in [-1, 1] of its channel's softmax; the agent part
     is linear in the keypoints, the layout part comes from the full conv stack as before (stages after the keypoint

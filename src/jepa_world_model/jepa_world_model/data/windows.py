@@ -9,9 +9,12 @@ episodes backed by ``np.memmap`` are read lazily.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from jepa_common.episodes import EpisodeSet
 
@@ -113,3 +116,71 @@ class WindowDataset(Dataset):
         if self.has_state:
             item["state"] = torch.from_numpy(np.asarray(ep.state[start:stop:skip], dtype=np.float32).copy())
         return item
+
+
+def contact_steps(episodes: EpisodeSet, threshold: float = 0.5) -> list[np.ndarray]:
+    """Per episode, a bool per raw step: True where the proprioception did not follow the command.
+
+    A linear dynamics model ``p[t+1] ~ A p[t] + B a[t] + c`` is fitted by least squares to every transition
+    of ``episodes``; a step is a contact (a wall stopped the agent, an object pushed back, a wheel slipped) when
+    its residual norm exceeds ``threshold`` times the RMS norm of the proprio change ``p[t+1] - p[t]``.
+    Why: free motion is most of any robot's data, so a predictor can score well while ignoring the rare steps
+    where the world refuses the command; finding them needs no simulator, only the recorded proprio and actions.
+    The fit is repeated twice on the steps not flagged (contacts bend a plain least-squares fit). The last step of an
+    episode (padding) is never a contact. ValueError when there is no proprioception.
+    """
+    if episodes.proprio_dim == 0:
+        raise ValueError("contact windows need proprioception (P > 0) to compare with the commands; these episodes have none")
+    xs, ys = [], []
+    for e in episodes.episodes:
+        p = np.asarray(e.proprio, dtype=np.float64)
+        a = np.asarray(e.actions, dtype=np.float64)
+        xs.append(np.concatenate([p[:-1], a[:-1], np.ones((len(p) - 1, 1))], axis=1))
+        ys.append(p[1:])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    scale = float(np.sqrt(np.mean(np.sum((y - x[:, : y.shape[1]]) ** 2, axis=1)))) or 1.0
+    contact = np.zeros(len(x), bool)
+    for _ in range(3):  # refit on the steps not flagged: the contacts themselves bend a plain least-squares fit
+        coef, *_ = np.linalg.lstsq(x[~contact], y[~contact], rcond=None)
+        contact = np.linalg.norm(y - x @ coef, axis=1) > threshold * scale
+    bounds = np.cumsum([0, *(len(xe) for xe in xs)])
+    return [np.concatenate([contact[a:b], [False]]) for a, b in itertools.pairwise(bounds)]
+
+
+def contact_windows(dataset: WindowDataset, threshold: float = 0.5) -> np.ndarray:
+    """A bool per window of ``dataset`` (in index order): True when any of its transitions is a contact
+    (``contact_steps``)."""
+    steps = contact_steps(EpisodeSet(episodes=dataset.episodes), threshold)
+    flags = []
+    for k in dataset._episode_ids:
+        count = len(range(0, len(dataset.episodes[k]) - dataset.span + 1, dataset.stride))
+        csum = np.concatenate([[0], np.cumsum(steps[k])])
+        starts = np.arange(count) * dataset.stride
+        flags.append(csum[starts + dataset.span - 1] > csum[starts])
+    return np.concatenate(flags)
+
+
+class ContactSampler(Sampler[int]):
+    """``num_samples`` window indices per epoch: a ``fraction`` of them drawn (with replacement) from the flagged
+    windows, the rest uniformly from all; seeded by (seed, epoch, rank) so a resumed run draws the same."""
+
+    def __init__(self, flags: np.ndarray, fraction: float, num_samples: int, seed: int = 0, rank: int = 0) -> None:
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"contact fraction must be in [0, 1), got {fraction}")
+        self.flagged = np.flatnonzero(flags)
+        if fraction > 0 and len(self.flagged) == 0:
+            raise ValueError("no contact windows to oversample: lower train.contact_threshold or set train.contact_oversample 0")
+        self.n_all, self.fraction, self.num_samples, self.seed, self.rank, self.epoch = len(flags), fraction, num_samples, seed, rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank])
+        idx = rng.integers(0, self.n_all, self.num_samples)
+        pick = rng.random(self.num_samples) < self.fraction
+        idx[pick] = self.flagged[rng.integers(0, len(self.flagged), int(pick.sum()))]
+        return iter(idx.tolist())
