@@ -4,7 +4,8 @@ Seconds per bundle. Encodes random-momentum episodes of the two-rooms world with
 and fits ridge probes (80/20 split of the frames) from parts of the latent to the agent's position, to its
 position relative to the door, and to the door's height. With a layout part (``encoder.layout_dim``) it tells
 whether the door went where the model was built to carry it (the layout part) or into the agent part, and
-whether the agent part codes y in the arena or relative to the door.
+whether the agent part codes y in the arena or relative to the door. ``door_shift_px``: how far the agent part
+moves when only the door moves (the agent drawn at fixed places), in px of agent motion; near 0 is a clean split.
 
 Usage:
     .venv/bin/python bench/layout_probe.py --bundle models/two_rooms runs/my_layout_bundle --out probe.json
@@ -24,6 +25,7 @@ import torch
 
 from jepa_sim.collect import collect_episodes
 from jepa_sim.machine import machine_info
+from jepa_sim.worlds import make_batch_world
 from jepa_world_model.bundle import load_bundle
 from jepa_world_model.models.world_model import LAYOUT_STD
 from jepa_world_model.readout import encode_episodes, fit_ridge, r2_score
@@ -41,6 +43,25 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) 
     y = y.reshape(len(y), -1)
     weights, bias = fit_ridge(x[train], y[train], PROBE_RIDGE)
     return [round(float(v), 3) for v in r2_score(x[test] @ weights.T + bias, y[test])]
+
+
+def door_shift_px(model: Any, agent_dims: np.ndarray) -> float:
+    """How far the agent part moves when only the door moves, in px of agent motion: the agent drawn at 40 fixed
+    places in the left room (away from the wall) with each door of ``DOORS``; the mean distance of each place's
+    agent part from its mean over doors, divided by the median move of 1 px to the right (normalised latents)."""
+    rng = np.random.default_rng(0)
+    pos = np.stack([rng.uniform(6, 24, 40), rng.uniform(8, 56, 40)], 1)
+    std = model.latent_std.reshape(-1)[torch.from_numpy(agent_dims)]
+    zs, px = [], []
+    for door in DOORS:
+        env = make_batch_world("two_rooms", len(pos), door_y=door)
+        with torch.no_grad():
+            z = model.encode(torch.from_numpy(env.render(pos)))[:, agent_dims] / std
+            z1 = model.encode(torch.from_numpy(env.render(pos + np.array([1.0, 0.0]))))[:, agent_dims] / std
+        zs.append(z)
+        px.append((z1 - z).norm(dim=1).median().item())
+    stack = torch.stack(zs)
+    return float((stack - stack.mean(0)).norm(dim=2).mean().item() / np.median(px))
 
 
 def probe_bundle(bundle: str, episodes: int, steps: int) -> dict[str, Any]:
@@ -65,6 +86,7 @@ def probe_bundle(bundle: str, episodes: int, steps: int) -> dict[str, Any]:
         "agent_to_x_and_y_minus_door": ridge_r2(agent, relative, train, test),
         "agent_to_door": ridge_r2(agent, door, train, test)[0],
         "latent_to_xy": ridge_r2(z, pos, train, test),
+        "door_shift_px": door_shift_px(model, ~layout),
     }
     if layout.any():
         out["layout_to_door"] = ridge_r2(z[:, layout], door, train, test)[0]
