@@ -286,11 +286,6 @@ class TrainConfig(_Strict):
     # the predictor (which asks it to stay put within a window) it makes the layout part hold what differs
     # between episodes (a randomised door) even where prediction alone gives it little signal (rare wall contacts)
     layout_var_weight: float = Field(0.0, ge=0.0)
-    # with encoder.layout_dim: a small decoder from the layout part must draw each window's static scene (the
-    # per-pixel median of its frames, grey, layout_recon_size^2, standardised per window): prediction alone gives the
-    # layout part little signal (rare wall contacts), so different doors got nearly the same code (session 27)
-    layout_recon_weight: float = Field(0.0, ge=0.0)
-    layout_recon_size: int = Field(16, ge=2, le=64)
     high_level_weight: float = Field(1.0, ge=0.0)
     # a fraction of every batch drawn from "contact" windows: some step in them departs from a linear fit of the
     # proprio dynamics by more than contact_threshold x the RMS proprio change (a wall stopped the agent); free

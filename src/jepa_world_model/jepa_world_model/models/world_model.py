@@ -38,16 +38,6 @@ def vicreg_variance(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return F.relu(1.0 - std).mean()
 
 
-def window_background(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, size * size): each window's static scene: its frames in grey, pooled to size x size, the median over
-    time of each cell (what moves drops out), standardised per window (so lighting and contrast do not count)."""
-    b, t, h, w, _ = frames.shape
-    grey = frames.float().mean(dim=-1).reshape(b * t, 1, h, w)
-    cells = F.adaptive_avg_pool2d(grey, size).reshape(b, t, size * size)  # pooled first: the median is then cheap
-    flat = cells.median(dim=1).values
-    return (flat - flat.mean(dim=1, keepdim=True)) / flat.std(dim=1, keepdim=True).clamp_min(1e-3)
-
-
 def temporal_variance(
     z: torch.Tensor, target: float, eps: float = 1e-4, per_dim: bool = False, per_window: bool = False
 ) -> torch.Tensor:
@@ -140,12 +130,6 @@ class JEPAWorldModel(nn.Module):
         agent_shape = (self.latent_shape[0] - self.layout_dim, *self.latent_shape[1:])
         self.inverse_dynamics = InverseDynamics(agent_shape, a0) if cfg.train.inverse_dynamics_weight > 0 else None
         self.decoder = LatentDecoder(self.latent_shape, dims.image_size, cfg.decoder.width) if cfg.decoder.enabled else None
-        size = cfg.train.layout_recon_size
-        self.layout_decoder = (
-            nn.Sequential(nn.Linear(self.layout_dim, 128), nn.GELU(), nn.Linear(128, size * size))
-            if self.layout_dim and cfg.train.layout_recon_weight > 0
-            else None
-        )
         self.register_buffer("latent_mean", torch.zeros(self.latent_shape))
         self.register_buffer("latent_std", torch.ones(self.latent_shape))
 
@@ -272,10 +256,6 @@ class JEPAWorldModel(nn.Module):
                 lvar = vicreg_variance(self.layout_part(flat_all))
                 loss = loss + tc.layout_var_weight * lvar
                 logs["layout_variance"] = lvar.item()
-            if self.layout_decoder is not None:
-                rec = F.mse_loss(self.layout_decoder(self.layout_part(z[:, 0])), window_background(frames, tc.layout_recon_size))
-                loss = loss + tc.layout_recon_weight * rec
-                logs["layout_recon"] = rec.item()
             z = self.agent_part(z)
             flat = z.reshape(-1, z.shape[-1])
             if tc.anti_collapse == "vicreg":
