@@ -122,3 +122,9 @@ def test_contact_sampler_draws_its_fraction_from_the_flagged_windows_reproducibl
         ContactSampler(np.zeros(10, bool), 0.3, 10)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         ContactSampler(flags, 1.0, 10)
+
+
+def test_window_starts_list_every_window_in_index_order():
+    ds = WindowDataset(EpisodeSet([make_episode(20, 0), make_episode(5, 100), make_episode(30, 200)]), 2, 3, frameskip=2, stride=3)
+    flat = [(k, int(s)) for k, starts in ds.window_starts() for s in starts]
+    assert flat == [ds.locate(i) for i in range(len(ds))] and {k for k, _ in flat} == {0, 2}  # episode 1 is too short

@@ -93,6 +93,11 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return int(self._cum[-1])
 
+    def window_starts(self) -> list[tuple[int, np.ndarray]]:
+        """(episode index, first raw frame of each of its windows) for every episode with windows, in index order."""
+        before = np.concatenate([[0], self._cum[:-1]])
+        return [(int(k), np.arange(n) * self.stride) for k, n in zip(self._episode_ids, self._cum - before, strict=True)]
+
     def locate(self, index: int) -> tuple[int, int]:
         """(episode index, first raw frame) of window ``index``."""
         if not -len(self) <= index < len(self):
@@ -152,10 +157,8 @@ def contact_windows(dataset: WindowDataset, threshold: float = 0.5) -> np.ndarra
     (``contact_steps``)."""
     steps = contact_steps(EpisodeSet(episodes=dataset.episodes), threshold)
     flags = []
-    for k in dataset._episode_ids:
-        count = len(range(0, len(dataset.episodes[k]) - dataset.span + 1, dataset.stride))
+    for k, starts in dataset.window_starts():
         csum = np.concatenate([[0], np.cumsum(steps[k])])
-        starts = np.arange(count) * dataset.stride
         flags.append(csum[starts + dataset.span - 1] > csum[starts])
     return np.concatenate(flags)
 
