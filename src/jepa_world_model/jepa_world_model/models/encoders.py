@@ -87,17 +87,18 @@ class CNNEncoder(nn.Module):
         in_ch, size = 3, image_size
         if image_size >> len(cfg.channels) < 1:
             raise ValueError(f"encoder.channels has {len(cfg.channels)} stride-2 stages: too many for {image_size} px images")
-        # keypoints without a layout part use no stage after the keypoint stage: do not build them
-        stages = cfg.channels[: cfg.keypoint_stage] if cfg.keypoints and not cfg.layout_dim else cfg.channels
+        # the last feature map feeds a head unless keypoints make the agent part and there is no layout part;
+        # then no stage after the keypoint stage is built
+        full_stack = not cfg.keypoints or bool(cfg.layout_dim)
+        stages = cfg.channels if full_stack else cfg.channels[: cfg.keypoint_stage]
         for ch in stages:
             layers += [nn.Conv2d(in_ch, ch, 4, stride=2, padding=1), nn.GELU()]
             in_ch, size = ch, size // 2
         self.convs = nn.Sequential(*layers)
-        self.keypoints = None
+        self.keypoints, self.keypoint_stage = None, cfg.keypoint_stage
         if cfg.keypoints:  # the agent part from keypoints of an earlier (finer) stage
-            stage_ch, stage_size = cfg.channels[cfg.keypoint_stage - 1], image_size >> cfg.keypoint_stage
-            self.keypoint_stage = cfg.keypoint_stage
-            self.keypoints = nn.Sequential(nn.Conv2d(stage_ch, cfg.keypoints, 1), SpatialSoftmax(stage_size, stage_size))
+            side = image_size >> cfg.keypoint_stage
+            self.keypoints = nn.Sequential(nn.Conv2d(cfg.channels[cfg.keypoint_stage - 1], cfg.keypoints, 1), SpatialSoftmax(side, side))
         self.use_proprio = cfg.use_proprio and proprio_dim > 0
         register_proprio_scale(self, cfg, proprio_dim)
         flat = in_ch * size * size
@@ -105,8 +106,9 @@ class CNNEncoder(nn.Module):
         # background) the features that depend on the agent are tiny next to the constant ones, so an
         # unnormalised head starts with near-constant latents that the variance term cannot pull apart.
         # ``feature_norm_eps`` floors the variance so near-constant features are not blown up (camera noise robustness).
-        used = not cfg.keypoints or cfg.layout_dim  # the last feature map feeds a head
-        self.feature_norm = nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" and used else nn.Identity()
+        self.feature_norm = (
+            nn.BatchNorm1d(flat, eps=cfg.feature_norm_eps) if cfg.feature_norm == "batch" and full_stack else nn.Identity()
+        )
         separate = cfg.proprio_latent_dim if self.use_proprio else 0
         if separate >= cfg.latent_dim:
             raise ValueError(f"encoder.proprio_latent_dim ({separate}) must leave image dimensions in latent_dim ({cfg.latent_dim})")
