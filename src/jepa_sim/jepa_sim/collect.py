@@ -155,7 +155,7 @@ def collect_episodes(
         world: registry name (then ``world_kwargs`` build it) or a World instance.
         n_episodes: number of episodes.
         steps: actions per episode.
-        policy: "random", "random_momentum", "noisy_goal" or a Policy instance.
+        policy: "random", "random_momentum", "noisy_goal", "door_probe", "pusher" or a Policy instance.
         seed: makes the whole collection reproducible (for a given ``batch_size``).
         batch_size: environments stepped together where the world has a numpy batch.
         policy_kwargs: options of a named policy (e.g. momentum, noise).
@@ -206,7 +206,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes to record")
     parser.add_argument("--steps", type=int, default=100, help="actions per episode (each episode has steps+1 frames)")
-    parser.add_argument("--policy", default="random_momentum", help="behaviour policy: random, random_momentum, noisy_goal, pusher (push_t)")
+    parser.add_argument("--policy", default="random_momentum", help="behaviour policy: random, random_momentum, noisy_goal, door_probe, pusher (push_t)")
     parser.add_argument(
         "--policy-arg",
         action="append",

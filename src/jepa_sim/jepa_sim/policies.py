@@ -10,6 +10,12 @@
   of the layout, so in two-rooms it goes through the door) plus Gaussian noise. Needs a world
   with a layout (two_rooms, multi_room).
 
+* ``door_probe``: straight runs across the walls next to the agent's room, launched from a point a few
+  px in front of the wall and aimed (with probability ``door_fraction``) inside a door's gap or anywhere
+  along the wall: passages through the door and pushes against the wall at every height, the two
+  outcomes a predictor has to tell apart from the image when the door moves (random walks rarely
+  produce either near a door that is not where it usually is). Needs a world with a layout.
+
 * ``pusher``: Push-T's scripted pusher (``jepa_sim.worlds.push_t.ScriptedPusher``: approach the block from
   behind a push direction, then push through it; a new direction every ``switch_every`` steps), one per
   environment, plus Gaussian noise: data in which the block moves and turns, which random motion of the
@@ -229,11 +235,132 @@ class PusherPolicy(Policy):
         return self._bounded(actions)
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, RandomMomentumPolicy, NoisyGoalPolicy, PusherPolicy)}
+class DoorProbePolicy(Policy):
+    """Legs that cross a wall of the agent's room: to a launch point in front of the wall, then straight across.
+
+    Each leg picks one door of the agent's room and a point along that door's wall: inside the gap with
+    probability ``door_fraction``, else anywhere along the room's side of the wall. The agent first drives
+    to a launch point ``launch_range`` px in front of it, then perpendicular across, aiming the same
+    distance beyond; the leg ends on arrival, after ``push_steps`` blocked steps or after ``leg_steps``
+    steps. Speeds are drawn per leg from ``speed_range`` (fractions of the largest step).
+
+    Args:
+        door_fraction: share of legs aimed inside a door's gap.
+        noise: std of the Gaussian added to each action, as a fraction of the largest step.
+        speed_range: (min, max) leg speed as fractions of the largest step.
+        launch_range: (min, max) px between the wall's face and the launch point (and the aim beyond it).
+        push_steps: blocked steps that end a leg.
+        leg_steps: steps that end a leg in any case.
+    """
+
+    name = "door_probe"
+
+    def __init__(
+        self,
+        door_fraction: float = 0.5,
+        noise: float = 0.1,
+        speed_range: tuple[float, float] = (0.4, 1.0),
+        launch_range: tuple[float, float] = (3.0, 12.0),
+        push_steps: int = 4,
+        leg_steps: int = 40,
+    ) -> None:
+        lo, hi = (float(v) for v in speed_range)
+        if not 0.0 <= door_fraction <= 1.0 or noise < 0 or not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(
+                f"need 0 <= door_fraction <= 1, noise >= 0, 0 < speed min <= max <= 1; got {door_fraction}, {noise}, {speed_range}"
+            )
+        if not 0.0 < float(launch_range[0]) <= float(launch_range[1]) or push_steps < 1 or leg_steps < 1:
+            raise ValueError(f"need 0 < launch min <= max, push_steps >= 1, leg_steps >= 1; got {launch_range}, {push_steps}, {leg_steps}")
+        self.door_fraction, self.noise = float(door_fraction), float(noise)
+        self.speed_range = (lo, hi)
+        self.launch_range = (float(launch_range[0]), float(launch_range[1]))
+        self.push_steps, self.leg_steps = int(push_steps), int(leg_steps)
+
+    def reset(self, env: Any, rng: np.random.Generator) -> None:
+        super().reset(env, rng)
+        layout = getattr(env, "layout", None)
+        if layout is None or not layout.doors:
+            raise ValueError(f"policy 'door_probe' needs a world with doors in its walls (two_rooms, multi_room), not {self.spec.name!r}")
+        self._layout = layout
+        self._gaps = [self._gap(door) for door in layout.doors]
+        self._step = self._largest_step()
+        n = self.n
+        self._launch, self._aim = np.zeros((n, 2)), np.zeros((n, 2))
+        self._crossing = np.zeros(n, dtype=bool)
+        self._age, self._pushed = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        self._speed = np.zeros(n)
+        self._fresh = np.ones(n, dtype=bool)
+
+    def _gap(self, door: Any) -> tuple[float, float, float]:
+        """(first, last free coordinate along the wall, wall half thickness) of a door, read off the layout."""
+        c = np.asarray(door.centre, dtype=np.float64)
+        along, across = 1 - door.axis, door.axis
+        offsets = np.arange(-self._layout.size, self._layout.size + 1, 0.25)
+        pts = np.repeat(c[None], len(offsets), axis=0)
+        pts[:, along] += offsets
+        free = self._layout.is_free(pts)
+        mid = len(offsets) // 2
+        lo = hi = mid
+        while lo > 0 and free[lo - 1]:
+            lo -= 1
+        while hi < len(offsets) - 1 and free[hi + 1]:
+            hi += 1
+        inside_wall = c.copy()  # just beside the gap, on the wall's centre line
+        inside_wall[along] += offsets[lo] - 1.0
+        normal = np.eye(2)[across]
+        k = 0.0  # half thickness: how far from the centre line the wall's face is
+        while k < self._layout.size and not self._layout.is_free((inside_wall + k * normal)[None])[0]:
+            k += 0.25
+        return float(c[along] + offsets[lo]), float(c[along] + offsets[hi]), k
+
+    def _new_legs(self, pos: np.ndarray, which: np.ndarray) -> None:
+        rooms = self._layout.room_of(pos)
+        for i in np.flatnonzero(which):
+            doors = [j for j, d in enumerate(self._layout.doors) if rooms[i] in d.rooms] or list(range(len(self._layout.doors)))
+            j = int(self.rng.choice(doors))
+            door, (g_lo, g_hi, half) = self._layout.doors[j], self._gaps[j]
+            along, across = 1 - door.axis, door.axis
+            if self.rng.random() < self.door_fraction:
+                u = self.rng.uniform(g_lo + 0.5, g_hi - 0.5)
+            else:
+                b = self._layout.room_bounds(int(rooms[i]))
+                u = self.rng.uniform(b[along] + 2.0, b[along + 2] - 2.0)
+            wall = door.centre[across]
+            side = 1.0 if pos[i, across] >= wall else -1.0
+            self._launch[i, along] = self._aim[i, along] = u
+            self._launch[i, across] = wall + side * (half + self.rng.uniform(*self.launch_range))
+            self._aim[i, across] = wall - side * (half + self.rng.uniform(*self.launch_range))
+            self._speed[i] = self.rng.uniform(*self.speed_range) * self._step
+        self._crossing[which] = False
+        self._age[which] = 0
+        self._pushed[which] = 0
+
+    def act(self, inp: PolicyInput) -> np.ndarray:
+        pos = inp.true_state[:, :2].astype(np.float64)
+        self._pushed = np.where(self._crossing & inp.blocked, self._pushed + 1, self._pushed)
+        arrived_launch = ~self._crossing & (np.linalg.norm(self._launch - pos, axis=1) < 1.0)
+        self._crossing |= arrived_launch | (~self._crossing & (self._age >= self.leg_steps // 2))
+        done = self._fresh | (self._crossing & (np.linalg.norm(self._aim - pos, axis=1) < 1.0))
+        done |= (self._pushed >= self.push_steps) | (self._age >= self.leg_steps)
+        self._fresh[:] = False
+        if done.any():
+            self._new_legs(pos, done)
+        self._age += 1
+        target = np.where(self._crossing[:, None], self._aim, self._launch)
+        delta = target - pos
+        dist = np.linalg.norm(delta, axis=1, keepdims=True)
+        action = delta / np.maximum(dist, 1e-12) * np.minimum(self._speed[:, None], dist)
+        action += self.noise * self._step * self.rng.normal(size=action.shape)
+        return self._bounded(action)
+
+
+POLICIES: dict[str, type[Policy]] = {
+    p.name: p for p in (RandomPolicy, RandomMomentumPolicy, NoisyGoalPolicy, DoorProbePolicy, PusherPolicy)
+}
 
 
 def make_policy(name: str | Policy, **kwargs: Any) -> Policy:
-    """A policy by name ("random", "random_momentum", "noisy_goal", "pusher") or the given instance."""
+    """A policy by name ("random", "random_momentum", "noisy_goal", "door_probe", "pusher") or the given instance."""
     if isinstance(name, Policy):
         return name
     if name not in POLICIES:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from jepa_sim.collect import collect_episodes, main, parse_world_args
 from jepa_sim.policies import make_policy
+from jepa_sim.worlds import make_batch_world
 from jepa_sim.worlds.two_rooms import TwoRooms
 
 
@@ -78,10 +81,37 @@ def test_noisy_goal_reaches_goals_through_the_door():
     assert np.mean(reached) >= 0.9
 
 
+def test_door_probe_crosses_the_moved_door_and_pushes_the_wall_at_every_height():
+    """Data for a moved door: passages through its gap and pushes against the wall far from it."""
+    door = 12.0
+    eps = collect_episodes("two_rooms", 16, 100, "door_probe", seed=3, door_y=door)
+    states = np.stack([e.state for e in eps.episodes])
+    actions = np.stack([e.actions[:-1] for e in eps.episodes])
+    assert np.linalg.norm(actions, axis=-1).max() <= 2.45 + 1e-6
+    x, y = states[..., 0], states[..., 1]
+    crossed = np.diff(np.sign(x - 32.0), axis=1) != 0
+    assert crossed.sum() >= 16  # about one passage per episode or more
+    assert np.all(np.abs(y[:, 1:][crossed] - door) < 4.0)  # only ever through the gap
+    # pressed on the dividing wall (either face) at heights well away from the door, above and below mid-arena
+    pressed = (np.abs(x - 32.0) < 3.0) & (np.abs(y - door) > 6.0)
+    assert pressed.sum() >= 100
+    assert (y[pressed] < 32).any() and (y[pressed] > 44).any()
+
+
+def test_door_probe_is_reproducible_and_refuses_worlds_without_doors():
+    a = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
+    b = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
+    assert all(np.array_equal(e.actions, f.actions) for e, f in zip(a.episodes, b.episodes))
+    spec = make_batch_world("two_rooms", 1).spec
+    with pytest.raises(ValueError, match=r"door_probe.*doors"):
+        make_policy("door_probe").reset(SimpleNamespace(spec=spec, n=1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="door_fraction"):
+        make_policy("door_probe", door_fraction=1.5)
+
 def test_collect_accepts_world_instance_and_rejects_bad_input():
     eps = collect_episodes(TwoRooms(image_size=32), 2, 5, "random")
     assert eps.image_size == (32, 32)
-    with pytest.raises(ValueError, match="valid names: random, random_momentum, noisy_goal"):
+    with pytest.raises(ValueError, match="valid names: random, random_momentum, noisy_goal, door_probe"):
         collect_episodes("two_rooms", 1, 5, "teleport")
     with pytest.raises(ValueError, match="momentum"):
         make_policy("random_momentum", momentum=1.5)
