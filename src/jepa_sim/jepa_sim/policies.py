@@ -241,15 +241,17 @@ class DoorProbePolicy(Policy):
     Each leg picks one door of the agent's room and a point along that door's wall: inside the gap with
     probability ``door_fraction``, else anywhere along the room's side of the wall. The agent first drives
     to a launch point ``launch_range`` px in front of it, then perpendicular across, aiming the same
-    distance beyond; the leg ends on arrival, after ``push_steps`` blocked steps or after ``leg_steps``
-    steps. Speeds are drawn per leg from ``speed_range`` (fractions of the largest step).
+    distance beyond; the leg ends on arrival, after a number of blocked steps drawn per leg from
+    ``push_steps`` (pressing on the wall for several model steps: a predictor rolled out against a wall has to
+    keep the agent there), or after ``leg_steps`` steps. Speeds are drawn per leg from ``speed_range``
+    (fractions of the largest step).
 
     Args:
         door_fraction: share of legs aimed inside a door's gap.
         noise: std of the Gaussian added to each action, as a fraction of the largest step.
         speed_range: (min, max) leg speed as fractions of the largest step.
         launch_range: (min, max) px between the wall's face and the launch point (and the aim beyond it).
-        push_steps: blocked steps that end a leg.
+        push_steps: (min, max) blocked steps that end a leg, drawn per leg.
         leg_steps: steps that end a leg in any case.
     """
 
@@ -261,7 +263,7 @@ class DoorProbePolicy(Policy):
         noise: float = 0.1,
         speed_range: tuple[float, float] = (0.4, 1.0),
         launch_range: tuple[float, float] = (3.0, 12.0),
-        push_steps: int = 4,
+        push_steps: tuple[int, int] = (2, 20),
         leg_steps: int = 40,
     ) -> None:
         lo, hi = (float(v) for v in speed_range)
@@ -269,12 +271,14 @@ class DoorProbePolicy(Policy):
             raise ValueError(
                 f"need 0 <= door_fraction <= 1, noise >= 0, 0 < speed min <= max <= 1; got {door_fraction}, {noise}, {speed_range}"
             )
-        if not 0.0 < float(launch_range[0]) <= float(launch_range[1]) or push_steps < 1 or leg_steps < 1:
-            raise ValueError(f"need 0 < launch min <= max, push_steps >= 1, leg_steps >= 1; got {launch_range}, {push_steps}, {leg_steps}")
+        if not 0.0 < float(launch_range[0]) <= float(launch_range[1]) or not 1 <= int(push_steps[0]) <= int(push_steps[1]):
+            raise ValueError(f"need 0 < launch min <= max and 1 <= push_steps min <= max; got {launch_range}, {push_steps}")
+        if leg_steps < 1:
+            raise ValueError(f"leg_steps must be >= 1, got {leg_steps}")
         self.door_fraction, self.noise = float(door_fraction), float(noise)
         self.speed_range = (lo, hi)
         self.launch_range = (float(launch_range[0]), float(launch_range[1]))
-        self.push_steps, self.leg_steps = int(push_steps), int(leg_steps)
+        self.push_steps, self.leg_steps = (int(push_steps[0]), int(push_steps[1])), int(leg_steps)
 
     def reset(self, env: Any, rng: np.random.Generator) -> None:
         super().reset(env, rng)
@@ -288,6 +292,7 @@ class DoorProbePolicy(Policy):
         self._launch, self._aim = np.zeros((n, 2)), np.zeros((n, 2))
         self._crossing = np.zeros(n, dtype=bool)
         self._age, self._pushed = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+        self._push_limit = np.zeros(n, dtype=np.int64)
         self._speed = np.zeros(n)
         self._fresh = np.ones(n, dtype=bool)
 
@@ -331,6 +336,7 @@ class DoorProbePolicy(Policy):
             self._launch[i, across] = wall + side * (half + self.rng.uniform(*self.launch_range))
             self._aim[i, across] = wall - side * (half + self.rng.uniform(*self.launch_range))
             self._speed[i] = self.rng.uniform(*self.speed_range) * self._step
+            self._push_limit[i] = self.rng.integers(self.push_steps[0], self.push_steps[1] + 1)
         self._crossing[which] = False
         self._age[which] = 0
         self._pushed[which] = 0
@@ -341,7 +347,7 @@ class DoorProbePolicy(Policy):
         arrived_launch = ~self._crossing & (np.linalg.norm(self._launch - pos, axis=1) < 1.0)
         self._crossing |= arrived_launch | (~self._crossing & (self._age >= self.leg_steps // 2))
         done = self._fresh | (self._crossing & (np.linalg.norm(self._aim - pos, axis=1) < 1.0))
-        done |= (self._pushed >= self.push_steps) | (self._age >= self.leg_steps)
+        done |= (self._pushed >= self._push_limit) | (self._age >= self.leg_steps)
         self._fresh[:] = False
         if done.any():
             self._new_legs(pos, done)

@@ -96,6 +96,10 @@ def test_door_probe_crosses_the_moved_door_and_pushes_the_wall_at_every_height()
     pressed = (np.abs(x - 32.0) < 3.0) & (np.abs(y - door) > 6.0)
     assert pressed.sum() >= 100
     assert (y[pressed] < 32).any() and (y[pressed] > 44).any()
+    # and keeps pressing for two model steps (frameskip 5) or more: a rollout against the wall needs that data
+    held = (np.abs(np.diff(x, axis=1)) < 0.05) & (np.abs(x[:, 1:] - 32.0) < 3.0)
+    longest = max(max((len(r) for r in "".join("1" if h else "0" for h in row).split("0")), default=0) for row in held)
+    assert longest >= 10
 
 
 def test_door_probe_is_reproducible_and_refuses_worlds_without_doors():
