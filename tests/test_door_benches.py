@@ -139,3 +139,17 @@ def test_wall_leak_refuses_a_directory_without_a_bundle_and_other_worlds(tmp_pat
     assert "no manifest.json" in capsys.readouterr().err
     assert load("wall_leak").main(["--bundles", str(REPO / "models" / "multi_room")]) == 2
     assert "trained on 'multi_room'" in capsys.readouterr().err
+
+
+def test_wall_data_probe_scores_fresh_predictors_against_the_simulated_pushes(tmp_path: Path) -> None:
+    """On the shipped bundle (no layout part): only the 'none' and 'oracle' inputs, for both data sets; the
+    simulated ends of the pushes are the wall's face and the far side of the doorway."""
+    out = tmp_path / "probe.json"
+    args = ["--bundle", str(BUNDLE), "--doors", "2", "--probe-episodes", "16", "--fit-steps", "50", "--out", str(out)]
+    assert load("wall_data_probe").main(args) == 0
+    rows = json.loads(out.read_text())["results"]["rows"]
+    assert [(r["data"], r["layout_input"]) for r in rows] == [("base", "none"), ("base", "oracle"), ("probe", "none"), ("probe", "oracle")]
+    assert rows[2]["transitions"] == rows[0]["transitions"] + 16 * 20  # 16 door_probe episodes of 20 model steps
+    for r in rows:
+        assert 30.0 < r["stopped_true_x"] < 31.5 and r["passed_true_x"] > 36.0
+        assert r["mae_px"] >= 0 and abs(r["stopped_pred_x"]) < 100
