@@ -153,3 +153,14 @@ def test_wall_data_probe_scores_fresh_predictors_against_the_simulated_pushes(tm
     for r in rows:
         assert 30.0 < r["stopped_true_x"] < 31.5 and r["passed_true_x"] > 36.0
         assert r["mae_px"] >= 0 and abs(r["stopped_pred_x"]) < 100
+
+
+def test_door_anywhere_bundle_reads_the_moved_wall(tmp_path: Path) -> None:
+    """The door-anywhere bundle (trained with door_probe data) stops pushes at the wall wherever the door is and lets
+    most pushes level with the moved doorway through; the fixed-door bundle above blocks every one of them at y = 10."""
+    bundle = REPO / "models" / "two_rooms_door_anywhere"
+    out = tmp_path / "leak.json"
+    assert load("wall_leak").main(["--bundles", str(bundle), "--doors", "10", "54", "--out", str(out)]) == 0
+    for door in json.loads(out.read_text())["results"][0]["per_door"]:
+        assert door["pushes_away_from_door"] > 10 and door["pushes_at_door"] >= 2
+        assert door["leak_rate"] <= 0.1 and door["block_rate"] <= 0.5
