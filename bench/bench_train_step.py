@@ -34,7 +34,7 @@ def time_steps(bundle: Path, flush: bool, steps: int, episodes: int, out: Path) 
     cfg["decoder"]["enabled"] = False
     trainer = Trainer(ExperimentConfig.model_validate(cfg), out)
     weights = {k: v for k, v in state["model"].items() if not k.startswith("decoder.")}
-    trainer.model.load_state_dict(weights, strict=False)
+    trainer.model.load_state_dict(weights)  # every weight but the decoder's (disabled here)
     torch.set_flush_denormal(flush)  # after Trainer(), which turns flushing on
     t0 = time.perf_counter()
     logs = trainer.train_epoch(1)
