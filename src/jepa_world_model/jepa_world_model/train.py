@@ -172,8 +172,8 @@ class Trainer:
         self.rank, self.local_rank, self.world_size = _dist_info()
         self.is_main = self.rank == 0
         torch.set_num_threads(cfg.train.num_threads)
-        # Subnormal floats appear in the gradients after a few hundred steps and run ~50x slower on x86
-        # CPUs: flushing them to zero made a two-rooms step 1.8x faster with the same losses to 4 digits.
+        # Subnormal floats appear in the gradients after a few hundred steps and run far slower on x86 CPUs:
+        # flushing them to zero made trained-model steps 1.49x faster with the same losses (bench/bench_train_step.py).
         torch.set_flush_denormal(True)
         self.device = torch.device(cfg.train.device if cfg.train.device != "cuda" else f"cuda:{self.local_rank}")
         if self.world_size > 1 and not torch.distributed.is_initialized():
