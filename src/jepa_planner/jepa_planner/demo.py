@@ -78,13 +78,23 @@ class DemoClient:
         from sensor_msgs.msg import Image, JointState
         from std_srvs.srv import Trigger
 
-        from jepa_common.ros_common import ExecutorThread, latched_qos, reliable_qos, sensor_qos, stamp_to_ns
+        from jepa_common.ros_common import (
+            ExecutorThread,
+            latched_qos,
+            no_rclpy_signal_handlers,
+            reliable_qos,
+            sensor_qos,
+            stamp_to_ns,
+        )
         from jepa_interfaces.action import ReachGoal
         from jepa_interfaces.msg import AgentStatus, Plan
         from jepa_sim.worlds import make_world
 
         self.rclpy, self.ReachGoal, self.stamp_to_ns = rclpy, ReachGoal, stamp_to_ns
-        rclpy.init()
+        # The demo handles SIGINT / SIGTERM itself (a flag the main thread polls, see run). rclpy's own handler
+        # would also shut the context down from its signal thread while this client's executor thread waits on
+        # it: the demo then died by SIGSEGV about 50 ms after a Ctrl-C, once in a fresh-clone CI run.
+        rclpy.init(signal_handler_options=no_rclpy_signal_handlers())
         self.node = rclpy.create_node("demo_client")
         self.world = make_world(world_name, **world_args)  # for the map, the success test and the goal state
         self.goal_proprio = goal_proprio  # send the goal's proprio with the goal image (bundles that fuse it)
@@ -119,8 +129,8 @@ class DemoClient:
         n.create_subscription(AgentStatus, "agent_status", lambda m: setattr(self, "status", m), reliable_qos(5))
         self.reset_client = n.create_client(Trigger, "sim/reset")
         self.action = ActionClient(n, ReachGoal, "reach_goal")
-        # ExecutorThread: a Ctrl-C that shuts the context down while the executor builds a wait set ends the
-        # thread quietly (a bare executor.spin printed an RCLError traceback on every such stop)
+        # ExecutorThread: a context shut down while the executor builds a wait set ends the thread quietly (a
+        # bare executor.spin printed an RCLError traceback on every such stop, when rclpy's Ctrl-C handler did it)
         spinner = ExecutorThread([n], threads=2)
         self.executor, self.thread = spinner.executor, spinner.thread
         self.thread.start()
