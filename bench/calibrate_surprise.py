@@ -1,6 +1,7 @@
 """Calibrate a bundle's surprise alarm threshold on normal data for a stated false-alarm rate.
 
-Normal data: episodes of the bundle's own world (options from its manifest) under five behaviour
+Normal data: episodes of the bundle's own world (options and the training data's domain randomisation, such as
+a door drawn per batch of episodes, from its manifest) under five behaviour
 policies in equal shares (random_momentum with and without bouncing off walls, random, noisy_goal,
 random_momentum with rests: smooth runs, pushing into walls, jerky moves, goal-directed trips through
 doors, and stops of 5-30 steps with zero commands, about half of that policy's frames; Push-T, which has
@@ -101,13 +102,15 @@ Series = tuple[np.ndarray, ...]
 
 
 def bundle_world(bundle: str | Path) -> tuple[str, dict[str, Any]]:
-    """The world a bundle was trained in and its options (manifest provenance)."""
+    """The world a bundle was trained in and its options (manifest provenance), with the training data's domain
+    randomisation (e.g. ``door_y: random``: a layout drawn per batch of episodes), so that the normal data covers the
+    layouts the model was trained on and not only the world's default one."""
     prov = read_manifest(bundle, verify=False).get("provenance", {})
     data = prov.get("data", {}) or {}
     world = data.get("world") or prov.get("world")
     if not world:
         raise ValueError(f"{bundle}: the manifest names no world in provenance; pass --world")
-    return str(world), dict(data.get("world_kwargs") or {})
+    return str(world), {**(data.get("world_kwargs") or {}), **(data.get("randomise") or {})}
 
 
 def normal_policies(world: str) -> list[tuple[str, dict[str, Any]]]:

@@ -189,3 +189,14 @@ def test_normal_data_uses_each_worlds_own_goal_directed_behaviour() -> None:
     push_t = cal.normal_policies("push_t")
     assert len(push_t) == len(cal.NORMAL_POLICIES) and ("pusher", {}) in push_t
     assert all(name != "noisy_goal" for name, _ in push_t) and ("random_momentum", {"rest_prob": 0.05}) in push_t
+
+
+def test_calibration_data_covers_the_layouts_the_bundle_was_trained_on() -> None:
+    """The door-anywhere bundle was trained with a door drawn per batch of episodes (the manifest's data.randomise):
+    its normal data draws doors the same way, not only the world's default one; a fixed-door bundle keeps its world."""
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    assert cal.bundle_world(REPO / "models" / "two_rooms_door_anywhere") == ("two_rooms", {"door_y": "random"})
+    name, kwargs = cal.bundle_world(REPO / "models" / "two_rooms")
+    assert name == "two_rooms" and "door_y" not in kwargs
