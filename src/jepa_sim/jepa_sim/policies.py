@@ -244,7 +244,10 @@ class DoorProbePolicy(Policy):
     distance beyond; the leg ends on arrival, after a number of blocked steps drawn per leg from
     ``push_steps`` (pressing on the wall for several model steps: a predictor rolled out against a wall has to
     keep the agent there), or after ``leg_steps`` steps. Speeds are drawn per leg from ``speed_range``
-    (fractions of the largest step).
+    (fractions of the largest step). With ``retreat_range`` a leg that ended pressed on the wall is followed by
+    a retreat straight back from it, that many px (drawn per retreat), at the leg's speed: without it the data
+    has many "at the wall, no motion" steps and few "at the wall, driving away" ones, and a predictor trained on
+    it held the agent at a wall whichever way it drove (session 29, two-rooms with the door anywhere).
 
     Args:
         door_fraction: share of legs aimed inside a door's gap.
@@ -253,6 +256,8 @@ class DoorProbePolicy(Policy):
         launch_range: (min, max) px between the wall's face and the launch point (and the aim beyond it).
         push_steps: (min, max) blocked steps that end a leg, drawn per leg.
         leg_steps: steps that end a leg in any case.
+        retreat_range: (min, max) px to back straight away from the wall after a leg that ended pressed on it;
+            None: no retreats (the next leg starts at once).
     """
 
     name = "door_probe"
@@ -265,6 +270,7 @@ class DoorProbePolicy(Policy):
         launch_range: tuple[float, float] = (3.0, 12.0),
         push_steps: tuple[int, int] = (2, 20),
         leg_steps: int = 40,
+        retreat_range: tuple[float, float] | None = None,
     ) -> None:
         lo, hi = (float(v) for v in speed_range)
         if not 0.0 <= door_fraction <= 1.0 or noise < 0 or not 0.0 < lo <= hi <= 1.0:
@@ -275,6 +281,9 @@ class DoorProbePolicy(Policy):
             raise ValueError(f"need 0 < launch min <= max and 1 <= push_steps min <= max; got {launch_range}, {push_steps}")
         if leg_steps < 1:
             raise ValueError(f"leg_steps must be >= 1, got {leg_steps}")
+        if retreat_range is not None and not 0.0 < float(retreat_range[0]) <= float(retreat_range[1]):
+            raise ValueError(f"need 0 < retreat_range min <= max (px), got {retreat_range}")
+        self.retreat_range = None if retreat_range is None else (float(retreat_range[0]), float(retreat_range[1]))
         self.door_fraction, self.noise = float(door_fraction), float(noise)
         self.speed_range = (lo, hi)
         self.launch_range = (float(launch_range[0]), float(launch_range[1]))
@@ -295,6 +304,8 @@ class DoorProbePolicy(Policy):
         self._push_limit = np.zeros(n, dtype=np.int64)
         self._speed = np.zeros(n)
         self._fresh = np.ones(n, dtype=bool)
+        self._away = np.zeros((n, 2))  # unit vector from the pressed wall back into the room (launch side)
+        self._retreat, self._retreating = np.zeros((n, 2)), np.zeros(n, dtype=bool)
 
     def _gap(self, door: Any) -> tuple[float, float, float]:
         """(first, last free coordinate along the wall, wall half thickness) of a door, read off the layout."""
@@ -335,6 +346,7 @@ class DoorProbePolicy(Policy):
             self._launch[i, along] = self._aim[i, along] = u
             self._launch[i, across] = wall + side * (half + self.rng.uniform(*self.launch_range))
             self._aim[i, across] = wall - side * (half + self.rng.uniform(*self.launch_range))
+            self._away[i] = side * np.eye(2)[across]
             self._speed[i] = self.rng.uniform(*self.speed_range) * self._step
             self._push_limit[i] = self.rng.integers(self.push_steps[0], self.push_steps[1] + 1)
         self._crossing[which] = False
@@ -347,12 +359,21 @@ class DoorProbePolicy(Policy):
         arrived_launch = ~self._crossing & (np.linalg.norm(self._launch - pos, axis=1) < 1.0)
         self._crossing |= arrived_launch | (~self._crossing & (self._age >= self.leg_steps // 2))
         done = self._fresh | (self._crossing & (np.linalg.norm(self._aim - pos, axis=1) < 1.0))
-        done |= (self._pushed >= self._push_limit) | (self._age >= self.leg_steps)
+        pressed = (self._pushed >= self._push_limit) & ~self._retreating & ~self._fresh
+        done |= pressed | (self._age >= self.leg_steps)
+        if self.retreat_range is not None:  # a pressed leg backs away first; a retreat ends on arrival or after half a leg
+            back = self._retreating & ((np.linalg.norm(self._retreat - pos, axis=1) < 1.0) | (self._age >= self.leg_steps // 2))
+            done = (done & ~self._retreating & ~pressed) | back
+            self._retreating &= ~back
+            for i in np.flatnonzero(pressed):
+                self._retreat[i] = pos[i] + self._away[i] * self.rng.uniform(*self.retreat_range)
+                self._retreating[i], self._age[i], self._pushed[i] = True, 0, 0
         self._fresh[:] = False
         if done.any():
             self._new_legs(pos, done)
         self._age += 1
         target = np.where(self._crossing[:, None], self._aim, self._launch)
+        target = np.where(self._retreating[:, None], self._retreat, target)
         delta = target - pos
         dist = np.linalg.norm(delta, axis=1, keepdims=True)
         action = delta / np.maximum(dist, 1e-12) * np.minimum(self._speed[:, None], dist)

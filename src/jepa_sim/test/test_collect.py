@@ -102,6 +102,27 @@ def test_door_probe_crosses_the_moved_door_and_pushes_the_wall_at_every_height()
     assert longest >= 10
 
 
+def test_door_probe_retreats_back_from_the_wall_it_pressed_on():
+    """retreat_range: after pressing on the wall, the agent drives straight back from it (data of "at the wall,
+    driving away moves"), several times as often as without; the pressing itself stays."""
+    door = 12.0
+
+    def at_the_wall(**kwargs):
+        eps = collect_episodes("two_rooms", 16, 100, "door_probe", seed=3, door_y=door, policy_kwargs=kwargs)
+        states = np.stack([e.state for e in eps.episodes])
+        actions = np.stack([e.actions[:-1] for e in eps.episodes])
+        x, y, dx = states[:, :-1, 0], states[:, :-1, 1], np.diff(states[..., 0], axis=1)
+        near = (np.abs(x - 32.0) < 3.0) & (np.abs(y - door) > 6.0)  # at the dividing wall, away from the door
+        away = near & (np.sign(actions[..., 0]) == np.sign(x - 32.0)) & (np.abs(actions[..., 0]) > 1.0)
+        return int((away & (np.abs(dx) > 0.8)).sum()), int((near & (np.abs(dx) < 0.05)).sum())
+
+    (plain_away, plain_pressed), (away, pressed) = at_the_wall(), at_the_wall(retreat_range=(3.0, 15.0))
+    assert away >= 3 * max(plain_away, 1) and away >= 20
+    assert pressed >= 0.5 * plain_pressed
+    with pytest.raises(ValueError, match="retreat_range"):
+        make_policy("door_probe", retreat_range=(5.0, 2.0))
+
+
 def test_door_probe_is_reproducible_and_refuses_worlds_without_doors():
     a = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
     b = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
