@@ -6,7 +6,11 @@ model's predictor. Each predicted latent is read back as a position: the nearest
 distance (the layout part left out), of the model's own encodings of the agent drawn at every free cell of a
 ``--grid`` px grid with that door. A push away from the doorway that is predicted to end on the other side
 of the wall is a *leak* (the simulator blocks it); a push level with the doorway predicted to stay on its
-own side is a *block*. A model that plans through a door it reads from the image needs both near 0.
+own side is a *block*. A model that plans through a door it reads from the image needs both near 0. The
+third failure is the opposite of a leak: the agent touching the wall (away from the doorway) and driven
+straight back from it for one model step moves the full step in the simulator; predicted to move less than
+half of that, it is *held* at the wall (a predictor that learned "at a wall, no motion" whatever the
+heading: the planner then sees no way off the wall and the agent hovers along it).
 
 Why: closed-loop success with the door moved mixes the model with the planner (the oracle model with
 `flat_cem_search` reaches 100% at every door, `bench/door_oracle.py`), and `bench/door_paths.py` compares
@@ -35,6 +39,7 @@ from jepa_world_model.models.world_model import LAYOUT_STD
 
 DOORS = (10.0, 18.0, 26.0, 32.0, 38.0, 46.0, 54.0)
 OFFSET_PX = 5  # start this far beside the wall
+FACE_PX = 1  # the held-at-the-wall pushes start this close to the wall's face (px)
 CLEARANCE_PX = 4  # pushes closer than this to the doorway's edge are neither leaks nor blocks
 
 
@@ -77,13 +82,41 @@ def score_door(model: Any, door: float, steps: int, grid: int, std: torch.Tensor
     crossed = np.where(np.asarray(heading) > 0, read[:, 0] > right, read[:, 0] < left)
     at_door_mask = np.asarray(at_door)
     n_door, n_away = int(at_door_mask.sum()), int((~at_door_mask).sum())
+    held = held_at_wall(model, env, door, starts, heading, at_door_mask, cells, table, std, keep, speed, frameskip)
     return {
         "door_y": door,
         "leak_rate": int(crossed[~at_door_mask].sum()) / max(n_away, 1),
         "pushes_away_from_door": n_away,
         "block_rate": int((~crossed[at_door_mask]).sum()) / max(n_door, 1),
         "pushes_at_door": n_door,
+        "held_rate": float(held.mean()) if held.size else 0.0,
+        "pushes_off_the_wall": int(held.size),
     }
+
+
+def held_at_wall(model: Any, env: Any, door: float, starts: list, heading: list, at_door: np.ndarray, cells: np.ndarray,
+                 table: torch.Tensor, std: torch.Tensor, keep: torch.Tensor, speed: float, frameskip: int) -> np.ndarray:
+    """Per push off the wall (the rows of the leak pushes clear of the doorway, started ``FACE_PX`` from the wall's
+    face and driven straight back from it for one model step): predicted to move less than half the simulator's move."""
+    left, right, _ = wall_geometry(env.render_map()[..., 0] == 255)
+    sign = -np.asarray(heading)[~at_door]  # away from the wall
+    ys = np.asarray(starts, dtype=np.float64)[~at_door, 1] + 0.5
+    xs = np.where(sign < 0, left - FACE_PX, right + 1 + FACE_PX).astype(np.float64)
+    if not len(xs):
+        return np.zeros(0, dtype=bool)
+    pos = np.stack([xs, ys], axis=1) / env.scale
+    sim = make_batch_world("two_rooms", len(pos), door_y=door)
+    sim.reset(list(range(len(pos))), starts=pos)
+    action = np.stack([sign * speed, np.zeros_like(sign)], axis=1)
+    for _ in range(frameskip):
+        sim.step(action)
+    moved = np.abs(sim.true_state()[:, 0] - pos[:, 0]) * env.scale
+    with torch.no_grad():
+        z = model.encode(env.render(pos))
+        z = model.predict(z[:, None], torch.tensor(np.tile(action, frameskip), dtype=torch.float32), level=0)
+    read = cells[torch.cdist(z.reshape(len(z), -1)[:, keep] / std[keep], table).argmin(dim=1).numpy()]
+    predicted = np.abs(read[:, 0] + 0.5 - xs)
+    return predicted < 0.5 * moved
 
 
 def score_bundle(bundle: str, steps: int, grid: int, doors: list[float]) -> dict[str, Any]:
@@ -96,6 +129,7 @@ def score_bundle(bundle: str, steps: int, grid: int, doors: list[float]) -> dict
         "steps": steps,
         "leak_rate": float(np.mean([r["leak_rate"] for r in per_door])),
         "block_rate": float(np.mean([r["block_rate"] for r in per_door])),
+        "held_rate": float(np.mean([r["held_rate"] for r in per_door])),
         "per_door": per_door,
     }
 
@@ -127,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     results = [score_bundle(b, args.steps, args.grid, args.doors) for b in args.bundles]
     for r in results:
-        print(f"{r['bundle']}: leaks through the wall {100 * r['leak_rate']:.0f}%, blocked at the door {100 * r['block_rate']:.0f}% "
-              f"(mean over doors; both should be near 0)")
+        print(f"{r['bundle']}: leaks through the wall {100 * r['leak_rate']:.0f}%, blocked at the door {100 * r['block_rate']:.0f}%, "
+              f"held at the wall {100 * r['held_rate']:.0f}% (mean over doors; all should be near 0)")
         print("  door y:  " + "  ".join(f"{d['door_y']:>5.0f}" for d in r["per_door"]))
         print("  leak %:  " + "  ".join(f"{100 * d['leak_rate']:>5.0f}" for d in r["per_door"]))
         print("  block %: " + "  ".join(f"{100 * d['block_rate']:>5.0f}" for d in r["per_door"]))
+        print("  held %:  " + "  ".join(f"{100 * d['held_rate']:>5.0f}" for d in r["per_door"]))
     if args.out:
         write_result(args.out, "bench/wall_leak.py", argv if argv is not None else sys.argv[1:], time.perf_counter() - t0, results)
         print(f"wrote {args.out}")

@@ -132,6 +132,54 @@ def test_wall_leak_finds_the_shipped_wall_where_it_was_trained_and_nowhere_else(
     assert at32["pushes_away_from_door"] > 10 and at32["pushes_at_door"] >= 2
     assert at32["leak_rate"] == 0.0 and at32["block_rate"] == 0.0
     assert at10["block_rate"] == 1.0
+    assert at32["pushes_off_the_wall"] == at32["pushes_away_from_door"] and at32["held_rate"] == 0.0  # drives off it
+
+
+class PositionModel:
+    """A two-rooms "model" whose latent is the agent's position read off the image (its reddest pixel) and whose
+    predictor either keeps the agent where it is (``still``) or adds the commanded moves, walls or not: the two wrong
+    walls, everywhere and nowhere."""
+
+    def __init__(self, still: bool) -> None:
+        import torch
+
+        self.still, self.frameskip, self.latent_std = still, 5, torch.ones(2)
+
+    def encode(self, images):
+        import numpy as np
+        import torch
+
+        images = np.asarray(images, dtype=np.float32)
+        channel = (images[..., 0] - images[..., 1]).reshape(len(images), -1).argmax(axis=1)  # red agent, white walls
+        side = images.shape[2]
+        return torch.tensor(np.stack([channel % side, channel // side], axis=1) + 0.5, dtype=torch.float32)
+
+    def predict(self, ctx, actions, level=0):
+        moves = actions.reshape(len(actions), -1, 2).sum(dim=1)
+        return ctx[:, -1] if self.still else ctx[:, -1] + moves
+
+    def rollout(self, z, actions):
+        import torch
+
+        out, ctx = [], z
+        for k in range(actions.shape[1]):
+            ctx = self.predict(ctx, actions[:, k])[:, None]
+            out.append(ctx[:, 0])
+        return torch.stack(out, dim=1)
+
+
+def test_wall_leak_tells_a_wall_everywhere_from_a_wall_nowhere() -> None:
+    """A predictor that never moves the agent near a wall is held (and blocked at the door) but never leaks; one
+    that ignores walls leaks on every push and is never held."""
+    import torch
+
+    mod = load("wall_leak")
+    keep = torch.ones(2, dtype=torch.bool)
+    still = mod.score_door(PositionModel(still=True), 20.0, 4, 2, torch.ones(2), keep)
+    free = mod.score_door(PositionModel(still=False), 20.0, 4, 2, torch.ones(2), keep)
+    assert still["held_rate"] == 1.0 and still["leak_rate"] == 0.0 and still["block_rate"] == 1.0
+    assert free["held_rate"] == 0.0 and free["leak_rate"] == 1.0 and free["block_rate"] == 0.0
+    assert still["pushes_off_the_wall"] == still["pushes_away_from_door"] > 10
 
 
 def test_wall_leak_refuses_a_directory_without_a_bundle_and_other_worlds(tmp_path: Path, capsys) -> None:
