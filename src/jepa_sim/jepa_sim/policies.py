@@ -247,7 +247,9 @@ class DoorProbePolicy(Policy):
     (fractions of the largest step). With ``retreat_range`` a leg that ended pressed on the wall is followed by
     a retreat straight back from it, that many px (drawn per retreat), at the leg's speed: without it the data
     has many "at the wall, no motion" steps and few "at the wall, driving away" ones, and a predictor trained on
-    it held the agent at a wall whichever way it drove (session 29, two-rooms with the door anywhere).
+    it held the agent at a wall whichever way it drove (session 29, two-rooms with the door anywhere). With
+    ``slant`` the aim beyond the wall is moved along it by up to that many px (drawn per leg): crossings at an
+    angle, which clip a doorway's jambs and slide along the wall, where straight ones do neither.
 
     Args:
         door_fraction: share of legs aimed inside a door's gap.
@@ -258,6 +260,7 @@ class DoorProbePolicy(Policy):
         leg_steps: steps that end a leg in any case.
         retreat_range: (min, max) px to back straight away from the wall after a leg that ended pressed on it;
             None: no retreats (the next leg starts at once).
+        slant: largest shift (px) of the aim along the wall, drawn uniformly per leg; 0: straight across.
     """
 
     name = "door_probe"
@@ -271,6 +274,7 @@ class DoorProbePolicy(Policy):
         push_steps: tuple[int, int] = (2, 20),
         leg_steps: int = 40,
         retreat_range: tuple[float, float] | None = None,
+        slant: float = 0.0,
     ) -> None:
         lo, hi = (float(v) for v in speed_range)
         if not 0.0 <= door_fraction <= 1.0 or noise < 0 or not 0.0 < lo <= hi <= 1.0:
@@ -284,6 +288,9 @@ class DoorProbePolicy(Policy):
         if retreat_range is not None and not 0.0 < float(retreat_range[0]) <= float(retreat_range[1]):
             raise ValueError(f"need 0 < retreat_range min <= max (px), got {retreat_range}")
         self.retreat_range = None if retreat_range is None else (float(retreat_range[0]), float(retreat_range[1]))
+        if not 0.0 <= float(slant) < float("inf"):
+            raise ValueError(f"slant must be a finite number of px >= 0, got {slant}")
+        self.slant = float(slant)
         self.door_fraction, self.noise = float(door_fraction), float(noise)
         self.speed_range = (lo, hi)
         self.launch_range = (float(launch_range[0]), float(launch_range[1]))
@@ -346,6 +353,9 @@ class DoorProbePolicy(Policy):
             self._launch[i, along] = self._aim[i, along] = u
             self._launch[i, across] = wall + side * (half + self.rng.uniform(*self.launch_range))
             self._aim[i, across] = wall - side * (half + self.rng.uniform(*self.launch_range))
+            if self.slant > 0:
+                b = self._layout.room_bounds(int(rooms[i]))
+                self._aim[i, along] = np.clip(u + self.rng.uniform(-self.slant, self.slant), b[along] + 1.0, b[along + 2] - 1.0)
             self._away[i] = side * np.eye(2)[across]
             self._speed[i] = self.rng.uniform(*self.speed_range) * self._step
             self._push_limit[i] = self.rng.integers(self.push_steps[0], self.push_steps[1] + 1)

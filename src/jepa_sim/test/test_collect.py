@@ -123,6 +123,24 @@ def test_door_probe_retreats_back_from_the_wall_it_pressed_on():
         make_policy("door_probe", retreat_range=(5.0, 2.0))
 
 
+def test_door_probe_slant_presses_on_the_wall_at_an_angle():
+    """slant: the aim beyond the wall moves along it, so a good share of the pressing is at an angle to the wall."""
+    door = 12.0
+
+    def pressing(**kwargs):
+        eps = collect_episodes("two_rooms", 16, 100, "door_probe", seed=3, door_y=door, policy_kwargs=kwargs)
+        states = np.stack([e.state for e in eps.episodes])
+        actions = np.stack([e.actions[:-1] for e in eps.episodes])
+        speed = np.linalg.norm(actions, axis=-1)
+        pressed = (np.abs(states[:, :-1, 0] - 32.0) < 3.0) & (np.abs(np.diff(states[..., 0], axis=1)) < 0.05) & (speed > 0.5)
+        return int(pressed.sum()), int((pressed & (np.abs(actions[..., 1]) > 0.3 * speed)).sum())
+
+    (plain, plain_slanted), (pressed, slanted) = pressing(), pressing(slant=10.0)
+    assert slanted >= 0.3 * pressed and slanted >= 4 * max(plain_slanted, 1) and pressed >= 0.5 * plain
+    with pytest.raises(ValueError, match="slant"):
+        make_policy("door_probe", slant=-1.0)
+
+
 def test_door_probe_is_reproducible_and_refuses_worlds_without_doors():
     a = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
     b = collect_episodes("multi_room", 4, 30, "door_probe", seed=5)
