@@ -9,6 +9,10 @@ motion) a camera change moves the latent.
 Usage:
     .venv/bin/python bench/bench_robustness.py                                   # every shipped bundle
     .venv/bin/python bench/bench_robustness.py --bundle models/two_rooms --episodes 40 --rows noise brightness
+    .venv/bin/python bench/bench_robustness.py --bundle models/two_rooms_door_anywhere --rows door_y=random,noise=0.01176
+
+A row is one factor level, or several applied together (NAME=LEVEL,NAME=LEVEL: the door anywhere and camera
+noise at once, say).
 
 Writes bench/results/robustness_<bundle>.json, .md (table) and .png (plot) per bundle.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -70,16 +75,29 @@ SHIPPED = ["models/two_rooms", "models/multi_room", "models/point_maze"]
 
 
 def rows_for(world: str, only: list[str] | None) -> list[tuple[str, Any]]:
-    """(factor, level) rows for a world, nominal first; ``only`` keeps the named factors ('nominal' included) or NAME=LEVEL rows."""
+    """(factor, level) rows for a world, nominal first; ``only`` keeps the named factors ('nominal' included) or NAME=LEVEL
+    rows. A combined row (NAME=LEVEL,NAME=LEVEL) is ("NAME+NAME", {NAME: LEVEL, ...})."""
     rows = [("nominal", None), *CAMERA_ROWS, *WORLD_ROWS.get(world, [])]
     if only is None:
         return rows
     picked = [r for r in rows if r[0] in only]
     for item in only:
         if "=" in item:
-            name, level = item.split("=", 1)
-            picked.append((name, yaml.safe_load(level)))
+            pairs = [part.split("=", 1) for part in item.split(",")]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError(f"--rows: {item!r} is not NAME=LEVEL[,NAME=LEVEL...]")
+            levels = {name.strip(): yaml.safe_load(level) for name, level in pairs}
+            picked.append(next(iter(levels.items())) if len(levels) == 1 else ("+".join(levels), levels))
     return picked
+
+
+def level_text(level: Any) -> str:
+    """A row's level for tables and plots (a combined row's: NAME=LEVEL, ...)."""
+    if level is None:
+        return ""
+    if isinstance(level, dict):
+        return ", ".join(f"{name}={level_text(value)}" for name, value in level.items())
+    return f"{level:.4g}" if isinstance(level, float) else str(level)
 
 
 def encoder_sensitivity(model, world, n: int = 256, seed: int = 0) -> dict[str, float] | None:
@@ -138,7 +156,7 @@ def bench_bundle(bundle: str, args: argparse.Namespace, partial: Path | None = N
     make_varied_world(world_name, world_kwargs, {}).close()  # an optional simulator that is missing skips the bundle
     rows = []
     for factor, level in rows_for(world_name, args.rows):
-        factors = {} if factor == "nominal" else {factor: level}
+        factors = {} if factor == "nominal" else dict(level) if isinstance(level, dict) else {factor: level}
         try:
             world = make_varied_world(world_name, world_kwargs, factors)
         except ValueError as err:
@@ -198,9 +216,8 @@ def markdown(result: dict[str, Any]) -> str:
         if "error" in r:
             lines.append(f"| {r['factor']} | {r['level']} | n/a ({r['error']}) | |")
             continue
-        level = "" if r["level"] is None else (f"{r['level']:.4g}" if isinstance(r["level"], float) else r["level"])
         lo, hi = r["success_ci95"]
-        lines.append(f"| {r['factor']} | {level} | {r['success_rate']:.1%} ({r['successes']}/{r['episodes']}) | {lo:.1%}-{hi:.1%} |")
+        lines.append(f"| {r['factor']} | {level_text(r['level'])} | {r['success_rate']:.1%} ({r['successes']}/{r['episodes']}) | {lo:.1%}-{hi:.1%} |")
     sens = result.get("encoder_sensitivity")
     if sens:
         lines += ["", "Encoder sensitivity (median latent move, in px of agent motion): " + ", ".join(
@@ -215,8 +232,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in result["rows"] if "error" not in r]
-    labels = [r["factor"] if r["level"] is None else f"{r['factor']}={r['level']:.3g}" if isinstance(r["level"], float)
-              else f"{r['factor']}={r['level']}" for r in rows]
+    labels = [r["factor"] if r["level"] is None else level_text(r["level"]) if isinstance(r["level"], dict)
+              else f"{r['factor']}={level_text(r['level'])}" for r in rows]
     rate = np.array([r["success_rate"] for r in rows])
     lo = rate - np.array([r["success_ci95"][0] for r in rows])
     hi = np.array([r["success_ci95"][1] for r in rows]) - rate
@@ -240,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         "--bundle", action="append", default=None, help="bundle directory, relative to the repository (repeatable; default every shipped one)"
     )
     p.add_argument("--episodes", type=int, default=30, help="episodes per row")
-    p.add_argument("--rows", nargs="*", default=None, help="only these factors or NAME=LEVEL rows ('nominal' for the nominal row)")
+    p.add_argument("--rows", nargs="*", default=None,
+                   help="only these factors or NAME=LEVEL rows ('nominal' for the nominal row; NAME=LEVEL,NAME=LEVEL applies both)")
     p.add_argument("--profile", default=None, help="planner profile (default per world: two_rooms flat_cem, else hierarchical)")
     p.add_argument("--max-steps", type=int, default=None, help="raw steps per episode (default per world)")
     p.add_argument("--seed", type=int, default=0, help="offset added to the held-out first seed")
@@ -271,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as err:  # optional simulator missing (point_maze needs gymnasium-robotics)
             print(f"{bundle}: skipped ({err})")
             continue
+        except ValueError as err:  # a malformed --rows item
+            print(f"bench_robustness: {err}", file=sys.stderr)
+            return 2
         result["machine"] = machine_info()
         result["args"] = vars(args)
         stem = f"robustness_{Path(bundle).name}{args.tag}"
