@@ -249,7 +249,7 @@ class DoorProbePolicy(Policy):
     has many "at the wall, no motion" steps and few "at the wall, driving away" ones, and a predictor trained on
     it held the agent at a wall whichever way it drove (session 29, two-rooms with the door anywhere). With
     ``slant`` the aim beyond the wall is moved along it by up to that many px (drawn per leg): crossings at an
-    angle, which clip a doorway's jambs and slide along the wall, where straight ones do neither.
+    angle, which clip a doorway's jambs and press on the wall at an angle, where straight ones do neither.
 
     Args:
         door_fraction: share of legs aimed inside a door's gap.
