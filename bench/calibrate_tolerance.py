@@ -5,7 +5,7 @@ This script measures that distance for 1 px moves of the agent in random directi
 positions of a point-mass world, so the tolerance can be set inside the world's success radius.
 Writes bench/results/tolerance.json (tolerance_<world>.json for other worlds).
 
-Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000]
+Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ def main() -> None:
     parser.add_argument("--bundle", default="models/two_rooms")
     parser.add_argument("--world", default="two_rooms")
     parser.add_argument("--n", type=int, default=2000, help="position pairs")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON to write (default bench/results/tolerance.json, tolerance_<world>.json for other worlds)")
     args = parser.parse_args()
     d = distances_per_px(args.bundle, args.world, args.n)
-    out = RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json")
+    out = args.out or (RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json"))
     result = {
         "bundle": portable_path(args.bundle),
         "world": args.world,
