@@ -169,8 +169,8 @@ class PositionModel:
 
 
 def test_wall_leak_tells_a_wall_everywhere_from_a_wall_nowhere() -> None:
-    """A predictor that never moves the agent near a wall is held (and blocked at the door) but never leaks; one
-    that ignores walls leaks on every push and is never held."""
+    """A predictor that never moves the agent is held (and blocked at the door) but never leaks; one that ignores
+    walls leaks on every push and is never held."""
     import torch
 
     mod = load("wall_leak")
