@@ -82,7 +82,7 @@ def score_door(model: Any, door: float, steps: int, grid: int, std: torch.Tensor
     crossed = np.where(np.asarray(heading) > 0, read[:, 0] > right, read[:, 0] < left)
     at_door_mask = np.asarray(at_door)
     n_door, n_away = int(at_door_mask.sum()), int((~at_door_mask).sum())
-    held = held_at_wall(model, env, door, starts, heading, at_door_mask, cells, table, std, keep, speed, frameskip)
+    held = held_at_wall(model, env, door, (left, right), starts, heading, at_door_mask, cells, table, std, keep, speed, frameskip)
     return {
         "door_y": door,
         "leak_rate": int(crossed[~at_door_mask].sum()) / max(n_away, 1),
@@ -94,11 +94,13 @@ def score_door(model: Any, door: float, steps: int, grid: int, std: torch.Tensor
     }
 
 
-def held_at_wall(model: Any, env: Any, door: float, starts: list, heading: list, at_door: np.ndarray, cells: np.ndarray,
-                 table: torch.Tensor, std: torch.Tensor, keep: torch.Tensor, speed: float, frameskip: int) -> np.ndarray:
+def held_at_wall(model: Any, env: Any, door: float, wall: tuple[int, int], starts: list, heading: list, at_door: np.ndarray,
+                 cells: np.ndarray, table: torch.Tensor, std: torch.Tensor, keep: torch.Tensor, speed: float,
+                 frameskip: int) -> np.ndarray:
     """Per push off the wall (the rows of the leak pushes clear of the doorway, started ``FACE_PX`` from the wall's
-    face and driven straight back from it for one model step): predicted to move less than half the simulator's move."""
-    left, right, _ = wall_geometry(env.render_map()[..., 0] == 255)
+    face, its first and last column ``wall``, and driven straight back from it for one model step): predicted to move
+    less than half the simulator's move."""
+    left, right = wall
     sign = -np.asarray(heading)[~at_door]  # away from the wall
     ys = np.asarray(starts, dtype=np.float64)[~at_door, 1] + 0.5
     xs = np.where(sign < 0, left - FACE_PX, right + 1 + FACE_PX).astype(np.float64)

@@ -343,18 +343,15 @@ class DoorProbePolicy(Policy):
             j = int(self.rng.choice(doors))
             door, (g_lo, g_hi, half) = self._layout.doors[j], self._gaps[j]
             along, across = 1 - door.axis, door.axis
-            if self.rng.random() < self.door_fraction:
-                u = self.rng.uniform(g_lo + 0.5, g_hi - 0.5)
-            else:
-                b = self._layout.room_bounds(int(rooms[i]))
-                u = self.rng.uniform(b[along] + 2.0, b[along + 2] - 2.0)
+            b = self._layout.room_bounds(int(rooms[i]))
+            inside = self.rng.random() < self.door_fraction  # inside the gap, else anywhere along the room's wall
+            u = self.rng.uniform(*((g_lo + 0.5, g_hi - 0.5) if inside else (b[along] + 2.0, b[along + 2] - 2.0)))
             wall = door.centre[across]
             side = 1.0 if pos[i, across] >= wall else -1.0
             self._launch[i, along] = self._aim[i, along] = u
             self._launch[i, across] = wall + side * (half + self.rng.uniform(*self.launch_range))
             self._aim[i, across] = wall - side * (half + self.rng.uniform(*self.launch_range))
             if self.slant > 0:
-                b = self._layout.room_bounds(int(rooms[i]))
                 self._aim[i, along] = np.clip(u + self.rng.uniform(-self.slant, self.slant), b[along] + 1.0, b[along + 2] - 1.0)
             self._away[i] = side * np.eye(2)[across]
             self._speed[i] = self.rng.uniform(*self.speed_range) * self._step
