@@ -5,7 +5,8 @@ observations share one encoder), a latent (checked against the bundle), or a nam
 YAML (an image file or a latent ``.npy``). The configurator publishes the goal latent and the
 profile (both transient local) for the actor, then follows the latent stream: success when the
 normalised latent distance (RMS over dimensions of (z - g) / latent_std) drops below the
-tolerance; otherwise timeout, cancel, or preemption by a newer goal. On any end it clears the goal,
+tolerance (the goal's; else ``default_tolerance``; else, when that is 0, the bundle's own ``goal.tolerance``,
+since a latent's scale per pixel or metre is the bundle's); otherwise timeout, cancel, or preemption by a newer goal. On any end it clears the goal,
 which stops the actor. ``agent_status`` merges the actor's status with the task's progress.
 
 Supervision: while a goal runs, the configurator refreshes the actor's lease on it (``goal_lease``,
@@ -61,8 +62,9 @@ from jepa_common.yaml_io import load_yaml_file
 from jepa_interfaces.action import ReachGoal
 from jepa_interfaces.msg import AgentStatus, LatentState, Plan
 from jepa_interfaces.srv import EncodeImage
-from jepa_planner.supervision import REACHED, GoalSupervisor
+from jepa_planner.supervision import REACHED, GoalSupervisor, resolve_tolerance
 
+FALLBACK_TOLERANCE = 0.03  # default_tolerance 0 with a bundle that carries none (the two-rooms bundles' value)
 ENCODE_RETRY_S = 2.0  # encode_image: send the request again after this long without a reply (see encode_image)
 
 PARAMS = {
@@ -70,7 +72,8 @@ PARAMS = {
     "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
     "default_profile": Param("flat_cem", "profile used when a goal names none"),
     "goals_file": Param("", "named goals YAML: {name: {image: file.png} | {latent: file.npy}}", read_only=True),
-    "default_tolerance": Param(0.5, "success when the normalised latent distance is below this", min=1e-6, max=1e3,
+    "default_tolerance": Param(0.0, "success when the normalised latent distance is below this; 0 = the bundle's "
+                               f"goal tolerance (manifest goal.tolerance), else {FALLBACK_TOLERANCE}", min=0.0, max=1e3,
                                dynamic=True),
     "default_time_limit": Param(60.0, "seconds before a goal times out", min=0.1, max=86400.0, dynamic=True),
     "max_steps": Param(0, "control steps before a goal times out (0 = no step limit)", min=0, max=10_000_000,
@@ -104,6 +107,7 @@ class ConfiguratorNode(LifecycleNode):
         super().__init__("configurator", **kwargs)
         self.params = declare_params(self, PARAMS)
         self.manifest = None
+        self.bundle_tolerance: float | None = None  # the bundle's goal.tolerance (manifest), set in configure
         self.group = ReentrantCallbackGroup()
         self.latest: LatentState | None = None
         self.latent_event = threading.Event()
@@ -127,6 +131,7 @@ class ConfiguratorNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from jepa_planner.profiles import load_profiles
         from jepa_world_model.bundle import read_manifest
+        from jepa_world_model.manifest import goal_tolerance
 
         try:
             if not self.params["bundle"]:
@@ -135,6 +140,7 @@ class ConfiguratorNode(LifecycleNode):
             self.latent_shape = tuple(self.manifest["latent_shape"])
             self.latent_mean = np.asarray(self.manifest["latent_mean"], np.float32).reshape(self.latent_shape)
             self.latent_std = np.maximum(np.asarray(self.manifest["latent_std"], np.float32).reshape(self.latent_shape), 1e-6)
+            self.bundle_tolerance = goal_tolerance(self.manifest)
             self.profiles = load_profiles(self.params["profiles_file"] or None)
             if self.params["default_profile"] not in self.profiles:
                 raise ValueError(
@@ -178,8 +184,11 @@ class ConfiguratorNode(LifecycleNode):
         own(self.create_timer(1.0, self.publish_status, callback_group=group, clock=steady))
         own(self.create_timer(self.params["lease_period"], self.publish_lease, callback_group=group, clock=steady))
         self.watch_surprise()
+        tol = resolve_tolerance(0.0, self.params["default_tolerance"], self.bundle_tolerance, FALLBACK_TOLERANCE)
+        source = ("default_tolerance" if self.params["default_tolerance"] > 0 else
+                  "the bundle's" if self.bundle_tolerance is not None else "fallback: the bundle carries none")
         self.get_logger().info(f"configurator ready: {len(self.goals)} named goals, {len(self.profiles)} profiles, "
-                               f"default '{self.params['default_profile']}'")
+                               f"default '{self.params['default_profile']}', goal tolerance {tol} ({source})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -420,7 +429,8 @@ class ConfiguratorNode(LifecycleNode):
             result.reason = f"rejected: {exc}"
             return result
         profile = self.mode1_if_familiar(goal.profile or self.params["default_profile"], z_goal)
-        tolerance = goal.tolerance if goal.tolerance > 0 else self.params["default_tolerance"]
+        tolerance = resolve_tolerance(goal.tolerance, self.params["default_tolerance"], self.bundle_tolerance,
+                                      FALLBACK_TOLERANCE)
         time_limit = goal.time_limit if goal.time_limit > 0 else self.params["default_time_limit"]
         with self.goal_lock:
             if self.active_goal_id != goal_id:  # preempted (or ended) while it was being resolved

@@ -336,14 +336,12 @@ class WorldDefaults:
 
     world_args: str = "{}"  # with --world (else the params file's sim section)
     max_steps: int = 200
-    tolerance: float | None = None  # None: the params file's
 
 
-# The tolerances sit inside the 1 px success radius (bench/calibrate_tolerance.py: with models/multi_room 1 px of
-# displacement is 0.026 normalised latent distance (p10 0.015), against 0.068 for models/two_rooms and its params-file 0.03).
+# The goal tolerance is the bundle's own (manifest goal.tolerance; the params file's default_tolerance is 0).
 WORLD_DEFAULTS = {
     "two_rooms": WorldDefaults("{goal_in_other_room: true}"),
-    "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600, tolerance=0.015),
+    "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600),
     # goals 25 steps along the scripted pusher, a budget of twice that (bench/bench_push_t.py's d = 25)
     "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50),
 }
@@ -379,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="", help="planner profile (default: the configurator's default_profile)")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds per task")
     p.add_argument("--tolerance", type=float, default=None,
-                   help="configurator goal tolerance (default: the params file's; 0.015 for multi_room)")
+                   help="configurator goal tolerance, normalised latent distance (default: the params file's; "
+                   "0 there: the bundle's own, see jepa-bundle info)")
     p.add_argument("--max-steps", type=int, default=None, help="control steps per task (default 200; 600 for multi_room)")
     p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
     p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
@@ -471,9 +470,8 @@ def run(argv: list[str] | None = None) -> int:
     overrides["actor"]["trigger"] = "timer" if args.realtime else "on_latent"
     overrides["actor"].update(command_bounds)
     overrides["configurator"]["max_steps"] = args.max_steps or defaults.max_steps
-    tolerance = args.tolerance if args.tolerance is not None else defaults.tolerance
-    if tolerance is not None:
-        overrides["configurator"]["default_tolerance"] = tolerance
+    if args.tolerance is not None:
+        overrides["configurator"]["default_tolerance"] = args.tolerance
     if args.profile:
         overrides["configurator"]["default_profile"] = args.profile
         overrides["actor"]["profile"] = args.profile

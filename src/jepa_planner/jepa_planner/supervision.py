@@ -19,6 +19,15 @@ from jepa_common.convert import latent_distance
 REACHED, CANCELED, TIMEOUT = "reached", "canceled", "timeout"
 
 
+def resolve_tolerance(goal: float, param: float, bundle: float | None, fallback: float) -> float:
+    """A goal's tolerance: its own when > 0, else the node's ``default_tolerance`` when > 0, else the bundle's
+    (its latent's scale per pixel or metre is its own, so the bundle knows what "reached" means), else ``fallback``."""
+    for value in (goal, param, bundle):
+        if value is not None and value > 0:
+            return float(value)
+    return float(fallback)
+
+
 class GoalSupervisor:
     """One goal's bookkeeping.
 

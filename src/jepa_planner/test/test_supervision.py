@@ -63,3 +63,12 @@ def test_step_limit_and_no_latent_final_distance() -> None:
     unlimited, _ = make(max_steps=0)
     unlimited.step = 10_000
     assert unlimited.end_reason() is None
+
+
+def test_tolerance_comes_from_the_goal_then_the_parameter_then_the_bundle() -> None:
+    from jepa_planner.supervision import resolve_tolerance
+
+    assert resolve_tolerance(0.2, 0.05, 0.01, 0.03) == 0.2  # the goal's own
+    assert resolve_tolerance(0.0, 0.05, 0.01, 0.03) == 0.05  # default_tolerance > 0 overrides the bundle's
+    assert resolve_tolerance(-1.0, 0.0, 0.01, 0.03) == 0.01  # default_tolerance 0: the bundle's
+    assert resolve_tolerance(0.0, 0.0, None, 0.03) == 0.03  # a bundle without one: the fallback

@@ -3,7 +3,8 @@
 A bundle is a directory::
 
     manifest.json          schema_version, input spec, latent stats, levels, provenance, metrics, sha256 of every file,
-                           optional position readout (linear head latent -> odometry (x, y), plain JSON numbers)
+                           optional position readout (linear head latent -> odometry (x, y), plain JSON numbers),
+                           optional goal tolerance (the latent distance that counts as "reached" with this latent)
     encoder.onnx           uint8 NHWC images -> latents (normalisation inside)
     predictor.onnx         level-0 one-step predict (z_ctx (B, C, *L), action (B, A0)) -> (B, *L)
     predictor_level{k}.onnx, macro_encoder_level{k}.onnx   coarser levels
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import pickle
 import sys
 import warnings
@@ -41,9 +43,11 @@ from jepa_world_model.manifest import (
     BundleError,
     check_manifest,
     check_paths,
+    goal_tolerance,
     safe_path,
     sha256_of,
     verify_checksums,
+    write_manifest,
 )
 from jepa_world_model.models.predictors import pad_context
 from jepa_world_model.models.world_model import DataDims, JEPAWorldModel
@@ -303,8 +307,7 @@ def export_bundle(
         [files["decoder"]] if files["decoder"] else []
     )
     manifest["checksums"] = {name: sha256_of(out / name) for name in listed}
-    check_manifest(json.loads(json.dumps(manifest)), str(out / MANIFEST))  # never write what the loader would refuse
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(out, manifest)
     if episodes is not None or readout_episodes:
         from jepa_world_model.readout import try_add_position_readout
 
@@ -596,6 +599,10 @@ def summarise(manifest: dict[str, Any]) -> str:
                      f"({data.get('source')} {data.get('world', '')}, {data.get('episodes')} episodes)")
     else:
         lines.append("readout:       none (plans are not drawn as paths; add one with jepa-bundle add-readout)")
+    tol = goal_tolerance(manifest)
+    lines.append(f"goal:          tolerance {tol} ({manifest['goal'].get('basis') or 'no basis given'})" if tol is not None
+                 else "goal:          no tolerance (the configurator's default_tolerance, else 0.03; set one with "
+                      "jepa-bundle set-tolerance)")
     return "\n".join(lines)
 
 
@@ -654,8 +661,24 @@ def _add_readout(args: argparse.Namespace) -> int:
     return 0
 
 
+def set_goal_tolerance(path: str | Path, tolerance: float, basis: str = "") -> dict[str, Any]:
+    """Store the bundle's goal tolerance in its manifest (replacing an older one); the bundle is verified first.
+
+    Raises:
+        ValueError: a tolerance that is not a positive finite number (BundleError for a bad bundle).
+    """
+    root = Path(path)
+    if not math.isfinite(tolerance) or tolerance <= 0:
+        raise ValueError(f"the goal tolerance must be a positive finite normalised latent distance, got {tolerance}")
+    read_manifest(root, verify=True)
+    raw = json.loads((root / MANIFEST).read_text())
+    raw["goal"] = {"tolerance": float(tolerance), "basis": basis}
+    write_manifest(root, raw)
+    return raw["goal"]
+
+
 def bundle_main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="jepa-bundle", description="Inspect model bundles and add a position readout.")
+    p = argparse.ArgumentParser(prog="jepa-bundle", description="Inspect model bundles; add a position readout or a goal tolerance.")
     sub = p.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print the manifest summary; verify the manifest, every file's sha256 and the checkpoint")
     info.add_argument("path", help="bundle directory")
@@ -671,10 +694,23 @@ def bundle_main(argv: list[str] | None = None) -> int:
     add.add_argument("--frame-id", default=None, help="frame of the positions (default: map for the sims, odom for bags)")
     add.add_argument("--units", default=None, help="units of the positions (default: the world's, e.g. px or m)")
     add.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    tol = sub.add_parser(
+        "set-tolerance",
+        help="store the goal tolerance that suits this bundle's latent (normalised latent distance: the configurator "
+        "uses it when its default_tolerance is 0 and a goal gives none); bench/calibrate_tolerance.py measures "
+        "the distance of a 1 px move",
+    )
+    tol.add_argument("path", help="bundle directory")
+    tol.add_argument("tolerance", type=float, help="normalised latent distance below which a goal counts as reached")
+    tol.add_argument("--basis", default="", help="how the value was chosen, stored beside it (e.g. a calibration figure)")
     args = p.parse_args(argv)
     try:
         if args.command == "info":
             return _info(args.path, args.json)
+        if args.command == "set-tolerance":
+            goal = set_goal_tolerance(args.path, args.tolerance, args.basis)
+            print(f"goal tolerance of {args.path}: {goal['tolerance']}")
+            return 0
         return _add_readout(args)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"jepa-bundle: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -11,7 +11,9 @@ CLIs that already report ValueError print exactly what is wrong.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
@@ -116,6 +118,13 @@ class ReadoutSpec(_Section):
     position: PositionReadoutSpec | None = None
 
 
+class GoalSpec(_Section):
+    """How close counts as "reached" for this bundle's latent: its scale per metre or pixel is the bundle's own."""
+
+    tolerance: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    basis: str = ""  # how the value was chosen (e.g. a calibration figure), for people reading the manifest
+
+
 class ManifestModel(_Section):
     schema_version: int
     model_id: str = Field(min_length=1)
@@ -133,6 +142,7 @@ class ManifestModel(_Section):
     has_decoder: bool = False
     checksums: dict[FileName, Sha256] = Field(min_length=1)
     readout: ReadoutSpec | None = None
+    goal: GoalSpec | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 
@@ -215,6 +225,21 @@ def check_manifest(raw: Any, where: str) -> ManifestModel:
         got = "" if err["type"] in ("missing", "value_error") else f" (got {err.get('input')!r:.60})"
         text = f"{where}: field '{field}' {msg}{got}" if field != "manifest" else f"{where}: {msg}"
         raise BundleError(" ".join(text.split()) + "; re-export the bundle") from None
+
+
+def goal_tolerance(manifest: dict[str, Any]) -> float | None:
+    """The bundle's own goal tolerance (``goal.tolerance``, normalised latent distance), None when it has none."""
+    value = (manifest.get("goal") or {}).get("tolerance")
+    return None if value is None else float(value)
+
+
+def write_manifest(root: Path, raw: dict[str, Any]) -> ManifestModel:
+    """Validate ``raw`` and replace ``root/manifest.json`` with it atomically: never a manifest the loader would refuse."""
+    checked = check_manifest(json.loads(json.dumps(raw)), str(root / MANIFEST))
+    tmp = root / f".{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    tmp.replace(root / MANIFEST)
+    return checked
 
 
 def safe_path(root: Path, name: str, field: str) -> Path:

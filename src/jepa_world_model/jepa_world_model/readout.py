@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from jepa_common.episodes import EpisodeSet
-from jepa_world_model.manifest import MANIFEST, BundleError, check_manifest
+from jepa_world_model.manifest import MANIFEST, BundleError, write_manifest
 
 RIDGE = 1e-3  # relative to the number of frames, on standardised latents
 HELDOUT_FRACTION = 0.2
@@ -242,10 +241,7 @@ def add_position_readout(
                 "created": datetime.now(UTC).isoformat(timespec="seconds")},
     }
     raw["readout"] = {**(raw.get("readout") or {}), "position": entry}
-    check_manifest(raw, str(root / MANIFEST))  # never write a manifest the loader would refuse
-    tmp = root / f".{MANIFEST}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(raw, indent=2) + "\n")
-    tmp.replace(root / MANIFEST)
+    write_manifest(root, raw)
     return entry
 
 
