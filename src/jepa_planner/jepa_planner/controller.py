@@ -183,6 +183,7 @@ class MPCController:
         self.manoeuvre, self.rng = [], np.random.default_rng(0)
         self.escalations = 0
         self.planner.reset()
+        self.forget_blocked()
         if goal is not None:
             self.set_goal(goal)
 
@@ -204,6 +205,17 @@ class MPCController:
         for other in (self.long_planner, self.short_planner):
             if other is not None:
                 other.reset()
+        self.forget_blocked()
+
+    def forget_blocked(self) -> None:
+        """Stalls seen on the way to the last goal (or in the last episode) say nothing about this one's way."""
+        for planner in self.planners():
+            if hasattr(planner, "forget_blocked"):
+                planner.forget_blocked()
+
+    def planners(self) -> list:
+        """The profile's planner and its long / short variants (those the profile has)."""
+        return [p for p in (self.planner, self.long_planner, self.short_planner) if p is not None]
 
     def context(self) -> torch.Tensor:
         """(C, *latent_shape): the newest latent and its predecessors at model-step spacing, oldest first."""
@@ -301,6 +313,9 @@ class MPCController:
                 side[:2] = np.array([-back[1], back[0]]) * (1.0 if self.rng.random() < 0.5 else -1.0)
             self.manoeuvre = [back * rec.scale] + [side * rec.scale] * (rec.steps - 1)
             self.recent.clear()
+            for planner in self.planners():  # a planner that searches avoids this push from here on (this goal)
+                if hasattr(planner, "note_blocked"):
+                    planner.note_blocked(z, torch.as_tensor(mean, dtype=torch.float32))
         action = np.clip(self.manoeuvre.pop(0), self.raw_low, self.raw_high).astype(np.float32)
         plan = self.plan
         if not self.manoeuvre:

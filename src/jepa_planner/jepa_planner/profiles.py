@@ -130,6 +130,8 @@ class SearchConfig(BaseModel):
     step_cost: float = Field(LatentSearch.step_cost, ge=0, le=10)
     lead: int = Field(LatentSearch.lead, ge=1, le=100)
     replan_every: int = Field(LatentSearch.replan_every, ge=1, le=100)
+    blocked_radius: float = Field(LatentSearch.blocked_radius, ge=0, le=10)
+    blocked_angle: float = Field(LatentSearch.blocked_angle, ge=0, le=180)
 
 
 WarmStart = Literal["none", "first", "rollout"]  # how Mode 1 seeds a flat sampler's initial mean

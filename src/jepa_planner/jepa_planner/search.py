@@ -19,8 +19,16 @@ itself provides, without a learned critic:
   and one of its candidates; within ``lead`` steps of the best node the planner aims at the goal itself.
 
 ``replan_every`` model steps between searches: in between the path found last is followed (the planner still
-replans every step). ``bench/door_oracle.py --profile flat_cem_search`` measures it. Distances are RMS in units of the model's
-``latent_std``, as everywhere in the suite (``jepa_common.convert.latent_distance``).
+replans every step). ``bench/door_oracle.py --profile flat_cem_search`` measures it.
+
+Blocked moves: where the predictor lets the agent through a wall (a doorway's jamb a few pixels off), the search
+keeps choosing the push that the world stops, and the controller's stall recovery backs off only for the agent
+to come back. The controller tells the planner each stall (``note_blocked``: the latent and the command that did
+not move it); until the next goal, the search does not expand a node within ``blocked_radius`` (units of the
+largest one-step move) of a stall with a heading within ``blocked_angle`` degrees of its command, so its path goes
+round the place the world, not the model, showed to be closed. 0 turns it off.
+
+Distances are RMS in units of the model's ``latent_std``, as everywhere in the suite (``jepa_common.convert.latent_distance``).
 """
 
 from __future__ import annotations
@@ -46,12 +54,16 @@ class LatentSearch:
     step_cost: float = 0.04
     lead: int = 3
     replan_every: int = 1
+    blocked_radius: float = 0.0
+    blocked_angle: float = 50.0
 
     def __post_init__(self) -> None:
         if self.depth < 1 or self.directions < 2 or self.max_nodes < 1 or self.lead < 1 or self.replan_every < 1:
             raise ValueError(f"search needs depth, max_nodes, lead, replan_every >= 1 and directions >= 2, got {self}")
         if not (self.radius > 0 and self.step_cost >= 0 and math.isfinite(self.radius) and math.isfinite(self.step_cost)):
             raise ValueError(f"search needs radius > 0 and step_cost >= 0 (units of the largest one-step move), got {self}")
+        if not (0 <= self.blocked_radius < math.inf and 0 <= self.blocked_angle <= 180):
+            raise ValueError(f"search needs blocked_radius >= 0 (finite) and blocked_angle in [0, 180] degrees, got {self}")
 
 
 @dataclass
@@ -110,6 +122,36 @@ class SearchGuidedPlanner:
         self.last: SearchResult | None = None
         self._route: list[tuple[torch.Tensor, torch.Tensor]] = []  # (latent, action) still ahead on the last path
         self._since_search = 0
+        raw = self.actions.reshape(self.actions.shape[0], frameskip, -1)[:, 0]
+        self._headings = raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)  # (M, A_raw) unit raw heading per move
+        self._blocked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (point, unit raw heading) of each stall
+
+    MAX_BLOCKED = 64  # stalls remembered per goal (the oldest go first)
+
+    def note_blocked(self, z: torch.Tensor, command: torch.Tensor) -> None:
+        """The world stopped the agent at latent ``z`` (*L) under raw ``command`` (A_raw,): the search will not
+        expand that heading near there until ``forget_blocked`` (a new goal). Nothing when blocked_radius is 0."""
+        command = torch.as_tensor(command, dtype=torch.float32).flatten()
+        norm = float(command.norm())
+        if self.settings.blocked_radius <= 0 or norm == 0 or command.numel() != self._headings.shape[1]:
+            return
+        point = self.points(torch.as_tensor(z, dtype=torch.float32).unsqueeze(0))[0]
+        self._blocked = [*self._blocked, (point, command / norm)][-self.MAX_BLOCKED:]
+        self._route, self._since_search = [], 0  # search again from here
+
+    def forget_blocked(self) -> None:
+        self._blocked = []
+
+    def blocked_moves(self, points: torch.Tensor, step: float) -> torch.Tensor:
+        """(N, M) bool: move m from the node at ``points[n]`` pushes where a stall was seen (``step``: the unit)."""
+        out = torch.zeros(points.shape[0], self._headings.shape[0], dtype=torch.bool)
+        if not self._blocked:
+            return out
+        where = torch.stack([p for p, _ in self._blocked])
+        heading = torch.stack([h for _, h in self._blocked])
+        near = torch.cdist(points, where) < self.settings.blocked_radius * step  # (N, K)
+        aligned = self._headings @ heading.T > math.cos(math.radians(self.settings.blocked_angle))  # (M, K)
+        return (near.float() @ aligned.float().T) > 0
 
     def reset(self, seed: int | None = None) -> None:
         """Forget the path (new goal or episode) and the planner's warm start."""
@@ -144,6 +186,8 @@ class SearchGuidedPlanner:
                 if step <= 0:
                     break
             gap = torch.cdist(new, points).amin(1).masked_fill(~finite, -math.inf)
+            if self._blocked:  # a child the world showed to be out of reach is never kept
+                gap = gap.masked_fill(self.blocked_moves(points[frontier], step).flatten(), -math.inf)
             pair = torch.cdist(new, new)
             kept: list[int] = []
             while len(kept) < s.max_nodes:  # farthest-point first, none within radius of another

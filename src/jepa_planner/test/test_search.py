@@ -131,7 +131,8 @@ def test_profiles_validate_the_search_and_refuse_it_where_it_cannot_apply() -> N
     assert planner.planner in list(planner_parts(planner)) and planner.planner.candidates_kept == 5
     flat = profile.model_dump()
     for bad, match in (({"depth": 0}, "depth"), ({"radius": 0.0}, "radius"), ({"directions": 1}, "directions"),
-                       ({"lead": 0}, "lead"), ({"colour": 1}, "colour")):
+                       ({"lead": 0}, "lead"), ({"colour": 1}, "colour"), ({"blocked_radius": -0.1}, "blocked_radius"),
+                       ({"blocked_angle": 181.0}, "blocked_angle")):
         with pytest.raises(ValidationError, match=match):
             PlannerProfile(**{**flat, "search": {**flat["search"], **bad}})
     with pytest.raises(ValidationError, match="search needs a flat profile"):
@@ -143,3 +144,53 @@ def test_profiles_validate_the_search_and_refuse_it_where_it_cannot_apply() -> N
         planner.plan(torch.tensor([40.0, 50.0]), torch.tensor([20.0, 50.0]), proposals=torch.zeros(1, 8, 10))
     with pytest.raises(ValueError, match="NaN"):
         planner.plan(torch.tensor([math.nan, 50.0]), torch.tensor([20.0, 50.0]))
+
+
+def blocked_search(door_y: float, radius: float) -> SearchGuidedPlanner:
+    profile = load_profile("flat_cem_search")
+    update = {"blocked_radius": radius, "blocked_angle": 50.0}
+    return build_planner(profile.model_copy(update={"search": profile.search.model_copy(update=update)}), oracle(door_y))
+
+
+def first_heading(planner: SearchGuidedPlanner, start: torch.Tensor, goal: torch.Tensor) -> float:
+    """Angle (degrees, 0 = +x) of the first move of the search's path from ``start`` toward ``goal``."""
+    found = planner.search(start.reshape(1, 1, 2), goal)
+    raw = found.actions[0, :2]
+    return math.degrees(math.atan2(float(raw[1]), float(raw[0])))
+
+
+def test_a_stall_closes_that_push_near_there_until_the_next_goal() -> None:
+    """The model's door is where the agent stands (y = 50) but the world stopped its push +x there: the search goes
+    round the place instead of through it, only near it, and only until forget_blocked (a new goal)."""
+    planner = blocked_search(door_y=50.0, radius=0.25)
+    start, goal = torch.tensor([28.0, 50.0]), torch.tensor([40.0, 50.0])
+    assert abs(first_heading(planner, start, goal)) < 1.0  # straight through the model's door
+    planner.note_blocked(start, torch.tensor([2.0, 0.1]))
+    assert abs(first_heading(planner, start, goal)) > 50.0  # not into the push the world stopped
+    far = torch.tensor([28.0, 20.0])  # far from the stall: pushing +x there is still fine (the model has no door there)
+    planner.note_blocked(far, torch.tensor([0.0, 2.0]))  # a push +y stopped there closes +y there, nothing else
+    assert abs(first_heading(planner, start, goal)) > 50.0
+    planner.forget_blocked()
+    assert abs(first_heading(planner, start, goal)) < 1.0
+    off = blocked_search(door_y=50.0, radius=0.0)  # the profile's default: nothing remembered
+    off.note_blocked(start, torch.tensor([2.0, 0.0]))
+    assert abs(first_heading(off, start, goal)) < 1.0
+
+
+def test_the_controller_reports_each_stall_to_the_search_and_clears_it_for_a_new_goal() -> None:
+    from jepa_planner.controller import MPCController
+
+    planner = blocked_search(door_y=50.0, radius=0.25)
+    notes = []
+    note = planner.note_blocked
+    planner.note_blocked = lambda z, command: notes.append((z.clone(), command.clone())) or note(z, command)
+    ctl = MPCController(planner.model, planner)
+    start, goal = torch.tensor([28.0, 50.0]), torch.tensor([40.0, 50.0])
+    ctl.set_goal(goal)
+    for _ in range(ctl.recovery.window + 1):  # the world does not let it move: its plan pushes +x, nothing changes
+        step = ctl.step(start)
+    assert step.index == -1 and len(notes) == 1  # the stall: a manoeuvre, and the search told where and which way
+    assert torch.equal(notes[0][0], start) and float(notes[0][1][0]) > 0
+    assert planner._blocked
+    ctl.set_goal(goal + 1.0)
+    assert not planner._blocked
