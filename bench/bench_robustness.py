@@ -235,8 +235,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     labels = [r["factor"] if r["level"] is None else level_text(r["level"]) if isinstance(r["level"], dict)
               else f"{r['factor']}={level_text(r['level'])}" for r in rows]
     rate = np.array([r["success_rate"] for r in rows])
-    lo = rate - np.array([r["success_ci95"][0] for r in rows])
-    hi = np.array([r["success_ci95"][1] for r in rows]) - rate
+    lo = np.maximum(rate - np.array([r["success_ci95"][0] for r in rows]), 0.0)  # results written before the exact
+    hi = np.maximum(np.array([r["success_ci95"][1] for r in rows]) - rate, 0.0)  # all-or-none bounds: clip float noise
     fig, ax = plt.subplots(figsize=(6, 0.28 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     colours = ["tab:blue" if r["level"] is None else "tab:green" if r["success_rate"] >= 0.9 else "tab:orange" for r in rows]

@@ -42,3 +42,14 @@ def test_a_combined_row_applies_every_factor_and_a_bad_one_names_the_valid_facto
     assert "| door_y+noise | door_y=random, noise=0.01176 |" in (tmp_path / "robustness_two_rooms_door_anywhere.md").read_text()
     assert mod.main(["--bundle", bundle, "--rows", "door_y", "noise=", "a=1,b", "--out-dir", str(tmp_path)]) == 2
     assert "NAME=LEVEL" in capsys.readouterr().err
+
+
+def test_the_plot_takes_rows_at_100_and_0_percent(tmp_path: Path) -> None:
+    """Every task reached (or none): the interval's bound equals the rate; a result written with a bound a rounding
+    error inside it still plots (its error bar is clipped at zero)."""
+    mod = load()
+    rows = [{"factor": "nominal", "level": None, "success_rate": 1.0, "success_ci95": [0.963, 0.9999999999999999]},
+            {"factor": "noise", "level": 0.01176, "success_rate": 0.0, "success_ci95": [1e-17, 0.037]}]
+    out = tmp_path / "plot.png"
+    mod.plot({"bundle": "models/x", "model_id": "x-1", "rows": rows}, out)
+    assert out.stat().st_size > 0

@@ -17,6 +17,8 @@ def test_wilson_interval():
     lo, hi = wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    for n in (20, 50, 100, 200):  # all or none: exactly 1 / 0 on that side (float rounding once gave 0.9999999999999999)
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
 
 
 class _RecordingEncoder:
