@@ -142,6 +142,11 @@ class SearchGuidedPlanner:
     def forget_blocked(self) -> None:
         self._blocked = []
 
+    @property
+    def blocked_count(self) -> int:
+        """Stalls remembered for the current goal."""
+        return len(self._blocked)
+
     def blocked_moves(self, points: torch.Tensor, step: float) -> torch.Tensor:
         """(N, M) bool: move m from the node at ``points[n]`` pushes where a stall was seen (``step``: the unit)."""
         out = torch.zeros(points.shape[0], self._headings.shape[0], dtype=torch.bool)

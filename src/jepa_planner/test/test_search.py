@@ -191,6 +191,6 @@ def test_the_controller_reports_each_stall_to_the_search_and_clears_it_for_a_new
         step = ctl.step(start)
     assert step.index == -1 and len(notes) == 1  # the stall: a manoeuvre, and the search told where and which way
     assert torch.equal(notes[0][0], start) and float(notes[0][1][0]) > 0
-    assert planner._blocked
+    assert planner.blocked_count == 1
     ctl.set_goal(goal + 1.0)
-    assert not planner._blocked
+    assert planner.blocked_count == 0
