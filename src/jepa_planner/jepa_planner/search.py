@@ -55,7 +55,7 @@ class LatentSearch:
     lead: int = 3
     replan_every: int = 1
     blocked_radius: float = 0.0
-    blocked_angle: float = 50.0
+    blocked_angle: float = 45.0  # the setting measured (bench/blocked_moves.py)
 
     def __post_init__(self) -> None:
         if self.depth < 1 or self.directions < 2 or self.max_nodes < 1 or self.lead < 1 or self.replan_every < 1:
