@@ -670,8 +670,7 @@ def set_goal_tolerance(path: str | Path, tolerance: float, basis: str = "") -> d
     root = Path(path)
     if not math.isfinite(tolerance) or tolerance <= 0:
         raise ValueError(f"the goal tolerance must be a positive finite normalised latent distance, got {tolerance}")
-    read_manifest(root, verify=True)
-    raw = json.loads((root / MANIFEST).read_text())
+    raw = read_manifest(root, verify=True)  # the manifest as read (validated, every file checked)
     raw["goal"] = {"tolerance": float(tolerance), "basis": basis}
     write_manifest(root, raw)
     return raw["goal"]
