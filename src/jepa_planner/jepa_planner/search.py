@@ -124,7 +124,8 @@ class SearchGuidedPlanner:
         self._since_search = 0
         raw = self.actions.reshape(self.actions.shape[0], frameskip, -1)[:, 0]
         self._headings = raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)  # (M, A_raw) unit raw heading per move
-        self._blocked: list[tuple[torch.Tensor, torch.Tensor]] = []  # (point, unit raw heading) of each stall
+        self._blocked_at = torch.zeros(0, self.std.numel())  # (K, D) point of each stall (see ``points``)
+        self._blocked_heading = torch.zeros(0, self._headings.shape[1])  # (K, A_raw) its command's unit heading
 
     MAX_BLOCKED = 64  # stalls remembered per goal (the oldest go first)
 
@@ -135,27 +136,23 @@ class SearchGuidedPlanner:
         norm = float(command.norm())
         if self.settings.blocked_radius <= 0 or norm == 0 or command.numel() != self._headings.shape[1]:
             return
-        point = self.points(torch.as_tensor(z, dtype=torch.float32).unsqueeze(0))[0]
-        self._blocked = [*self._blocked, (point, command / norm)][-self.MAX_BLOCKED:]
+        point = self.points(torch.as_tensor(z, dtype=torch.float32).unsqueeze(0))
+        self._blocked_at = torch.cat([self._blocked_at, point])[-self.MAX_BLOCKED:]
+        self._blocked_heading = torch.cat([self._blocked_heading, (command / norm)[None]])[-self.MAX_BLOCKED:]
         self._route, self._since_search = [], 0  # search again from here
 
     def forget_blocked(self) -> None:
-        self._blocked = []
+        self._blocked_at, self._blocked_heading = self._blocked_at[:0], self._blocked_heading[:0]
 
     @property
     def blocked_count(self) -> int:
         """Stalls remembered for the current goal."""
-        return len(self._blocked)
+        return self._blocked_at.shape[0]
 
     def blocked_moves(self, points: torch.Tensor, step: float) -> torch.Tensor:
         """(N, M) bool: move m from the node at ``points[n]`` pushes where a stall was seen (``step``: the unit)."""
-        out = torch.zeros(points.shape[0], self._headings.shape[0], dtype=torch.bool)
-        if not self._blocked:
-            return out
-        where = torch.stack([p for p, _ in self._blocked])
-        heading = torch.stack([h for _, h in self._blocked])
-        near = torch.cdist(points, where) < self.settings.blocked_radius * step  # (N, K)
-        aligned = self._headings @ heading.T > math.cos(math.radians(self.settings.blocked_angle))  # (M, K)
+        near = torch.cdist(points, self._blocked_at) < self.settings.blocked_radius * step  # (N, K)
+        aligned = self._headings @ self._blocked_heading.T > math.cos(math.radians(self.settings.blocked_angle))  # (M, K)
         return (near.float() @ aligned.float().T) > 0
 
     def reset(self, seed: int | None = None) -> None:
@@ -191,7 +188,7 @@ class SearchGuidedPlanner:
                 if step <= 0:
                     break
             gap = torch.cdist(new, points).amin(1).masked_fill(~finite, -math.inf)
-            if self._blocked:  # a child the world showed to be out of reach is never kept
+            if self.blocked_count:  # a child the world showed to be out of reach is never kept
                 gap = gap.masked_fill(self.blocked_moves(points[frontier], step).flatten(), -math.inf)
             pair = torch.cdist(new, new)
             kept: list[int] = []
