@@ -91,6 +91,11 @@ def rows_for(world: str, only: list[str] | None) -> list[tuple[str, Any]]:
     return picked
 
 
+def row_factors(factor: str, level: Any) -> dict[str, Any]:
+    """The factors a row applies (``make_varied_world``'s): none for nominal, every one of a combined row."""
+    return {} if factor == "nominal" else dict(level) if isinstance(level, dict) else {factor: level}
+
+
 def level_text(level: Any) -> str:
     """A row's level for tables and plots (a combined row's: NAME=LEVEL, ...)."""
     if level is None:
@@ -156,7 +161,7 @@ def bench_bundle(bundle: str, args: argparse.Namespace, partial: Path | None = N
     make_varied_world(world_name, world_kwargs, {}).close()  # an optional simulator that is missing skips the bundle
     rows = []
     for factor, level in rows_for(world_name, args.rows):
-        factors = {} if factor == "nominal" else dict(level) if isinstance(level, dict) else {factor: level}
+        factors = row_factors(factor, level)
         try:
             world = make_varied_world(world_name, world_kwargs, factors)
         except ValueError as err:

@@ -22,11 +22,11 @@ import torch
 
 from jepa_planner.evaluate import evaluate, load_model, wilson_interval, world_settings
 from jepa_planner.profiles import build_planner, load_profile
-from jepa_sim.factors import make_varied_world, parse_factors
+from jepa_sim.factors import make_varied_world
 from jepa_sim.machine import write_result
 
-HELD_OUT_SEED = 100_000  # as bench_robustness: no training or tuning used these seeds
-MAX_STEPS = {"two_rooms": 200, "multi_room": 600}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_robustness import HELD_OUT_SEED, MAX_STEPS, row_factors, rows_for  # the rows and tasks of that bench
 
 
 def parse_variant(text: str) -> tuple[float, float]:
@@ -48,7 +48,11 @@ def run_bundle(bundle: str, variants: list[tuple[float, float]], rows: list[str]
     max_steps = MAX_STEPS.get(world_name, 200)
     out_rows = []
     for row in rows:
-        factors = {} if row == "nominal" else parse_factors(row.split(","), world_name)
+        picked = rows_for(world_name, [row])
+        if len(picked) != 1:
+            raise ValueError(f"--rows {row!r} is not one row: give nominal or NAME=LEVEL[,NAME=LEVEL...]")
+        (factor, level), = picked
+        factors = row_factors(factor, level)
         by_variant = {}
         for radius, angle in variants:
             search = base.search.model_copy(update={"blocked_radius": radius, "blocked_angle": angle})
