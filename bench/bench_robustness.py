@@ -9,7 +9,7 @@ motion) a camera change moves the latent.
 Usage:
     .venv/bin/python bench/bench_robustness.py                                   # every shipped bundle
     .venv/bin/python bench/bench_robustness.py --bundle models/two_rooms --episodes 40 --rows noise brightness
-    .venv/bin/python bench/bench_robustness.py --bundle models/two_rooms_door_anywhere --rows door_y=random,noise=0.01176
+    .venv/bin/python bench/bench_robustness.py --bundle models/two_rooms --rows door_y=random,noise=0.01176
 
 A row is one factor level, or several applied together (NAME=LEVEL,NAME=LEVEL: the door anywhere and camera
 noise at once, say).
@@ -71,7 +71,7 @@ WORLD_ROWS: dict[str, list[tuple[str, Any]]] = {
     "multi_room": POINT_MASS_ROWS,
 }
 MAX_STEPS = {"two_rooms": 200, "multi_room": 600}
-SHIPPED = ["models/two_rooms", "models/multi_room", "models/point_maze"]
+SHIPPED = ["models/two_rooms", "models/two_rooms_fixed_door", "models/multi_room", "models/point_maze"]
 
 
 def rows_for(world: str, only: list[str] | None) -> list[tuple[str, Any]]:

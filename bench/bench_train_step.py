@@ -6,7 +6,7 @@ flushes them to zero (``torch.set_flush_denormal``). This rebuilds a bundle's tr
 loads its trained weights (the regime where the slowdown shows) and times the same steps both ways, in one run.
 
 Usage:
-    python bench/bench_train_step.py --bundle models/two_rooms_door_anywhere --out bench/results/train_step.json
+    python bench/bench_train_step.py --bundle models/two_rooms --out bench/results/train_step.json
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def time_steps(bundle: Path, flush: bool, steps: int, episodes: int, out: Path) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=Path("models/two_rooms_door_anywhere"))
+    parser.add_argument("--bundle", type=Path, default=Path("models/two_rooms"))
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--episodes", type=int, default=40, help="episodes of the bundle's world to train on")
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_step.json"))

@@ -6,7 +6,7 @@ compare task for task; the tasks that differ between variants are listed per row
 moves").
 
 Usage:
-    python bench/blocked_moves.py --bundles models/two_rooms_door_anywhere --variants 0:45 0.1:45 \\
+    python bench/blocked_moves.py --bundles models/two_rooms --variants 0:45 0.1:45 \\
         --rows nominal door_y=random placement=corner brightness=0.8 --episodes 100 --out bench/results/blocked_moves.json
 """
 
@@ -73,7 +73,7 @@ def run_bundle(bundle: str, variants: list[tuple[float, float]], rows: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundles", nargs="+", default=["models/two_rooms_door_anywhere"])
+    p.add_argument("--bundles", nargs="+", default=["models/two_rooms"])
     p.add_argument("--variants", nargs="+", type=parse_variant, default=[(0.0, 45.0), (0.1, 45.0)],
                    help="RADIUS:ANGLE settings of search.blocked_radius / blocked_angle (0:ANGLE = off)")
     p.add_argument("--rows", nargs="+", default=["nominal", "door_y=random", "placement=corner", "brightness=0.8"])

@@ -12,7 +12,7 @@ what other episodes show (a shorter way through the door) lowers it (temporal-di
 and three goals in the left room, it ranks the critic's values at a grid of positions in the right room against
 the distance through the door and the straight-line distance (Spearman): a critic that knows the door follows the
 first. Plan with it through a profile's ``{type: critic, weight: W, params: {path: OUT}}`` term
-(``models/two_rooms/README.md``, "Door anywhere", session 24).
+(``models/two_rooms_fixed_door/README.md``, "Door anywhere", session 24).
 
 Usage:
     python bench/door_critic.py --bundle runs/layout_bundle --out runs/door_critic.pt --json runs/door_critic.json

@@ -11,7 +11,7 @@ final approach):
   term in place of the terminal distance (what a perfect cost-to-go would give).
 
 If ``straight`` fails where ``through_door`` succeeds, a model that reads the wall is not enough: the planner needs a
-cost-to-go that knows the door (``models/two_rooms/README.md``, "Door anywhere").
+cost-to-go that knows the door (``models/two_rooms_fixed_door/README.md``, "Door anywhere").
 
 ``--bundle DIR`` plans with a learned model instead (one with a position readout); the true distance is then taken
 between the readout's positions of the predicted and the goal latents (``--px-per-unit`` px per unit of the terminal

@@ -204,8 +204,12 @@ def test_a_goal_with_the_search_profile_is_reached_and_its_plans_say_so(agent) -
     client.call(client.reset_client, Trigger.Request(), 10)
     client.goal_seen.clear()
     wait_for(lambda: client.goal_msg is not None, 10, "goal image")
+    # tolerance 0.01 rather than the bundle's 0.006: with it about 1 task in 20 hovers within a pixel of the goal
+    # until the time limit, this one among them (models/two_rooms/README.md, "Goal tolerance"); this test is about
+    # the search profile driving the robot there
     send = client.action.send_goal_async(
-        ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=client.goal_msg, profile="flat_cem_search", time_limit=60.0)
+        ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=client.goal_msg, profile="flat_cem_search",
+                       time_limit=60.0, tolerance=0.01)
     )
     wait_for(send.done, 10, "goal acceptance")
     result = send.result().get_result_async()

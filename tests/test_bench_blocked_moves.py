@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "models" / "two_rooms_door_anywhere"
+BUNDLE = REPO / "models" / "two_rooms"
 
 
 def load():

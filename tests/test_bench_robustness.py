@@ -31,15 +31,15 @@ def test_a_combined_row_applies_every_factor_and_a_bad_one_names_the_valid_facto
     """One task per row on the door-anywhere bundle: the combined row runs (door anywhere and camera noise at once),
     an unknown factor in a combined row is an error row listing the valid factors, a malformed row ends the run."""
     mod = load()
-    bundle = "models/two_rooms_door_anywhere"
+    bundle = "models/two_rooms"
     rows = ["nominal", "door_y=random,noise=0.01176", "door_y=random,glare=2"]
     assert mod.main(["--bundle", bundle, "--episodes", "1", "--threads", "1", "--rows", *rows, "--out-dir", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "robustness_two_rooms_door_anywhere.json").read_text())
+    result = json.loads((tmp_path / "robustness_two_rooms.json").read_text())
     nominal, both, bad = result["rows"]
     assert nominal["factor"] == "nominal" and nominal["episodes"] == 1
     assert both["factor"] == "door_y+noise" and both["level"] == {"door_y": "random", "noise": 0.01176} and both["episodes"] == 1
     assert "unknown factor 'glare'" in bad["error"] and "noise" in bad["error"]
-    assert "| door_y+noise | door_y=random, noise=0.01176 |" in (tmp_path / "robustness_two_rooms_door_anywhere.md").read_text()
+    assert "| door_y+noise | door_y=random, noise=0.01176 |" in (tmp_path / "robustness_two_rooms.md").read_text()
     assert mod.main(["--bundle", bundle, "--rows", "door_y", "noise=", "a=1,b", "--out-dir", str(tmp_path)]) == 2
     assert "NAME=LEVEL" in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ def test_train_step_bench_times_the_same_steps_both_ways(tmp_path: Path) -> None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = tmp_path / "step.json"
-    args = ["--bundle", str(REPO / "models" / "two_rooms_door_anywhere"), "--steps", "2", "--episodes", "4", "--out", str(out)]
+    args = ["--bundle", str(REPO / "models" / "two_rooms"), "--steps", "2", "--episodes", "4", "--out", str(out)]
     try:
         assert mod.main(args) == 0
     finally:

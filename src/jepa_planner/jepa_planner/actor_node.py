@@ -67,7 +67,7 @@ PARAMS = {
         read_only=True,
     ),
     "profiles_file": Param("", "planner profiles YAML (default: the packaged config/planner_profiles.yaml)", read_only=True),
-    "profile": Param("flat_cem", "planner profile used until the configurator publishes one on 'profile'"),
+    "profile": Param("flat_cem_search", "planner profile used until the configurator publishes one on 'profile'"),
     "trigger": Param(
         "on_latent",
         "on_latent: one command per new latent (lockstep sims, deterministic); "

@@ -70,7 +70,7 @@ ENCODE_RETRY_S = 2.0  # encode_image: send the request again after this long wit
 PARAMS = {
     "bundle": Param("", "model bundle directory (manifest: latent shape, statistics, model id)", read_only=True),
     "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
-    "default_profile": Param("flat_cem", "profile used when a goal names none"),
+    "default_profile": Param("flat_cem_search", "profile used when a goal names none"),
     "goals_file": Param("", "named goals YAML: {name: {image: file.png} | {latent: file.npy}}", read_only=True),
     "default_tolerance": Param(0.0, "success when the normalised latent distance is below this; 0 = the bundle's "
                                f"goal tolerance (manifest goal.tolerance), else {FALLBACK_TOLERANCE}", min=0.0, max=1e3,

@@ -29,7 +29,7 @@ class StallRecovery:
 
     Near a wall's corner (a doorway's jamb) the model predicts sliding past where the wall stops the agent,
     so every new plan pushes into it again (two-rooms: half the failures of starts and goals near walls or
-    in corners, ``models/two_rooms/README.md``). When, over the last ``window`` raw steps, the commands
+    in corners, ``models/two_rooms_fixed_door/README.md``). When, over the last ``window`` raw steps, the commands
     averaged more than ``min_command`` but the latent moved less than ``min_move`` (RMS of the change in
     units of the model's latent std), and the goal is still farther than ``min_goal_distance`` (same unit:
     never near the goal), the controller executes ``steps`` raw actions of size ``scale`` (clipped to the
@@ -59,7 +59,7 @@ class HorizonEscalation:
     ``min_progress`` and the goal is farther than ``min_goal_distance``, the controller plans with a second
     planner, the same level-0 planner with horizon ``horizon``, for the next ``steps`` raw steps, then returns
     to the profile's own. Replans keep their usual cost while the agent makes progress; only the stuck ones
-    pay for the longer horizon (two-rooms: ``models/two_rooms/README.md``).
+    pay for the longer horizon (two-rooms: ``models/two_rooms_fixed_door/README.md``).
     """
 
     horizon: int = 12
@@ -80,7 +80,7 @@ class FinalApproach:
     A predictor rolled out for many steps drifts even under zero actions (two-rooms: 0.03-0.13 latent std in 8
     model steps), as much as the last 2 px to the goal change the distance, so with a long horizon the terminal
     cost no longer tells the plan that arrives from the one that stays, and the agent hovers 1-3 px from goals
-    near walls (``models/two_rooms/README.md``). When the goal distance (RMS in units of the model's latent std)
+    near walls (``models/two_rooms_fixed_door/README.md``). When the goal distance (RMS in units of the model's latent std)
     is below ``goal_distance``, the controller plans with the profile's level-0 planner alone (no subgoals) at
     horizon ``horizon``, whose first steps the model predicts well.
     """

@@ -42,7 +42,7 @@ from jepa_planner.costs import CostInputs, CostModule
 PARAMS = {
     "bundle": Param("", "model bundle directory", read_only=True),
     "profiles_file": Param("", "planner profiles YAML (default: the packaged one)", read_only=True),
-    "profile": Param("flat_cem", "profile whose level-0 cost terms are evaluated until one arrives on 'profile'"),
+    "profile": Param("flat_cem_search", "profile whose level-0 cost terms are evaluated until one arrives on 'profile'"),
     "critic_path": Param("", "critic checkpoint to load at start (optional)", read_only=True),
     "autostart": Param(True, "configure and activate at start", read_only=True),
 }

@@ -429,7 +429,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
         help="factor of variation (repeatable), e.g. noise=0.012 brightness=1.2 door_y=random placement=corner; "
         "see jepa_sim.factors (an unknown name or level lists the valid ones)",
     )
-    p.add_argument("--profile", default="flat_cem", help="planner profile name (see config/planner_profiles.yaml)")
+    p.add_argument("--profile", default=None,
+                   help="planner profile name (see config/planner_profiles.yaml; default: the world's, profile_for_world)")
     p.add_argument("--profiles-file", default=None, help="planner profiles YAML (default: config/planner_profiles.yaml)")
     p.add_argument("--policy", default=None, help="DistilledPolicy checkpoint, for kind: policy profiles or policy seeding")
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (seeds seed..seed+N-1)")
@@ -452,7 +453,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     from jepa_planner.policy import DistilledPolicy
-    from jepa_planner.profiles import build_planner, load_profile
+    from jepa_planner.profiles import build_planner, load_profile, profile_for_world
     from jepa_sim.factors import make_varied_world, parse_factors
 
     if args.episodes < 1:
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:  # a bad or unsafe bundle: one line, nothing loaded
         print(f"jepa-evaluate: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    args.profile = args.profile or profile_for_world(world_name)
     profile = load_profile(args.profile, args.profiles_file)
     if args.max_time is not None:
         for lv in profile.levels:

@@ -28,7 +28,7 @@ if not (BUNDLE / "manifest.json").exists():
 def profiles_file(tmp_path: Path) -> Path:
     level = {"level": 0, "type": "cem", "horizon": 2, "params": {"num_samples": 16, "num_elites": 4, "iterations": 1}}
     profiles = {name: {"kind": "flat", "on_surprise": action, "levels": [level]} for name, action in
-                (("replanner", "replan"), ("stopper", "stop"), ("flat_cem", "ignore"))}
+                (("replanner", "replan"), ("stopper", "stop"), ("ignorer", "ignore"))}
     path = tmp_path / "profiles.yaml"
     path.write_text(yaml.safe_dump({"profiles": profiles}))
     return path
@@ -45,7 +45,7 @@ def test_replan_and_stop_on_surprise(ros_procs, rclpy_node, tmp_path: Path) -> N
     manifest = yaml.safe_load((BUNDLE / "manifest.json").read_text())
     shape = manifest["latent_shape"]
     proc = ros_procs.run("jepa_planner.configurator_node", "--ros-args", "-p", f"bundle:={BUNDLE}",
-                           "-p", f"profiles_file:={profiles_file(tmp_path)}", "-p", "plan_subgoals:=false",
+                           "-p", f"profiles_file:={profiles_file(tmp_path)}", "-p", "default_profile:=ignorer", "-p", "plan_subgoals:=false",
                            "-p", "default_time_limit:=120.0")
     node = rclpy_node
     goals: list[LatentState] = []

@@ -19,6 +19,7 @@ def test_actor_and_cost_node_swap_the_critic(ros_procs, rclpy_node, tmp_path) ->
 
     from jepa_common.ros_common import reliable_qos
     from jepa_planner.critic import Critic
+    from jepa_world_model.bundle import read_manifest
 
     args = ["--ros-args", "-p", f"bundle:={BUNDLE}", "-p", "profile:=flat_cem_short_critic"]
     actor = ros_procs.run("jepa_planner.actor_node", *args, name="actor")
@@ -30,7 +31,7 @@ def test_actor_and_cost_node_swap_the_critic(ros_procs, rclpy_node, tmp_path) ->
     time.sleep(1.0)  # discovery both ways
 
     good = tmp_path / "critic.pt"
-    Critic((8,), hidden=8).save(good)
+    Critic(tuple(read_manifest(BUNDLE, verify=False)["latent_shape"]), hidden=8).save(good)
     actor_log, cost_log = Path(actor.log_path), Path(cost.log_path)
     pub.publish(String(data=str(good)))
     wait_for(lambda: "swapped into 1 cost term(s)" in actor_log.read_text(), 60, "the actor's swap")

@@ -101,7 +101,7 @@ class EncoderConfig(_Strict):
     # deep spatial autoencoders. Why: a vector head over the whole feature map is free to code where a door is into
     # the agent part (session 27: moving the door with the agent fixed moved a layout model's agent part as far as
     # 15-20 px of agent motion); a keypoint moves only with what its channel responds to, and linearly with it.
-    # Measured (models/two_rooms/README.md, session 27): 8 keypoints, a 2-d agent part: that spread 0.001 latent
+    # Measured (models/two_rooms_fixed_door/README.md, session 27): 8 keypoints, a 2-d agent part: that spread 0.001 latent
     # units, position linear in the agent part (probe R^2 0.997), camera noise 3/255 moves it 0.01 px.
     keypoints: int = Field(0, ge=0, le=64)
     keypoint_stage: int = Field(2, ge=1)

@@ -17,7 +17,7 @@ from jepa_world_model.testing import TOY_META, export_centroid_onnx, render_dots
 from jepa_world_model.train import Trainer
 
 REPO = Path(__file__).resolve().parents[3]
-SHIPPED = {name: REPO / "models" / name for name in ("two_rooms", "two_rooms_door_anywhere", "multi_room", "point_maze")}
+SHIPPED = {name: REPO / "models" / name for name in ("two_rooms", "two_rooms_fixed_door", "multi_room", "point_maze")}
 
 
 @pytest.fixture(scope="module")
