@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_planner.profiles import profile_for_world
 from jepa_sim.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,7 +209,7 @@ def run_round(args: argparse.Namespace, modes: list[str], seeds: list[int], warm
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", default=str(ROOT / "models" / "two_rooms"))
-    p.add_argument("--profile", default="flat_cem")
+    p.add_argument("--profile", default=profile_for_world("two_rooms"), help="planner profile (default: two-rooms' own)")
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3, help="rounds of every mode; ratios are reported per round and as medians")
     p.add_argument("--seed", type=int, default=100)

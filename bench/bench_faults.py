@@ -76,7 +76,8 @@ class Bench:
         return found[0] - t
 
     def start_goal(self):
-        """Reset the world, send its goal image, wait for motion; returns the goal handle."""
+        """Reset the world, send its goal image, wait for motion; returns the goal handle. The goal's tolerance (1e-6)
+        is never met, so the fault under test, not an early arrival, ends the task."""
         from std_srvs.srv import Trigger
 
         from jepa_interfaces.action import ReachGoal
@@ -85,7 +86,7 @@ class Bench:
         c.goal_seen.clear()
         c.call(c.reset_client, Trigger.Request(), 30)
         wait_for(c.goal_seen.is_set, 30, "goal image")
-        handle = self.send(ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=c.goal_msg))
+        handle = self.send(ReachGoal.Goal(goal_type=ReachGoal.Goal.GOAL_IMAGE, goal_image=c.goal_msg, tolerance=1e-6))
         t0 = time.monotonic()
         wait_for(lambda: self.nonzero_after(t0) >= 3, 60, "the robot moving")
         return handle

@@ -7,7 +7,9 @@ Writes bench/results/tolerance.json (tolerance_<world>.json for other worlds).
 
 A median says little where the latent moves unevenly with position; ``--tolerances`` also measures, for each given
 tolerance, how far from a goal "reached" can be declared: the share of goals (``--goals`` of them) with a free point
-at 1, 1.5 and 2 px (16 directions) whose latent distance is under the tolerance (``reach_radius``).
+at 1, 1.5 and 2 px (16 directions) whose latent distance is under the tolerance (``reach_radius``), and the share of
+goals where some point 1.5 px out is closer than some point 0.5 px out (``far_closer_than_near``: where that is
+common, no tolerance separates "within a pixel" from "farther").
 
 Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000]
            [--tolerances 0.006 0.01] [--out FILE]
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,9 +58,10 @@ def distances_per_px(bundle: str, world_name: str, n: int, seed: int = 0) -> tup
 
 
 def reach_radius(bundle: str, world_name: str, tolerances: list[float], goals: int = 400, seed: int = 0,
-                 radii: tuple[float, ...] = (1.0, 1.5, 2.0), directions: int = 16) -> dict[str, dict[str, float]]:
+                 radii: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0), directions: int = 16) -> dict[str, Any]:
     """Per tolerance and radius: the share of goals with a free point that far (some direction) closer than the
-    tolerance in normalised latent distance, i.e. where "reached" can be declared that many px out."""
+    tolerance in normalised latent distance, i.e. where "reached" can be declared that many px out; and
+    ``far_closer_than_near`` (see the module docstring)."""
     model = load_bundle(bundle, backend="torch")
     batch = make_world(world_name).batch
     rng, layout = np.random.default_rng(seed), batch.layout
@@ -65,7 +69,8 @@ def reach_radius(bundle: str, world_name: str, tolerances: list[float], goals: i
     std = model.latent_std.clamp_min(1e-6)
     angles = np.linspace(0, 2 * np.pi, directions, endpoint=False)
     ring = np.stack([np.cos(angles), np.sin(angles)], -1).astype(np.float32)
-    out: dict[str, dict[str, float]] = {str(t): {} for t in tolerances}
+    out: dict[str, Any] = {str(t): {} for t in tolerances}
+    nearest: dict[float, np.ndarray] = {}
     with torch.no_grad():
         zg = model.encode(batch.render(g))
         for r in radii:
@@ -73,8 +78,13 @@ def reach_radius(bundle: str, world_name: str, tolerances: list[float], goals: i
             free = layout.is_free(pts, margin=1.0).reshape(goals, directions)
             z = model.encode(batch.render(pts)).reshape(goals, directions, -1)
             d = (((z - zg[:, None]) / std) ** 2).flatten(2).mean(-1).sqrt().numpy()
+            nearest[r] = np.where(free, d, np.nan)
             for t in tolerances:
                 out[str(t)][f"{r:g}px"] = round(float(((d < t) & free).any(axis=1).mean()), 4)
+    if 0.5 in nearest and 1.5 in nearest:
+        with np.errstate(all="ignore"):
+            far_min, near_max = np.nanmin(nearest[1.5], axis=1), np.nanmax(nearest[0.5], axis=1)
+        out["far_closer_than_near"] = round(float(np.nan_to_num(far_min < near_max).mean()), 4)
     return out
 
 
@@ -112,6 +122,9 @@ def main() -> None:
           f"(p2 {q['p2']:.3f}, p10 {q['p10']:.3f}, p90 {q['p90']:.3f}); suggested tolerance "
           f"{result['suggested_tolerance']}; wrote {out}")
     for tol, shares in result.get("reach_radius", {}).items():
+        if not isinstance(shares, dict):
+            print(f"  goals where a point 1.5 px out is closer than one 0.5 px out: {shares:.1%}")
+            continue
         print(f"  tolerance {tol}: goals that can be declared reached this far out: "
               + ", ".join(f"{r} {s:.1%}" for r, s in shares.items()))
 
