@@ -5,12 +5,25 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import signal
+import threading
 
 import pytest
 
 # One domain per test: a random base per pytest process, then consecutive ids, within 1..100
 # (Fast DDS ports stay valid there). Discovery stays on loopback.
 _DOMAINS = itertools.count(random.Random(os.getpid()).randrange(0, 100))
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"pytest got signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI job's timeout, ``kill``) ends the run as Ctrl-C does, so fixture teardown still stops the node
+    processes the tests started: they run in sessions of their own and would otherwise outlive the run."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture
