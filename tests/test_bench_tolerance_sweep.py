@@ -8,8 +8,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("tolerance_sweep", REPO / "bench" / "tolerance_sweep.py")
+def load(name: str = "tolerance_sweep"):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -34,10 +34,9 @@ def test_bad_tolerances_are_refused(capsys) -> None:
 
 
 def test_reach_precision_counts_never_and_too_far_reaches() -> None:
-    spec = importlib.util.spec_from_file_location("reach_precision", REPO / "bench" / "reach_precision.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     import numpy as np
+
+    mod = load("reach_precision")
 
     series = [
         (np.array([0.5, 0.02, 0.004, 0.001]), np.array([20.0, 2.0, 0.5, 0.1])),  # under 0.006 at 0.5 px: fine
