@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_common.convert import latent_distances
 from jepa_common.paths import portable_path
 from jepa_sim.machine import machine_info
 from jepa_sim.worlds import make_world
@@ -33,14 +34,23 @@ from jepa_world_model.bundle import load_bundle
 RESULTS = Path(__file__).resolve().parent / "results" / "tolerance.json"
 
 
-def distances_per_px(bundle: str, world_name: str, n: int, seed: int = 0) -> tuple[np.ndarray, str]:
-    """(RMS normalised latent distance between images of the agent at p and at p + 1 px (random direction), the
-    bundle's model id)."""
-    model = load_bundle(bundle, backend="torch")
-    world = make_world(world_name)
-    batch = getattr(world, "batch", None)
+def point_mass_batch(world_name: str) -> Any:
+    """The world's batched point-mass renderer (its ``render`` and ``layout``)."""
+    batch = getattr(make_world(world_name), "batch", None)
     if batch is None or not hasattr(batch, "render"):
         raise ValueError(f"world '{world_name}' has no point-mass renderer; calibration needs two_rooms or multi_room")
+    return batch
+
+
+def encode(model: Any, batch: Any, positions: np.ndarray) -> np.ndarray:
+    """Latents of the agent rendered at ``positions`` (N, 2)."""
+    with torch.no_grad():
+        return model.encode(batch.render(np.asarray(positions, np.float32))).numpy()
+
+
+def distances_per_px(model: Any, batch: Any, n: int, seed: int = 0) -> np.ndarray:
+    """Normalised latent distance (``latent_distances``) between images of the agent at p and at p + 1 px (random
+    direction)."""
     rng, layout = np.random.default_rng(seed), batch.layout
     starts, ends = [], []
     while len(starts) < n:
@@ -50,42 +60,32 @@ def distances_per_px(bundle: str, world_name: str, n: int, seed: int = 0) -> tup
         if layout.is_free(q, margin=1.0)[0]:
             starts.append(p)
             ends.append(q)
-    std = model.latent_std.clamp_min(1e-6)
-    with torch.no_grad():
-        za = model.encode(batch.render(np.stack(starts).astype(np.float32)))
-        zb = model.encode(batch.render(np.stack(ends).astype(np.float32)))
-    return (((za - zb) / std) ** 2).flatten(1).mean(-1).sqrt().numpy(), model.model_id
+    return latent_distances(encode(model, batch, np.stack(starts)), encode(model, batch, np.stack(ends)), model.latent_std.numpy())
 
 
-def reach_radius(bundle: str, world_name: str, tolerances: list[float], goals: int = 400, seed: int = 0,
-                 radii: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0), directions: int = 16) -> dict[str, Any]:
-    """Per tolerance and radius: the share of goals with a free point that far (some direction) closer than the
-    tolerance in normalised latent distance, i.e. where "reached" can be declared that many px out; and
-    ``far_closer_than_near`` (see the module docstring)."""
-    model = load_bundle(bundle, backend="torch")
-    batch = make_world(world_name).batch
-    rng, layout = np.random.default_rng(seed), batch.layout
-    g = np.stack([layout.sample_free(rng, margin=1.0) for _ in range(goals)]).astype(np.float32)
-    std = model.latent_std.clamp_min(1e-6)
+def reach_radius(model: Any, batch: Any, tolerances: list[float], goals: int = 400, seed: int = 0,
+                 radii: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0), directions: int = 16) -> tuple[dict[str, dict[str, float]], float]:
+    """(per tolerance and radius: the share of goals with a free point that far (some direction) closer than the
+    tolerance, i.e. where "reached" can be declared that many px out; ``far_closer_than_near``, see the module
+    docstring)."""
+    layout, std = batch.layout, model.latent_std.numpy()
+    rng = np.random.default_rng(seed)
+    g = np.stack([layout.sample_free(rng, margin=1.0) for _ in range(goals)])
     angles = np.linspace(0, 2 * np.pi, directions, endpoint=False)
-    ring = np.stack([np.cos(angles), np.sin(angles)], -1).astype(np.float32)
-    out: dict[str, Any] = {str(t): {} for t in tolerances}
+    ring = np.stack([np.cos(angles), np.sin(angles)], -1)
+    zg = encode(model, batch, g)
+    shares: dict[str, dict[str, float]] = {str(t): {} for t in tolerances}
     nearest: dict[float, np.ndarray] = {}
-    with torch.no_grad():
-        zg = model.encode(batch.render(g))
-        for r in radii:
-            pts = (g[:, None, :] + r * ring[None]).reshape(-1, 2)
-            free = layout.is_free(pts, margin=1.0).reshape(goals, directions)
-            z = model.encode(batch.render(pts)).reshape(goals, directions, -1)
-            d = (((z - zg[:, None]) / std) ** 2).flatten(2).mean(-1).sqrt().numpy()
-            nearest[r] = np.where(free, d, np.nan)
-            for t in tolerances:
-                out[str(t)][f"{r:g}px"] = round(float(((d < t) & free).any(axis=1).mean()), 4)
-    if 0.5 in nearest and 1.5 in nearest:
-        with np.errstate(all="ignore"):
-            far_min, near_max = np.nanmin(nearest[1.5], axis=1), np.nanmax(nearest[0.5], axis=1)
-        out["far_closer_than_near"] = round(float(np.nan_to_num(far_min < near_max).mean()), 4)
-    return out
+    for r in radii:
+        pts = (g[:, None, :] + r * ring[None]).reshape(-1, 2)
+        free = layout.is_free(pts, margin=1.0).reshape(goals, directions)
+        d = latent_distances(encode(model, batch, pts).reshape(goals, directions, -1), zg[:, None], std)
+        nearest[r] = np.where(free, d, np.nan)
+        for t in tolerances:
+            shares[str(t)][f"{r:g}px"] = round(float(((d < t) & free).any(axis=1).mean()), 4)
+    with np.errstate(all="ignore"):
+        far_closer = np.nan_to_num(np.nanmin(nearest[1.5], axis=1) < np.nanmax(nearest[0.5], axis=1))
+    return shares, round(float(far_closer.mean()), 4)
 
 
 def main() -> None:
@@ -99,11 +99,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON to write (default bench/results/tolerance.json, tolerance_<world>.json for other worlds)")
     args = parser.parse_args()
-    d, model_id = distances_per_px(args.bundle, args.world, args.n)
+    model, batch = load_bundle(args.bundle, backend="torch"), point_mass_batch(args.world)
+    d = distances_per_px(model, batch, args.n)
     out = args.out or (RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json"))
     result = {
         "bundle": portable_path(args.bundle),
-        "model_id": model_id,
+        "model_id": model.model_id,
         "world": args.world,
         "pairs": len(d),
         "distance_per_px": {"median": float(np.median(d)), "p2": float(np.quantile(d, 0.02)),
@@ -114,7 +115,7 @@ def main() -> None:
         "machine": machine_info(),
     }
     if args.tolerances:
-        result["reach_radius"] = reach_radius(args.bundle, args.world, args.tolerances, args.goals)
+        result["reach_radius"], result["far_closer_than_near"] = reach_radius(model, batch, args.tolerances, args.goals)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     q = result["distance_per_px"]
@@ -122,11 +123,10 @@ def main() -> None:
           f"(p2 {q['p2']:.3f}, p10 {q['p10']:.3f}, p90 {q['p90']:.3f}); suggested tolerance "
           f"{result['suggested_tolerance']}; wrote {out}")
     for tol, shares in result.get("reach_radius", {}).items():
-        if not isinstance(shares, dict):
-            print(f"  goals where a point 1.5 px out is closer than one 0.5 px out: {shares:.1%}")
-            continue
         print(f"  tolerance {tol}: goals that can be declared reached this far out: "
               + ", ".join(f"{r} {s:.1%}" for r, s in shares.items()))
+    if "far_closer_than_near" in result:
+        print(f"  goals where a point 1.5 px out is closer than one 0.5 px out: {result['far_closer_than_near']:.1%}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from jepa_common.convert import latent_distance
 from jepa_common.yaml_io import load_yaml_text
 from jepa_planner.controller import MPCController
 from jepa_planner.evaluate import encode_observation, load_model
@@ -31,7 +32,8 @@ from jepa_planner.profiles import build_planner, load_profile, profile_for_world
 from jepa_sim.machine import write_result
 from jepa_sim.worlds import make_world
 
-HELD_OUT_SEED = 100000  # tasks no tuning used (as bench/bench_robustness.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_robustness import HELD_OUT_SEED  # the tasks no tuning used
 
 
 def distances(bundle: str, world_args: dict[str, Any], profile: str, episodes: int, seed: int,
@@ -39,7 +41,6 @@ def distances(bundle: str, world_args: dict[str, Any], profile: str, episodes: i
     """(latent distance, true distance) per raw step of each episode."""
     world = make_world("two_rooms", **{"goal_in_other_room": True, **world_args})
     model = load_model(bundle, world, "torch", 5, (4,))
-    std = model.latent_std.clamp_min(1e-6)
     planner = build_planner(load_profile(profile), model, seed=seed)
     out = []
     for ep in tqdm(range(episodes), desc="episodes"):
@@ -51,7 +52,7 @@ def distances(bundle: str, world_args: dict[str, Any], profile: str, episodes: i
         latent, true = [], []
         for _ in range(steps):
             z = encode_observation(model, obs)
-            latent.append(float((((z - goal) / std) ** 2).mean().sqrt()))
+            latent.append(latent_distance(z, goal, model.latent_std))
             true.append(float(np.linalg.norm(world.true_state()[:2] - world.goal_state[:2])))
             obs, _info = world.step(controller.step(z).action.astype(np.float64))
         out.append((np.array(latent), np.array(true)))
