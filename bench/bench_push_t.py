@@ -81,12 +81,15 @@ def plot(cells: list[dict[str, Any]], path: Path) -> None:
         ds = [c["d"] for c in mine]
         for key, style in (("coverage", "-o"), ("dino_wm_state", "--s")):
             ax1.plot(ds, [100 * c[key]["rate"] for c in mine], style, label=f"{profile} ({key})")
-        ax2.plot([c["model_evals_per_episode"] for c in mine], [100 * c["dino_wm_state"]["rate"] for c in mine], "-o",
-                 label=profile)
+        xs = [c["model_evals_per_episode"] / 1000 for c in mine]
+        ys = [100 * c["dino_wm_state"]["rate"] for c in mine]
+        ax2.plot(xs, ys, "-o", label=profile)
+        for x, y, d in zip(xs, ys, ds, strict=True):
+            ax2.annotate(f"d={d}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7)
     ax1.set_xlabel("goal d steps ahead (budget 2 d)")
     ax1.set_ylabel("success %")
     ax1.legend(fontsize=7)
-    ax2.set_xlabel("predictor evaluations per episode")
+    ax2.set_xlabel("predictor evaluations per episode (thousands)")
     ax2.set_ylabel("success % (DINO-WM state)")
     ax2.legend(fontsize=7)
     fig.tight_layout()
