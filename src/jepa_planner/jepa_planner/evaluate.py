@@ -355,6 +355,24 @@ def load_model(spec: str, world, backend: str = "torch", frameskip: int = 5, str
     return load_bundle(path, backend=backend)
 
 
+ORACLE_WORLDS = ("two_rooms", "multi_room")
+
+
+def default_model(world: str | None) -> str:
+    """``--model`` when none is given: the exact oracle for the point-mass worlds, else the world's shipped bundle
+    (``models/<world>`` of the repository), so ``jepa-evaluate --world push_t`` evaluates the Push-T model."""
+    name = world or "two_rooms"
+    if name in ORACLE_WORLDS:
+        return "oracle"
+    from jepa_planner.demo import REPO, missing_bundle_hint
+
+    bundle = REPO / "models" / name
+    if not (bundle / "manifest.json").is_file():
+        raise FileNotFoundError(f"world {name!r} has no exact oracle and no shipped bundle at models/{name}"
+                                f"{missing_bundle_hint(name, REPO, '--model')}")
+    return str(bundle)
+
+
 def bundle_world(model_spec: str) -> tuple[str | None, dict[str, Any]]:
     """(world name, world constructor options) a bundle was trained with, from its manifest; (None, {}) otherwise."""
     manifest = Path(model_spec) / "manifest.json"
@@ -405,7 +423,9 @@ def _parse_world_args(items: list[str]) -> dict[str, Any]:
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jepa-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--model", default="oracle", help="model bundle directory, or 'oracle' for the exact point-mass model (default)"
+        "--model", default=None,
+        help="model bundle directory, or 'oracle' for the exact point-mass model (default: the oracle for two_rooms and "
+        "multi_room, the shipped bundle models/<world> for the other worlds)",
     )
     p.add_argument(
         "--backend", default="torch", choices=["torch", "onnx"], help="bundle backend (the gradient planner needs torch)"
@@ -460,10 +480,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--episodes must be >= 1")
     torch.set_num_threads(max(1, args.threads))
     try:
+        args.model = args.model or default_model(args.world)
         world_name, world_kwargs, notes = world_settings(args.model, args.world, _parse_world_args(args.world_arg))
         factors = parse_factors(args.factor, world_name)
         world = make_varied_world(world_name, world_kwargs, factors)
-    except (ValueError, ImportError) as err:
+    except (ValueError, ImportError, FileNotFoundError) as err:
         raise SystemExit(f"jepa-evaluate: {err}") from None
     for note in notes:
         print(f"jepa-evaluate: {note}")
@@ -517,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "evaluation.json").write_text(json.dumps(report, indent=1))
     s = summary
     print(
-        f"{args.profile} on {args.world} ({args.episodes} episodes, model {args.model}): success {s['success_rate']:.1%} "
+        f"{args.profile} on {args.world} ({args.episodes} episodes, model {portable_path(args.model)}): success {s['success_rate']:.1%} "
         f"[{s['success_ci95'][0]:.1%}, {s['success_ci95'][1]:.1%}], steps to goal median {s['steps_to_goal_median']}, "
         f"plan time median {1000 * (s['plan_time_median_s'] or 0):.1f} ms (p95 {1000 * (s['plan_time_p95_s'] or 0):.1f} ms), "
         f"model evals/episode {s['model_evals_per_episode']:.0f}; wrote {out}/evaluation.json, trajectories.png"

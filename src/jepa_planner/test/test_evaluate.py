@@ -196,3 +196,27 @@ def test_plots_say_when_every_episode_has_its_own_layout():
 
     assert layout_varies(PerturbedCamera(random_door, CameraPerturbation(noise=0.01)))
     assert not layout_varies(make_world("multi_room"))
+
+
+def test_default_model_is_the_oracle_for_point_mass_worlds_and_the_shipped_bundle_otherwise():
+    from jepa_planner.demo import REPO
+    from jepa_planner.evaluate import default_model
+
+    assert default_model(None) == default_model("two_rooms") == default_model("multi_room") == "oracle"
+    assert default_model("push_t") == str(REPO / "models" / "push_t")
+    with pytest.raises(FileNotFoundError, match=r"no shipped bundle at models/no_such_world.*--model"):
+        default_model("no_such_world")
+
+
+def test_push_t_evaluation_runs_as_the_issue_writes_it(tmp_path, capsys):
+    """``jepa-evaluate --world push_t --world-arg goal_steps=25 --max-steps 50``: no --model, the shipped bundle."""
+    pytest.importorskip("gym_pusht", reason="push_t extra not installed: pip install -r requirements/extras-pusht.txt")
+    out = tmp_path / "push_t"
+    rc = main(["--world", "push_t", "--world-arg", "goal_steps=25", "--max-steps", "50", "--episodes", "1",
+               "--out", str(out), "--no-progress", "--threads", "1", "--gif-episode", "-1"])
+    assert rc == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["config"]["model"].endswith("models/push_t") and report["config"]["world"] == "push_t"
+    assert report["config"]["world_kwargs"]["goal_steps"] == 25
+    assert report["episodes"][0]["steps"] <= 50
+    assert "on push_t (1 episodes, model " in capsys.readouterr().out
