@@ -144,8 +144,9 @@ class EncoderConfig(_Strict):
                              f"(got type {self.type!r}, use_proprio {self.use_proprio}); set it to 0 otherwise")
         if self.layout_dim and self.type != "cnn":
             raise ValueError(f"encoder.layout_dim needs encoder.type 'cnn' (got {self.type!r}); set it to 0 otherwise")
-        if self.keypoints and (self.type != "cnn" or self.use_proprio):
-            raise ValueError("encoder.keypoints needs encoder.type 'cnn' without use_proprio; set it to 0 otherwise")
+        if self.keypoints and (self.type != "cnn" or (self.use_proprio and not self.proprio_latent_dim)):
+            raise ValueError("encoder.keypoints needs encoder.type 'cnn', and with use_proprio a proprio_latent_dim "
+                             "(proprio gets its own dimensions beside the keypoints); set keypoints to 0 otherwise")
         if self.keypoints and self.keypoint_stage > len(self.channels):
             raise ValueError(f"encoder.keypoint_stage ({self.keypoint_stage}) must name one of the {len(self.channels)} conv stages")
         if self.layout_dim + self.proprio_latent_dim >= self.latent_dim:

@@ -274,6 +274,19 @@ def test_spatial_softmax_finds_a_peak_and_keypoint_encoders_train_and_export(tmp
         EncoderConfig(channels=[4, 4], keypoints=3, keypoint_stage=3)
     with pytest.raises(ValueError, match="keypoints needs"):
         EncoderConfig(type="vit", keypoints=3)
+    with pytest.raises(ValueError, match="keypoints needs"):  # proprio fused into a keypoint head: not built
+        EncoderConfig(keypoints=3, use_proprio=True)
+    # keypoints beside proprio's own dimensions (Push-T): image part from the keypoints, then the proprio part
+    kp_proprio = CNNEncoder(EncoderConfig(latent_dim=8, channels=[4, 4], keypoints=3, keypoint_stage=2, use_proprio=True,
+                                          proprio_latent_dim=2), 16, proprio_dim=4)
+    images, proprio = torch.rand(2, 16, 16, 3), torch.rand(2, 4)
+    z = kp_proprio(images, proprio)
+    assert z.shape == (2, 8) and kp_proprio.head.out_features == 6
+    assert torch.equal(z[:, 6:], kp_proprio.proprio_head(proprio))  # no proprio_scale: the proprio part as given
+    assert not torch.equal(kp_proprio(images, proprio + 1)[:, 6:], z[:, 6:])
+    assert torch.equal(kp_proprio(images, proprio + 1)[:, :6], z[:, :6])  # the keypoints see only the image
+    with pytest.raises(ValueError, match="pass proprio"):
+        kp_proprio(images)
     agent_only = CNNEncoder(EncoderConfig(latent_dim=4, channels=[4, 4, 4], keypoints=3, keypoint_stage=1), 16)
     assert len(agent_only.convs) == 2 and isinstance(agent_only.feature_norm, torch.nn.Identity)  # no unused stage
     assert agent_only(torch.zeros(2, 16, 16, 3)).shape == (2, 4)

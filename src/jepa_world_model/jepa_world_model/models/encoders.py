@@ -136,10 +136,14 @@ class CNNEncoder(nn.Module):
         x = self.normalize(images)
         if self.keypoints is not None:
             stage = self.convs[: 2 * self.keypoint_stage](x)  # each stage is a conv and a GELU
-            agent = self.head(self.keypoints(stage))
-            if self.layout_head is None:
-                return agent
-            return torch.cat([agent, self.layout(self.feature_norm(self.convs[2 * self.keypoint_stage :](stage).flatten(1)))], dim=1)
+            parts = [self.head(self.keypoints(stage))]  # image part, proprio part, layout part
+            if self.proprio_head is not None:
+                if proprio is None:
+                    raise ValueError("this encoder fuses proprioception: pass proprio (B, P)")
+                parts.append(self.proprio_head(scaled_proprio(self, proprio).to(stage.dtype)))
+            if self.layout_head is not None:
+                parts.append(self.layout(self.feature_norm(self.convs[2 * self.keypoint_stage :](stage).flatten(1))))
+            return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         h = self.feature_norm(self.convs(x).flatten(1))
         layout = [] if self.layout_head is None else [self.layout(h)]
         if not self.use_proprio:
