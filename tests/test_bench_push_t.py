@@ -43,3 +43,18 @@ def test_diagnosis_splits_model_error_into_image_and_proprio_parts(tmp_path: Pat
     assert len(summary["model_error_by_step"]) == 2  # 10 raw steps = 2 model steps of 5
     assert len(summary["model_error_by_step_image"]) == len(summary["model_error_by_step_proprio"]) == 2
     assert summary["task_distance"] > 0 and summary["expert_true"] < summary["task_distance"]
+
+
+def test_probe_reads_each_target_apart_and_refuses_a_missing_bundle(tmp_path: Path) -> None:
+    import numpy as np
+
+    probe = load("push_t_probe")
+    t = probe.targets(np.array([[1.0, 2.0, 3.0, 4.0, np.pi / 2]]))
+    assert np.allclose(t, [[1, 2, 3, 4, 1, 0]], atol=1e-12)  # the angle as sin / cos: no wrap at +-pi
+    out = tmp_path / "probe.json"
+    assert probe.main(["--bundles", str(BUNDLE), "--episodes", "4", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["bundles"][0]
+    assert set(row["r2"]) == set(probe.TARGETS) and row["r2"]["agent_x"] > 0.9  # the agent: proprio's own dimensions
+    assert row["rmse"]["block_x"] > 0
+    with pytest.raises(SystemExit):
+        probe.main(["--bundles", str(tmp_path / "nothing"), "--out", str(out)])

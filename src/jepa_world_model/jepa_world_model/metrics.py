@@ -35,10 +35,11 @@ def normalised_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor
     return float((pred - target).pow(2).mean() / scale.pow(2).mean().clamp_min(1e-12))
 
 
-def ridge_probe_r2(
+def ridge_probe(
     z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: torch.Tensor, ridge: float = 1e-3
-) -> float:
-    """Closed-form ridge regression latent -> true state; R^2 on validation (averaged over state dims)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form ridge regression latent -> true state, fitted on train; per state dimension on validation:
+    (R^2, RMSE in the state's units)."""
     xt = z_train.reshape(z_train.shape[0], -1).double()
     xv = z_val.reshape(z_val.shape[0], -1).double()
     mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-8)
@@ -49,9 +50,16 @@ def ridge_probe_r2(
     eye = torch.eye(xt.shape[1], dtype=xt.dtype) * ridge * xt.shape[0]
     eye[-1, -1] = 0.0  # the intercept is not penalised
     w = torch.linalg.solve(xt.T @ xt + eye, xt.T @ yt)
-    resid = (xv @ w - yv).pow(2).sum(0)
+    sq = (xv @ w - yv).pow(2)
     total = (yv - yv.mean(0)).pow(2).sum(0).clamp_min(1e-12)
-    return float((1.0 - resid / total).mean())
+    return 1.0 - sq.sum(0) / total, sq.mean(0).sqrt()
+
+
+def ridge_probe_r2(
+    z_train: torch.Tensor, y_train: torch.Tensor, z_val: torch.Tensor, y_val: torch.Tensor, ridge: float = 1e-3
+) -> float:
+    """``ridge_probe``'s validation R^2 averaged over state dimensions (the training runs' ``probe_r2``)."""
+    return float(ridge_probe(z_train, y_train, z_val, y_val, ridge)[0].mean())
 
 
 class CollapseDetector:
