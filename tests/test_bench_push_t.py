@@ -55,6 +55,7 @@ def test_probe_reads_each_target_apart_and_refuses_a_missing_bundle(tmp_path: Pa
     assert probe.main(["--bundles", str(BUNDLE), "--episodes", "4", "--out", str(out)]) == 0
     row = json.loads(out.read_text())["bundles"][0]
     assert set(row["r2"]) == set(probe.TARGETS) and row["r2"]["agent_x"] > 0.9  # the agent: proprio's own dimensions
-    assert row["rmse"]["block_x"] > 0
+    assert row["rmse"]["block_x"] > 0 and row["mlp"]["block_x_rmse_px"] > 0
+    assert 0 <= row["mlp"]["block_angle_median_error_rad"] <= 3.1416
     with pytest.raises(SystemExit):
         probe.main(["--bundles", str(tmp_path / "nothing"), "--out", str(out)])
