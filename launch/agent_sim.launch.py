@@ -3,7 +3,7 @@
     ros2 launch jepa_planner agent_sim.launch.py bundle:=/path/to/bundle world:=two_rooms mode:=lockstep
     ros2 launch jepa_planner agent_sim.launch.py world:=multi_room bundle:=models/multi_room composed:=true
     ros2 launch jepa_planner agent_sim.launch.py world:=push_t bundle:=models/push_t use_proprio:=true \
-        max_command:=50 max_command_norm:=0
+        max_command:=50 max_command_norm:=0 profile:=flat_cem
 
 The world's options come from the params file's ``world_options.<world>`` for the chosen world, or
 from ``world_args:='{...}'`` when given. A lockstep sim repeats its observation until the first

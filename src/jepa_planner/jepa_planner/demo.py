@@ -336,6 +336,7 @@ class WorldDefaults:
 
     world_args: str = "{}"  # with --world (else the params file's sim section)
     max_steps: int = 200
+    profile: str = ""  # planner profile without --profile (empty: the params file's, made for two-rooms)
 
 
 # The goal tolerance is the bundle's own (manifest goal.tolerance; the params file's default_tolerance is 0).
@@ -343,7 +344,8 @@ WORLD_DEFAULTS = {
     "two_rooms": WorldDefaults("{goal_in_other_room: true}"),
     "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600),
     # goals 25 steps along the scripted pusher, a budget of twice that (bench/bench_push_t.py's d = 25)
-    "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50),
+    # and flat_cem, the profile its benchmarks measure (the params file's flat_cem_search is two-rooms' wall search)
+    "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50, profile="flat_cem"),
 }
 
 
@@ -374,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=str(REPO / "config" / "agent.yaml"), help="params file shared by all nodes")
     p.add_argument("--episodes", type=int, default=10, help="ReachGoal tasks to run (each with a new world seed)")
     p.add_argument("--seed", type=int, default=1000, help="world seed of the first episode")
-    p.add_argument("--profile", default="", help="planner profile (default: the configurator's default_profile)")
+    p.add_argument("--profile", default="",
+                   help="planner profile (default: flat_cem for push_t, else the configurator's default_profile)")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds per task")
     p.add_argument("--tolerance", type=float, default=None,
                    help="configurator goal tolerance, normalised latent distance (default: the params file's; "
@@ -472,6 +475,7 @@ def run(argv: list[str] | None = None) -> int:
     overrides["configurator"]["max_steps"] = args.max_steps or defaults.max_steps
     if args.tolerance is not None:
         overrides["configurator"]["default_tolerance"] = args.tolerance
+    args.profile = args.profile or defaults.profile
     if args.profile:
         overrides["configurator"]["default_profile"] = args.profile
         overrides["actor"]["profile"] = args.profile

@@ -79,3 +79,12 @@ def test_the_actor_is_bounded_by_the_worlds_own_action_bounds() -> None:
     except ImportError:
         pytest.skip("push_t extra not installed: pip install -r requirements/extras-pusht.txt")
     assert bounds == {"max_command": 50.0, "max_command_norm": 0.0}
+
+
+def test_push_t_plans_with_its_benchmark_profile_unless_told_otherwise() -> None:
+    """The params file's default profile is two-rooms' wall search; the Push-T demo plans as bench_push_t does."""
+    from jepa_planner.demo import WORLD_DEFAULTS
+    from jepa_planner.profiles import load_profile
+
+    assert WORLD_DEFAULTS["push_t"].profile == "flat_cem" and load_profile("flat_cem").kind == "flat"
+    assert WORLD_DEFAULTS["two_rooms"].profile == WORLD_DEFAULTS["multi_room"].profile == ""  # the params file's
