@@ -18,6 +18,15 @@ if not (BUNDLE / "manifest.json").exists():
 
 
 @pytest.fixture(scope="module")
+def cal():
+    """bench/calibrate_surprise.py as a module."""
+    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
 def bench():
     spec = importlib.util.spec_from_file_location("bench_surprise", _PATH)
     module = importlib.util.module_from_spec(spec)
@@ -72,12 +81,9 @@ def test_each_world_has_the_profile_its_benchmarks_drive_with() -> None:
         load_profile(profile_for_world(world))  # every named profile exists
 
 
-def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides() -> None:
+def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides(cal) -> None:
     """fit_detector (what bench/calibrate_surprise.py and the benchmark use): frames whose commands were zero get their
     own whitening and threshold at the same rate, scaled onto the moving threshold; too few of them: no regime."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -108,13 +114,10 @@ def test_calibration_fits_a_rest_regime_that_finds_a_drift_the_moving_tail_hides
     assert few.rest is None and none == 0.0
 
 
-def test_calibration_fits_a_context_scale_that_finds_a_stop_in_open_space_a_wall_tail_hides() -> None:
+def test_calibration_fits_a_context_scale_that_finds_a_stop_in_open_space_a_wall_tail_hides(cal) -> None:
     """fit_detector(context=True): where the model is often wrong (near a wall, latent dim 0 > 0) normal residuals are
     large, elsewhere small; the context scale learns that, so a stop in open space stands out at the same false-alarm
     rate on fresh normal data, while the plain detector judges it against the wall tail."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     import numpy as np
 
     rng = np.random.default_rng(1)
@@ -145,22 +148,19 @@ def test_calibration_fits_a_context_scale_that_finds_a_stop_in_open_space_a_wall
         cal.fit_detector([s[:2] for s in split(120)], 1, rate, context=True)
 
 
-def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, capsys) -> None:
+def test_calibration_on_recorded_bags_fits_the_robots_own_stops(cal, tmp_path: Path, capsys, monkeypatch) -> None:
     """A robot's bundle is calibrated on its own recorded driving (--bags): episodes alternate between the splits,
     the rest regime learns from the recorded stops, the node reads the file; too little data is refused clearly."""
     from jepa_sim.collect import main as collect_main
     from jepa_world_model.bundle import read_manifest
     from jepa_world_model.surprise import read_calibration
 
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     bags = []
     for i in range(2):
         bags.append(tmp_path / f"drive_{i}")
         assert collect_main(["--world", "two_rooms", "--episodes", "4", "--steps", "80", "--seed", str(i), "--policy",
                              "random_momentum", "--policy-arg", "rest_prob=0.1", "--out", str(bags[-1])]) == 0
-    cal.MIN_REST_FRAMES = 100  # a small recording; the shipped default wants 1,000 rest frames for the tail
+    monkeypatch.setattr(cal, "MIN_REST_FRAMES", 100)  # a small recording; the shipped default wants 1,000 rest frames for the tail
     out = tmp_path / "surprise_calibration.json"
     # these recordings come from the simulator, whose frames at rest never change: the debiased rest regime would see
     # exactly nothing there, so the calibration refuses and says what to add (a camera's own bags carry noise)
@@ -179,38 +179,29 @@ def test_calibration_on_recorded_bags_fits_the_robots_own_stops(tmp_path: Path, 
     assert "need at least 2 recorded episodes" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
 
 
-def test_normal_data_uses_each_worlds_own_goal_directed_behaviour() -> None:
+def test_normal_data_uses_each_worlds_own_goal_directed_behaviour(cal) -> None:
     """Push-T has no doors for noisy_goal: its normal data has the scripted pusher in that share instead; the mix is
     otherwise the same (its rests included)."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     assert cal.normal_policies("two_rooms") == cal.normal_policies("multi_room") == cal.NORMAL_POLICIES
     push_t = cal.normal_policies("push_t")
     assert len(push_t) == len(cal.NORMAL_POLICIES) and ("pusher", {}) in push_t
     assert all(name != "noisy_goal" for name, _ in push_t) and ("random_momentum", {"rest_prob": 0.05}) in push_t
 
 
-def test_calibration_data_covers_the_layouts_the_bundle_was_trained_on() -> None:
+def test_calibration_data_covers_the_layouts_the_bundle_was_trained_on(cal) -> None:
     """The shipped two-rooms bundle was trained with a door drawn per batch of episodes (the manifest's data.randomise):
     its normal data draws doors too, not only the world's default one; the fixed-door bundle keeps its world."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     assert cal.bundle_world(REPO / "models" / "two_rooms") == ("two_rooms", {"door_y": "random"})
     name, kwargs = cal.bundle_world(REPO / "models" / "two_rooms_fixed_door")
     assert name == "two_rooms" and "door_y" not in kwargs
 
 
-def test_normal_data_draws_a_layout_for_every_episode() -> None:
+def test_normal_data_draws_a_layout_for_every_episode(cal) -> None:
     """A batched world draws its random door once per batch of environments: a split of normal data then saw a few doors
     (25 in 1,600 episodes, 5 of them in the share that rests), and the door-anywhere encoder's normal tails depend on the
     door (7x the camera-noise response at rest with the door at 55 px), so the calibrated tail did not carry over to the
     held-out split (false alarms 1.3e-2 at rest against 5e-4). Every episode must draw its own layout; a fixed layout
     stays fixed."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
     import numpy as np
 
     def doors(kwargs: dict) -> list[float]:
