@@ -16,8 +16,8 @@ Needs the push_t extra (requirements/extras-pusht.txt).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from jepa_common.paths import portable_path
-from jepa_sim.machine import machine_info
+from jepa_sim.machine import write_result
 
 TARGETS = ("agent_x", "agent_y", "block_x", "block_y", "block_sin", "block_cos")
 
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(b) / "manifest.json").is_file():
             p.error(f"no bundle at {b} (a directory with manifest.json)")
     torch.set_num_threads(args.threads)
+    start = time.perf_counter()
     from jepa_sim.collect import collect_episodes
 
     try:
@@ -115,10 +116,8 @@ def main(argv: list[str] | None = None) -> int:
               + f"; block RMSE {r['rmse']['block_x']:.1f} / {r['rmse']['block_y']:.1f} px; MLP probe: block RMSE "
               f"{r['mlp']['block_x_rmse_px']:.1f} / {r['mlp']['block_y_rmse_px']:.1f} px, angle median error "
               f"{r['mlp']['block_angle_median_error_rad']:.2f} rad")
-    out = {"command": "bench/push_t_probe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "episodes": args.episodes, "seed": args.seed, "machine": machine_info(), "bundles": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_result(Path(args.out), "bench/push_t_probe.py", argv if argv is not None else sys.argv[1:],
+                 time.perf_counter() - start, {"episodes": args.episodes, "seed": args.seed, "bundles": rows})
     print(f"wrote {args.out}")
     return 0
 

@@ -53,7 +53,7 @@ def test_probe_reads_each_target_apart_and_refuses_a_missing_bundle(tmp_path: Pa
     assert np.allclose(t, [[1, 2, 3, 4, 1, 0]], atol=1e-12)  # the angle as sin / cos: no wrap at +-pi
     out = tmp_path / "probe.json"
     assert probe.main(["--bundles", str(BUNDLE), "--episodes", "4", "--out", str(out)]) == 0
-    row = json.loads(out.read_text())["bundles"][0]
+    row = json.loads(out.read_text())["results"]["bundles"][0]
     assert set(row["r2"]) == set(probe.TARGETS) and row["r2"]["agent_x"] > 0.9  # the agent: proprio's own dimensions
     assert row["rmse"]["block_x"] > 0 and row["mlp"]["block_x_rmse_px"] > 0
     assert 0 <= row["mlp"]["block_angle_median_error_rad"] <= 3.1416
