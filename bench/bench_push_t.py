@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_push_t: {exc}", file=sys.stderr)
         return 2
     if not (Path(args.model) / "manifest.json").is_file():
-        from jepa_planner.demo import REPO, missing_bundle_hint
+        from jepa_planner.world_defaults import REPO, missing_bundle_hint
 
         print(f"bench_push_t: no bundle at {args.model}{missing_bundle_hint('push_t', REPO, '--model')}", file=sys.stderr)
         return 2

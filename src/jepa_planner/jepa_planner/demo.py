@@ -37,8 +37,8 @@ from jepa_common.paths import portable_path
 from jepa_common.processes import NodeProcesses
 from jepa_common.yaml_io import load_yaml_file, load_yaml_text
 from jepa_planner.evaluate import wilson_interval
+from jepa_planner.world_defaults import REPO, missing_bundle_hint, world_command_bounds, world_defaults
 
-REPO = Path(__file__).resolve().parents[3]
 NODES = {
     "sim": "jepa_sim.sim_node",
     "perception": "jepa_perception.perception_node",
@@ -330,40 +330,6 @@ def node_section(params: dict[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
-@dataclass(frozen=True)
-class WorldDefaults:
-    """What the demo uses for a world unless the command line says otherwise."""
-
-    world_args: str = "{}"  # with --world (else the params file's sim section)
-    max_steps: int = 200
-    profile: str = ""  # planner profile without --profile (empty: the params file's, made for two-rooms)
-
-
-# The goal tolerance is the bundle's own (manifest goal.tolerance; the params file's default_tolerance is 0).
-WORLD_DEFAULTS = {
-    "two_rooms": WorldDefaults("{goal_in_other_room: true}"),
-    "multi_room": WorldDefaults("{goal_doors: 4}", max_steps=600),
-    # goals 25 steps along the scripted pusher, a budget of twice that (bench/bench_push_t.py's d = 25)
-    # and flat_cem, the profile its benchmarks measure (the params file's flat_cem_search is two-rooms' wall search)
-    "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50, profile="flat_cem"),
-}
-
-
-def world_command_bounds(world_name: str, world_args: dict[str, Any]) -> dict[str, float]:
-    """The actor's command bounds for a built-in world: the world's own action bounds (per axis, and the norm
-    bound where it has one; 0 = none), so that the params file's robot limits (two-rooms' 2.45 px) do not
-    throttle a world with larger actions (Push-T's +-50 px)."""
-    from jepa_sim.worlds import make_world
-
-    world = make_world(world_name, **world_args)
-    try:
-        spec = world.spec
-        per_axis = float(max(np.abs(spec.action_low).max(), np.abs(spec.action_high).max()))
-        return {"max_command": per_axis, "max_command_norm": float(spec.action_norm_max or 0.0)}
-    finally:
-        world.close()
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Run the agent's nodes against a built-in world and send ReachGoal tasks.")
     p.add_argument("--bundle", default=None, help="model bundle directory (default: models/<world>)")
@@ -389,16 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--composed", action="store_true",
                    help="run the agent's nodes in one process (jepa_planner.composed) beside the sim: lower latency")
     return p
-
-
-def missing_bundle_hint(world_name: str, repo: Path, option: str = "--bundle") -> str:
-    """What to run when a world has no shipped bundle: its training recipe, when the repository has one
-    (``option``: the caller's flag for a bundle directory)."""
-    recipe = repo / "config" / "train" / f"{world_name}.yaml"
-    if not recipe.exists():
-        return f"; pass {option} DIR (no bundle and no training recipe for world {world_name!r} in this repository)"
-    return (f"; train one with: jepa-train --config config/train/{world_name}.yaml --out runs/{world_name} && "
-            f"jepa-export --run runs/{world_name} --out models/{world_name}   (or pass {option} DIR)")
 
 
 def repo_relative_paths(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, str]:
@@ -434,7 +390,7 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     sim_params = node_section(params, "sim")
     world_name = args.world or sim_params.get("world", "two_rooms")
-    defaults = WORLD_DEFAULTS.get(world_name, WorldDefaults())
+    defaults = world_defaults(world_name)
     default_args = defaults.world_args if args.world else (
         sim_params.get("world_args") or (sim_params.get("world_options") or {}).get(world_name, ""))
     world_args_text = args.world_args if args.world_args is not None else default_args

@@ -32,6 +32,7 @@ import yaml
 from tqdm import tqdm
 
 from jepa_common.paths import portable_path
+from jepa_planner.world_defaults import REPO, missing_bundle_hint
 from jepa_sim.machine import machine_info
 
 DEFAULT_WORLD_KWARGS: dict[str, dict[str, Any]] = {
@@ -364,8 +365,6 @@ def default_model(world: str | None) -> str:
     name = world or "two_rooms"
     if name in ORACLE_WORLDS:
         return "oracle"
-    from jepa_planner.demo import REPO, missing_bundle_hint
-
     bundle = REPO / "models" / name
     if not (bundle / "manifest.json").is_file():
         raise FileNotFoundError(f"world {name!r} has no exact oracle and no shipped bundle at models/{name}"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jepa_planner.demo import REPO, EpisodeRecord, missing_bundle_hint, run, save_pictures, world_command_bounds
+from jepa_planner.demo import EpisodeRecord, run, save_pictures
+from jepa_planner.world_defaults import REPO, WORLD_DEFAULTS, missing_bundle_hint, world_command_bounds
 from jepa_sim.worlds import make_world
 
 
@@ -83,7 +84,6 @@ def test_the_actor_is_bounded_by_the_worlds_own_action_bounds() -> None:
 
 def test_push_t_plans_with_its_benchmark_profile_unless_told_otherwise() -> None:
     """The params file's default profile is two-rooms' wall search; the Push-T demo plans as bench_push_t does."""
-    from jepa_planner.demo import WORLD_DEFAULTS
     from jepa_planner.profiles import load_profile
 
     assert WORLD_DEFAULTS["push_t"].profile == "flat_cem" and load_profile("flat_cem").kind == "flat"

@@ -199,8 +199,8 @@ def test_plots_say_when_every_episode_has_its_own_layout():
 
 
 def test_default_model_is_the_oracle_for_point_mass_worlds_and_the_shipped_bundle_otherwise():
-    from jepa_planner.demo import REPO
     from jepa_planner.evaluate import default_model
+    from jepa_planner.world_defaults import REPO
 
     assert default_model(None) == default_model("two_rooms") == default_model("multi_room") == "oracle"
     assert default_model("push_t") == str(REPO / "models" / "push_t")
