@@ -256,6 +256,50 @@ def test_sim_overrides() -> None:
     }
 
 
+def agent_arguments(**given: str) -> dict[str, str]:
+    """agent_sim.launch.py's agent_arguments() for these launch arguments (the rest empty, as declared)."""
+    h = load_helpers("agent_sim.launch.py", ("AGENT_ARGUMENTS", "agent_arguments"))
+    arguments = {name: "" for name in (*h["AGENT_ARGUMENTS"], "world", "world_args")}
+    return h["agent_arguments"]({**arguments, **given})
+
+
+def test_without_world_the_agent_gets_the_arguments_as_given(monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    passed = agent_arguments(bundle="models/two_rooms", max_command="1.5")
+    assert passed["use_sim_time"] == "true" and passed["bundle"] == "models/two_rooms" and passed["max_command"] == "1.5"
+    assert passed["profile"] == passed["use_proprio"] == passed["max_command_norm"] == ""  # the params file's
+
+
+def test_world_push_t_alone_brings_its_bundle_bounds_proprio_and_profile(monkeypatch) -> None:
+    """world:=push_t is enough: the Push-T bundle, its +-50 px actions, proprio on, flat_cem; given values win."""
+    monkeypatch.chdir(REPO)
+    try:
+        passed = agent_arguments(world="push_t")
+    except ImportError as exc:
+        assert "pip install -r requirements/extras-pusht.txt" in str(exc)
+        pytest.skip("push_t extra not installed: pip install -r requirements/extras-pusht.txt")
+    assert passed["bundle"] == "models/push_t" and (REPO / passed["bundle"] / "manifest.json").is_file()
+    assert float(passed["max_command"]) == 50.0 and float(passed["max_command_norm"]) == 0.0
+    assert passed["use_proprio"] == "true" and passed["profile"] == "flat_cem" and passed["use_sim_time"] == "true"
+    mine = agent_arguments(world="push_t", profile="push_t_cem", max_command="20", use_proprio="false")
+    assert (mine["profile"], mine["max_command"], mine["use_proprio"]) == ("push_t_cem", "20", "false")
+
+
+def test_world_two_rooms_alone_keeps_the_params_files_profile(monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    passed = agent_arguments(world="two_rooms", world_args="{goal_in_other_room: true}")
+    assert passed["bundle"] == "models/two_rooms" and passed["use_proprio"] == "false" and passed["profile"] == ""
+    assert float(passed["max_command"]) == float(passed["max_command_norm"]) == 2.45
+    with pytest.raises(ValueError, match="world_args"):
+        agent_arguments(world="two_rooms", world_args="[1, 2]")
+
+
+def test_a_world_bundle_that_cannot_be_read_leaves_proprio_to_the_params_file(tmp_path, monkeypatch) -> None:
+    """No bundle at models/<world> here: use_proprio stays empty and the nodes name the missing bundle."""
+    monkeypatch.chdir(tmp_path)
+    assert agent_arguments(world="two_rooms")["use_proprio"] == ""
+
+
 @pytest.mark.parametrize("world", ["two_rooms", "multi_room", "point_maze", "push_t"])
 def test_world_argument_alone_picks_that_worlds_options_from_the_params_file(world: str) -> None:
     """world:=NAME with the shipped agent.yaml: the sim gets NAME's own options, never another world's."""
