@@ -6,7 +6,8 @@ pixels away (where the bundle's latent moves little per pixel); one too tight ne
 the task times out. For each tolerance and each world setting this runs ``jepa-demo`` (the seven node processes,
 lockstep, the same tasks for every tolerance) and counts, per task: reached with the agent within the success radius
 at some point of its path (``reached_within``), reached without that (``false_reach``, with the closest distance),
-timed out (``timeout``), and the median steps. A bundle's ``goal.tolerance`` (``jepa-bundle set-tolerance``) is
+timed out (``timeout``), the world's own success whatever the agent said (``success``: within the radius at some
+point), and the median steps. A bundle's ``goal.tolerance`` (``jepa-bundle set-tolerance``) is
 chosen from this table.
 
 Usage (about 1 min per 20 tasks on 2 cores):
@@ -35,6 +36,7 @@ def summarise(episodes: list[dict[str, Any]]) -> dict[str, Any]:
     reached = [e for e in episodes if e["agent_reason"] == "reached"]
     return {
         "episodes": len(episodes),
+        "success": sum(bool(e["success"]) for e in episodes),  # the world's test, whatever the agent said
         "reached_within": sum(bool(e["success"]) for e in reached),
         "false_reach": sum(not e["success"] for e in reached),
         "false_reach_closest_px": sorted(round(float(e["min_distance_px"]), 2) for e in reached if not e["success"]),
