@@ -296,3 +296,34 @@ def test_push_t_pusher_bag_from_jepa_collect_trains_on_what_the_recipe_collects(
         np.testing.assert_array_equal(got.actions, want.actions)
         np.testing.assert_array_equal(got.proprio, want.proprio)
         assert np.abs(got.actions).max() > 1.0  # real pushes, not zeroed actions
+
+
+def test_point_maze_renders_from_any_thread() -> None:
+    """The sim node builds its world on one thread and steps it on an executor's pool threads: an EGL context left
+    current on the building thread had failed every render elsewhere (EGL_BAD_ACCESS)."""
+    import threading
+
+    try:
+        world = make_world("point_maze")
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    try:
+        first = world.reset(seed=3).image
+        errors: list[str] = []
+
+        def render_here() -> None:
+            try:
+                world.goal_observation()
+                world.step(np.zeros(2, np.float32))
+            except Exception as exc:  # any thread's error, reported below
+                errors.append(repr(exc))
+
+        for _ in range(2):
+            thread = threading.Thread(target=render_here)
+            thread.start()
+            thread.join()
+        assert errors == []
+        again = world.reset(seed=3).image  # and on this thread again, the same picture
+        assert np.array_equal(first, again)
+    finally:
+        world.close()

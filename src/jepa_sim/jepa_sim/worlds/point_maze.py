@@ -19,7 +19,9 @@ Simulation is gymnasium-robotics' ``PointMazeEnv`` (the D4RL maze maps "umaze", 
 Rendering uses MuJoCo's offscreen OpenGL. ``MUJOCO_GL`` is set to "egl" when the user has not
 set it and MuJoCo is not yet imported; "osmesa" (Debian ``libosmesa6``) is the alternative
 on machines without EGL. Shadows, reflections and multisampling are off (about twice as fast
-at 64 px, and a top-down view gains nothing from them).
+at 64 px, and a top-down view gains nothing from them). An EGL context current on one thread cannot be made
+current on another (EGL_BAD_ACCESS), and a ROS executor runs the sim node's callbacks on pool threads, not the
+thread that built the world: each render therefore takes the context under a lock and releases it afterwards.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 from collections import deque
 from typing import Any
 
@@ -64,6 +67,17 @@ def _import_simulator() -> tuple[Any, Any, Any]:
             f"world 'point_maze' needs gymnasium-robotics and mujoco ({err.name or err} is missing): {INSTALL_HINT}"
         ) from err
     return mujoco, maps, PointMazeEnv
+
+
+def _release_gl_context() -> None:
+    """Make no EGL context current on this thread (the Renderer makes its own current again when it renders).
+    Other MuJoCo GL backends (osmesa, glfw) are left alone."""
+    if os.environ.get("MUJOCO_GL") != "egl":
+        return
+    from mujoco import egl
+
+    if egl.EGL_DISPLAY is not None:
+        egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_CONTEXT)
 
 
 class PointMaze(World):
@@ -155,7 +169,9 @@ class PointMaze(World):
         mj = self._mj
         self.model.vis.quality.offsamples = 0  # must precede the Renderer's framebuffer
         side = self.spec.image_size
+        self._render_lock = threading.Lock()
         self._renderer = mj.Renderer(self.model, side, side)
+        _release_gl_context()  # current on this thread since the Renderer made it: let any thread render
         self._extent = float(max(self.maze.map_length, self.maze.map_width) * self.maze.maze_size_scaling)
         self.model.vis.global_.fovy = self._extent  # orthographic: the vertical extent in metres
         cam = mj.MjvCamera()
@@ -169,12 +185,16 @@ class PointMaze(World):
 
     def _render(self) -> np.ndarray:
         mj = self._mj
-        self._renderer.update_scene(self.data, camera=self._camera)
-        flags = self._renderer.scene.flags
-        flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
-        flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
-        flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
-        return self._renderer.render().copy()
+        with self._render_lock:
+            self._renderer.update_scene(self.data, camera=self._camera)
+            flags = self._renderer.scene.flags
+            flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
+            flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
+            flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
+            try:
+                return self._renderer.render().copy()
+            finally:
+                _release_gl_context()
 
     def _render_at(self, xy: np.ndarray) -> np.ndarray:
         """The camera image with the ball placed at ``xy`` (state restored afterwards)."""
@@ -251,8 +271,18 @@ class PointMaze(World):
 
     # ------------------------------------------------------------------ views
     def goal_observation(self) -> Observation:
-        goal = np.concatenate([self._goal, np.zeros(2)]).astype(np.float32)
-        return Observation(image=self._render_at(self._goal), proprio=goal)
+        return self.observation_at(self._goal)
+
+    def observation_at(self, xy: np.ndarray) -> Observation:
+        """What the camera and proprio would give with the ball at rest at ``xy`` (the world's state unchanged):
+        the goal image is this at the goal; tolerance calibration renders points around a goal with it."""
+        xy = np.asarray(xy, np.float64)[:2]
+        return Observation(image=self._render_at(xy), proprio=np.concatenate([xy, np.zeros(2)]).astype(np.float32))
+
+    def is_free(self, xy: np.ndarray) -> bool:
+        """Whether ``xy`` lies in a free cell of the maze."""
+        i, j = self.cell_of(xy)
+        return 0 <= i < len(self.maze_map) and 0 <= j < len(self.maze_map[0]) and self.maze_map[i][j] != 1
 
     def is_success(self) -> bool:
         return bool(np.linalg.norm(self.data.qpos[:2] - self._goal) <= SUCCESS_THRESHOLD)
