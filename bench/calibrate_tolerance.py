@@ -11,8 +11,17 @@ at 1, 1.5 and 2 px (16 directions) whose latent distance is under the tolerance 
 goals where some point 1.5 px out is closer than some point 0.5 px out (``far_closer_than_near``: where that is
 common, no tolerance separates "within a pixel" from "farther").
 
+A world with a success radius in metres and no pixel grid (``point_maze``, whose ``observation_at`` renders the ball at
+rest anywhere) is measured against that radius instead: for ``--goals`` goals of the bundle's own maze, the latent
+distance to the goal of free points at fractions of the radius in 16 directions (``distance_at_radius``), and for each
+tolerance the share of goals with a point at or beyond the radius under it (``declared_outside``: "reached" said
+outside the world's success) and the share of points at half the radius under it (``within_half_radius``: how easily
+the planner comes under it). The suggested tolerance is the 5th percentile of the distance at the radius.
+
 Usage: .venv/bin/python bench/calibrate_tolerance.py [--bundle models/two_rooms] [--world two_rooms] [--n 2000]
            [--tolerances 0.006 0.01] [--out FILE]
+       .venv/bin/python bench/calibrate_tolerance.py --bundle models/point_maze --world point_maze --goals 200 \
+           --tolerances 0.1 0.2 0.3
 """
 
 from __future__ import annotations
@@ -88,6 +97,75 @@ def reach_radius(model: Any, batch: Any, tolerances: list[float], goals: int = 4
     return shares, round(float(far_closer.mean()), 4)
 
 
+RADIUS_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.5)
+
+
+def radius_calibration(model: Any, world: Any, radius: float, tolerances: list[float], goals: int = 200,
+                       seed: int = 0, directions: int = 16) -> dict[str, Any]:
+    """Latent distance to the goal at fractions of a success radius (see the module docstring)."""
+    angles = np.linspace(0, 2 * np.pi, directions, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], -1)
+    std = model.latent_std.numpy()
+
+    def encode_obs(observations: list[Any]) -> np.ndarray:
+        with torch.no_grad():
+            images = np.stack([o.image for o in observations])
+            proprio = torch.as_tensor(np.stack([o.proprio for o in observations]), dtype=torch.float32)
+            return model.encode(images, proprio if model.uses_proprio else None).numpy()
+
+    dist = {f: [] for f in RADIUS_FRACTIONS}  # per fraction: (goals, directions) with NaN where not free
+    for g in range(goals):
+        world.reset(seed=seed + g)
+        goal = world.goal_state[:2]
+        zg = encode_obs([world.goal_observation()])[0]
+        for f in RADIUS_FRACTIONS:
+            pts = goal + f * radius * ring
+            free = np.array([world.is_free(p) for p in pts])
+            row = np.full(directions, np.nan)
+            if free.any():
+                row[free] = latent_distances(encode_obs([world.observation_at(p) for p in pts[free]]), zg[None], std)
+            dist[f].append(row)
+    d = {f: np.array(rows) for f, rows in dist.items()}
+    outside = np.concatenate([d[f] for f in RADIUS_FRACTIONS if f >= 1.0], axis=1)
+    with np.errstate(all="ignore"):
+        nearest_outside = np.nanmin(outside, axis=1)
+    at_radius = d[1.0][np.isfinite(d[1.0])]
+    return {
+        "radius": radius,
+        "goals": goals,
+        "distance_at_radius": {f"{f:g}": {q: round(float(np.nanquantile(d[f], v)), 4) for q, v in
+                                          (("p5", 0.05), ("median", 0.5), ("p95", 0.95))} for f in RADIUS_FRACTIONS},
+        "suggested_tolerance": round(float(np.quantile(at_radius, 0.05)), 3),
+        "tolerances": {str(t): {"declared_outside": round(float(np.nan_to_num(nearest_outside < t).mean()), 4),
+                                "within_half_radius": round(float(np.nanmean(d[0.5] < t)), 4)} for t in tolerances},
+    }
+
+
+def main_radius(args: argparse.Namespace) -> None:
+    """The success-radius calibration of a world with ``observation_at`` (point_maze), in the bundle's own world."""
+    from jepa_planner.evaluate import bundle_world
+    from jepa_sim.worlds.point_maze import SUCCESS_THRESHOLD
+
+    model = load_bundle(args.bundle, backend="torch")
+    _, kwargs = bundle_world(args.bundle)
+    world = make_world(args.world, **{k: v for k, v in kwargs.items() if k != "show_target"}, show_target=False)
+    try:
+        result = {"bundle": portable_path(args.bundle), "model_id": model.model_id, "world": args.world,
+                  "world_kwargs": kwargs,
+                  **radius_calibration(model, world, SUCCESS_THRESHOLD, args.tolerances, args.goals),
+                  "machine": machine_info()}
+    finally:
+        world.close()
+    out = args.out or RESULTS.with_name(f"tolerance_{args.world}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"{args.bundle} on {args.world}: latent distance at the success radius {result['radius']} "
+          f"{result['distance_at_radius']['1']}; suggested tolerance {result['suggested_tolerance']}; wrote {out}")
+    for tol, shares in result["tolerances"].items():
+        print(f"  tolerance {tol}: goals declared reachable outside the radius {shares['declared_outside']:.1%}, "
+              f"points at half the radius under it {shares['within_half_radius']:.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="models/two_rooms")
@@ -95,10 +173,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="position pairs")
     parser.add_argument("--tolerances", type=float, nargs="*", default=[],
                         help="also measure how far from a goal each of these tolerances declares it reached")
-    parser.add_argument("--goals", type=int, default=400, help="goals of the --tolerances measure")
+    parser.add_argument("--goals", type=int, default=400, help="goals of the --tolerances measure (point_maze: of the radius"
+                        " calibration)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON to write (default bench/results/tolerance.json, tolerance_<world>.json for other worlds)")
     args = parser.parse_args()
+    if args.world == "point_maze":
+        main_radius(args)
+        return
     model, batch = load_bundle(args.bundle, backend="torch"), point_mass_batch(args.world)
     d = distances_per_px(model, batch, args.n)
     out = args.out or (RESULTS if args.world == "two_rooms" else RESULTS.with_name(f"tolerance_{args.world}.json"))

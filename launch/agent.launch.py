@@ -57,6 +57,7 @@ NODE_OVERRIDES = {
         "default_profile": "profile",
         "profiles_file": "profiles_file",
         "goals_file": "goals_file",
+        "max_steps": "max_steps",
     },
     "cost": {"bundle": "bundle", "autostart": "autostart", "profile": "profile", "profiles_file": "profiles_file"},
     "memory": {},
@@ -83,6 +84,8 @@ def node_env(node_name: str, cpu_count: int | None = None) -> dict[str, str]:
 BOOL_PARAMETERS = ("autostart", "use_sim_time", "use_proprio")
 # Likewise for double parameters (a number written as text must reach the node as a float).
 FLOAT_PARAMETERS = ("max_command", "max_command_norm")
+# ... and integer ones.
+INT_PARAMETERS = ("max_steps",)
 
 
 def parse_bool(name: str, text: str) -> bool:
@@ -101,6 +104,14 @@ def parse_float(name: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"launch argument '{name}' = '{text}' is not a number") from None
+
+
+def parse_int(name: str, text: str) -> int:
+    """A launch argument's integer text as an int; anything else is a ValueError naming it."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"launch argument '{name}' = '{text}' is not an integer") from None
 
 
 def node_overrides(node_name: str, arguments: dict[str, str]) -> dict[str, Any]:
@@ -125,6 +136,8 @@ def node_overrides(node_name: str, arguments: dict[str, str]) -> dict[str, Any]:
             params[param] = parse_bool(argument, text)
         elif param in FLOAT_PARAMETERS:
             params[param] = parse_float(argument, text)
+        elif param in INT_PARAMETERS:
+            params[param] = parse_int(argument, text)
         else:
             params[param] = text
     return params
@@ -356,6 +369,10 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument(
                 "max_command_norm", default_value="", description="actor's command norm bound, 0 = none (empty: the params file's)"
+            ),
+            DeclareLaunchArgument(
+                "max_steps", default_value="",
+                description="configurator's control steps before a goal times out, 0 = no limit (empty: the params file's)",
             ),
             RegisterEventHandler(OnProcessExit(on_exit=shutdown_on_exit)),
             OpaqueFunction(function=launch_setup),

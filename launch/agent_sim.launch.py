@@ -9,7 +9,8 @@ from ``world_args:='{...}'`` when given. A world named with ``world:=`` brings w
 (jepa_planner.world_defaults), for every one of these arguments left empty: ``bundle`` models/<world> (relative
 to the working directory, like the params file's), ``max_command``/``max_command_norm`` the world's own action
 bounds (Push-T: 50 px per axis, no norm bound; the params file's 2.45 px are two-rooms'), ``use_proprio`` from
-the bundle's manifest, and the world's benchmark ``profile`` (Push-T: flat_cem). A world whose optional extra is
+the bundle's manifest, the world's benchmark ``profile`` (Push-T: flat_cem; point_maze: hierarchical) and
+``max_steps`` per goal (the demo's: 50 for Push-T's d = 25, 600 for point_maze). A world whose optional extra is
 missing stops the launch with one line saying what to install. A lockstep sim repeats its observation until the first
 command, so the agent's nodes may start in any order (as they do here, all at once).
 
@@ -36,7 +37,7 @@ SIM_OVERRIDES = {"world": "world", "world_args": "world_args", "mode": "mode"}
 
 # Arguments of agent.launch.py passed through unchanged (use_sim_time is forced to true).
 AGENT_ARGUMENTS = ("params_file", "bundle", "namespace", "log_level", "autostart", "profile", "composed", "use_proprio",
-                   "max_command", "max_command_norm")
+                   "max_command", "max_command_norm", "max_steps")
 
 
 def sim_overrides(arguments: dict[str, str]) -> dict[str, Any]:
@@ -145,6 +146,10 @@ def generate_launch_description() -> LaunchDescription:
                 "max_command_norm",
                 default_value="",
                 description="actor's command norm bound, 0 = none (empty: the params file's; with world:=, the world's own)",
+            ),
+            DeclareLaunchArgument(
+                "max_steps", default_value="",
+                description="control steps before a goal times out (empty: the params file's; with world:=, the world's)",
             ),
             OpaqueFunction(function=launch_setup),
         ]

@@ -209,10 +209,10 @@ def test_agent_sim_passes_only_arguments_agent_launch_declares() -> None:
 
 
 def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
-    h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "parse_bool",
-                                         "parse_float", "node_overrides"))
+    h = load_helpers("agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "INT_PARAMETERS",
+                                         "parse_bool", "parse_float", "parse_int", "node_overrides"))
     base = {"bundle": "", "autostart": "true", "use_sim_time": "false", "profile": "", "profiles_file": "/p.yaml",
-            "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": ""}
+            "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": "", "max_steps": ""}
     assert h["node_overrides"]("actor", base) == {"use_sim_time": False, "autostart": True, "profiles_file": "/p.yaml"}
     given = {**base, "bundle": "/b", "profile": "flat_mppi", "autostart": "False", "use_sim_time": "true"}
     assert h["node_overrides"]("configurator", given) == {
@@ -233,6 +233,9 @@ def test_node_overrides_keep_params_file_values_for_empty_arguments() -> None:
     assert h["node_overrides"]("perception", pusht) == {"use_sim_time": False, "autostart": True, "use_proprio": True}
     with pytest.raises(ValueError, match="max_command"):
         h["node_overrides"]("actor", {**base, "max_command": "fast"})
+    assert h["node_overrides"]("configurator", {**base, "max_steps": "600"})["max_steps"] == 600
+    with pytest.raises(ValueError, match="max_steps"):
+        h["node_overrides"]("configurator", {**base, "max_steps": "1.5"})
     with pytest.raises(ValueError, match="planner"):
         h["node_overrides"]("planner", base)
 
@@ -267,7 +270,7 @@ def test_without_world_the_agent_gets_the_arguments_as_given(monkeypatch) -> Non
     monkeypatch.chdir(REPO)
     passed = agent_arguments(bundle="models/two_rooms", max_command="1.5")
     assert passed["use_sim_time"] == "true" and passed["bundle"] == "models/two_rooms" and passed["max_command"] == "1.5"
-    assert passed["profile"] == passed["use_proprio"] == passed["max_command_norm"] == ""  # the params file's
+    assert passed["profile"] == passed["use_proprio"] == passed["max_command_norm"] == passed["max_steps"] == ""
 
 
 def test_world_push_t_alone_brings_its_bundle_bounds_proprio_and_profile(monkeypatch) -> None:
@@ -281,6 +284,7 @@ def test_world_push_t_alone_brings_its_bundle_bounds_proprio_and_profile(monkeyp
     assert passed["bundle"] == "models/push_t" and (REPO / passed["bundle"] / "manifest.json").is_file()
     assert float(passed["max_command"]) == 50.0 and float(passed["max_command_norm"]) == 0.0
     assert passed["use_proprio"] == "true" and passed["profile"] == "flat_cem" and passed["use_sim_time"] == "true"
+    assert passed["max_steps"] == "50"
     mine = agent_arguments(world="push_t", profile="push_t_cem", max_command="20", use_proprio="false")
     assert (mine["profile"], mine["max_command"], mine["use_proprio"]) == ("push_t_cem", "20", "false")
 
@@ -349,12 +353,13 @@ def test_composed_launch_runs_the_composed_executable_with_every_agent_node() ->
 
 def test_composed_overrides_file_has_one_section_per_node(tmp_path) -> None:
     h = load_helpers(
-        "agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "parse_bool", "parse_float",
-                            "node_overrides", "composed_overrides_file")
+        "agent.launch.py", ("NODE_OVERRIDES", "BOOL_PARAMETERS", "FLOAT_PARAMETERS", "INT_PARAMETERS", "parse_bool",
+                            "parse_float", "parse_int", "node_overrides", "composed_overrides_file")
     )
     h["yaml"] = yaml
     arguments = {"bundle": "/b", "autostart": "true", "use_sim_time": "true", "profile": "flat_mppi",
-                 "profiles_file": "/p.yaml", "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": ""}
+                 "profiles_file": "/p.yaml", "goals_file": "/g.yaml", "use_proprio": "", "max_command": "", "max_command_norm": "",
+                 "max_steps": ""}
     path = Path(h["composed_overrides_file"](arguments))
     try:
         doc = yaml.safe_load(path.read_text())

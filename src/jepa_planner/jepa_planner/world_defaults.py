@@ -35,6 +35,11 @@ WORLD_DEFAULTS = {
     # goals 25 steps along the scripted pusher, a budget of twice that (bench/bench_push_t.py's d = 25)
     # and flat_cem, the profile its benchmarks measure (the params file's flat_cem_search is two-rooms' wall search)
     "push_t": WorldDefaults("{goal_steps: 25}", max_steps=50, profile="flat_cem"),
+    # the maze, control rate and picture the shipped bundle learned (its manifest's provenance; the world's own
+    # defaults, a U-maze with the goal drawn, collapse its latent to one point), goals 5 maze cells away, 600 steps
+    # (12 s) and the hierarchical profile (models/point_maze/README.md: flat CEM fails on long mazes)
+    "point_maze": WorldDefaults("{maze: large, action_repeat: 2, show_target: false, goal_cells: 5}", max_steps=600,
+                                profile="hierarchical"),
 }
 
 
@@ -97,6 +102,9 @@ def launch_defaults(world_name: str, world_args: dict[str, Any], arguments: dict
     if not out.get("use_proprio"):
         proprio = bundle_uses_proprio(Path(out["bundle"]))
         out["use_proprio"] = "" if proprio is None else str(proprio).lower()
+    defaults = world_defaults(world_name)
     if not out.get("profile"):
-        out["profile"] = world_defaults(world_name).profile
+        out["profile"] = defaults.profile
+    if not out.get("max_steps"):
+        out["max_steps"] = str(defaults.max_steps)
     return out

@@ -88,3 +88,26 @@ def test_push_t_plans_with_its_benchmark_profile_unless_told_otherwise() -> None
 
     assert WORLD_DEFAULTS["push_t"].profile == "flat_cem" and load_profile("flat_cem").kind == "flat"
     assert WORLD_DEFAULTS["two_rooms"].profile == WORLD_DEFAULTS["multi_room"].profile == ""  # the params file's
+
+
+def test_each_worlds_defaults_are_the_world_its_shipped_bundle_learned() -> None:
+    """The demo's and the launch file's options for a world include every option its shipped bundle was trained with
+    (point_maze's large maze, control rate and picture: with the world's own defaults the bundle's latent collapsed
+    to one point and every goal was 'reached' on its first step)."""
+    import yaml
+
+    from jepa_planner.evaluate import bundle_world
+    from jepa_planner.world_defaults import world_defaults
+    from jepa_sim.worlds import world_names
+
+    sim = yaml.safe_load((REPO / "config" / "agent.yaml").read_text())["/**/sim"]["ros__parameters"]
+    shipped = [w for w in world_names() if (REPO / "models" / w / "manifest.json").is_file()]
+    assert {"two_rooms", "multi_room", "point_maze", "push_t"} <= set(shipped)
+    for world in shipped:
+        trained_in, trained = bundle_world(str(REPO / "models" / world))
+        assert trained_in == world
+        demo = yaml.safe_load(world_defaults(world).world_args) or {}
+        launch = yaml.safe_load(sim["world_options"][world] or "{}") or {}
+        for name, options in (("the demo's", demo), ("the params file's", launch)):
+            differ = {k: (v, options.get(k)) for k, v in trained.items() if options.get(k) != v}
+            assert not differ, f"{world}: {name} options differ from models/{world}'s training world: {differ}"
