@@ -343,12 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10, help="ReachGoal tasks to run (each with a new world seed)")
     p.add_argument("--seed", type=int, default=1000, help="world seed of the first episode")
     p.add_argument("--profile", default="",
-                   help="planner profile (default: flat_cem for push_t, else the configurator's default_profile)")
+                   help="planner profile (default: flat_cem for push_t, hierarchical for point_maze, else the "
+                   "configurator's default_profile)")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds per task")
     p.add_argument("--tolerance", type=float, default=None,
                    help="configurator goal tolerance, normalised latent distance (default: the params file's; "
                    "0 there: the bundle's own, see jepa-bundle info)")
-    p.add_argument("--max-steps", type=int, default=None, help="control steps per task (default 200; 600 for multi_room)")
+    p.add_argument("--max-steps", type=int, default=None, help="control steps per task (default 200; 600 for multi_room and point_maze, 50 for push_t)")
     p.add_argument("--realtime", action="store_true", help="run the sim in realtime mode (default: lockstep)")
     p.add_argument("--out", default=str(REPO / "artifacts" / "demo"), help="directory for logs, JSON, PNG and GIF")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for the nodes to come up")
