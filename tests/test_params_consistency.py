@@ -130,11 +130,12 @@ def test_launch_overrides_are_declared_parameters(params: dict[str, dict[str, Pa
     per_node = literals[table] if table == "NODE_OVERRIDES" else {"sim": literals[table]}
     agent_literals = LAUNCH.module_literals(LAUNCH.parse(REPO / "launch" / "agent.launch.py"))
     bool_params, float_params = set(agent_literals["BOOL_PARAMETERS"]), set(agent_literals["FLOAT_PARAMETERS"])
+    int_params = set(agent_literals["INT_PARAMETERS"])
     for node, overrides in per_node.items():
         for key in overrides:
             assert key in params[node], f"{file}: override '{key}' is not declared by {node}"
-            # Launch arguments are text: bool and float parameters are converted, the rest must be strings.
-            expected = bool if key in bool_params else float if key in float_params else str
+            # Launch arguments are text: bool, float and int parameters are converted, the rest must be strings.
+            expected = bool if key in bool_params else float if key in float_params else int if key in int_params else str
             assert isinstance(params[node][key].default, expected), (
                 f"{file}: override '{key}' of {node} would have the wrong type"
             )
