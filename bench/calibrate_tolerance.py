@@ -129,13 +129,12 @@ def radius_calibration(model: Any, world: Any, radius: float, tolerances: list[f
     outside = np.concatenate([d[f] for f in RADIUS_FRACTIONS if f >= 1.0], axis=1)
     with np.errstate(all="ignore"):
         nearest_outside = np.nanmin(outside, axis=1)
-    at_radius = d[1.0][np.isfinite(d[1.0])]
     return {
         "radius": radius,
         "goals": goals,
         "distance_at_radius": {f"{f:g}": {q: round(float(np.nanquantile(d[f], v)), 4) for q, v in
                                           (("p5", 0.05), ("median", 0.5), ("p95", 0.95))} for f in RADIUS_FRACTIONS},
-        "suggested_tolerance": round(float(np.quantile(at_radius, 0.05)), 3),
+        "suggested_tolerance": round(float(np.nanquantile(d[1.0], 0.05)), 3),
         "tolerances": {str(t): {"declared_outside": round(float(np.nan_to_num(nearest_outside < t).mean()), 4),
                                 "within_half_radius": round(float(np.nanmean(d[0.5] < t)), 4)} for t in tolerances},
     }
@@ -148,7 +147,7 @@ def main_radius(args: argparse.Namespace) -> None:
 
     model = load_bundle(args.bundle, backend="torch")
     _, kwargs = bundle_world(args.bundle)
-    world = make_world(args.world, **{k: v for k, v in kwargs.items() if k != "show_target"}, show_target=False)
+    world = make_world(args.world, **{**kwargs, "show_target": False})
     try:
         result = {"bundle": portable_path(args.bundle), "model_id": model.model_id, "world": args.world,
                   "world_kwargs": kwargs,

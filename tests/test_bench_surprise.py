@@ -17,21 +17,23 @@ if not (BUNDLE / "manifest.json").exists():
     pytest.skip(f"the shipped bundle {BUNDLE} is missing", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def cal():
-    """bench/calibrate_surprise.py as a module."""
-    spec = importlib.util.spec_from_file_location("calibrate_surprise", REPO / "bench" / "calibrate_surprise.py")
+def load_script(path: Path):
+    """A bench script as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def cal():
+    """bench/calibrate_surprise.py as a module."""
+    return load_script(REPO / "bench" / "calibrate_surprise.py")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_surprise", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(_PATH)
 
 
 def test_tiny_run_writes_every_metric(bench, tmp_path: Path) -> None:

@@ -281,8 +281,7 @@ class PointMaze(World):
 
     def is_free(self, xy: np.ndarray) -> bool:
         """Whether ``xy`` lies in a free cell of the maze."""
-        i, j = self.cell_of(xy)
-        return 0 <= i < len(self.maze_map) and 0 <= j < len(self.maze_map[0]) and self.maze_map[i][j] != 1
+        return self.cell_of(xy) in self._free_cells
 
     def is_success(self) -> bool:
         return bool(np.linalg.norm(self.data.qpos[:2] - self._goal) <= SUCCESS_THRESHOLD)
